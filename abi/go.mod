@@ -1,0 +1,3 @@
+module github.com/edgehost/edgehost/abi
+
+go 1.23
