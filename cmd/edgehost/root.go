@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/engine/wazeroengine"
+	"github.com/edgehost/edgehost/host/guestbuild"
+	"github.com/edgehost/edgehost/host/hostcall"
+	"github.com/edgehost/edgehost/host/pool"
+	"github.com/edgehost/edgehost/host/server"
+)
+
+// common holds the flags every guest-running command shares.
+type common struct {
+	configPath string
+	engineName string
+	logLevel   string
+}
+
+func (c *common) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&c.configPath, "config", "C", "", "fastly.toml manifest (default: the module folder's, else ./fastly.toml when present)")
+	cmd.Flags().StringVar(&c.engineName, "engine", "", "WebAssembly engine: wazero (default)")
+	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (c *common) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// manifest loads -C, else moduleDir/fastly.toml, else ./fastly.toml, else
+// the defaults.
+func (c *common) manifest(moduleDir string) (*config.Manifest, error) {
+	if c.configPath != "" {
+		return config.Load(c.configPath)
+	}
+	for _, dir := range []string{moduleDir, "."} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, "fastly.toml")
+		if _, err := os.Stat(p); err == nil {
+			return config.Load(p)
+		}
+	}
+	return config.Default(), nil
+}
+
+func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, error) {
+	name := c.engineName
+	if name == "" {
+		name = m.Host.Engine
+	}
+	cfg := engine.Config{MemoryLimitBytes: uint64(m.Host.SandboxMemoryMiB) << 20, CacheDir: cacheDir}
+	switch name {
+	case "", "wazero":
+		return wazeroengine.New(cfg)
+	}
+	return nil, fmt.Errorf("--engine %q: this build knows wazero", name)
+}
+
+// loadModule resolves MODULE (a .wasm file or a folder with a Go main
+// package, built now) to wasm bytes and the folder to look for fastly.toml.
+func loadModule(ctx context.Context, path string, log *slog.Logger) ([]byte, string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("module %s: %w", path, err)
+	}
+	if !st.IsDir() {
+		b, err := server.ReadModule(path)
+		return b, filepath.Dir(path), err
+	}
+	tmp, err := os.MkdirTemp("", "edgehost-build-")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "main.wasm")
+	tc := guestbuild.Pick()
+	log.Info("building guest", "dir", path, "toolchain", tc)
+	if err := guestbuild.Build(ctx, tc, path, out); err != nil {
+		return nil, "", err
+	}
+	b, err := os.ReadFile(out)
+	return b, path, err
+}
+
+func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, refused []string) *server.Loader {
+	policy := &hostcall.Policy{Allowed: m.Host.AllowedBackendTargets, Refused: refused}
+	if m.Host.AllowedBackendTargets != nil && len(m.Host.AllowedBackendTargets) == 0 {
+		policy.Disabled = true
+	}
+	name := m.Name
+	if name == "" {
+		name = "edgehost-local"
+	}
+	return &server.Loader{
+		Engine: eng,
+		Linker: hostcall.NewLinker(log),
+		Pools:  pool.NewManager(log),
+		Logger: log,
+		Policy: policy,
+		Env:    server.GuestEnv(name),
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "edgehost",
+		Short:         "A self-hostable, Compute-style WebAssembly edge host",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newRunCmd(), newBuildCmd(), &cobra.Command{
+		Use:   "version",
+		Short: "Print the edgehost version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "edgehost", version)
+		},
+	})
+	return root
+}
+
+func newBuildCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "build DIR",
+		Short: "Build a guest folder (Go main package) to .wasm",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				out = strings.TrimSuffix(filepath.Base(filepath.Clean(args[0])), "/") + ".wasm"
+			}
+			tc := guestbuild.Pick()
+			if err := guestbuild.Build(cmd.Context(), tc, args[0], out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s with %s\n", out, tc)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output .wasm path (default: DIR's name + .wasm)")
+	return cmd
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/hostcall"
+	"github.com/edgehost/edgehost/host/server"
+)
+
+func newRunCmd() *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:   "run MODULE [ARGS...]",
+		Short: "Run a guest once as a command, with the manifest's backends and stores; exit with its exit code",
+		Long: "Run a guest once as a command. Flags after MODULE go to the guest, so\n" +
+			`GOOS=wasip1 GOARCH=wasm go test -exec "edgehost run -C fastly.toml"` + "\nruns a guest's own tests.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := c.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			wasm, dir, err := loadModule(ctx, args[0], log)
+			if err != nil {
+				return err
+			}
+			m, err := c.manifest(dir)
+			if err != nil {
+				return err
+			}
+			eng, err := c.engine(m, "")
+			if err != nil {
+				return err
+			}
+			defer eng.Close(context.Background())
+			loader := newLoader(eng, m, log, nil)
+			defer loader.Pools.Close()
+			v, err := loader.Load(ctx, "run", wasm, m)
+			if err != nil {
+				return fmt.Errorf("load %s: %w", args[0], err)
+			}
+			sess := v.Env.NewSession(ctx, "run", nil)
+			defer sess.Close()
+			err = v.Module.Run(hostcall.WithSession(ctx, sess), engine.RunConfig{
+				Args:   args,
+				Env:    loader.Env,
+				Stdin:  os.Stdin,
+				Stdout: cmd.OutOrStdout(),
+				Stderr: cmd.ErrOrStderr(),
+			})
+			if code, ok := guestExitCode(err); ok {
+				return &exitCodeError{code: code}
+			}
+			return err
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	c.register(cmd)
+	_ = server.ReadModule
+	return cmd
+}

@@ -1,0 +1,245 @@
+// Package wazeroengine runs guests on wazero (github.com/tetratelabs/wazero),
+// edgehost's default, pure-Go engine.
+package wazeroengine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/edgehost/edgehost/host/engine"
+)
+
+const wasiModule = "wasi_snapshot_preview1"
+
+// Engine is the wazero engine. Each compiled module gets its own
+// wazero.Runtime (so host modules export exactly what that guest imports,
+// stubs included), sharing one compilation cache.
+type Engine struct {
+	cfg   engine.Config
+	cache wazero.CompilationCache
+}
+
+// New returns a wazero engine. With cfg.CacheDir set, compiled code is
+// cached on disk there. Errors: the cache directory cannot be created.
+func New(cfg engine.Config) (*Engine, error) {
+	e := &Engine{cfg: cfg}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wazero compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		e.cache = c
+	} else {
+		e.cache = wazero.NewCompilationCache()
+	}
+	return e, nil
+}
+
+// Name returns "wazero".
+func (e *Engine) Name() string { return "wazero" }
+
+// Close releases the compilation cache.
+func (e *Engine) Close(ctx context.Context) error { return e.cache.Close(ctx) }
+
+// Compile compiles wasm and binds its imports: WASI preview 1 from wazero,
+// every other function import through link.
+func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (engine.Module, error) {
+	limit := e.cfg.MemoryLimitBytes
+	if limit == 0 {
+		limit = 128 << 20
+	}
+	pages := uint32(limit / 65536)
+	if pages == 0 || pages > 65536 {
+		pages = 65536
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCompilationCache(e.cache).
+		WithMemoryLimitPages(pages).
+		WithCloseOnContextDone(true)
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	m, err := e.compile(ctx, rt, wasm, link)
+	if err != nil {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker) (*module, error) {
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", engine.ErrInvalidModule, err)
+	}
+	if _, ok := compiled.ExportedFunctions()["_start"]; !ok {
+		return nil, engine.ErrNoStart
+	}
+	// Group the function imports by module, WASI aside.
+	byModule := map[string][]api.FunctionDefinition{}
+	var order []string
+	for _, def := range compiled.ImportedFunctions() {
+		mod, _, _ := def.Import()
+		if mod == wasiModule {
+			continue
+		}
+		if _, seen := byModule[mod]; !seen {
+			order = append(order, mod)
+		}
+		byModule[mod] = append(byModule[mod], def)
+	}
+	for _, mod := range order {
+		b := rt.NewHostModuleBuilder(mod)
+		for _, def := range byModule[mod] {
+			_, name, _ := def.Import()
+			imp := engine.Import{Module: mod, Name: name, Signature: engine.Signature{
+				Params: valueTypes(def.ParamTypes()), Results: valueTypes(def.ResultTypes()),
+			}}
+			fn, err := link(imp)
+			if err != nil {
+				return nil, err
+			}
+			b.NewFunctionBuilder().
+				WithGoModuleFunction(goFunc(fn), def.ParamTypes(), def.ResultTypes()).
+				Export(name)
+		}
+		if _, err := b.Instantiate(ctx); err != nil {
+			return nil, fmt.Errorf("link module %q: %w", mod, err)
+		}
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	// Non-function imports (memory, table, global) can only come from
+	// modules we do not provide.
+	for _, def := range compiled.ImportedMemories() {
+		mod, name, _ := def.Import()
+		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
+	}
+	return &module{rt: rt, compiled: compiled}, nil
+}
+
+func valueTypes(ts []api.ValueType) string {
+	b := make([]byte, len(ts))
+	for i, t := range ts {
+		switch t {
+		case api.ValueTypeI32:
+			b[i] = byte(engine.I32)
+		case api.ValueTypeI64:
+			b[i] = byte(engine.I64)
+		case api.ValueTypeF32:
+			b[i] = byte(engine.F32)
+		case api.ValueTypeF64:
+			b[i] = byte(engine.F64)
+		default:
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func goFunc(fn engine.HostFunc) api.GoModuleFunc {
+	return func(ctx context.Context, m api.Module, stack []uint64) {
+		fn(ctx, memory{m.Memory()}, stack)
+	}
+}
+
+// memory adapts api.Memory to engine.Memory; a guest without memory gets
+// every access refused.
+type memory struct{ m api.Memory }
+
+func (m memory) Read(off, n uint32) ([]byte, bool) {
+	if m.m == nil {
+		return nil, false
+	}
+	return m.m.Read(off, n)
+}
+
+func (m memory) Write(off uint32, b []byte) bool {
+	if m.m == nil {
+		return false
+	}
+	return m.m.Write(off, b)
+}
+
+func (m memory) Size() uint32 {
+	if m.m == nil {
+		return 0
+	}
+	return m.m.Size()
+}
+
+type module struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+}
+
+func (m *module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+
+// Run instantiates an anonymous instance and calls _start.
+func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(func(ns int64) {
+			t := time.NewTimer(time.Duration(ns))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}).
+		WithRandSource(rand.Reader)
+	if len(rc.Args) > 0 {
+		cfg = cfg.WithArgs(rc.Args...)
+	}
+	for _, kv := range rc.Env {
+		cfg = cfg.WithEnv(kv[0], kv[1])
+	}
+	if rc.Stdin != nil {
+		cfg = cfg.WithStdin(rc.Stdin)
+	}
+	if rc.Stdout != nil {
+		cfg = cfg.WithStdout(rc.Stdout)
+	}
+	if rc.Stderr != nil {
+		cfg = cfg.WithStderr(rc.Stderr)
+	}
+	inst, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return runError(ctx, err)
+	}
+	defer inst.Close(context.WithoutCancel(ctx))
+	_, err = inst.ExportedFunction("_start").Call(ctx)
+	return runError(ctx, err)
+}
+
+func runError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case 0:
+			return nil
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %v", engine.ErrTimeout, context.Cause(ctx))
+			}
+		}
+		return &engine.ExitError{Code: exit.ExitCode()}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", engine.ErrTimeout, context.Cause(ctx))
+	}
+	return fmt.Errorf("guest trapped: %w", err)
+}

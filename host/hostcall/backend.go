@@ -1,0 +1,403 @@
+package hostcall
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pool"
+)
+
+// Policy decides which dynamic backends guests may register (DESIGN.md,
+// "Dynamic backend policy"). The zero Policy allows every target except
+// link-local addresses.
+type Policy struct {
+	// Disabled refuses every dynamic backend.
+	Disabled bool
+	// Allowed, when non-empty, lists the only targets allowed: host names,
+	// host:port, IP addresses or CIDRs. A link-local target or a Refused
+	// address is allowed only when listed here explicitly.
+	Allowed []string
+	// Refused lists host:port addresses refused unless listed in Allowed
+	// (the host's own admin listener).
+	Refused []string
+	// Resolver resolves host names to check their addresses; nil means
+	// net.DefaultResolver.
+	Resolver *net.Resolver
+}
+
+// check returns nil when host:port may be registered, else an error
+// naming the rule (reported as unsupported).
+func (p *Policy) check(ctx context.Context, host string, port uint16) error {
+	if p.Disabled {
+		return errors.New("dynamic backends are disabled on this host")
+	}
+	hostport := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	explicit := false
+	for _, a := range p.Allowed {
+		if strings.EqualFold(a, host) || strings.EqualFold(a, hostport) {
+			explicit = true
+		}
+	}
+	addrs, err := p.addrs(ctx, host)
+	if err != nil {
+		return fmt.Errorf("resolve %q: %w", host, err)
+	}
+	for _, ip := range addrs {
+		for _, a := range p.Allowed {
+			if pfx, err := netip.ParsePrefix(a); err == nil && pfx.Contains(ip) {
+				explicit = true
+			} else if ap, err := netip.ParseAddr(a); err == nil && ap == ip {
+				explicit = true
+			}
+		}
+	}
+	if len(p.Allowed) > 0 && !explicit {
+		return fmt.Errorf("target %s is not in allowed_backend_targets", hostport)
+	}
+	if explicit {
+		return nil
+	}
+	for _, ip := range addrs {
+		if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
+			return fmt.Errorf("target %s is link-local (%s); list it in allowed_backend_targets to allow it", hostport, ip)
+		}
+	}
+	for _, r := range p.Refused {
+		rh, rp, err := net.SplitHostPort(r)
+		if err != nil || rp != strconv.Itoa(int(port)) {
+			continue
+		}
+		rip, _ := netip.ParseAddr(rh)
+		for _, ip := range addrs {
+			if ip == rip || (rip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified())) || strings.EqualFold(rh, host) {
+				return fmt.Errorf("target %s is this host's admin listener", hostport)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Policy) addrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	r := p.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ips, err := r.LookupNetIP(ctx, "ip", host)
+	for i := range ips {
+		ips[i] = ips[i].Unmap()
+	}
+	return ips, err
+}
+
+// dynamicConfig is the decoded dynamic_backend_config.
+func registerDynamicBackend(c *call) error {
+	name, err := c.str(0)
+	if err != nil {
+		return err
+	}
+	target, err := c.str(2)
+	if err != nil {
+		return err
+	}
+	mask := c.u32(4)
+	if name == "" || len(name) > 255 {
+		return statusErr(abi.Inval, "backend name must be 1 to 255 bytes")
+	}
+	if mask&abi.BackendReserved != 0 {
+		return statusErr(abi.Inval, "reserved bit 0 set in backend config mask")
+	}
+	if mask&^abi.BackendKnownBits != 0 {
+		return statusErr(abi.Inval, "unknown bits %#x in backend config mask", mask&^abi.BackendKnownBits)
+	}
+	if _, taken := c.s.dynamic[name]; taken {
+		return statusErr(abi.Error, "backend name %q is already registered", name)
+	}
+	if _, taken := c.s.env.backends[name]; taken {
+		return statusErr(abi.Error, "backend name %q is a static backend", name)
+	}
+	size := uint32(abi.CfgSizeBase)
+	if mask&abi.BackendKeepalive != 0 {
+		size = abi.CfgSizeKeepalive
+	}
+	if mask&(abi.BackendPoolingLimits|abi.BackendPreferIPv4|abi.BackendHealthcheck) != 0 {
+		size = abi.CfgSize
+	}
+	cfg, ok := c.mem.Read(c.u32(5), size)
+	if !ok {
+		return statusErr(abi.Inval, "backend config [%d, +%d) outside linear memory", c.u32(5), size)
+	}
+	cfg = append([]byte(nil), cfg...)
+	u32 := func(off int) uint32 { return binary.LittleEndian.Uint32(cfg[off:]) }
+	str := func(off int) (string, error) {
+		ptr, n := u32(off), u32(off+4)
+		if n > maxStringLen {
+			return "", statusErr(abi.Inval, "config string at offset %d is %d bytes long", off, n)
+		}
+		b, ok := c.mem.Read(ptr, n)
+		if !ok {
+			return "", statusErr(abi.Inval, "config string at offset %d outside linear memory", off)
+		}
+		return string(b), nil
+	}
+	var s pool.Settings
+	var t pool.Timeouts
+	s.Scheme = "http"
+	if mask&abi.BackendUseSSL != 0 {
+		s.Scheme = "https"
+	}
+	host, port, err := splitTarget(target, s.Scheme)
+	if err != nil {
+		return statusErr(abi.Inval, "target %q: %v", target, err)
+	}
+	s.Addr = net.JoinHostPort(host, strconv.Itoa(int(port)))
+	if mask&abi.BackendHostOverride != 0 {
+		if s.HostOverride, err = str(abi.CfgHostOverride); err != nil {
+			return err
+		}
+	}
+	ms := func(off int) time.Duration { return time.Duration(u32(off)) * time.Millisecond }
+	if mask&abi.BackendConnectTimeout != 0 {
+		t.Connect = ms(abi.CfgConnectTimeoutMs)
+	}
+	if mask&abi.BackendFirstByteTimeout != 0 {
+		t.FirstByte = ms(abi.CfgFirstByteTimeoutMs)
+	}
+	if mask&abi.BackendBetweenBytesTimeout != 0 {
+		t.BetweenBytes = ms(abi.CfgBetweenBytesTimeoutMs)
+	}
+	for _, v := range []struct {
+		bit uint32
+		off int
+		dst *uint16
+	}{{abi.BackendSSLMinVersion, abi.CfgSSLMinVersion, &s.TLS.MinVersion}, {abi.BackendSSLMaxVersion, abi.CfgSSLMaxVersion, &s.TLS.MaxVersion}} {
+		if mask&v.bit == 0 {
+			continue
+		}
+		tv := u32(v.off)
+		if tv > abi.TLS13 {
+			return statusErr(abi.Inval, "unknown TLS version %d", tv)
+		}
+		*v.dst = tls.VersionTLS10 + uint16(tv)
+	}
+	if s.TLS.MinVersion != 0 && s.TLS.MaxVersion != 0 && s.TLS.MinVersion > s.TLS.MaxVersion {
+		return statusErr(abi.Inval, "ssl_min_version above ssl_max_version")
+	}
+	if mask&abi.BackendCertHostname != 0 {
+		if s.TLS.CertHostname, err = str(abi.CfgCertHostname); err != nil {
+			return err
+		}
+	}
+	if mask&abi.BackendCACert != 0 {
+		if s.TLS.CACertPEM, err = str(abi.CfgCACert); err != nil {
+			return err
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(s.TLS.CACertPEM)) {
+			return statusErr(abi.Inval, "ca_cert holds no PEM certificate")
+		}
+	}
+	if mask&abi.BackendCiphers != 0 {
+		if _, err := str(abi.CfgCiphers); err != nil {
+			return err
+		}
+	}
+	if mask&abi.BackendSNIHostname != 0 {
+		if s.TLS.SNIHostname, err = str(abi.CfgSNIHostname); err != nil {
+			return err
+		}
+	}
+	if mask&abi.BackendClientCert != 0 {
+		return statusErr(abi.Unsupported, "client certificates are not supported")
+	}
+	if mask&abi.BackendGRPC != 0 {
+		return statusErr(abi.Unsupported, "gRPC backends are not supported")
+	}
+	s.DontPool = mask&abi.BackendDontPool != 0
+	if mask&abi.BackendKeepalive != 0 {
+		k := &s.Keepalive
+		k.HTTPKeepaliveTime = ms(abi.CfgHTTPKeepaliveTimeMs)
+		k.TCPIdle = time.Duration(u32(abi.CfgTCPKeepaliveTime)) * time.Second
+		k.TCPInterval = time.Duration(u32(abi.CfgTCPKeepaliveInterval)) * time.Second
+		k.TCPCount = int(u32(abi.CfgTCPKeepaliveProbes))
+		// tcp_keepalive_enable 0 turns TCP keepalive off, unless a TCP
+		// keepalive value was given (then it is implied on).
+		k.TCPDisabled = u32(abi.CfgTCPKeepaliveEnable) == 0 && k.TCPIdle == 0 && k.TCPInterval == 0 && k.TCPCount == 0
+	}
+	if mask&abi.BackendPoolingLimits != 0 {
+		s.Limits.MaxConnections = int(u32(abi.CfgMaxConnections))
+		s.Limits.MaxUse = int(u32(abi.CfgMaxUse))
+		s.Limits.MaxLifetime = ms(abi.CfgMaxLifetimeMs)
+	}
+	if err := c.s.env.policy.check(c.ctx, host, port); err != nil {
+		c.s.logger().Warn("dynamic backend refused by policy", "backend", name, "target", target, "reason", err)
+		return statusErr(abi.Unsupported, "%v", err)
+	}
+	b, err := newBackend(name, true, s, t, c.s.env.pools)
+	if err != nil {
+		return statusErr(abi.Inval, "%v", err)
+	}
+	c.s.dynamic[name] = b
+	return nil
+}
+
+// splitTarget parses host[:port]; the port defaults by scheme.
+func splitTarget(target, scheme string) (string, uint16, error) {
+	if target == "" || strings.ContainsAny(target, "/?#@ ") {
+		return "", 0, errors.New("want host[:port]")
+	}
+	host, portStr, err := net.SplitHostPort(target)
+	if err != nil {
+		host, portStr = strings.Trim(target, "[]"), "80"
+		if scheme == "https" {
+			portStr = "443"
+		}
+	}
+	if host == "" {
+		return "", 0, errors.New("empty host")
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return "", 0, fmt.Errorf("bad port %q", portStr)
+	}
+	return host, uint16(port), nil
+}
+
+func backendImpls() []impl {
+	m := abi.ModuleBackend
+	lookup := func(c *call) (*backend, error) {
+		name, err := c.str(0)
+		if err != nil {
+			return nil, err
+		}
+		return c.s.lookupBackend(name)
+	}
+	u32Getter := func(name string, v func(b *backend) uint32) impl {
+		return impl{m, name, func(c *call) error {
+			b, err := lookup(c)
+			if err != nil {
+				return err
+			}
+			return c.putU32(c.u32(2), v(b))
+		}}
+	}
+	ms := func(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
+	secs := func(d time.Duration) uint32 { return uint32(d / time.Second) }
+	b2u := func(v bool) uint32 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	tlsVersion := func(v uint16) (uint32, bool) {
+		if v < tls.VersionTLS10 || v > tls.VersionTLS13 {
+			return 0, false
+		}
+		return uint32(v - tls.VersionTLS10), true
+	}
+	sslGetter := func(name string, pick func(b *backend) uint16) impl {
+		return impl{m, name, func(c *call) error {
+			b, err := lookup(c)
+			if err != nil {
+				return err
+			}
+			if b.settings.Scheme != "https" {
+				return statusErr(abi.None, "backend %q does not use TLS", b.name)
+			}
+			v, ok := tlsVersion(pick(b))
+			if !ok {
+				return statusErr(abi.None, "backend %q uses crypto/tls's default", b.name)
+			}
+			return c.putU32(c.u32(2), v)
+		}}
+	}
+	return []impl{
+		{m, "exists", func(c *call) error {
+			name, err := c.str(0)
+			if err != nil {
+				return err
+			}
+			_, err = c.s.lookupBackend(name)
+			return c.putU32(c.u32(2), b2u(err == nil))
+		}},
+		u32Getter("is_healthy", func(*backend) uint32 { return abi.HealthUnknown }),
+		u32Getter("is_dynamic", func(b *backend) uint32 { return b2u(b.dynamic) }),
+		u32Getter("is_ssl", func(b *backend) uint32 { return b2u(b.settings.Scheme == "https") }),
+		{m, "get_port", func(c *call) error {
+			b, err := lookup(c)
+			if err != nil {
+				return err
+			}
+			return c.putU16(c.u32(2), b.port)
+		}},
+		{m, "get_host", func(c *call) error {
+			b, err := lookup(c)
+			if err != nil {
+				return err
+			}
+			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), []byte(b.host))
+		}},
+		{m, "get_override_host", func(c *call) error {
+			b, err := lookup(c)
+			if err != nil {
+				return err
+			}
+			if b.settings.HostOverride == "" {
+				return statusErr(abi.None, "backend %q has no host override", b.name)
+			}
+			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), []byte(b.settings.HostOverride))
+		}},
+		u32Getter("get_connect_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.Connect) }),
+		u32Getter("get_first_byte_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.FirstByte) }),
+		u32Getter("get_between_bytes_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.BetweenBytes) }),
+		sslGetter("get_ssl_min_version", func(b *backend) uint16 { return b.settings.TLS.MinVersion }),
+		sslGetter("get_ssl_max_version", func(b *backend) uint16 { return b.settings.TLS.MaxVersion }),
+		u32Getter("get_http_keepalive_time", func(b *backend) uint32 { return ms(b.settings.Keepalive.HTTPKeepaliveTime) }),
+		u32Getter("get_tcp_keepalive_enable", func(b *backend) uint32 { return b2u(!b.settings.Keepalive.TCPDisabled) }),
+		u32Getter("get_tcp_keepalive_interval", func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPInterval) }),
+		u32Getter("get_tcp_keepalive_probes", func(b *backend) uint32 { return uint32(b.settings.Keepalive.TCPCount) }),
+		u32Getter("get_tcp_keepalive_time", func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPIdle) }),
+	}
+}
+
+// sendErrorTag maps an origin request error onto a send_error_detail tag.
+func sendErrorTag(err error) uint32 {
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return abi.SendErrOK
+	case errors.Is(err, pool.ErrPoolExhausted):
+		return abi.SendErrConnectionLimit
+	case errors.Is(err, pool.ErrConnectTimeout):
+		return abi.SendErrConnectionTimeout
+	case errors.Is(err, pool.ErrConnectionRefused):
+		return abi.SendErrConnectionRefused
+	case errors.As(err, &dnsErr) || errors.Is(err, pool.ErrDNS):
+		if dnsErr != nil && dnsErr.IsTimeout {
+			return abi.SendErrDNSTimeout
+		}
+		return abi.SendErrDNSError
+	case errors.Is(err, pool.ErrTLS):
+		return abi.SendErrTLSCertificate
+	case errors.Is(err, pool.ErrFirstByteTimeout), errors.Is(err, pool.ErrBetweenBytesTimeout):
+		return abi.SendErrHTTPResponseTimeout
+	case errors.Is(err, pool.ErrConnectionTerminated):
+		return abi.SendErrConnectionTerminated
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return abi.SendErrHTTPResponseTimeout
+	}
+	return abi.SendErrInternal
+}

@@ -1,0 +1,372 @@
+package hostcall
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// body is a host body: a queue of parts read front to back, each either
+// bytes the guest wrote or a stream (an origin response body, the
+// downstream request body). Nothing is buffered whole: a stream is read
+// only as the guest or the destination reads it. A body with a sink is a
+// streaming body (downstream response, or a request sent with
+// send_async_streaming): writes go straight to the sink.
+type body struct {
+	s        *Session
+	parts    []bodyPart
+	knownLen int64 // -1 when unknown
+	trailers *header
+
+	sink      io.Writer
+	sinkClose func(abandon bool) error
+}
+
+type bodyPart struct {
+	b []byte
+	r io.ReadCloser
+}
+
+func newBody(s *Session) *body { return &body{s: s, knownLen: 0, trailers: newHeader()} }
+
+// newStreamBody wraps r; n is its known length or -1.
+func newStreamBody(s *Session, r io.ReadCloser, n int64) *body {
+	b := &body{s: s, knownLen: n, trailers: newHeader()}
+	if r != nil && r != http.NoBody {
+		b.parts = []bodyPart{{r: r}}
+	} else {
+		b.knownLen = 0
+	}
+	return b
+}
+
+// read fills p from the front part; 0 bytes and nil error is the end.
+func (b *body) read(p []byte) (int, error) {
+	for len(b.parts) > 0 && len(p) > 0 {
+		part := &b.parts[0]
+		if part.r == nil {
+			n := copy(p, part.b)
+			part.b = part.b[n:]
+			b.s.bufferedLen -= int64(n)
+			if len(part.b) == 0 {
+				b.parts = b.parts[1:]
+			}
+			b.consumed(n)
+			return n, nil
+		}
+		n, err := part.r.Read(p)
+		if n > 0 {
+			b.consumed(n)
+			return n, nil
+		}
+		if err == io.EOF {
+			part.r.Close()
+			b.parts = b.parts[1:]
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+func (b *body) consumed(n int) {
+	if b.knownLen >= 0 {
+		b.knownLen -= int64(n)
+		if b.knownLen < 0 {
+			b.knownLen = -1
+		}
+	}
+}
+
+// write adds p at the back or the front, or sends it to the sink.
+func (b *body) write(p []byte, front bool) error {
+	if b.sink != nil {
+		if front {
+			return statusErr(abi.Inval, "cannot write at the front of a streaming body")
+		}
+		_, err := b.sink.Write(p)
+		return err
+	}
+	if b.s.bufferedLen+int64(len(p)) > b.s.env.limits.MaxBufferedBodyBytes {
+		return statusErr(abi.LimitExceeded, "sandbox body buffers over %d bytes", b.s.env.limits.MaxBufferedBodyBytes)
+	}
+	cp := append([]byte(nil), p...)
+	b.s.bufferedLen += int64(len(cp))
+	part := bodyPart{b: cp}
+	if front {
+		b.parts = append([]bodyPart{part}, b.parts...)
+	} else {
+		b.parts = append(b.parts, part)
+	}
+	if b.knownLen >= 0 {
+		b.knownLen += int64(len(p))
+	}
+	return nil
+}
+
+// appendBody moves src to the back of b; into a streaming body it is
+// copied through as it is read.
+func (b *body) appendBody(src *body) error {
+	if b.sink != nil {
+		r, _ := src.detach()
+		defer r.Close()
+		_, err := io.Copy(b.sink, r)
+		return err
+	}
+	b.parts = append(b.parts, src.parts...)
+	if b.knownLen >= 0 && src.knownLen >= 0 {
+		b.knownLen += src.knownLen
+	} else {
+		b.knownLen = -1
+	}
+	src.parts = nil
+	return nil
+}
+
+// detach moves the body's parts out into a stream that may be read from
+// another goroutine (an origin request body), with its known length or -1.
+// Buffered bytes stop counting against the sandbox's limit here.
+func (b *body) detach() (io.ReadCloser, int64) {
+	parts := b.parts
+	b.parts = nil
+	for _, p := range parts {
+		if p.r == nil {
+			b.s.bufferedLen -= int64(len(p.b))
+		}
+	}
+	n := b.knownLen
+	b.knownLen = 0
+	return &partsReader{parts: parts}, n
+}
+
+// partsReader streams body parts in order; it owns their readers.
+type partsReader struct{ parts []bodyPart }
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for len(r.parts) > 0 {
+		part := &r.parts[0]
+		if part.r == nil {
+			n := copy(p, part.b)
+			part.b = part.b[n:]
+			if len(part.b) == 0 {
+				r.parts = r.parts[1:]
+			}
+			if n > 0 || len(p) == 0 {
+				return n, nil
+			}
+			continue
+		}
+		n, err := part.r.Read(p)
+		if err == io.EOF {
+			part.r.Close()
+			r.parts = r.parts[1:]
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+	return 0, io.EOF
+}
+
+func (r *partsReader) Close() error {
+	for _, p := range r.parts {
+		if p.r != nil {
+			p.r.Close()
+		}
+	}
+	r.parts = nil
+	return nil
+}
+
+// finish closes the body successfully: a streaming body ends its framing.
+func (b *body) finish() error {
+	b.dropParts()
+	if b.sinkClose != nil {
+		f := b.sinkClose
+		b.sinkClose, b.sink = nil, nil
+		return f(false)
+	}
+	return nil
+}
+
+// abandon closes the body unsuccessfully: a streaming body is cut so the
+// receiver sees it incomplete.
+func (b *body) abandon() {
+	b.dropParts()
+	if b.sinkClose != nil {
+		f := b.sinkClose
+		b.sinkClose, b.sink = nil, nil
+		_ = f(true)
+	}
+}
+
+func (b *body) dropParts() {
+	for _, p := range b.parts {
+		if p.r != nil {
+			p.r.Close()
+		} else {
+			b.s.bufferedLen -= int64(len(p.b))
+		}
+	}
+	b.parts = nil
+}
+
+// errBodyRead marks a failed read of a body's stream.
+var errBodyRead = errors.New("body read failed")
+
+func bodyImpls() []impl {
+	m := abi.ModuleHTTPBody
+	get := func(c *call, i int) (*body, error) { return c.s.bodies.get(c.u32(i)) }
+	return []impl{
+		{m, "new", func(c *call) error {
+			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
+				return err
+			}
+			return c.putU32(c.u32(0), c.s.bodies.add(newBody(c.s)))
+		}},
+		{m, "append", func(c *call) error {
+			dst, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			if c.u32(0) == c.u32(1) {
+				return statusErr(abi.Inval, "cannot append a body to itself")
+			}
+			src, err := get(c, 1)
+			if err != nil {
+				return err
+			}
+			if src.sink != nil {
+				return statusErr(abi.Inval, "cannot append a streaming body")
+			}
+			c.s.bodies.remove(c.u32(1))
+			return dst.appendBody(src)
+		}},
+		{m, "read", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
+				return err
+			}
+			buf, ok := c.mem.Read(c.u32(1), c.u32(2))
+			if !ok {
+				return statusErr(abi.Inval, "buffer outside linear memory")
+			}
+			if b.sink != nil {
+				return statusErr(abi.Inval, "cannot read a streaming body")
+			}
+			n, err := b.read(buf)
+			if err != nil {
+				return statusErr(abi.Error, "%v: %v", errBodyRead, err)
+			}
+			return c.putU32(c.u32(3), uint32(n))
+		}},
+		{m, "write", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			if err := c.checkOut(c.u32(4), 4, 4); err != nil {
+				return err
+			}
+			p, err := c.bytes(1, 1<<30)
+			if err != nil {
+				return err
+			}
+			var front bool
+			switch c.u32(3) {
+			case abi.BodyWriteBack:
+			case abi.BodyWriteFront:
+				front = true
+			default:
+				return statusErr(abi.Inval, "unknown body write end %d", c.u32(3))
+			}
+			if err := b.write(p, front); err != nil {
+				return err
+			}
+			return c.putU32(c.u32(4), uint32(len(p)))
+		}},
+		{m, "close", func(c *call) error {
+			b, err := c.s.bodies.remove(c.u32(0))
+			if err != nil {
+				return err
+			}
+			return b.finish()
+		}},
+		{m, "abandon", func(c *call) error {
+			b, err := c.s.bodies.remove(c.u32(0))
+			if err != nil {
+				return err
+			}
+			b.abandon()
+			return nil
+		}},
+		{m, "known_length", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			if b.knownLen < 0 || b.sink != nil {
+				return errNone
+			}
+			return c.putU64(c.u32(1), uint64(b.knownLen))
+		}},
+		{m, "trailer_append", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			name, err := c.str(1)
+			if err != nil {
+				return err
+			}
+			v, err := c.str(3)
+			if err != nil {
+				return err
+			}
+			b.trailers.add(name, v)
+			return nil
+		}},
+		{m, "trailer_names_get", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			return c.putMulti(b.trailers.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
+		}},
+		{m, "trailer_value_get", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			name, err := c.str(1)
+			if err != nil {
+				return err
+			}
+			vs := b.trailers.get(name)
+			if len(vs) == 0 {
+				return errNone
+			}
+			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
+		}},
+		{m, "trailer_values_get", func(c *call) error {
+			b, err := get(c, 0)
+			if err != nil {
+				return err
+			}
+			name, err := c.str(1)
+			if err != nil {
+				return err
+			}
+			return c.putMulti(b.trailers.get(name), c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
+		}},
+	}
+}

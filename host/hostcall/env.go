@@ -1,0 +1,148 @@
+package hostcall
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pool"
+)
+
+// Env is the host-wide state shared by every session of one module
+// version: static backends with their pools, config stores and
+// dictionaries, limits and the dynamic backend policy. It is immutable once
+// built; a deploy builds a new Env.
+type Env struct {
+	Logger *slog.Logger
+	pools  *pool.Manager
+	limits Limits
+	policy *Policy
+
+	backends     map[string]*backend
+	configStores map[string]map[string]string
+	dictionaries map[string]map[string]string
+	envVars      [][2]string
+}
+
+// StaticBackend is a backend declared in fastly.toml.
+type StaticBackend struct {
+	Name     string
+	Settings pool.Settings
+	Timeouts pool.Timeouts
+}
+
+// Limits are the per-sandbox limits enforced by hostcalls. Zero fields
+// take the defaults named on each.
+type Limits struct {
+	// MaxPendingRequests caps backend requests in flight per sandbox
+	// (default 64); beyond it send_async returns limitexceeded.
+	MaxPendingRequests int
+	// MaxBufferedBodyBytes caps the bytes a sandbox holds in host body
+	// buffers (default 64 MiB); beyond it body writes return
+	// limitexceeded. Streamed bodies do not count.
+	MaxBufferedBodyBytes int64
+	// MaxHeaderBytes caps the size of one request's or response's header
+	// block built by a guest (default 96 KiB): httpheadtoolarge beyond.
+	MaxHeaderBytes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxPendingRequests <= 0 {
+		l.MaxPendingRequests = 64
+	}
+	if l.MaxBufferedBodyBytes <= 0 {
+		l.MaxBufferedBodyBytes = 64 << 20
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 96 << 10
+	}
+	return l
+}
+
+// EnvConfig is what NewEnv builds an Env from.
+type EnvConfig struct {
+	Logger       *slog.Logger
+	Pools        *pool.Manager
+	Backends     []StaticBackend
+	ConfigStores map[string]map[string]string
+	Dictionaries map[string]map[string]string
+	Limits       Limits
+	// Policy decides which dynamic backends guests may register; nil
+	// allows every target but link-local addresses.
+	Policy *Policy
+	// Env is the guest environment (FASTLY_* variables) for RunConfig.
+	Env [][2]string
+}
+
+// NewEnv builds an Env; each static backend gets its pool now. Errors: a
+// backend whose Addr is not host:port.
+func NewEnv(cfg EnvConfig) (*Env, error) {
+	e := &Env{
+		Logger:       cfg.Logger,
+		pools:        cfg.Pools,
+		limits:       cfg.Limits.withDefaults(),
+		policy:       cfg.Policy,
+		backends:     map[string]*backend{},
+		configStores: cfg.ConfigStores,
+		dictionaries: cfg.Dictionaries,
+		envVars:      cfg.Env,
+	}
+	if e.Logger == nil {
+		e.Logger = slog.Default()
+	}
+	if e.policy == nil {
+		e.policy = &Policy{}
+	}
+	for _, sb := range cfg.Backends {
+		b, err := newBackend(sb.Name, false, sb.Settings, sb.Timeouts, e.pools)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: %w", sb.Name, err)
+		}
+		e.backends[sb.Name] = b
+	}
+	return e, nil
+}
+
+// Pools returns the pool manager the env's backends use.
+func (e *Env) Pools() *pool.Manager { return e.pools }
+
+// backend is a static or dynamic backend resolved to its pool.
+type backend struct {
+	name     string
+	dynamic  bool
+	host     string // without port
+	port     uint16
+	settings pool.Settings // effective
+	timeouts pool.Timeouts // effective
+	pool     *pool.Pool
+}
+
+func newBackend(name string, dynamic bool, s pool.Settings, t pool.Timeouts, pools *pool.Manager) (*backend, error) {
+	host, portStr, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", s.Addr, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: bad port", s.Addr)
+	}
+	p := pools.Pool(s)
+	return &backend{
+		name: name, dynamic: dynamic, host: host, port: uint16(port),
+		settings: p.Settings(), timeouts: t.Effective(), pool: p,
+	}, nil
+}
+
+// lookupBackend finds name among the session's dynamic backends, then the
+// static ones. Errors: inval for an unknown backend.
+func (s *Session) lookupBackend(name string) (*backend, error) {
+	if b, ok := s.dynamic[name]; ok {
+		return b, nil
+	}
+	if b, ok := s.env.backends[name]; ok {
+		return b, nil
+	}
+	return nil, statusErr(abi.Inval, "unknown backend %q", name)
+}

@@ -1,0 +1,254 @@
+package hostcall
+
+import (
+	"bytes"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/edgehost/edgehost/abi"
+	"golang.org/x/net/http/httpguts"
+)
+
+// header is the header block of a request or response: names lowercased
+// (as HTTP/2 and Fastly's ABI present them) in first-insertion order, each
+// with its values in order. Requests and responses share it and every
+// header hostcall.
+type header struct {
+	names []string
+	vals  map[string][]string
+}
+
+func newHeader() *header { return &header{vals: map[string][]string{}} }
+
+// headerFrom copies h, names sorted for a stable order.
+func headerFrom(h http.Header) *header {
+	out := newHeader()
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			out.add(k, v)
+		}
+	}
+	return out
+}
+
+func (h *header) clone() *header {
+	out := newHeader()
+	for _, n := range h.names {
+		out.names = append(out.names, n)
+		out.vals[n] = append([]string(nil), h.vals[n]...)
+	}
+	return out
+}
+
+func (h *header) add(name, value string) {
+	n := strings.ToLower(name)
+	if _, ok := h.vals[n]; !ok {
+		h.names = append(h.names, n)
+	}
+	h.vals[n] = append(h.vals[n], value)
+}
+
+func (h *header) set(name string, values []string) {
+	n := strings.ToLower(name)
+	h.del(n)
+	if len(values) == 0 {
+		return
+	}
+	h.names = append(h.names, n)
+	h.vals[n] = values
+}
+
+func (h *header) del(name string) bool {
+	n := strings.ToLower(name)
+	if _, ok := h.vals[n]; !ok {
+		return false
+	}
+	delete(h.vals, n)
+	for i, x := range h.names {
+		if x == n {
+			h.names = append(h.names[:i], h.names[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+func (h *header) get(name string) []string { return h.vals[strings.ToLower(name)] }
+
+func (h *header) size() int {
+	n := 0
+	for _, k := range h.names {
+		for _, v := range h.vals[k] {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// httpHeader converts to net/http's form (canonical keys).
+func (h *header) httpHeader() http.Header {
+	out := make(http.Header, len(h.names))
+	for _, n := range h.names {
+		out[http.CanonicalHeaderKey(n)] = append([]string(nil), h.vals[n]...)
+	}
+	return out
+}
+
+// headerOwner is implemented by requests and responses.
+type headerOwner interface{ headers() *header }
+
+// headerImpls returns the header hostcalls of module m, written once for
+// requests and responses: lookup resolves a handle to its header block.
+func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) []impl {
+	hdr := func(c *call) (*header, error) {
+		o, err := lookup(c, c.u32(0))
+		if err != nil {
+			return nil, err
+		}
+		return o.headers(), nil
+	}
+	nameArg := func(c *call, i int) (string, error) {
+		name, err := c.str(i)
+		if err != nil {
+			return "", err
+		}
+		if !httpguts.ValidHeaderFieldName(name) {
+			return "", statusErr(abi.Inval, "invalid header name %q", name)
+		}
+		return name, nil
+	}
+	valueArg := func(c *call, i int) (string, error) {
+		v, err := c.str(i)
+		if err != nil {
+			return "", err
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return "", statusErr(abi.Inval, "invalid header value for %q", v)
+		}
+		return v, nil
+	}
+	checkSize := func(c *call, h *header) error {
+		if h.size() > c.s.env.limits.MaxHeaderBytes {
+			return statusErr(abi.HTTPHeadTooLarge, "header block over %d bytes", c.s.env.limits.MaxHeaderBytes)
+		}
+		return nil
+	}
+	return []impl{
+		{m, "header_names_get", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			return c.putMulti(h.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
+		}},
+		{m, "header_value_get", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			vs := h.get(name)
+			if len(vs) == 0 {
+				return errNone
+			}
+			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
+		}},
+		{m, "header_values_get", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			vs := h.get(name)
+			if len(vs) == 0 {
+				// No value: an empty, finished listing.
+				return c.putMulti(nil, c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
+			}
+			return c.putMulti(vs, c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
+		}},
+		{m, "header_values_set", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			raw, err := c.bytes(3, maxStringLen)
+			if err != nil {
+				return err
+			}
+			var values []string
+			for _, v := range bytes.Split(bytes.TrimSuffix(raw, []byte{0}), []byte{0}) {
+				if len(raw) == 0 {
+					break
+				}
+				if !httpguts.ValidHeaderFieldValue(string(v)) {
+					return statusErr(abi.Inval, "invalid header value")
+				}
+				values = append(values, string(v))
+			}
+			h.set(name, values)
+			return checkSize(c, h)
+		}},
+		{m, "header_insert", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			v, err := valueArg(c, 3)
+			if err != nil {
+				return err
+			}
+			h.set(name, []string{v})
+			return checkSize(c, h)
+		}},
+		{m, "header_append", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			v, err := valueArg(c, 3)
+			if err != nil {
+				return err
+			}
+			h.add(name, v)
+			return checkSize(c, h)
+		}},
+		{m, "header_remove", func(c *call) error {
+			h, err := hdr(c)
+			if err != nil {
+				return err
+			}
+			name, err := nameArg(c, 1)
+			if err != nil {
+				return err
+			}
+			if !h.del(name) {
+				return errNone
+			}
+			return nil
+		}},
+	}
+}
