@@ -1,0 +1,233 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the [edgehost] settings, used when a key is absent.
+const (
+	// DefaultAddr is where downstream HTTP is served (addr).
+	DefaultAddr = "127.0.0.1:7676"
+	// DefaultAdminAddr is where the admin API listens (admin_addr).
+	DefaultAdminAddr = "127.0.0.1:7677"
+	// DefaultEngine is the WebAssembly engine (engine).
+	DefaultEngine = "wazero"
+	// DefaultMaxConcurrentSandboxes caps sandboxes running at once, host
+	// wide (max_concurrent_sandboxes); beyond it clients get 503.
+	DefaultMaxConcurrentSandboxes = 1024
+	// DefaultSandboxMemoryMiB caps one sandbox's linear memory, in MiB
+	// (sandbox_memory_mib).
+	DefaultSandboxMemoryMiB = 128
+	// DefaultSandboxTimeout is one sandbox's wall-clock limit
+	// (sandbox_timeout_ms).
+	DefaultSandboxTimeout = 60 * time.Second
+	// DefaultMaxPendingRequests caps the backend requests one sandbox has
+	// in flight at once (max_pending_requests).
+	DefaultMaxPendingRequests = 64
+	// DefaultMaxHeaderBytes caps the header block of a downstream request
+	// or an origin response, in bytes (max_header_bytes); it is net/http's
+	// DefaultMaxHeaderBytes, 1 MiB.
+	DefaultMaxHeaderBytes = 1 << 20
+	// DefaultMaxBodyBytes caps a body the host has to hold in memory, in
+	// bytes (max_body_bytes): 32 MiB. Streamed bodies are not capped.
+	DefaultMaxBodyBytes = 32 << 20
+)
+
+// Engines are the values the engine key accepts.
+const (
+	EngineWazero   = "wazero"
+	EngineWasmtime = "wasmtime"
+)
+
+// Host holds the [edgehost] settings. Every field holds the value in force:
+// the file's when the key is present, else the default above; IsSet tells
+// which, so that command-line flags can take precedence over the file.
+type Host struct {
+	// Addr is the downstream listen address, host:port (addr).
+	Addr string
+	// AdminAddr is the admin API's listen address, host:port; "" disables
+	// the admin API (admin_addr).
+	AdminAddr string
+	// DataDir holds deployed module versions and the compile cache
+	// (data_dir). A relative path in the file is resolved against the
+	// manifest's directory. "" (the default) leaves the choice to the
+	// command line.
+	DataDir string
+	// Engine is EngineWazero or EngineWasmtime (engine).
+	Engine string
+	// AllowedBackendTargets narrows dynamic backends to these targets:
+	// host names, IP addresses, host:port and CIDR prefixes, as written
+	// (allowed_backend_targets). nil (key absent) allows every target but
+	// those DESIGN.md's policy refuses; an empty non-nil slice (key set to
+	// []) allows none.
+	AllowedBackendTargets []string
+	// MaxConcurrentSandboxes caps sandboxes running at once
+	// (max_concurrent_sandboxes, >= 1).
+	MaxConcurrentSandboxes int
+	// SandboxMemoryMiB caps a sandbox's linear memory in MiB
+	// (sandbox_memory_mib, 1 to 4096).
+	SandboxMemoryMiB int
+	// SandboxTimeout is a sandbox's wall-clock limit (sandbox_timeout_ms,
+	// in milliseconds in the file, >= 1).
+	SandboxTimeout time.Duration
+	// MaxPendingRequests caps a sandbox's backend requests in flight
+	// (max_pending_requests, >= 1).
+	MaxPendingRequests int
+	// MaxHeaderBytes caps a request or response header block in bytes
+	// (max_header_bytes, >= 1).
+	MaxHeaderBytes int
+	// MaxBodyBytes caps a body held in memory, in bytes (max_body_bytes,
+	// >= 1).
+	MaxBodyBytes int64
+
+	set map[string]bool // keys present in the file
+}
+
+// DefaultHost returns the settings used when [edgehost] is absent.
+func DefaultHost() Host {
+	return Host{
+		Addr:                   DefaultAddr,
+		AdminAddr:              DefaultAdminAddr,
+		Engine:                 DefaultEngine,
+		MaxConcurrentSandboxes: DefaultMaxConcurrentSandboxes,
+		SandboxMemoryMiB:       DefaultSandboxMemoryMiB,
+		SandboxTimeout:         DefaultSandboxTimeout,
+		MaxPendingRequests:     DefaultMaxPendingRequests,
+		MaxHeaderBytes:         DefaultMaxHeaderBytes,
+		MaxBodyBytes:           DefaultMaxBodyBytes,
+	}
+}
+
+// IsSet reports whether the manifest's [edgehost] table sets key, named as
+// in the file ("addr", "sandbox_timeout_ms", …).
+func (h Host) IsSet(key string) bool { return h.set[key] }
+
+// host reads [edgehost] into h; dir resolves a relative data_dir.
+func (p *parser) host(t *table, dir string, h *Host) {
+	defer t.finish()
+	h.set = map[string]bool{}
+	for _, k := range t.names() {
+		h.set[k] = true
+	}
+	if s, ok := t.str("addr"); ok {
+		if err := checkListenAddr(s, false); err != nil {
+			t.errorf("addr", "%v", err)
+		}
+		h.Addr = s
+	}
+	if s, ok := t.str("admin_addr"); ok {
+		if err := checkListenAddr(s, true); err != nil {
+			t.errorf("admin_addr", "%v", err)
+		}
+		h.AdminAddr = s
+	}
+	if s, ok := t.str("data_dir"); ok {
+		if s != "" && !filepath.IsAbs(s) && dir != "" {
+			s = filepath.Join(dir, s)
+		}
+		h.DataDir = s
+	}
+	if s, ok := t.str("engine"); ok {
+		if s != EngineWazero && s != EngineWasmtime {
+			t.errorf("engine", "unknown engine %q; want %q or %q", s, EngineWazero, EngineWasmtime)
+		}
+		h.Engine = s
+	}
+	if list, ok := t.strs("allowed_backend_targets"); ok {
+		for i, s := range list {
+			if err := checkTarget(s); err != nil {
+				t.errorf("allowed_backend_targets", "element %d (%q): %v", i, s, err)
+			}
+		}
+		h.AllowedBackendTargets = list
+	}
+	if n, ok := t.integer("max_concurrent_sandboxes", 1, math.MaxInt32); ok {
+		h.MaxConcurrentSandboxes = int(n)
+	}
+	if n, ok := t.integer("sandbox_memory_mib", 1, 4096); ok {
+		h.SandboxMemoryMiB = int(n)
+	}
+	if n, ok := t.integer("sandbox_timeout_ms", 1, maxMillis); ok {
+		h.SandboxTimeout = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := t.integer("max_pending_requests", 1, math.MaxInt32); ok {
+		h.MaxPendingRequests = int(n)
+	}
+	if n, ok := t.integer("max_header_bytes", 1, math.MaxInt32); ok {
+		h.MaxHeaderBytes = int(n)
+	}
+	if n, ok := t.integer("max_body_bytes", 1, math.MaxInt64); ok {
+		h.MaxBodyBytes = n
+	}
+}
+
+// checkListenAddr checks a host:port listen address; the host may be empty
+// (all interfaces), the port 0 (any free port). emptyOK allows "".
+func checkListenAddr(s string, emptyOK bool) error {
+	if s == "" {
+		if emptyOK {
+			return nil
+		}
+		return fmt.Errorf("must not be empty")
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// checkTarget checks one allowed_backend_targets entry: a CIDR prefix
+// (10.0.0.0/8, fd00::/8), host:port ([::1]:8080, api.example.com:443), an
+// IP address or a host name.
+func checkTarget(s string) error {
+	if strings.Contains(s, "/") {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("bad CIDR prefix: %w", err)
+		}
+		return nil
+	}
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("bad port %q", port)
+		}
+		host = h
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	return checkHostname(host)
+}
+
+// checkHostname checks a DNS name: dot-separated labels of letters, digits,
+// '-' and '_', 1 to 63 bytes each, at most 253 bytes in all.
+func checkHostname(h string) error {
+	if h == "" {
+		return fmt.Errorf("empty host")
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("host name longer than 253 bytes")
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("bad host name %q", h)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("bad host name %q", h)
+			}
+		}
+	}
+	return nil
+}
