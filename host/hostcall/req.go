@@ -162,12 +162,13 @@ func reqImpls() []impl {
 		}},
 		{m, "auto_decompress_response_set", func(c *call) error { _, err := get(c, 0); return err }},
 
-		{m, "send", func(c *call) error { return c.sendBlocking(false, 0, 0, 5, 6) }},
-		{m, "send_v2", func(c *call) error { return c.sendBlocking(true, 0, 5, 6, 7) }},
-		{m, "send_v3", func(c *call) error { return c.sendBlocking(true, 0, 5, 6, 7) }},
-		{m, "send_async", func(c *call) error { return c.sendAsync(false, 5) }},
-		{m, "send_async_streaming", func(c *call) error { return c.sendAsync(true, 5) }},
-		{m, "send_async_v2", func(c *call) error { return c.sendAsync(c.u32(5) != 0, 6) }},
+		// Parameters: req 0, body 1, backend 2-3, then the rest.
+		{m, "send", func(c *call) error { return c.sendBlocking(-1, 4, 5) }},
+		{m, "send_v2", func(c *call) error { return c.sendBlocking(4, 5, 6) }},
+		{m, "send_v3", func(c *call) error { return c.sendBlocking(4, 5, 6) }},
+		{m, "send_async", func(c *call) error { return c.sendAsync(false, 4) }},
+		{m, "send_async_streaming", func(c *call) error { return c.sendAsync(true, 4) }},
+		{m, "send_async_v2", func(c *call) error { return c.sendAsync(c.u32(4) != 0, 5) }},
 		{m, "pending_req_poll", func(c *call) error { return c.pendingPoll(-1, 1, 2, 3) }},
 		{m, "pending_req_poll_v2", func(c *call) error { return c.pendingPoll(1, 2, 3, 4) }},
 		{m, "pending_req_wait", func(c *call) error { return c.pendingWait(-1, 1, 2) }},
@@ -274,9 +275,10 @@ func (m multiCloser) Close() error {
 }
 
 // sendBlocking implements send, send_v2 and send_v3: the guest blocks in
-// the host until the response headers arrive. withDetail says whether
-// parameter detailArg is a send_error_detail pointer.
-func (c *call) sendBlocking(withDetail bool, _ int, detailArg, respOut, bodyOut int) error {
+// the host until the response headers arrive. detailArg is the index of
+// the send_error_detail pointer, or -1 (send has none).
+func (c *call) sendBlocking(detailArg, respOut, bodyOut int) error {
+	withDetail := detailArg >= 0
 	if withDetail {
 		if err := c.checkOut(c.u32(detailArg), abi.SendErrDetailSize, 4); err != nil {
 			return err
