@@ -32,12 +32,12 @@ func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
-func (c *common) logger() (*slog.Logger, error) {
+func (c *common) logger(cmd *cobra.Command) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
 }
 
 // manifest loads -C, else moduleDir/fastly.toml, else ./fastly.toml, else

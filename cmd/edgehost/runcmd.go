@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/server"
 )
 
 func newRunCmd() *cobra.Command {
@@ -21,7 +19,7 @@ func newRunCmd() *cobra.Command {
 			`GOOS=wasip1 GOARCH=wasm go test -exec "edgehost run -C fastly.toml"` + "\nruns a guest's own tests.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := c.logger()
+			log, err := c.logger(cmd)
 			if err != nil {
 				return err
 			}
@@ -50,7 +48,7 @@ func newRunCmd() *cobra.Command {
 			err = v.Module.Run(hostcall.WithSession(ctx, sess), engine.RunConfig{
 				Args:   args,
 				Env:    loader.Env,
-				Stdin:  os.Stdin,
+				Stdin:  cmd.InOrStdin(),
 				Stdout: cmd.OutOrStdout(),
 				Stderr: cmd.ErrOrStderr(),
 			})
@@ -62,6 +60,5 @@ func newRunCmd() *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	c.register(cmd)
-	_ = server.ReadModule
 	return cmd
 }

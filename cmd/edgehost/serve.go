@@ -24,7 +24,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve downstream HTTP with a guest: a .wasm file or a folder with a Go main package",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := c.logger()
+			log, err := c.logger(cmd)
 			if err != nil {
 				return err
 			}

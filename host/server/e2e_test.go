@@ -21,7 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/engine/wazeroengine"
 	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/internal/guesttest"
+	"github.com/edgehost/edgehost/host/guesttest"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 )

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/host/guesttest"
+)
+
+func TestRunPassesGuestTestExitCode(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := guesttest.TestBinary("testdata/guests/guesttests", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := guesttest.RepoRoot()
+	manifest := filepath.Join(root, "testdata/guests/guesttests/fastly.toml")
+	tests := []struct {
+		run      string
+		wantCode int
+		wantOut  string
+	}{
+		{"TestPass|TestConfigStore", 0, "PASS"},
+		{"TestFail", 1, "this test fails on purpose"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.run, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"run", "-C", manifest, bin, "-test.run", tc.run, "-test.v"}, strings.NewReader(""), &out, &errb)
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, &out, &errb)
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("stdout lacks %q:\n%s", tc.wantOut, &out)
+			}
+		})
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "fastly.toml")
+	os.WriteFile(bad, []byte("name = \"x\"\n[local_server.backends.origin]\nurl = \"http://127.0.0.1:1\"\nkeepalive_tiem = 3\n"), 0o644)
+	notWasm := filepath.Join(t.TempDir(), "x.wasm")
+	os.WriteFile(notWasm, []byte("not wasm"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad config", []string{"serve", "-C", bad, notWasm}, `fastly.toml:4: unknown key "local_server.backends.origin.keepalive_tiem"`},
+		{"missing module", []string{"serve", filepath.Join(dir, "nope.wasm")}, "nope.wasm"},
+		{"invalid module", []string{"serve", "--addr", "127.0.0.1:0", notWasm}, "invalid wasm module"},
+		{"unknown engine", []string{"run", "--engine", "v8", notWasm}, `--engine "v8"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
+			if code == 0 {
+				t.Fatal("exit code 0")
+			}
+			lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "edgehost: ") || !strings.Contains(last, tc.want) {
+				t.Fatalf("last stderr line %q, want one line containing %q", last, tc.want)
+			}
+		})
+	}
+}
+
+// TestServeFolderAndGracefulShutdown serves examples/proxy from its folder
+// (built on the fly), then stops the server while a slow request is in
+// flight: that request must still complete.
+func TestServeFolderAndGracefulShutdown(t *testing.T) {
+	started := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			time.Sleep(500 * time.Millisecond)
+		}
+		io.WriteString(w, "origin "+r.URL.Path)
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "fastly.toml")
+	os.WriteFile(manifest, []byte(fmt.Sprintf("[local_server.backends.origin]\nurl = %q\n", origin.URL)), 0o644)
+	root, _ := guesttest.RepoRoot()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "-C", manifest, filepath.Join(root, "examples/proxy")}, strings.NewReader(""), pw, &errb)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no serving line: %v; stderr:\n%s", err, &errb)
+	}
+	go io.Copy(io.Discard, pr)
+	url := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
+	if url == "" {
+		t.Fatalf("no URL in %q", line)
+	}
+	resp, err := http.Get(url + "/fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "origin /fast" || resp.Header.Get("X-Edgehost-Proxy") != "1" {
+		t.Fatalf("got %q %v", b, resp.Header)
+	}
+
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- string(b)
+	}()
+	<-started
+	cancel()
+	if got := <-slow; got != "origin /slow" {
+		t.Fatalf("in-flight request during shutdown got %q", got)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, &errb)
+	}
+}
