@@ -1,0 +1,172 @@
+package guestsdk
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+const (
+	// initialBufSize is the first buffer offered to a getter; a getter
+	// that answers buflen is retried with the size the host asked for.
+	initialBufSize = 1024
+	// maxBufSize bounds a buflen retry, so a confused host cannot make
+	// the guest allocate without limit.
+	maxBufSize = 64 << 20
+	// chunkSize is the buffer size for copying bodies through the guest.
+	chunkSize = 32 << 10
+)
+
+// bytesPtr and strPtr return the address of the first byte (nil when
+// empty); the length travels separately.
+func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+func strPtr(s string) unsafe.Pointer   { return unsafe.Pointer(unsafe.StringData(s)) }
+
+// growSize returns the next buffer size after a buflen answer that asked
+// for need bytes while cur were offered.
+func growSize(op string, cur int, need uint32) (int, error) {
+	if uint64(need) > maxBufSize || cur*2 > maxBufSize && uint64(need) <= uint64(cur) {
+		return 0, errors.New("guestsdk: " + op + ": host asked for a " + strconv.FormatUint(uint64(need), 10) + "-byte buffer")
+	}
+	if uint64(need) <= uint64(cur) {
+		return cur * 2, nil // a confused answer: grow anyway, bounded above
+	}
+	return int(need), nil
+}
+
+// getBytesFunc is a getter of the shape (buf, buf_len, nwritten_out).
+type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
+
+// getString calls f with a buffer, growing it while f answers buflen (the
+// host writes the size it needs to nwritten), and returns the bytes
+// written. Any other status than ok is a *StatusError.
+func getString(op string, f getBytesFunc) (string, error) {
+	size := initialBufSize
+	for {
+		buf := make([]byte, size)
+		var nw uint32
+		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&nw))
+		switch abi.Status(st) {
+		case abi.OK:
+			if uint64(nw) > uint64(len(buf)) {
+				return "", errors.New("guestsdk: " + op + ": host wrote past the buffer")
+			}
+			return string(buf[:nw]), nil
+		case abi.Buflen:
+			next, err := growSize(op, size, nw)
+			if err != nil {
+				return "", err
+			}
+			size = next
+		default:
+			return "", statusErr(op, st)
+		}
+	}
+}
+
+// getMultiFunc is a multi-value getter of the shape (buf, buf_len, cursor,
+// ending_cursor_out, nwritten_out).
+type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingCursorOut, nwrittenOut unsafe.Pointer) uint32
+
+// getMulti pages through a multi-value getter: each call writes whole
+// NUL-terminated values from cursor on and the cursor to continue from
+// (abi.CursorDone when finished). A buflen answer (not even one value
+// fits) is retried at the same cursor with the size the host asked for.
+// Status none means no values.
+func getMulti(op string, f getMultiFunc) ([]string, error) {
+	var out []string
+	buf := make([]byte, initialBufSize)
+	cursor := uint32(0)
+	for {
+		var end int64
+		var nw uint32
+		st := f(bytesPtr(buf), uint32(len(buf)), cursor, unsafe.Pointer(&end), unsafe.Pointer(&nw))
+		switch abi.Status(st) {
+		case abi.OK:
+		case abi.None:
+			return out, nil
+		case abi.Buflen:
+			next, err := growSize(op, len(buf), nw)
+			if err != nil {
+				return nil, err
+			}
+			buf = make([]byte, next)
+			continue
+		default:
+			return nil, statusErr(op, st)
+		}
+		if uint64(nw) > uint64(len(buf)) {
+			return nil, errors.New("guestsdk: " + op + ": host wrote past the buffer")
+		}
+		data := string(buf[:nw])
+		for data != "" {
+			i := strings.IndexByte(data, 0)
+			if i < 0 {
+				return nil, errors.New("guestsdk: " + op + ": value not NUL-terminated")
+			}
+			out = append(out, data[:i])
+			data = data[i+1:]
+		}
+		if end == abi.CursorDone {
+			return out, nil
+		}
+		if end < 0 || uint64(end) <= uint64(cursor) || end > 0xFFFFFFFF {
+			return nil, errors.New("guestsdk: " + op + ": host returned cursor " + strconv.FormatInt(end, 10) + " after " + strconv.FormatUint(uint64(cursor), 10))
+		}
+		cursor = uint32(end)
+	}
+}
+
+// getU32 calls a getter of the shape (name, name_len, u32_out) with a
+// zeroed out value (so a host that writes fewer bytes, e.g. a u16 port or
+// a bool, still yields the right number).
+func getU32(op, name string, f func(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32) (uint32, error) {
+	var v uint32
+	if err := statusErr(op, f(strPtr(name), uint32(len(name)), unsafe.Pointer(&v))); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// readHeaders reads every header of a request or response handle: the
+// names, page by page, then the values of each name.
+func readHeaders(kind string, h uint32,
+	names func(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, endOut, nwOut unsafe.Pointer) uint32,
+	values func(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, endOut, nwOut unsafe.Pointer) uint32,
+) (Header, error) {
+	ns, err := getMulti(kind+".header_names_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		return names(h, buf, n, c, e, w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	hdr := make(Header, len(ns))
+	for _, name := range ns {
+		vs, err := getMulti(kind+".header_values_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+			return values(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
+		})
+		if err != nil {
+			return nil, err
+		}
+		k := canonicalKey(name)
+		hdr[k] = append(hdr[k], vs...)
+	}
+	return hdr, nil
+}
+
+// writeHeaders appends every value of hdr to a request or response handle.
+func writeHeaders(kind string, h uint32, hdr Header,
+	appendFn func(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) uint32,
+) error {
+	for _, k := range hdr.sortedKeys() {
+		for _, v := range hdr[k] {
+			if err := statusErr(kind+".header_append", appendFn(h, strPtr(k), uint32(len(k)), strPtr(v), uint32(len(v)))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package guestsdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// Request is an HTTP request: the downstream request handed to a Handler,
+// or a request built with NewRequest to send to a backend.
+type Request struct {
+	// Method is the HTTP method ("GET" when empty on Send).
+	Method string
+	// URL is the request URL. The host gives the downstream request an
+	// absolute URL (http://host/path?query); for a backend request the
+	// host connects to the backend, not to URL.Host.
+	URL *url.URL
+	// Header holds the request header fields.
+	Header Header
+	// Body is the request body; nil means none. The downstream request's
+	// Body is read from the host in chunks. Send closes it.
+	Body io.ReadCloser
+}
+
+// NewRequest returns a Request for method and rawURL (parsed with
+// url.Parse) with an empty Header. body may be nil; a body that is not an
+// io.ReadCloser is wrapped with io.NopCloser. It returns the url.Parse
+// error, wrapped.
+func NewRequest(method, rawURL string, body io.Reader) (*Request, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("guestsdk: NewRequest: %w", err)
+	}
+	r := &Request{Method: method, URL: u, Header: Header{}}
+	if body != nil {
+		rc, ok := body.(io.ReadCloser)
+		if !ok {
+			rc = io.NopCloser(body)
+		}
+		r.Body = rc
+	}
+	return r, nil
+}
+
+// Response is a backend's response to Send or PendingRequest.Wait.
+type Response struct {
+	// StatusCode is the HTTP status, e.g. 200.
+	StatusCode int
+	// Header holds the response header fields.
+	Header Header
+	// Body is read from the host in chunks (fastly_http_body.read; a read
+	// of 0 bytes is io.EOF). Close it when not read to the end.
+	Body io.ReadCloser
+}
+
+// Send sends r to the named backend (static, from fastly.toml, or
+// registered with RegisterDynamicBackend) and blocks in the host until the
+// response headers arrive (fastly_http_req.send_v2; no guest-side polling).
+// The request body is handed over without a copy when it is a host body
+// (e.g. the downstream request's Body), else it is streamed into a new
+// host body in 32 KiB chunks before the request is sent; Send closes it.
+//
+// ctx is checked before the request leaves; the host bounds the wait with
+// the backend's timeouts. A host failure is a *SendError, which wraps
+// ErrBackendNotFound when the host answered inval.
+func (r *Request) Send(ctx context.Context, backend string) (*Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req, body, err := r.toHost()
+	if err != nil {
+		return nil, err
+	}
+	var detail [abi.SendErrDetailSize / 4]uint32
+	var resp, respBody uint32
+	st := reqSendV2(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&detail), unsafe.Pointer(&resp), unsafe.Pointer(&respBody))
+	if err := statusErr("fastly_http_req.send_v2", st); err != nil {
+		return nil, &SendError{Backend: backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
+	}
+	return responseFromHost(resp, respBody)
+}
+
+// PendingRequest is a backend request sent with SendAsync whose response
+// has not been collected yet.
+type PendingRequest struct {
+	h       uint32
+	backend string
+	done    bool
+}
+
+// SendAsync sends r to the named backend without waiting for the response
+// (fastly_http_req.send_async), so that several backend requests run
+// concurrently in the host. Collect each response with Wait. The body is
+// handed over as in Send. A failure is a *SendError.
+func (r *Request) SendAsync(ctx context.Context, backend string) (*PendingRequest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req, body, err := r.toHost()
+	if err != nil {
+		return nil, err
+	}
+	var p uint32
+	st := reqSendAsync(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&p))
+	if err := statusErr("fastly_http_req.send_async", st); err != nil {
+		return nil, &SendError{Backend: backend, Err: err}
+	}
+	return &PendingRequest{h: p, backend: backend}, nil
+}
+
+// Wait blocks in the host until the response headers arrive
+// (fastly_http_req.pending_req_wait_v2) and returns the response. ctx is
+// checked before blocking; the host bounds the wait with the backend's
+// timeouts. Wait may be called once; a failure is a *SendError.
+func (p *PendingRequest) Wait(ctx context.Context) (*Response, error) {
+	if p.done {
+		return nil, errors.New("guestsdk: PendingRequest.Wait called twice")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.done = true
+	var detail [abi.SendErrDetailSize / 4]uint32
+	var resp, body uint32
+	st := reqPendingReqWaitV2(p.h, unsafe.Pointer(&detail), unsafe.Pointer(&resp), unsafe.Pointer(&body))
+	if err := statusErr("fastly_http_req.pending_req_wait_v2", st); err != nil {
+		return nil, &SendError{Backend: p.backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
+	}
+	return responseFromHost(resp, body)
+}
+
+// toHost builds a host request from r: method, URI, headers and body.
+func (r *Request) toHost() (req, body uint32, err error) {
+	if r.URL == nil {
+		return 0, 0, errors.New("guestsdk: Request.URL is nil")
+	}
+	if err := statusErr("fastly_http_req.new", reqNew(unsafe.Pointer(&req))); err != nil {
+		return 0, 0, err
+	}
+	method := r.Method
+	if method == "" {
+		method = "GET"
+	}
+	uri := r.URL.String()
+	err = statusErr("fastly_http_req.method_set", reqMethodSet(req, strPtr(method), uint32(len(method))))
+	if err == nil {
+		err = statusErr("fastly_http_req.uri_set", reqURISet(req, strPtr(uri), uint32(len(uri))))
+	}
+	if err == nil {
+		err = writeHeaders("fastly_http_req", req, r.Header, reqHeaderAppend)
+	}
+	if err == nil {
+		var rd io.Reader
+		if r.Body != nil {
+			rd = r.Body
+		}
+		body, err = bodyFrom(rd)
+	}
+	if err != nil {
+		reqClose(req)
+		return 0, 0, err
+	}
+	return req, body, nil
+}
+
+// responseFromHost reads the status and headers of a host response, then
+// releases the response handle; the body stays a host body.
+func responseFromHost(resp, body uint32) (*Response, error) {
+	var status uint32
+	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
+	var hdr Header
+	if err == nil {
+		hdr, err = readHeaders("fastly_http_resp", resp, respHeaderNamesGet, respHeaderValuesGet)
+	}
+	respClose(resp)
+	if err != nil {
+		bodyClose(body)
+		return nil, err
+	}
+	return &Response{StatusCode: int(status & 0xFFFF), Header: hdr, Body: &hostBody{h: body}}, nil
+}
+
+// downstreamRequest reads the downstream request from the host.
+func downstreamRequest() (*Request, error) {
+	var req, body uint32
+	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
+		return nil, err
+	}
+	method, err := getString("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return reqMethodGet(req, b, n, w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	uri, err := getString("fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return reqURIGet(req, b, n, w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
+	}
+	hdr, err := readHeaders("fastly_http_req", req, reqHeaderNamesGet, reqHeaderValuesGet)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{Method: method, URL: u, Header: hdr, Body: &hostBody{h: body}}, nil
+}

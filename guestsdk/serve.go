@@ -1,0 +1,197 @@
+package guestsdk
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// Handler responds to the downstream request.
+type Handler interface {
+	// ServeHTTP writes the response to w. r.Body is the downstream
+	// request body, read from the host on demand. The response is sent
+	// when ServeHTTP first calls WriteHeader, Write or Flush, or when it
+	// returns.
+	ServeHTTP(ctx context.Context, w ResponseWriter, r *Request)
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(ctx context.Context, w ResponseWriter, r *Request)
+
+// ServeHTTP calls f(ctx, w, r).
+func (f HandlerFunc) ServeHTTP(ctx context.Context, w ResponseWriter, r *Request) { f(ctx, w, r) }
+
+// ResponseWriter builds the downstream response. The response head
+// (status and headers) is sent on the first WriteHeader, Write or Flush,
+// after which the body streams to the client as it is written
+// (fastly_http_resp.send_downstream with streaming = 1).
+type ResponseWriter interface {
+	// Header returns the header fields to send. Changes made after the
+	// head was sent have no effect.
+	Header() Header
+	// WriteHeader sends the head with statusCode (e.g. 404). Only the
+	// first call, and only before any Write or Flush, has an effect.
+	WriteHeader(statusCode int)
+	// Write sends the head (status 200 unless WriteHeader was called)
+	// if not yet sent, then appends p to the body. It returns the
+	// *StatusError of a failing hostcall.
+	Write(p []byte) (int, error)
+	// Flush sends the head if not yet sent. Written bytes are already in
+	// the host; a failure is returned by the next Write.
+	Flush()
+}
+
+// Serve reads the downstream request, calls h and makes sure a response
+// is sent: when h sent nothing, an empty 200 response with h's headers;
+// the response body is closed when h returns. Serve is the whole life of
+// the guest's main function: when the request cannot be read or the
+// response cannot be sent it prints the error to stderr and exits with
+// status 1, so the host answers the client with a 5xx.
+func Serve(h Handler) {
+	if err := serve(context.Background(), h); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+}
+
+func serve(ctx context.Context, h Handler) error {
+	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
+		return err
+	}
+	r, err := downstreamRequest()
+	if err != nil {
+		return err
+	}
+	w := &responseWriter{header: Header{}}
+	h.ServeHTTP(ctx, w, r)
+	return w.finish()
+}
+
+// responseWriter is the ResponseWriter given to handlers.
+type responseWriter struct {
+	header  Header
+	sent    bool
+	sendErr error // error of sending the head
+	body    uint32
+	closed  bool
+}
+
+func (w *responseWriter) Header() Header { return w.header }
+
+func (w *responseWriter) WriteHeader(statusCode int) { w.sendHead(statusCode) }
+
+func (w *responseWriter) Flush() { w.sendHead(200) }
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if err := w.sendHead(200); err != nil {
+		return 0, err
+	}
+	if w.closed {
+		return 0, errors.New("guestsdk: write after the handler returned")
+	}
+	return writeBody(w.body, p)
+}
+
+// ReadFrom copies r into the body. A host body (a backend response body)
+// is appended in the host (fastly_http_body.append) without passing
+// through the guest; the returned count is then 0.
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if hb, ok := r.(*hostBody); ok {
+		if done, err := w.appendHostBody(hb); done || err != nil {
+			return 0, err
+		}
+	}
+	return copyChunks(w, r)
+}
+
+// appendHostBody appends b to the response body in the host. done is
+// false when the host declined (b is then untouched and can be copied).
+func (w *responseWriter) appendHostBody(b *hostBody) (done bool, err error) {
+	if err := w.sendHead(200); err != nil {
+		return true, err
+	}
+	if b.consumed {
+		return true, ErrBodyConsumed
+	}
+	if b.eof {
+		return true, nil
+	}
+	if abi.Status(bodyAppend(w.body, b.h)) != abi.OK {
+		return false, nil
+	}
+	b.consumed = true
+	return true, nil
+}
+
+// sendHead sends the response head once: fastly_http_resp.new,
+// status_set, the headers, a new body, and send_downstream with
+// streaming = 1.
+func (w *responseWriter) sendHead(status int) error {
+	if w.sent {
+		return w.sendErr
+	}
+	w.sent = true
+	w.sendErr = w.sendHeadOnce(status)
+	return w.sendErr
+}
+
+func (w *responseWriter) sendHeadOnce(status int) error {
+	if status < 100 || status > 999 {
+		return errors.New("guestsdk: invalid response status code")
+	}
+	var resp uint32
+	if err := statusErr("fastly_http_resp.new", respNew(unsafe.Pointer(&resp))); err != nil {
+		return err
+	}
+	err := statusErr("fastly_http_resp.status_set", respStatusSet(resp, uint32(status)))
+	if err == nil {
+		err = writeHeaders("fastly_http_resp", resp, w.header, respHeaderAppend)
+	}
+	if err == nil {
+		w.body, err = newBody()
+	}
+	if err != nil {
+		respClose(resp)
+		return err
+	}
+	return statusErr("fastly_http_resp.send_downstream", respSendDownstream(resp, w.body, 1))
+}
+
+// finish sends the head if the handler did not, then closes the body,
+// which ends the streamed response.
+func (w *responseWriter) finish() error {
+	if err := w.sendHead(200); err != nil {
+		return err
+	}
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return statusErr("fastly_http_body.close", bodyClose(w.body))
+}
+
+// CopyResponse writes resp to w: its header fields (replacing those of the
+// same name already in w.Header(); other fields set on w are kept), its
+// status, and its body, which the host appends to the downstream body
+// without copying it through the guest when w is the ResponseWriter given
+// by Serve. resp.Body is closed. It returns the first error of the copy
+// or the close.
+func CopyResponse(w ResponseWriter, resp *Response) error {
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	w.WriteHeader(resp.StatusCode)
+	if resp.Body == nil {
+		return nil
+	}
+	_, err := io.Copy(w, resp.Body)
+	if cerr := resp.Body.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

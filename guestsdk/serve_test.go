@@ -1,0 +1,312 @@
+//go:build !wasip1
+
+package guestsdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// downstream returns what the fake host sent downstream: status, header
+// fields and body, and whether the body was closed.
+func downstream(t *testing.T, f *fakeHost) (*fakeMsg, string, bool) {
+	t.Helper()
+	if f.down == nil {
+		t.Fatal("no response was sent downstream")
+	}
+	if f.down.streaming != 1 {
+		t.Errorf("send_downstream streaming = %d, want 1", f.down.streaming)
+	}
+	b := f.bodies[f.down.body]
+	return f.down.resp, string(b.data), b.closed
+}
+
+func TestServeHello(t *testing.T) {
+	f := installFake(t)
+	f.setDownstream("GET", "http://example.com/x?y=1", []fakeField{{"host", "example.com"}, {"user-agent", "curl/8"}}, "")
+	serveErr := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+		w.Header().Set("content-type", "text/plain")
+		fmt.Fprintf(w, "method: %s\npath: %s\nquery: %s\nuser-agent: %s\n", r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("User-Agent"))
+		io.WriteString(w, "end\n")
+	}))
+	if serveErr != nil {
+		t.Fatal(serveErr)
+	}
+	resp, body, closed := downstream(t, f)
+	if resp.status != 200 || !reflect.DeepEqual(resp.hdr, []fakeField{{"Content-Type", "text/plain"}}) {
+		t.Errorf("response head = %d %v", resp.status, resp.hdr)
+	}
+	if want := "method: GET\npath: /x\nquery: y=1\nuser-agent: curl/8\nend\n"; body != want {
+		t.Errorf("body = %q, want %q", body, want)
+	}
+	if !closed {
+		t.Error("response body not closed after the handler returned")
+	}
+}
+
+func TestServeSendsResponseWhenHandlerWritesNothing(t *testing.T) {
+	f := installFake(t)
+	f.setDownstream("POST", "http://example.com/", nil, "ignored")
+	if err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+		w.Header().Set("X-A", "1")
+	})); err != nil {
+		t.Fatal(err)
+	}
+	resp, body, closed := downstream(t, f)
+	if resp.status != 200 || body != "" || !closed || len(resp.hdr) != 1 {
+		t.Errorf("got %d %v %q closed=%v", resp.status, resp.hdr, body, closed)
+	}
+}
+
+func TestWriteHeaderSendsHeadOnce(t *testing.T) {
+	f := installFake(t)
+	f.setDownstream("GET", "http://example.com/", nil, "")
+	if err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+		w.WriteHeader(404)
+		w.Header().Set("X-Late", "ignored")
+		w.WriteHeader(500)
+		w.Flush()
+		io.WriteString(w, "gone")
+	})); err != nil {
+		t.Fatal(err)
+	}
+	resp, body, _ := downstream(t, f)
+	if resp.status != 404 || len(resp.hdr) != 0 || body != "gone" {
+		t.Errorf("got %d %v %q", resp.status, resp.hdr, body)
+	}
+	if n := f.calls["fastly_http_resp.send_downstream"]; n != 1 {
+		t.Errorf("send_downstream called %d times", n)
+	}
+}
+
+func TestDownstreamHeaderPaging(t *testing.T) {
+	f := installFake(t)
+	var hdr []fakeField
+	want := Header{}
+	// 60 names of about 40 bytes need several 1 KiB pages of names.
+	for i := 0; i < 60; i++ {
+		name := fmt.Sprintf("x-header-number-%02d-%s", i, strings.Repeat("p", 20))
+		hdr = append(hdr, fakeField{name, fmt.Sprint(i)})
+		want[canonicalKey(name)] = []string{fmt.Sprint(i)}
+	}
+	// One value longer than the first buffer: buflen, then a retry.
+	long := strings.Repeat("v", 3*initialBufSize)
+	hdr = append(hdr, fakeField{"x-long", long})
+	want["X-Long"] = []string{long}
+	// Many values of one name, paged too.
+	for i := 0; i < 200; i++ {
+		v := fmt.Sprintf("cookie-value-%03d", i)
+		hdr = append(hdr, fakeField{"cookie", v})
+		want["Cookie"] = append(want["Cookie"], v)
+	}
+	// A name longer than the first buffer.
+	longName := "x-" + strings.Repeat("n", 2*initialBufSize)
+	hdr = append(hdr, fakeField{longName, "ok"})
+	want[canonicalKey(longName)] = []string{"ok"}
+	f.setDownstream("GET", "http://example.com/", hdr, "")
+
+	r, err := downstreamRequest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Header, want) {
+		t.Errorf("headers differ:\n got %d names\nwant %d names", len(r.Header), len(want))
+		for k, v := range want {
+			if !reflect.DeepEqual(r.Header[k], v) {
+				t.Errorf("%s: got %d values, want %d", k, len(r.Header[k]), len(v))
+			}
+		}
+	}
+	if n := f.calls["fastly_http_req.header_names_get"]; n < 3 {
+		t.Errorf("header_names_get called %d times, want several pages", n)
+	}
+	if n := f.calls["fastly_http_req.header_values_get"]; n < 62+2 {
+		t.Errorf("header_values_get called %d times, want a buflen retry and several cookie pages", n)
+	}
+}
+
+func TestGetStringBuflenRetry(t *testing.T) {
+	installFake(t)
+	value := strings.Repeat("z", 5000)
+	var offered []uint32
+	got, err := getString("op", func(buf unsafe.Pointer, n uint32, nw unsafe.Pointer) uint32 {
+		offered = append(offered, n)
+		return uint32(writeOut(value, buf, n, nw))
+	})
+	if err != nil || got != value {
+		t.Fatalf("getString = %d bytes, %v", len(got), err)
+	}
+	if !reflect.DeepEqual(offered, []uint32{initialBufSize, 5000}) {
+		t.Errorf("buffer sizes offered = %v, want [%d 5000]", offered, initialBufSize)
+	}
+
+	// A host that keeps asking for less than it was offered is not looped on forever.
+	calls := 0
+	_, err = getString("op", func(buf unsafe.Pointer, n uint32, nw unsafe.Pointer) uint32 {
+		calls++
+		putU32(nw, 1)
+		return uint32(abi.Buflen)
+	})
+	if err == nil || calls > 20 {
+		t.Errorf("endless buflen: err = %v after %d calls", err, calls)
+	}
+}
+
+func TestProxySend(t *testing.T) {
+	f := installFake(t)
+	f.backends["origin"] = &fakeBackend{host: "127.0.0.1", port: 8080}
+	f.maxIO = 7 // the host moves few bytes per call: reads and writes must loop
+	f.origin = func(backend string, req *fakeMsg, body []byte) fakeResult {
+		return fakeResult{
+			resp: &fakeMsg{status: 201, hdr: []fakeField{{"content-type", "text/plain"}, {"set-cookie", "a=1"}, {"set-cookie", "b=2"}}},
+			body: []byte("origin says " + req.method + " " + req.uri + " " + string(body)),
+		}
+	}
+	f.setDownstream("PUT", "http://example.com/p?q=1", []fakeField{{"host", "example.com"}, {"x-in", "1"}}, "request body")
+
+	if err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+		resp, err := r.Send(ctx, "origin")
+		if err != nil {
+			t.Errorf("Send: %v", err)
+			return
+		}
+		w.Header().Set("X-Edgehost-Proxy", "1")
+		if err := CopyResponse(w, resp); err != nil {
+			t.Errorf("CopyResponse: %v", err)
+		}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.sent) != 1 {
+		t.Fatalf("origin got %d requests", len(f.sent))
+	}
+	s := f.sent[0]
+	if s.req.method != "PUT" || s.req.uri != "http://example.com/p?q=1" || string(s.body) != "request body" {
+		t.Errorf("origin got %s %s %q", s.req.method, s.req.uri, s.body)
+	}
+	if !reflect.DeepEqual(s.req.hdr, []fakeField{{"Host", "example.com"}, {"X-In", "1"}}) {
+		t.Errorf("origin got headers %v", s.req.hdr)
+	}
+	// The downstream body went to the host as a handle, unread.
+	if n := f.calls["fastly_http_body.read"] + f.calls["fastly_http_body.write"]; n != 0 {
+		t.Errorf("bodies went through the guest: %d read/write calls", n)
+	}
+	if n := f.calls["fastly_http_body.append"]; n != 1 {
+		t.Errorf("body append called %d times, want 1", n)
+	}
+	resp, body, closed := downstream(t, f)
+	if resp.status != 201 || body != "origin says PUT http://example.com/p?q=1 request body" || !closed {
+		t.Errorf("downstream got %d %q closed=%v", resp.status, body, closed)
+	}
+	wantHdr := []fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-Edgehost-Proxy", "1"}}
+	if !reflect.DeepEqual(resp.hdr, wantHdr) {
+		t.Errorf("downstream headers %v, want %v", resp.hdr, wantHdr)
+	}
+}
+
+func TestSendStreamsGuestBodyAndReadsResponseInChunks(t *testing.T) {
+	f := installFake(t)
+	f.backends["b"] = &fakeBackend{}
+	f.maxIO = 1000
+	reqBody := strings.Repeat("0123456789", 10000) // 100 kB
+	f.origin = func(backend string, req *fakeMsg, body []byte) fakeResult {
+		return fakeResult{resp: &fakeMsg{status: 200}, body: body}
+	}
+	req, err := NewRequest("POST", "http://origin.test/upload", strings.NewReader(reqBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-k", "v")
+	resp, err := req.Send(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host takes at most 1000 bytes per write: the SDK must loop.
+	if n := f.calls["fastly_http_body.write"]; n < len(reqBody)/1000 {
+		t.Errorf("body written in %d calls, want at least %d", n, len(reqBody)/1000)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || string(got) != reqBody {
+		t.Fatalf("response body: %d bytes, %v", len(got), err)
+	}
+	if n := f.calls["fastly_http_body.read"]; n < len(reqBody)/1000+1 {
+		t.Errorf("body read in %d calls, want at least %d (the last one reads 0 bytes)", n, len(reqBody)/1000+1)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Error(err)
+	}
+	if f.calls["fastly_http_req.send_v2"] != 1 || f.calls["fastly_http_req.send_async"] != 0 {
+		t.Errorf("Send used %v", f.calls)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	f := installFake(t)
+	f.backends["down"] = &fakeBackend{}
+	req, _ := NewRequest("GET", "http://x/", nil)
+	_, err := req.Send(context.Background(), "missing")
+	var se *SendError
+	if !errors.Is(err, ErrBackendNotFound) || !errors.As(err, &se) || se.Backend != "missing" {
+		t.Errorf("unknown backend: %v", err)
+	}
+	req, _ = NewRequest("GET", "http://x/", nil)
+	_, err = req.Send(context.Background(), "down") // no origin: connection refused
+	if !errors.As(err, &se) || se.Detail != abi.SendErrConnectionRefused || errors.Is(err, ErrBackendNotFound) {
+		t.Errorf("refused: %v", err)
+	}
+	if !strings.Contains(err.Error(), "connection_refused") {
+		t.Errorf("error text %q lacks the detail", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := req.Send(ctx, "down"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled ctx: %v", err)
+	}
+}
+
+func TestSendAsyncWait(t *testing.T) {
+	f := installFake(t)
+	f.backends["a"] = &fakeBackend{}
+	f.backends["b"] = &fakeBackend{}
+	f.origin = func(backend string, req *fakeMsg, body []byte) fakeResult {
+		return fakeResult{resp: &fakeMsg{status: 200}, body: []byte(backend + req.uri)}
+	}
+	ctx := context.Background()
+	var pending []*PendingRequest
+	for _, b := range []string{"a", "b"} {
+		req, _ := NewRequest("GET", "http://x/"+b, nil)
+		p, err := req.SendAsync(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	for i, want := range []string{"ahttp://x/a", "bhttp://x/b"} {
+		resp, err := pending[i].Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if string(got) != want {
+			t.Errorf("response %d = %q, want %q", i, got, want)
+		}
+	}
+	if _, err := pending[0].Wait(ctx); err == nil {
+		t.Error("second Wait succeeded")
+	}
+	if f.calls["fastly_http_req.pending_req_wait_v2"] != 2 {
+		t.Errorf("calls: %v", f.calls)
+	}
+	req, _ := NewRequest("GET", "http://x/", nil)
+	if _, err := req.SendAsync(ctx, "nope"); !errors.Is(err, ErrBackendNotFound) {
+		t.Errorf("unknown backend: %v", err)
+	}
+}
