@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, rel := range []string{"examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
+	for _, rel := range []string{"examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
 		b, err := guesttest.Build(rel, dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "building guest fixture:", err)
