@@ -20,8 +20,8 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/engine/wazeroengine"
-	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 )
