@@ -262,6 +262,11 @@ func splitTarget(target, scheme string) (string, uint16, error) {
 	host, portStr, err := net.SplitHostPort(target)
 	if err != nil {
 		host, portStr = strings.Trim(target, "[]"), "80"
+		if strings.Contains(host, ":") {
+			if _, err := netip.ParseAddr(host); err != nil {
+				return "", 0, errors.New("want host[:port]")
+			}
+		}
 		if scheme == "https" {
 			portStr = "443"
 		}

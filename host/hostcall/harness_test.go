@@ -3,12 +3,10 @@ package hostcall
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,16 +15,6 @@ import (
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/pool"
 )
-
-// knownBug skips a test that exposes a bug reported to the lead, unless
-// EDGEHOST_HOSTCALL_BUGS=1 is set (then the test runs and fails until the
-// bug is fixed). Remove the call once the bug is fixed.
-func knownBug(t testing.TB, desc string) {
-	t.Helper()
-	if os.Getenv("EDGEHOST_HOSTCALL_BUGS") != "1" {
-		t.Skip("known bug (set EDGEHOST_HOSTCALL_BUGS=1 to run): " + desc)
-	}
-}
 
 // fakeMem is a bounds-checked engine.Memory over a []byte. Views returned
 // by Read have their capacity capped at the view, and the backing array
@@ -115,7 +103,7 @@ type logRec struct {
 }
 
 func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logSink) WithAttrs(as []slog.Attr) slog.Handler   { return &attrSink{l, as} }
+func (l *logSink) WithAttrs(as []slog.Attr) slog.Handler    { return &attrSink{l, as} }
 func (l *logSink) WithGroup(string) slog.Handler            { return l }
 func (l *logSink) Handle(_ context.Context, r slog.Record) error {
 	return l.handle(r, nil)
@@ -133,10 +121,19 @@ func (l *logSink) handle(r slog.Record, pre []slog.Attr) error {
 	return nil
 }
 
-func (l *logSink) records() []logRec {
+func (l *logSink) records() []logRec { return l.since(0) }
+
+// since returns the records from index i on.
+func (l *logSink) since(i int) []logRec {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]logRec(nil), l.recs...)
+	return append([]logRec(nil), l.recs[i:]...)
+}
+
+func (l *logSink) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recs)
 }
 
 type attrSink struct {
@@ -159,6 +156,10 @@ func newTestEnv(t testing.TB, cfg EnvConfig) (*Env, *logSink) {
 	t.Helper()
 	sink := &logSink{}
 	cfg.Logger = slog.New(sink)
+	if cfg.ConfigStores == nil && cfg.Dictionaries == nil {
+		// newHandle(kindStore) opens config store "settings".
+		cfg.ConfigStores = map[string]map[string]string{"settings": {"greeting": "hello"}}
+	}
 	if cfg.Pools == nil {
 		cfg.Pools = pool.NewManager(cfg.Logger)
 		t.Cleanup(cfg.Pools.Close)
@@ -192,7 +193,7 @@ type harness struct {
 
 // harnessOpts configures newHarness; zero values are the defaults.
 type harnessOpts struct {
-	env          *Env   // shared env; nil builds one from envCfg
+	env          *Env // shared env; nil builds one from envCfg
 	envCfg       EnvConfig
 	memSize      uint32 // default 64 KiB
 	noDownstream bool
@@ -284,9 +285,9 @@ func (h *harness) call(module, name string, args ...uint64) abi.Status {
 	// An engine's stack holds max(params, results) words.
 	stack := make([]uint64, max(len(args), 1))
 	copy(stack, args)
-	before := len(h.logs.records())
+	before := h.logs.len()
 	fn(h.ctx, h.mem, stack)
-	for _, r := range h.logs.records()[before:] {
+	for _, r := range h.logs.since(before) {
 		if r.msg == "hostcall panicked" {
 			h.t.Errorf("%s.%s%v panicked: %s", module, name, args, r.attrs["panic"])
 		}
@@ -305,8 +306,8 @@ func (h *harness) want(st abi.Status, module, name string, args ...uint64) {
 	}
 }
 
-// alloc reserves n bytes aligned to align (at least 8), filled with 0xEE
-// so that untouched out-values are recognisable.
+// alloc reserves n bytes, 8-aligned, filled with 0xEE so that untouched
+// out-values are recognisable.
 func (h *harness) alloc(n uint32) uint32 {
 	h.t.Helper()
 	p := (h.next + 7) &^ 7
@@ -481,5 +482,3 @@ func (h *harness) multi(module, name string, bufLen uint32, args ...uint64) ([]s
 	h.t.Fatalf("%s.%s: paging does not end", module, name)
 	return nil, 0
 }
-
-func (h *harness) String() string { return fmt.Sprintf("harness(%s)", h.s.ID()) }

@@ -133,10 +133,15 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 		}
 		return v, nil
 	}
-	checkSize := func(c *call, h *header) error {
-		if h.size() > c.s.env.limits.MaxHeaderBytes {
+	// update applies change to a copy of h and keeps it only when the
+	// block stays within the header size limit.
+	update := func(c *call, h *header, change func(h *header)) error {
+		next := h.clone()
+		change(next)
+		if next.size() > c.s.env.limits.MaxHeaderBytes {
 			return statusErr(abi.HTTPHeadTooLarge, "header block over %d bytes", c.s.env.limits.MaxHeaderBytes)
 		}
+		*h = *next
 		return nil
 	}
 	return []impl{
@@ -201,8 +206,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 				}
 				values = append(values, string(v))
 			}
-			h.set(name, values)
-			return checkSize(c, h)
+			return update(c, h, func(h *header) { h.set(name, values) })
 		}},
 		{m, "header_insert", func(c *call) error {
 			h, err := hdr(c)
@@ -217,8 +221,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			if err != nil {
 				return err
 			}
-			h.set(name, []string{v})
-			return checkSize(c, h)
+			return update(c, h, func(h *header) { h.set(name, []string{v}) })
 		}},
 		{m, "header_append", func(c *call) error {
 			h, err := hdr(c)
@@ -233,8 +236,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			if err != nil {
 				return err
 			}
-			h.add(name, v)
-			return checkSize(c, h)
+			return update(c, h, func(h *header) { h.add(name, v) })
 		}},
 		{m, "header_remove", func(c *call) error {
 			h, err := hdr(c)

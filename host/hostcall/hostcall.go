@@ -255,6 +255,12 @@ func Table() []Hostcall {
 // once per module on first call), and an import from any other module is
 // an error naming it.
 type Linker struct {
+	// OnError, when set before the first Link, is called after every
+	// implemented hostcall that returns a status other than ok, with the
+	// hostcall's module and function name (metrics). It must be safe for
+	// concurrent use and fast.
+	OnError func(module, name string, status abi.Status)
+
 	table  map[[2]string]Hostcall
 	logger *slog.Logger
 }
@@ -278,7 +284,7 @@ func (l *Linker) Link() engine.Linker {
 			if imp.Signature != want {
 				return nil, fmt.Errorf("import %s has signature %s, the ABI's is %s", imp, imp.Signature, want)
 			}
-			return bind(h.fn), nil
+			return bind(h, l.OnError), nil
 		}
 		if !strings.HasPrefix(imp.Module, abi.ModulePrefix) {
 			return nil, fmt.Errorf("import %s: unknown module %q (edgehost provides fastly_* hostcalls and %s)", imp, imp.Module, abi.ModuleWASI)
@@ -308,7 +314,8 @@ func (l *Linker) stub(imp engine.Import, once *sync.Map) engine.HostFunc {
 // bind adapts an implementation to engine.HostFunc: it finds the session,
 // runs fn, and writes its status. A panic in a hostcall is a bug: it is
 // logged and turned into the `error` status rather than crashing the host.
-func bind(fn func(c *call) error) engine.HostFunc {
+func bind(h Hostcall, onError func(module, name string, status abi.Status)) engine.HostFunc {
+	fn := h.fn
 	return func(ctx context.Context, mem engine.Memory, stack []uint64) {
 		s := sessionFrom(ctx)
 		if s == nil {
@@ -328,5 +335,8 @@ func bind(fn func(c *call) error) engine.HostFunc {
 			s.env.Logger.Debug("hostcall error", "err", err, "request_id", s.id)
 		}
 		stack[0] = uint64(st)
+		if st != abi.OK && onError != nil {
+			onError(h.Module, h.Name, st)
+		}
 	}
 }

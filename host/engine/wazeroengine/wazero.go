@@ -11,6 +11,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -64,12 +65,22 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 		WithCompilationCache(e.cache).
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(true)
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	m, err := e.compile(ctx, rt, wasm, link)
+	// Data segments become a copy-on-write memory image where the
+	// platform allows (Go guests carry tens of thousands of segments).
+	code, mem, err := prepareMemory(wasm)
 	if err != nil {
-		_ = rt.Close(ctx)
 		return nil, err
 	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	m, err := e.compile(ctx, rt, code, link)
+	if err != nil {
+		_ = rt.Close(ctx)
+		if mem != nil {
+			mem.close()
+		}
+		return nil, err
+	}
+	m.mem = mem
 	return m, nil
 }
 
@@ -178,9 +189,16 @@ func (m memory) Size() uint32 {
 type module struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
+	mem      *memAllocator // nil: wazero's allocator
 }
 
-func (m *module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+func (m *module) Close(ctx context.Context) error {
+	err := m.rt.Close(ctx)
+	if m.mem != nil {
+		m.mem.close()
+	}
+	return err
+}
 
 // Run instantiates an anonymous instance and calls _start.
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
@@ -213,7 +231,11 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	if rc.Stderr != nil {
 		cfg = cfg.WithStderr(rc.Stderr)
 	}
-	inst, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	ictx := ctx
+	if m.mem != nil {
+		ictx = experimental.WithMemoryAllocator(ctx, m.mem)
+	}
+	inst, err := m.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		return runError(ctx, err)
 	}
