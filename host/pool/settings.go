@@ -91,7 +91,10 @@ type Limits struct {
 }
 
 // Effective returns s with every zero keepalive field replaced by its
-// default (TCP fields stay zero when TCPDisabled). Pools are keyed by it.
+// default (TCP fields stay zero when TCPDisabled), TCPIdle and TCPInterval
+// rounded up to whole seconds (what the socket options take), negative
+// limits made 0 (unlimited) and TLS cleared unless Scheme is "https".
+// Pools are keyed by it.
 func (s Settings) Effective() Settings {
 	k := &s.Keepalive
 	if k.HTTPKeepaliveTime <= 0 {
@@ -109,11 +112,25 @@ func (s Settings) Effective() Settings {
 		if k.TCPCount <= 0 {
 			k.TCPCount = DefaultTCPKeepaliveCount
 		}
+		k.TCPIdle = wholeSeconds(k.TCPIdle)
+		k.TCPInterval = wholeSeconds(k.TCPInterval)
 	}
+	l := &s.Limits
+	l.MaxConnections = max(l.MaxConnections, 0)
+	l.MaxUse = max(l.MaxUse, 0)
+	l.MaxLifetime = max(l.MaxLifetime, 0)
 	if s.Scheme != "https" {
 		s.TLS = TLS{}
 	}
 	return s
+}
+
+// wholeSeconds rounds d up to a whole number of seconds.
+func wholeSeconds(d time.Duration) time.Duration {
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
 }
 
 // Timeouts bound one origin request. A zero field means its default.
