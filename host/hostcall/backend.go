@@ -399,6 +399,8 @@ func sendErrorTag(err error) uint32 {
 		return abi.SendErrTLSCertificate
 	case errors.Is(err, pool.ErrFirstByteTimeout), errors.Is(err, pool.ErrBetweenBytesTimeout):
 		return abi.SendErrHTTPResponseTimeout
+	case errors.Is(err, pool.ErrInvalidResponse):
+		return abi.SendErrHTTPProtocolError
 	case errors.Is(err, pool.ErrConnectionTerminated):
 		return abi.SendErrConnectionTerminated
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

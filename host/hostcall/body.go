@@ -143,6 +143,28 @@ func (b *body) detach() (io.ReadCloser, int64) {
 	return &partsReader{parts: parts}, n
 }
 
+// byteChunks returns the body's parts when every one is bytes the guest
+// wrote (no stream), for replaying the body.
+func (b *body) byteChunks() ([][]byte, bool) {
+	chunks := make([][]byte, 0, len(b.parts))
+	for _, p := range b.parts {
+		if p.r != nil {
+			return nil, false
+		}
+		chunks = append(chunks, p.b)
+	}
+	return chunks, true
+}
+
+// newBytesReader reads chunks in order without changing them.
+func newBytesReader(chunks [][]byte) *partsReader {
+	parts := make([]bodyPart, len(chunks))
+	for i, c := range chunks {
+		parts[i] = bodyPart{b: c}
+	}
+	return &partsReader{parts: parts}
+}
+
 // partsReader streams body parts in order; it owns their readers.
 type partsReader struct{ parts []bodyPart }
 

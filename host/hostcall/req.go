@@ -228,8 +228,14 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 		h.Del(k)
 	}
 	var rd io.ReadCloser = http.NoBody
+	var getBody func() (io.ReadCloser, error)
 	n := int64(0)
 	if b != nil {
+		// A body of bytes the guest wrote can be replayed, so the pool
+		// may retry the request on a fresh connection.
+		if chunks, ok := b.byteChunks(); ok && !streaming {
+			getBody = func() (io.ReadCloser, error) { return newBytesReader(chunks), nil }
+		}
 		rd, n = b.detach()
 		if streaming {
 			pr, pw := io.Pipe()
@@ -257,9 +263,10 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 		Host:          host,
 		ContentLength: n,
 		Body:          rd,
+		GetBody:       getBody,
 	}
 	if n == 0 {
-		req.Body = http.NoBody
+		req.Body, req.GetBody = http.NoBody, nil
 		rd.Close()
 	}
 	return be, req, nil

@@ -36,6 +36,15 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 		DontPool:             get("dont_pool") == "1",
 		ConnectTimeout:       time.Duration(num("connect_timeout_ms")) * time.Millisecond,
 	}
+	if get("ssl") == "1" {
+		opts.UseSSL = true
+		opts.CACertificate = get("ca_cert")
+		opts.SNIHostname = get("sni")
+		opts.CertHostname = get("cert_hostname")
+		opts.HostOverride = get("host_override")
+		opts.SSLMinVersion = tlsVersion(get("ssl_min"))
+		opts.SSLMaxVersion = tlsVersion(get("ssl_max"))
+	}
 	switch get("tcp") {
 	case "on":
 		opts.TCPKeepalive = guestsdk.On
@@ -72,6 +81,16 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 		return
 	}
 	guestsdk.CopyResponse(w, resp)
+}
+
+func tlsVersion(v string) guestsdk.TLSVersion {
+	switch v {
+	case "1.2":
+		return guestsdk.TLS12
+	case "1.3":
+		return guestsdk.TLS13
+	}
+	return 0
 }
 
 func fail(w guestsdk.ResponseWriter, status int, err error) {
