@@ -18,7 +18,7 @@ var allBindings = []any{
 	backendGetPort, backendGetConnectTimeoutMs, backendGetFirstByteTimeoutMs,
 	backendGetBetweenBytesTimeoutMs, backendGetSSLMinVersion, backendGetSSLMaxVersion,
 	backendGetHTTPKeepaliveTime, backendGetTCPKeepaliveEnable, backendGetTCPKeepaliveInterval,
-	backendGetTCPKeepaliveProbes, backendGetTCPKeepaliveTime,
+	backendGetTCPKeepaliveProbes, backendGetTCPKeepaliveTime, downstreamNextRequest, downstreamNextRequestWait,
 }
 
 func TestAllBindingsReferenced(t *testing.T) {

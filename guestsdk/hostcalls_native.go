@@ -125,6 +125,18 @@ type fakeHost struct {
 	calls    map[string]int
 	force    map[string]abi.Status // status to answer instead, per op
 	maxIO    int                   // >0: body and log writes/reads move at most this many bytes
+	// queued are the downstream requests next_request_wait hands out, in
+	// order; nil: next_request answers unsupported.
+	queued   []fakeDown
+	promises map[uint32]bool
+	nextOpts []uint64 // next_request timeout_ms seen (0: none given)
+}
+
+// fakeDown is a queued downstream request.
+type fakeDown struct {
+	method, uri string
+	hdr         []fakeField
+	body        string
 }
 
 func newFakeHost() *fakeHost {
@@ -362,6 +374,47 @@ func logWrite(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) ui
 		n := f.limit(bufLen)
 		f.logged[name] = append(f.logged[name], memStr(buf, n))
 		putU32(nw, n)
+		return abi.OK
+	})
+}
+
+func downstreamNextRequest(mask uint32, opts unsafe.Pointer, promiseOut unsafe.Pointer) uint32 {
+	return call("fastly_http_downstream.next_request", func(f *fakeHost) abi.Status {
+		if f.queued == nil {
+			return abi.Unsupported
+		}
+		var ms uint64
+		if mask&2 != 0 {
+			ms = *(*uint64)(opts)
+		}
+		f.nextOpts = append(f.nextOpts, ms)
+		f.down = nil // the previous response is complete
+		h := f.handle()
+		if f.promises == nil {
+			f.promises = map[uint32]bool{}
+		}
+		f.promises[h] = true
+		putU32(promiseOut, h)
+		return abi.OK
+	})
+}
+
+func downstreamNextRequestWait(promise uint32, reqOut, bodyOut unsafe.Pointer) uint32 {
+	return call("fastly_http_downstream.next_request_wait", func(f *fakeHost) abi.Status {
+		if !f.promises[promise] {
+			return abi.Badf
+		}
+		delete(f.promises, promise)
+		if len(f.queued) == 0 {
+			return abi.None
+		}
+		d := f.queued[0]
+		f.queued = f.queued[1:]
+		req, body := f.handle(), f.handle()
+		f.reqs[req] = &fakeMsg{method: d.method, uri: d.uri, hdr: d.hdr}
+		f.bodies[body] = &fakeBody{data: []byte(d.body)}
+		putU32(reqOut, req)
+		putU32(bodyOut, body)
 		return abi.OK
 	})
 }

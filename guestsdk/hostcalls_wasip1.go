@@ -47,6 +47,14 @@ func logEndpointGet(name unsafe.Pointer, nameLen uint32, handleOut unsafe.Pointe
 //go:noescape
 func logWrite(h uint32, buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
 
+//go:wasmimport fastly_http_downstream next_request
+//go:noescape
+func downstreamNextRequest(mask uint32, opts unsafe.Pointer, promiseOut unsafe.Pointer) uint32
+
+//go:wasmimport fastly_http_downstream next_request_wait
+//go:noescape
+func downstreamNextRequestWait(promise uint32, reqOut, bodyOut unsafe.Pointer) uint32
+
 //go:wasmimport fastly_http_req body_downstream_get
 //go:noescape
 func reqBodyDownstreamGet(reqOut, bodyOut unsafe.Pointer) uint32

@@ -191,6 +191,11 @@ func downstreamRequest() (*Request, error) {
 	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
 		return nil, err
 	}
+	return requestFromHandles(req, body)
+}
+
+// requestFromHandles reads a downstream request given as handles.
+func requestFromHandles(req, body uint32) (*Request, error) {
 	method, err := getString("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
 	})

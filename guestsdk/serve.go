@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"time"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -55,6 +56,67 @@ func Serve(h Handler) {
 	if err := serve(context.Background(), h); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(1)
+	}
+}
+
+// ServeManyOptions bounds a sandbox that serves several requests in turn.
+type ServeManyOptions struct {
+	// NextTimeout is how long the sandbox waits for its next request
+	// before it ends; 0 means the host's default (10 s on edgehost). It is
+	// passed to the host in whole milliseconds.
+	NextTimeout time.Duration
+	// MaxRequests ends the sandbox after this many requests; 0 means no
+	// limit.
+	MaxRequests int
+}
+
+// ServeMany is Serve for handlers that keep no state from one request to
+// the next: after each request the sandbox asks the host for another
+// (fastly_http_downstream.next_request) and serves it with h, so the
+// guest's start-up cost is paid once for many requests. Globals, caches and
+// goroutines survive between requests: use it only when that is safe. A
+// host that does not offer sandbox reuse just ends the sandbox after the
+// first request, as Serve does.
+func ServeMany(h Handler, opts ServeManyOptions) {
+	if err := serveMany(context.Background(), h, opts); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+}
+
+func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
+	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
+		return err
+	}
+	r, err := downstreamRequest()
+	if err != nil {
+		return err
+	}
+	var mask uint32
+	var timeoutMs uint64 // next_request_options: timeout_ms at offset 0
+	if opts.NextTimeout > 0 {
+		mask |= 1 << 1
+		timeoutMs = uint64((opts.NextTimeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	for n := 1; ; n++ {
+		w := &responseWriter{header: Header{}}
+		h.ServeHTTP(ctx, w, r)
+		if err := w.finish(); err != nil {
+			return err
+		}
+		if opts.MaxRequests > 0 && n >= opts.MaxRequests {
+			return nil
+		}
+		var promise, req, body uint32
+		if downstreamNextRequest(mask, unsafe.Pointer(&timeoutMs), unsafe.Pointer(&promise)) != uint32(abi.OK) {
+			return nil // no reuse on this host
+		}
+		if downstreamNextRequestWait(promise, unsafe.Pointer(&req), unsafe.Pointer(&body)) != uint32(abi.OK) {
+			return nil // no further request came
+		}
+		if r, err = requestFromHandles(req, body); err != nil {
+			return err
+		}
 	}
 }
 

@@ -18,6 +18,12 @@ import (
 	"github.com/edgehost/edgehost/host/guesttest"
 )
 
+// withEngine returns the command line cmd args... with --engine set to
+// the engine guesttest.EngineEnv selects.
+func withEngine(cmd string, args ...string) []string {
+	return append([]string{cmd, "--engine", guesttest.EngineName()}, args...)
+}
+
 func TestRunPassesGuestTestExitCode(t *testing.T) {
 	dir := t.TempDir()
 	bin, err := guesttest.TestBinary("testdata/guests/guesttests", dir)
@@ -37,7 +43,7 @@ func TestRunPassesGuestTestExitCode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.run, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run(context.Background(), []string{"run", "-C", manifest, bin, "-test.run", tc.run, "-test.v"}, strings.NewReader(""), &out, &errb)
+			code := run(context.Background(), withEngine("run", "-C", manifest, bin, "-test.run", tc.run, "-test.v"), strings.NewReader(""), &out, &errb)
 			if code != tc.wantCode {
 				t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, &out, &errb)
 			}
@@ -61,7 +67,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 	}{
 		{"bad config", []string{"serve", "-C", bad, notWasm}, `fastly.toml:4: unknown key "local_server.backends.origin.keepalive_tiem"`},
 		{"missing module", []string{"serve", filepath.Join(dir, "nope.wasm")}, "nope.wasm"},
-		{"invalid module", []string{"serve", "--addr", "127.0.0.1:0", notWasm}, "invalid wasm module"},
+		{"invalid module", withEngine("serve", "--addr", "127.0.0.1:0", notWasm), "invalid wasm module"},
 		{"unknown engine", []string{"run", "--engine", "v8", notWasm}, `--engine "v8"`},
 	}
 	for _, tc := range tests {
@@ -104,7 +110,7 @@ func TestServeFolderAndGracefulShutdown(t *testing.T) {
 	done := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "-C", manifest, filepath.Join(root, "examples/proxy")}, strings.NewReader(""), pw, &errb)
+		done <- run(ctx, withEngine("serve", "--addr", "127.0.0.1:0", "-C", manifest, filepath.Join(root, "examples/proxy")), strings.NewReader(""), pw, &errb)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')

@@ -304,12 +304,8 @@ func downstreamImpls() []impl {
 		{dn, "downstream_client_ip_addr", ipGetter(true, 1, true)},
 		{dn, "downstream_server_ip_addr", ipGetter(false, 1, true)},
 		{dn, "downstream_client_request_id", reqID(1, true)},
-		// Sandbox reuse is not offered yet: a guest asking for the next
-		// request is told so and ends after its current one.
-		{dn, "next_request", func(c *call) error {
-			return statusErr(abi.Unsupported, "sandbox reuse (next_request) is not offered by this host")
-		}},
-		{dn, "next_request_wait", func(c *call) error { _, err := c.s.promises.get(c.u32(0)); return err }},
+		{dn, "next_request", nextRequest},
+		{dn, "next_request_wait", nextRequestWait},
 		{dn, "next_request_abandon", func(c *call) error { _, err := c.s.promises.remove(c.u32(0)); return err }},
 	}
 	for _, name := range []string{"downstream_tls_cipher_openssl_name", "downstream_tls_protocol", "downstream_tls_client_hello",

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 )
@@ -77,9 +78,10 @@ type Session struct {
 	pending  handles[*pendingRequest]
 	logs     handles[*logEndpoint]
 	stores   handles[map[string]string]
-	promises handles[struct{}]
+	promises handles[time.Duration] // next_request promises: their wait timeout
 
 	down        *downstream
+	reuse       Reuse
 	dynamic     map[string]*backend
 	pendingOpen int
 	bufferedLen int64
@@ -97,7 +99,7 @@ func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session
 	s.pending = newHandles[*pendingRequest](&s.next)
 	s.logs = newHandles[*logEndpoint](&s.next)
 	s.stores = newHandles[map[string]string](&s.next)
-	s.promises = newHandles[struct{}](&s.next)
+	s.promises = newHandles[time.Duration](&s.next)
 	if d != nil {
 		s.down = newDownstream(s, d)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/host/engine/wazeroengine"
+	"github.com/edgehost/edgehost/host/guesttest"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
@@ -45,7 +45,7 @@ type sharedHosts struct {
 
 func newSharedHosts(t *testing.T) *sharedHosts {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := wazeroengine.New(engine.Config{})
+	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
 	if err != nil {
 		t.Fatal(err)
 	}

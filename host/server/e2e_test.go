@@ -19,7 +19,6 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/host/engine/wazeroengine"
 	"github.com/edgehost/edgehost/host/guesttest"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
@@ -29,13 +28,17 @@ import (
 // guests holds the fixture modules, built once in TestMain.
 var guests = map[string][]byte{}
 
+// compileCache is a compiled-code cache shared by every engine of the test
+// run, so each guest is compiled once (compiling is slow under -race).
+var compileCache string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "edgehost-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, rel := range []string{"examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
+	for _, rel := range []string{"examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
 		b, err := guesttest.Build(rel, dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "building guest fixture:", err)
@@ -43,6 +46,7 @@ func TestMain(m *testing.M) {
 		}
 		guests[rel[strings.LastIndexByte(rel, '/')+1:]] = b
 	}
+	compileCache = dir + "/compile-cache"
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -69,7 +73,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	}
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	eng, err := wazeroengine.New(engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20})
+	eng, err := guesttest.Engine(engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +87,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	}
 	srv := server.New(server.Config{Logger: log, SandboxTimeout: o.timeout})
 	srv.Activate(v)
+	t.Cleanup(func() { server.Retire(context.Background(), v) })
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &host{url: hs.URL, srv: srv, loader: loader, logs: logs}
@@ -348,7 +353,7 @@ func TestHandMadeModules(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := wazeroengine.New(engine.Config{})
+	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,18 @@ func (w *LogWriter) Flush() {
 	}
 }
 
+// SetRequestID tags the lines written from now on with id (a sandbox
+// serving several requests in turn).
+func (w *LogWriter) SetRequestID(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.emit(w.buf.String())
+		w.buf.Reset()
+	}
+	w.id = id
+}
+
 func (w *LogWriter) emit(line string) {
 	w.log.Info(line, "request_id", w.id, "stream", w.stream)
 }

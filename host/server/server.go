@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,7 +30,11 @@ type Version struct {
 	Module engine.Module
 	Env    *hostcall.Env
 
-	inflight sync.WaitGroup
+	inflight  sync.WaitGroup // requests running on this version
+	sandboxes sync.WaitGroup // sandbox goroutines, parked ones included
+	mu        sync.Mutex
+	parked    []*sandbox // sandboxes waiting in next_request_wait
+	retired   bool
 }
 
 // Config configures a Server. Zero fields take the defaults named.
@@ -44,6 +49,8 @@ type Config struct {
 	// Env is the guest environment every sandbox gets (FASTLY_* variables);
 	// FASTLY_TRACE_ID is added per request.
 	Env [][2]string
+	// Metrics, when set, observes every request (see Metrics).
+	Metrics Metrics
 }
 
 // Server serves downstream HTTP with the active version.
@@ -77,10 +84,20 @@ func (s *Server) Activate(v *Version) *Version { return s.active.Swap(v) }
 // Active returns the active version, or nil.
 func (s *Server) Active() *Version { return s.active.Load() }
 
-// Retire waits until no request runs on v any more, then closes its
-// compiled module. Call it after Activate replaced v.
+// Retire waits until no request runs on v any more and every sandbox of
+// v has ended (parked ones are told to end), then closes its compiled
+// module. Call it after Activate replaced v.
 func Retire(ctx context.Context, v *Version) error {
 	v.inflight.Wait()
+	v.mu.Lock()
+	v.retired = true
+	parked := v.parked
+	v.parked = nil
+	v.mu.Unlock()
+	for _, sb := range parked {
+		sb.inbox <- nil // ends its wait
+	}
+	v.sandboxes.Wait()
 	return v.Module.Close(ctx)
 }
 
@@ -100,61 +117,194 @@ func (s *Server) acquire() *Version {
 	}
 }
 
-// ServeHTTP runs one sandbox for r.
+// handoff is one downstream request handed to a sandbox, new or parked.
+type handoff struct {
+	id   string
+	d    *hostcall.Downstream
+	done chan result // receives exactly one result
+}
+
+// result is how a request's sandbox work ended.
+type result struct {
+	out hostcall.Outcome
+	err error // the sandbox's run error, if it ended with this request
+}
+
+// ServeHTTP runs r in a sandbox: a parked one of the active version that
+// asked for another request (next_request), else a fresh one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "503 Service Unavailable: too many sandboxes running, retry shortly", http.StatusServiceUnavailable)
+		s.observe(http.StatusServiceUnavailable, false, start)
 		return
 	}
 	v := s.acquire()
 	if v == nil {
 		http.Error(w, "503 Service Unavailable: no module is active; deploy one", http.StatusServiceUnavailable)
+		s.observe(http.StatusServiceUnavailable, false, start)
 		return
 	}
 	defer v.inflight.Done()
 
-	id := newRequestID()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SandboxTimeout)
-	defer cancel()
-	sess := v.Env.NewSession(ctx, id, &hostcall.Downstream{
-		Request:  r,
-		Writer:   w,
-		ClientIP: addrIP(r.RemoteAddr),
-		ServerIP: localIP(r),
-	})
-	rc := engine.RunConfig{
-		Args:   []string{"edgehost-guest"},
-		Env:    append(append([][2]string(nil), s.cfg.Env...), [2]string{"FASTLY_TRACE_ID", id}, [2]string{"FASTLY_SERVICE_VERSION", v.ID}),
-		Stdout: NewLogWriter(s.log, id, "stdout"),
-		Stderr: NewLogWriter(s.log, id, "stderr"),
+	h := &handoff{
+		id:   newRequestID(),
+		done: make(chan result, 1),
+		d: &hostcall.Downstream{
+			Request:  r,
+			Writer:   w,
+			ClientIP: addrIP(r.RemoteAddr),
+			ServerIP: localIP(r),
+		},
 	}
-	runErr := v.Module.Run(hostcall.WithSession(ctx, sess), rc)
-	errStatus := http.StatusInternalServerError
-	if errors.Is(runErr, engine.ErrTimeout) {
-		errStatus = http.StatusGatewayTimeout
+	v.mu.Lock()
+	var sb *sandbox
+	if n := len(v.parked); n > 0 {
+		sb = v.parked[n-1]
+		v.parked = v.parked[:n-1]
 	}
-	out := sess.Finish(runErr, errStatus)
-	sess.Close()
-	flushLogs(rc.Stdout, rc.Stderr)
-	attrs := []any{"request_id", id, "version", v.ID, "method", r.Method, "path", r.URL.Path,
-		"status", out.Status, "duration", time.Since(start)}
+	v.mu.Unlock()
+	if sb != nil {
+		sb.inbox <- h
+	} else {
+		s.startSandbox(v, h)
+	}
+	res := <-h.done
+	s.observe(res.out.Status, true, start)
+	attrs := []any{"request_id", h.id, "version", v.ID, "method", r.Method, "path", r.URL.Path,
+		"status", res.out.Status, "duration", time.Since(start)}
 	switch {
-	case runErr != nil:
-		s.log.Warn("sandbox failed", append(attrs, "err", runErr)...)
-	case !out.Sent:
+	case res.err != nil:
+		s.log.Warn("sandbox failed", append(attrs, "err", res.err)...)
+	case !res.out.Sent:
 		s.log.Warn("guest sent no response", attrs...)
 	default:
 		s.log.Debug("request", attrs...)
 	}
-	if out.Aborted {
+	if res.out.Aborted {
 		// The client must see the streamed body as incomplete.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// sandbox is one running instance. It serves the request it was started
+// for and, when the guest asks (next_request), further ones handed to it
+// while it is parked. Each request has the wall-clock limit: past it the
+// instance is stopped.
+type sandbox struct {
+	srv    *Server
+	v      *Version
+	inbox  chan *handoff // nil: end the wait
+	cancel context.CancelCauseFunc
+	cur    *handoff
+	timer  *time.Timer
+	logs   [2]*LogWriter
+}
+
+func (s *Server) startSandbox(v *Version, first *handoff) {
+	v.sandboxes.Add(1)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sb := &sandbox{srv: s, v: v, inbox: make(chan *handoff, 1), cancel: cancel}
+	sb.logs = [2]*LogWriter{NewLogWriter(s.log, first.id, "stdout"), NewLogWriter(s.log, first.id, "stderr")}
+	sb.begin(first)
+	go func() {
+		defer v.sandboxes.Done()
+		defer cancel(nil)
+		sess := v.Env.NewSession(ctx, first.id, first.d)
+		sess.SetReuse(sb)
+		rc := engine.RunConfig{
+			Args:   []string{"edgehost-guest"},
+			Env:    append(append([][2]string(nil), s.cfg.Env...), [2]string{"FASTLY_TRACE_ID", first.id}, [2]string{"FASTLY_SERVICE_VERSION", v.ID}),
+			Stdout: sb.logs[0],
+			Stderr: sb.logs[1],
+		}
+		runErr := v.Module.Run(hostcall.WithSession(ctx, sess), rc)
+		errStatus := http.StatusInternalServerError
+		if errors.Is(runErr, engine.ErrTimeout) {
+			errStatus = http.StatusGatewayTimeout
+		}
+		out := sess.Finish(runErr, errStatus)
+		sess.Close()
+		flushLogs(rc.Stdout, rc.Stderr)
+		if sb.cur != nil {
+			sb.end(result{out: out, err: runErr})
+		} else if runErr != nil && !errors.Is(runErr, engine.ErrTimeout) {
+			s.log.Warn("parked sandbox failed", "version", v.ID, "err", runErr)
+		}
+	}()
+}
+
+// unpark leaves the parked list after a wait ran out. If a request (or
+// Retire) picked this sandbox meanwhile, its handoff is on the way and is
+// returned, to be served.
+func (sb *sandbox) unpark() *handoff {
+	v := sb.v
+	v.mu.Lock()
+	for i, p := range v.parked {
+		if p == sb {
+			v.parked = append(v.parked[:i], v.parked[i+1:]...)
+			v.mu.Unlock()
+			return nil
+		}
+	}
+	v.mu.Unlock()
+	return <-sb.inbox
+}
+
+// begin makes h the sandbox's current request and arms its time limit.
+func (sb *sandbox) begin(h *handoff) {
+	sb.cur = h
+	for _, l := range sb.logs {
+		l.SetRequestID(h.id)
+	}
+	sb.timer = time.AfterFunc(sb.srv.cfg.SandboxTimeout, func() {
+		sb.cancel(fmt.Errorf("request ran past the %v wall-clock limit", sb.srv.cfg.SandboxTimeout))
+	})
+}
+
+// end delivers the current request's result.
+func (sb *sandbox) end(res result) {
+	sb.timer.Stop()
+	sb.cur.done <- res
+	sb.cur = nil
+}
+
+// Done implements hostcall.Reuse: the guest finished this request.
+func (sb *sandbox) Done(out hostcall.Outcome) {
+	if sb.cur != nil {
+		sb.end(result{out: out})
+	}
+}
+
+// Next implements hostcall.Reuse: park until a request is handed over.
+func (sb *sandbox) Next(ctx context.Context, timeout time.Duration) (string, *hostcall.Downstream, bool) {
+	v := sb.v
+	v.mu.Lock()
+	if v.retired || sb.srv.active.Load() != v {
+		v.mu.Unlock()
+		return "", nil, false
+	}
+	v.parked = append(v.parked, sb)
+	v.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var h *handoff
+	select {
+	case h = <-sb.inbox: // nil: Retire ends the wait
+	case <-t.C:
+		h = sb.unpark()
+	case <-ctx.Done():
+		h = sb.unpark()
+	}
+	if h == nil {
+		return "", nil, false
+	}
+	sb.begin(h)
+	return h.id, h.d, true
 }
 
 func newRequestID() string {
