@@ -126,6 +126,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(clientCommands()...)
 	root.AddCommand(newServeCmd(), newRunCmd(), newBuildCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the edgehost version",

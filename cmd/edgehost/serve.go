@@ -8,80 +8,257 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgehost/edgehost/host/admin"
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/host/store"
 )
+
+// serveFlags are serve's own flags.
+type serveFlags struct {
+	addr, adminAddr, dataDir, adminToken string
+}
 
 func newServeCmd() *cobra.Command {
 	var c common
-	var addr string
+	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve MODULE",
-		Short: "Serve downstream HTTP with a guest: a .wasm file or a folder with a Go main package",
-		Args:  cobra.ExactArgs(1),
+		Use:   "serve [MODULE]",
+		Short: "Serve downstream HTTP with a guest, and deployments through the admin API",
+		Long: "Serve downstream HTTP with a guest. MODULE is a .wasm file, a package .tar.gz (fastly.toml and\n" +
+			"bin/main.wasm) or a folder with a Go main package. Without MODULE, serve the active version\n" +
+			"deployed to --data-dir, or a welcome page saying how to deploy.\n\n" +
+			"The admin API (--admin-addr, default " + config.DefaultAdminAddr + "; \"\" turns it off) takes\n" +
+			"deployments: edgehost deploy, versions, activate, pools. Its POST calls need the token in\n" +
+			admin.TokenEnv + " (or --admin-token) when one is set; a non-loopback admin address needs one.\n\n" +
+			"--data-dir (default $XDG_DATA_HOME/edgehost, else ~/.local/share/edgehost) keeps the deployed\n" +
+			"versions, the active pointer and compiled code, so a restart serves the last active version\n" +
+			"without recompiling.",
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := c.logger(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			wasm, dir, err := loadModule(ctx, args[0], log)
-			if err != nil {
-				return err
-			}
-			m, err := c.manifest(dir)
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("addr") {
-				addr = m.Host.Addr
-			}
-			eng, err := c.engine(m, "")
-			if err != nil {
-				return err
-			}
-			defer eng.Close(context.Background())
-			loader := newLoader(eng, m, log, []string{m.Host.AdminAddr})
-			defer loader.Pools.Close()
-			v, err := loader.Load(ctx, "dev", wasm, m)
-			if err != nil {
-				return fmt.Errorf("load %s: %w", args[0], err)
-			}
-			srv := server.New(server.Config{
-				Logger:                 log,
-				MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
-				SandboxTimeout:         m.Host.SandboxTimeout,
-			})
-			srv.Activate(v)
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
-			errc := make(chan error, 1)
-			go func() { errc <- hs.Serve(ln) }()
-			log.Info("serving", "addr", "http://"+ln.Addr().String(), "module", args[0], "engine", eng.Name())
-			fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on http://%s (Ctrl-C to stop)\n", args[0], ln.Addr())
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			log.Info("shutting down: waiting for requests in flight")
-			sctx, cancel := context.WithTimeout(context.Background(), m.Host.SandboxTimeout+5*time.Second)
-			defer cancel()
-			if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			return serve(cmd, &c, &f, args)
 		},
 	}
 	c.register(cmd)
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7676", "downstream listen address")
+	cmd.Flags().StringVar(&f.addr, "addr", config.DefaultAddr, "downstream listen address")
+	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin API listen address; "" turns it off`)
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
+	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
 	return cmd
+}
+
+func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
+	log, err := c.logger(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// The host manifest: -C, the module folder's, ./fastly.toml, defaults.
+	var wasm []byte
+	var moduleManifest *config.Manifest
+	dir := ""
+	if len(args) == 1 && !isPackage(args[0]) {
+		if wasm, dir, err = loadModule(ctx, args[0], log); err != nil {
+			return err
+		}
+	}
+	m, err := c.manifest(dir)
+	if err != nil {
+		return err
+	}
+	flags := cmd.Flags()
+	if !flags.Changed("addr") {
+		f.addr = m.Host.Addr
+	}
+	adminExplicit := flags.Changed("admin-addr") || m.Host.IsSet("admin_addr")
+	if !flags.Changed("admin-addr") {
+		f.adminAddr = m.Host.AdminAddr
+	}
+	if !flags.Changed("data-dir") {
+		f.dataDir = m.Host.DataDir
+	}
+	if f.adminToken == "" {
+		f.adminToken = os.Getenv(admin.TokenEnv)
+	}
+	if f.adminAddr != "" {
+		if err := admin.CheckAddr(f.adminAddr, f.adminToken); err != nil {
+			return err
+		}
+	}
+
+	// The admin listener first: when its default address is taken (say,
+	// by another edgehost serve), go on without it rather than fail.
+	var adminLn net.Listener
+	if f.adminAddr != "" {
+		adminLn, err = net.Listen("tcp", f.adminAddr)
+		if err != nil {
+			if adminExplicit {
+				return fmt.Errorf("admin API: %w", err)
+			}
+			log.Warn("admin API off: its default address is not free; set --admin-addr", "addr", f.adminAddr, "err", err)
+			adminLn = nil
+		} else {
+			defer adminLn.Close()
+		}
+	}
+
+	// The data dir: needed to deploy (admin on), to serve the active
+	// version (no MODULE), and to unpack a package.
+	var st *store.Store
+	if adminLn != nil || len(args) == 0 || isPackage(args[0]) {
+		if f.dataDir == "" {
+			if f.dataDir, err = store.DefaultDir(); err != nil {
+				return err
+			}
+		}
+		st, err = store.Open(f.dataDir)
+		if errors.Is(err, store.ErrLocked) && adminLn != nil && !adminExplicit && len(args) == 1 && !isPackage(args[0]) {
+			log.Warn("admin API off: the data dir is in use by another edgehost; set --data-dir", "data_dir", f.dataDir)
+			adminLn.Close()
+			adminLn, st, err = nil, nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			defer st.Close()
+		}
+	}
+	cacheDir := ""
+	if st != nil {
+		cacheDir = st.CacheDir()
+	}
+	eng, err := c.engine(m, cacheDir)
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
+	adminURL := ""
+	refused := []string{}
+	if adminLn != nil {
+		adminURL = "http://" + adminLn.Addr().String()
+		refused = append(refused, adminLn.Addr().String())
+	}
+	loader := newLoader(eng, m, log, refused)
+	defer loader.Pools.Close()
+	metrics := admin.NewMetrics(loader.Pools)
+	loader.Linker.OnError = metrics.HostcallError
+	srv := server.New(server.Config{
+		Logger:                 log,
+		MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
+		SandboxTimeout:         m.Host.SandboxTimeout,
+		Metrics:                metrics,
+	})
+
+	var adm *admin.Admin
+	if st != nil {
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Logger: log})
+		if err != nil {
+			return err
+		}
+	}
+	serving := ""
+	switch {
+	case len(args) == 1 && isPackage(args[0]):
+		pkg, err := os.Open(args[0])
+		if err != nil {
+			return fmt.Errorf("module %s: %w", args[0], err)
+		}
+		staged, err := st.Stage(pkg, admin.DefaultMaxUploadBytes)
+		pkg.Close()
+		if err != nil {
+			return fmt.Errorf("package %s: %w", args[0], err)
+		}
+		wasm, moduleManifest = staged.Wasm, staged.Manifest
+		staged.Discard()
+		if c.configPath != "" {
+			moduleManifest = m
+		}
+		fallthrough
+	case len(args) == 1:
+		if moduleManifest == nil {
+			moduleManifest = m
+		}
+		v, err := loader.Load(ctx, "dev", wasm, moduleManifest)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", args[0], err)
+		}
+		srv.Activate(v)
+		serving = args[0]
+	default:
+		n, err := adm.Restore(ctx)
+		if err != nil {
+			return fmt.Errorf("active version in %s: %w", st.Dir(), err)
+		}
+		if n > 0 {
+			serving = "version " + strconv.Itoa(n) + " from " + st.Dir()
+			break
+		}
+		v, err := loader.Load(ctx, "welcome", admin.WelcomeModule(adminURL), config.Default())
+		if err != nil {
+			return fmt.Errorf("welcome guest: %w", err)
+		}
+		srv.Activate(v)
+		serving = "the welcome page (nothing deployed yet)"
+	}
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	var as *http.Server
+	if adminLn != nil {
+		as = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- as.Serve(adminLn) }()
+	}
+	log.Info("serving", "addr", "http://"+ln.Addr().String(), "module", serving, "engine", eng.Name(),
+		"admin", adminURL, "data_dir", dataDirOf(st))
+	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on http://%s (Ctrl-C to stop)\n", serving, ln.Addr())
+	if adminURL != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), m.Host.SandboxTimeout+5*time.Second)
+	defer cancel()
+	if as != nil {
+		if err := as.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("admin API shutdown", "err", err)
+		}
+	}
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if adm != nil {
+		return adm.Close(sctx)
+	}
+	return nil
+}
+
+// isPackage reports whether MODULE names a package .tar.gz.
+func isPackage(path string) bool {
+	return strings.HasSuffix(path, ".tar.gz") || strings.HasSuffix(path, ".tgz")
+}
+
+func dataDirOf(st *store.Store) string {
+	if st == nil {
+		return ""
+	}
+	return st.Dir()
 }

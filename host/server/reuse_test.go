@@ -85,4 +85,3 @@ func TestRetireEndsParkedSandboxes(t *testing.T) {
 		t.Fatalf("new version not serving: %q", body)
 	}
 }
-

@@ -34,6 +34,7 @@ type Version struct {
 	sandboxes sync.WaitGroup // sandbox goroutines, parked ones included
 	mu        sync.Mutex
 	parked    []*sandbox // sandboxes waiting in next_request_wait
+	retiring  bool       // Retire began: no more inflight.Add
 	retired   bool
 }
 
@@ -88,6 +89,9 @@ func (s *Server) Active() *Version { return s.active.Load() }
 // v has ended (parked ones are told to end), then closes its compiled
 // module. Call it after Activate replaced v.
 func Retire(ctx context.Context, v *Version) error {
+	v.mu.Lock()
+	v.retiring = true
+	v.mu.Unlock()
 	v.inflight.Wait()
 	v.mu.Lock()
 	v.retired = true
@@ -101,19 +105,26 @@ func Retire(ctx context.Context, v *Version) error {
 	return v.Module.Close(ctx)
 }
 
-// acquire takes the active version for one request. Add happens while
-// the version is still active, so Retire cannot miss it.
+// acquire takes the active version for one request. The Add happens
+// under v.mu before Retire began, so Retire's Wait cannot miss it; a
+// version being retired was already replaced by Activate, so acquire
+// loads again.
 func (s *Server) acquire() *Version {
 	for {
 		v := s.active.Load()
 		if v == nil {
 			return nil
 		}
-		v.inflight.Add(1)
-		if s.active.Load() == v {
+		v.mu.Lock()
+		if !v.retiring {
+			v.inflight.Add(1)
+			v.mu.Unlock()
 			return v
 		}
-		v.inflight.Done()
+		v.mu.Unlock()
+		if s.active.Load() == v {
+			return nil // retired while still active: the server is stopping
+		}
 	}
 }
 
