@@ -17,7 +17,8 @@ import (
 func memoryAfterInstantiation(t *testing.T, wasm []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
+	// The interpreter: nothing is compiled, which keeps the test quick under -race.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer rt.Close(ctx)
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
