@@ -2,11 +2,14 @@
 // the config store "settings" (key "origin_target", e.g.
 // "127.0.0.1:8080"), registers it as the dynamic backend "dyn-origin" with
 // keepalive and pooling options, proxies the request to it and adds
-// "x-edgehost-backend: dynamic".
+// "x-edgehost-backend: dynamic". It serves requests in turn in one sandbox
+// (guestsdk.ServeMany): the backend registered for the first request
+// stays registered for the sandbox's life and is reused.
 package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 )
 
 func main() {
-	guestsdk.Serve(guestsdk.HandlerFunc(handle))
+	guestsdk.ServeMany(guestsdk.HandlerFunc(handle), guestsdk.ServeManyOptions{})
 }
 
 // options are the backend's connection settings.
@@ -51,7 +54,12 @@ func register() (*guestsdk.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return guestsdk.RegisterDynamicBackend("dyn-origin", target, options)
+	b, err := guestsdk.RegisterDynamicBackend("dyn-origin", target, options)
+	if errors.Is(err, guestsdk.ErrBackendExists) {
+		// Registered by an earlier request this sandbox served.
+		return guestsdk.BackendByName("dyn-origin"), nil
+	}
+	return b, err
 }
 
 func fail(w guestsdk.ResponseWriter, status int, err error) {
