@@ -100,12 +100,16 @@ func (h *header) httpHeader() http.Header {
 	return out
 }
 
-// headerOwner is implemented by requests and responses.
-type headerOwner interface{ headers() *header }
+// message is a request or a response: what their shared hostcalls use.
+type message interface {
+	headers() *header
+	httpVersion() *uint32 // an http_version code
+}
 
-// headerImpls returns the header hostcalls of module m, written once for
-// requests and responses: lookup resolves a handle to its header block.
-func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) []impl {
+// messageImpls returns the hostcalls of module m that requests and
+// responses share, written once: the header calls, version_get/_set and
+// framing_headers_mode_set. lookup resolves a handle to its message.
+func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []impl {
 	hdr := func(c *call) (*header, error) {
 		o, err := lookup(c, c.u32(0))
 		if err != nil {
@@ -122,6 +126,16 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return "", statusErr(abi.Inval, "invalid header name %q", name)
 		}
 		return name, nil
+	}
+	// hdrName resolves the handle (parameter 0) and the header name
+	// (parameters 1-2) that most header calls start with.
+	hdrName := func(c *call) (*header, string, error) {
+		h, err := hdr(c)
+		if err != nil {
+			return nil, "", err
+		}
+		name, err := nameArg(c, 1)
+		return h, name, err
 	}
 	valueArg := func(c *call, i int) (string, error) {
 		v, err := c.str(i)
@@ -145,6 +159,32 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 		return nil
 	}
 	return []impl{
+		{m, "version_get", func(c *call) error {
+			msg, err := lookup(c, c.u32(0))
+			if err != nil {
+				return err
+			}
+			return c.putU32(c.u32(1), *msg.httpVersion())
+		}},
+		{m, "version_set", func(c *call) error {
+			msg, err := lookup(c, c.u32(0))
+			if err != nil {
+				return err
+			}
+			if c.u32(1) > abi.HTTP3 {
+				return statusErr(abi.Inval, "unknown HTTP version %d", c.u32(1))
+			}
+			*msg.httpVersion() = c.u32(1)
+			return nil
+		}},
+		// Framing is the host's: the mode is checked and ignored.
+		{m, "framing_headers_mode_set", func(c *call) error {
+			_, err := lookup(c, c.u32(0))
+			if err == nil && c.u32(1) > abi.FramingManuallyFromHeader {
+				return statusErr(abi.Inval, "unknown framing mode %d", c.u32(1))
+			}
+			return err
+		}},
 		{m, "header_names_get", func(c *call) error {
 			h, err := hdr(c)
 			if err != nil {
@@ -153,11 +193,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return c.putMulti(h.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
 		}},
 		{m, "header_value_get", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}
@@ -168,11 +204,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
 		}},
 		{m, "header_values_get", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}
@@ -184,11 +216,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return c.putMulti(vs, c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
 		}},
 		{m, "header_values_set", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}
@@ -209,11 +237,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return update(c, h, func(h *header) { h.set(name, values) })
 		}},
 		{m, "header_insert", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}
@@ -224,11 +248,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return update(c, h, func(h *header) { h.set(name, []string{v}) })
 		}},
 		{m, "header_append", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}
@@ -239,11 +259,7 @@ func headerImpls(m string, lookup func(c *call, h uint32) (headerOwner, error)) 
 			return update(c, h, func(h *header) { h.add(name, v) })
 		}},
 		{m, "header_remove", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			name, err := nameArg(c, 1)
+			h, name, err := hdrName(c)
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,8 @@ type request struct {
 	hdr     *header
 }
 
-func (r *request) headers() *header { return r.hdr }
+func (r *request) headers() *header     { return r.hdr }
+func (r *request) httpVersion() *uint32 { return &r.version }
 
 func newRequest() *request {
 	return &request{method: http.MethodGet, uri: "/", version: abi.HTTP11, hdr: newHeader()}
@@ -126,31 +127,6 @@ func reqImpls() []impl {
 			r.uri = v
 			return nil
 		}},
-		{m, "version_get", func(c *call) error {
-			r, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			return c.putU32(c.u32(1), r.version)
-		}},
-		{m, "version_set", func(c *call) error {
-			r, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			if c.u32(1) > abi.HTTP3 {
-				return statusErr(abi.Inval, "unknown HTTP version %d", c.u32(1))
-			}
-			r.version = c.u32(1)
-			return nil
-		}},
-		{m, "framing_headers_mode_set", func(c *call) error {
-			_, err := get(c, 0)
-			if err == nil && c.u32(1) > abi.FramingManuallyFromHeader {
-				return statusErr(abi.Inval, "unknown framing mode %d", c.u32(1))
-			}
-			return err
-		}},
 		// edgehost has no cache: overrides are accepted and ignored.
 		{m, "cache_override_set", func(c *call) error { _, err := get(c, 0); return err }},
 		{m, "cache_override_v2_set", func(c *call) error {
@@ -175,7 +151,7 @@ func reqImpls() []impl {
 		{m, "pending_req_wait_v2", func(c *call) error { return c.pendingWait(1, 2, 3) }},
 		{m, "register_dynamic_backend", registerDynamicBackend},
 	}
-	impls = append(impls, headerImpls(m, func(c *call, h uint32) (headerOwner, error) { return c.s.reqs.get(h) })...)
+	impls = append(impls, messageImpls(m, func(c *call, h uint32) (message, error) { return c.s.reqs.get(h) })...)
 	return impls
 }
 

@@ -14,7 +14,8 @@ type response struct {
 	noKeepalive bool
 }
 
-func (r *response) headers() *header { return r.hdr }
+func (r *response) headers() *header     { return r.hdr }
+func (r *response) httpVersion() *uint32 { return &r.version }
 
 func newResponse() *response {
 	return &response{status: http.StatusOK, version: abi.HTTP11, hdr: newHeader()}
@@ -71,31 +72,6 @@ func respImpls() []impl {
 			r.status = int(st)
 			return nil
 		}},
-		{m, "version_get", func(c *call) error {
-			r, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			return c.putU32(c.u32(1), r.version)
-		}},
-		{m, "version_set", func(c *call) error {
-			r, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			if c.u32(1) > abi.HTTP3 {
-				return statusErr(abi.Inval, "unknown HTTP version %d", c.u32(1))
-			}
-			r.version = c.u32(1)
-			return nil
-		}},
-		{m, "framing_headers_mode_set", func(c *call) error {
-			_, err := get(c, 0)
-			if err == nil && c.u32(1) > abi.FramingManuallyFromHeader {
-				return statusErr(abi.Inval, "unknown framing mode %d", c.u32(1))
-			}
-			return err
-		}},
 		{m, "http_keepalive_mode_set", func(c *call) error {
 			r, err := get(c, 0)
 			if err != nil {
@@ -118,6 +94,6 @@ func respImpls() []impl {
 			return c.s.down.send(c.u32(0), c.u32(1), c.u32(2) != 0)
 		}},
 	}
-	impls = append(impls, headerImpls(m, func(c *call, h uint32) (headerOwner, error) { return c.s.resps.get(h) })...)
+	impls = append(impls, messageImpls(m, func(c *call, h uint32) (message, error) { return c.s.resps.get(h) })...)
 	return impls
 }

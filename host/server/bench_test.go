@@ -16,50 +16,50 @@ import (
 	"github.com/edgehost/edgehost/host/server"
 )
 
-// BenchmarkSandboxHello measures one request's sandbox cost for
-// examples/hello: instantiate, _start, respond (no network).
-func BenchmarkSandboxHello(b *testing.B) {
+// benchServer serves the guest fixture named guest, with no network.
+func benchServer(b *testing.B, guest string) *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer eng.Close(context.Background())
+	b.Cleanup(func() { eng.Close(context.Background()) })
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pool.NewManager(log), Logger: log}
-	v, err := loader.Load(context.Background(), "1", guests["hello"], config.Default())
+	v, err := loader.Load(context.Background(), "1", guests[guest], config.Default())
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := server.New(server.Config{Logger: log})
 	srv.Activate(v)
-	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
+	b.Cleanup(func() { server.Retire(context.Background(), v) })
+	return srv
+}
+
+// BenchmarkSandbox measures one request's sandbox cost, no network:
+// examples/hello (instantiate, _start, respond) and the same handler with
+// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it).
+func BenchmarkSandbox(b *testing.B) {
+	for _, guest := range []string{"hello", "hellomany"} {
+		b.Run(guest, func(b *testing.B) {
+			srv := benchServer(b, guest)
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkSandboxHelloParallel is BenchmarkSandboxHello with
-// GOMAXPROCS goroutines sending at once.
-func BenchmarkSandboxHelloParallel(b *testing.B) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close(context.Background())
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pool.NewManager(log), Logger: log}
-	v, err := loader.Load(context.Background(), "1", guests["hello"], config.Default())
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
+// BenchmarkSandboxParallel is BenchmarkSandbox/hello with 8×GOMAXPROCS
+// goroutines sending at once.
+func BenchmarkSandboxParallel(b *testing.B) {
+	srv := benchServer(b, "hello")
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.SetParallelism(8)
