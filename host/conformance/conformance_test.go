@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -291,40 +292,83 @@ func TestStreamingEcho(t *testing.T) {
 
 // TestLimits: traps, exits, the wall-clock limit and the memory cap give
 // the client the same status on every engine, and the sandbox after them
-// still serves.
+// still serves. A guest asleep in WASI (time.Sleep, poll_oneoff) is
+// stopped at the wall-clock limit as a busy one is; a short sleep still
+// lasts what was asked; the Fastly Go SDK's way of waiting for an origin
+// (poll, sleep 1 ms, poll again) works, and is stopped at the limit too
+// when the origin never answers.
 func TestLimits(t *testing.T) {
+	release := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		delay := 100 * time.Millisecond
+		if strings.HasPrefix(r.URL.Path, "/proxy/never") {
+			delay = time.Hour
+		}
+		select {
+		case <-time.After(delay):
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "from origin "+r.URL.Path)
+	}))
+	t.Cleanup(origin.Close)
+	t.Cleanup(func() { close(release) }) // before origin.Close: cleanups run last first
+	backend := fmt.Sprintf("[local_server.backends.origin]\nurl = %q\n", origin.URL)
+
+	// The wall-clock limit: long enough for the short cases under -race on
+	// a slow machine.
+	const limit = time.Second
 	tests := []struct {
 		name   string
 		wasm   []byte
 		path   string
 		status int
+		body   string        // a prefix the body must have, when set
+		min    time.Duration // the least the request may take
+		max    time.Duration // the most; 5 s when 0
 	}{
-		{"wasm trap", guesttest.TrapModule(), "/", 500},
-		{"endless loop", guesttest.LoopModule(), "/", 504},
-		{"grow past the cap", guesttest.GrowModule(), "/", 500},
-		{"no response", guesttest.NopModule(), "/", 500},
-		{"go panic", guests["fastlystyle"], "/trap", 500},
-		{"nil dereference", guests["fastlystyle"], "/nilderef", 500},
-		{"exit 3", guests["fastlystyle"], "/exit", 500},
-		{"go loop", guests["fastlystyle"], "/loop", 504},
-		{"go out of memory", guests["fastlystyle"], "/mem", 500},
+		{name: "wasm trap", wasm: guesttest.TrapModule(), path: "/", status: 500},
+		{name: "endless loop", wasm: guesttest.LoopModule(), path: "/", status: 504, min: limit, max: limit + time.Second},
+		{name: "grow past the cap", wasm: guesttest.GrowModule(), path: "/", status: 500},
+		{name: "no response", wasm: guesttest.NopModule(), path: "/", status: 500},
+		{name: "go panic", wasm: guests["fastlystyle"], path: "/trap", status: 500},
+		{name: "nil dereference", wasm: guests["fastlystyle"], path: "/nilderef", status: 500},
+		{name: "exit 3", wasm: guests["fastlystyle"], path: "/exit", status: 500},
+		{name: "go loop", wasm: guests["fastlystyle"], path: "/loop", status: 504, min: limit, max: limit + time.Second},
+		{name: "go out of memory", wasm: guests["fastlystyle"], path: "/mem", status: 500},
+		{name: "hostcall loop", wasm: guests["abiconf"], path: "/spin?2000000000", status: 504, min: limit, max: limit + time.Second},
+		{name: "sleep past the limit", wasm: guests["abiconf"], path: "/sleep?600000", status: 504, min: limit, max: limit + time.Second},
+		{name: "short sleep", wasm: guests["abiconf"], path: "/sleep?50", status: 200, body: "slept=", min: 50 * time.Millisecond, max: 500 * time.Millisecond},
+		{name: "fastly-style poll loop", wasm: guests["fastlystyle"], path: "/proxy/x", status: 200, body: "from origin /proxy/x", min: 100 * time.Millisecond, max: limit},
+		{name: "poll loop past the limit", wasm: guests["fastlystyle"], path: "/proxy/never", status: 504, min: limit, max: limit + time.Second},
 	}
 	forEachEngine(t, engine.Config{MemoryLimitBytes: 48 << 20}, func(t *testing.T, eng engine.Engine) {
 		hosts := map[*byte]*host{}
 		for _, tc := range tests {
 			h := hosts[&tc.wasm[0]]
 			if h == nil {
-				h = serve(t, eng, tc.wasm, "", 300*time.Millisecond)
+				h = serve(t, eng, tc.wasm, backend, limit)
 				hosts[&tc.wasm[0]] = h
 			}
 			t.Logf("%s: GET %s", tc.name, tc.path)
 			start := time.Now()
 			resp, body := get(t, h.url+tc.path)
-			if resp.StatusCode != tc.status {
-				t.Errorf("%s: status %d, want %d (%q)", tc.name, resp.StatusCode, tc.status, body)
+			d := time.Since(start)
+			if resp.StatusCode != tc.status || !strings.HasPrefix(body, tc.body) {
+				t.Errorf("%s: status %d body %q, want %d %q", tc.name, resp.StatusCode, body, tc.status, tc.body)
 			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("%s: took %v", tc.name, d)
+			maxD := tc.max
+			if maxD == 0 {
+				maxD = 5 * time.Second
+			}
+			if d < tc.min || d > maxD {
+				t.Errorf("%s: took %v, want %v to %v", tc.name, d, tc.min, maxD)
+			}
+			if ms, ok := strings.CutPrefix(strings.TrimSpace(body), "slept="); ok {
+				// The guest's own clock saw the whole sleep too.
+				if n, err := strconv.Atoi(ms); err != nil || n < 50 {
+					t.Errorf("%s: guest reports %q", tc.name, body)
+				}
 			}
 		}
 		h := hosts[&guests["fastlystyle"][0]]

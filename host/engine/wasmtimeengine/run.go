@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
@@ -36,6 +37,12 @@ type run struct {
 	// view is reused by every host call of the run (a store runs one
 	// host call at a time), so a call allocates no Memory.
 	view memory
+	// monoStart is when Wasmtime's WASI monotonic clock read zero (just
+	// after, by microseconds): absolute monotonic poll_oneoff timeouts
+	// count from it.
+	monoStart time.Time
+	// timer is poll_oneoff's, reused across its calls.
+	timer *time.Timer
 }
 
 // Run instantiates the module in a fresh Store and calls _start.
@@ -60,6 +67,7 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	}()
 	store.Limiter(m.memLimit, -1, -1, -1, -1)
 	store.SetWasi(wasi.cfg)
+	r.monoStart = time.Now()
 
 	inst, err := m.linker.Instantiate(store, m.mod)
 	if err != nil {

@@ -7,7 +7,10 @@
 // the run's context, so host functions find the per-request state from
 // their Caller. The wall-clock limit and cancellation use epoch
 // interruption (one ticker per Engine; at each tick a running store checks
-// its run's context), the memory cap the Store's limiter.
+// its run's context), the memory cap the Store's limiter. A guest asleep in
+// WASI's poll_oneoff runs no Wasm for an epoch tick to stop, so that one
+// WASI function is edgehost's own, which sleeps until the run's context
+// ends (poll.go).
 package wasmtimeengine
 
 import (
@@ -231,6 +234,15 @@ func (e *Engine) link(mod *wasmtime.Module, link engine.Linker) (*module, error)
 	if err := l.DefineWasi(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("define WASI: %w", tidy(err))
+	}
+	// poll_oneoff replaces Wasmtime's, so that a sleeping guest stops
+	// when its context ends (see poll.go).
+	l.AllowShadowing(true)
+	err := l.FuncNew(wasiModule, "poll_oneoff", pollFuncType(), pollOneoff)
+	l.AllowShadowing(false)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("define WASI poll_oneoff: %w", tidy(err))
 	}
 	for _, modName := range order {
 		for _, fi := range byModule[modName] {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -194,6 +195,9 @@ func main() {
 		misc()
 	case "/spin":
 		spin(query)
+		return
+	case "/sleep":
+		sleep(query)
 		return
 	case "/stdio":
 		os.Stdout.WriteString("abiconf stdout line\n")
@@ -429,6 +433,16 @@ func spin(query string) {
 		respStatusGet(resp, p(&status))
 	}
 	respond(200, &resp, strconv.Itoa(n)+" calls\n")
+}
+
+// sleep sleeps for the query's milliseconds with time.Sleep (WASI
+// poll_oneoff on a relative monotonic clock) and reports how long the
+// guest's own clock saw it take, in whole milliseconds.
+func sleep(query string) {
+	ms, _ := strconv.Atoi(query)
+	start := time.Now()
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	respond(200, nil, "slept="+strconv.FormatInt(time.Since(start).Milliseconds(), 10)+"\n")
 }
 
 func stubs() {
