@@ -30,6 +30,10 @@ import (
 // guests holds the fixture modules, built once in TestMain.
 var guests = map[string][]byte{}
 
+// compileCache is shared by the engines of tests that do not test caching
+// themselves, so each guest is compiled once per engine (slow under -race).
+var compileCache string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "edgehost-conformance-")
 	if err != nil {
@@ -44,6 +48,7 @@ func TestMain(m *testing.M) {
 		}
 		guests[filepath.Base(rel)] = b
 	}
+	compileCache = filepath.Join(dir, "compile-cache")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -51,6 +56,9 @@ func TestMain(m *testing.M) {
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.
 func forEachEngine(t *testing.T, cfg engine.Config, f func(t *testing.T, eng engine.Engine)) {
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = compileCache
+	}
 	for _, name := range guesttest.EngineNames() {
 		t.Run(name, func(t *testing.T) {
 			eng, err := guesttest.NewEngine(name, cfg)
