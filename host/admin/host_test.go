@@ -56,13 +56,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sharedCache = filepath.Join(tmp, "cache")
-	for _, rel := range []string{"examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
-		b, err := guesttest.Build(rel, tmp)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "building guest fixture:", err)
-			os.Exit(1)
-		}
-		guests[filepath.Base(rel)] = b
+	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
+		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(tmp)

@@ -40,13 +40,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, rel := range []string{"testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
-		b, err := guesttest.Build(rel, dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "building guest fixture:", err)
-			os.Exit(1)
-		}
-		guests[filepath.Base(rel)] = b
+	if guests, err = guesttest.Fixtures(dir, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
+		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
+		os.Exit(1)
 	}
 	compileCache = filepath.Join(dir, "compile-cache")
 	code := m.Run()

@@ -46,6 +46,41 @@ func Build(rel, outDir string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
+// Fixtures builds the main packages at rels (relative to the repository
+// root) with Go's wasip1 target in one go command, into dir, and returns
+// each module by the last element of its path ("examples/hello" ->
+// "hello"). Errors carry the compiler's output.
+func Fixtures(dir string, rels ...string) (map[string][]byte, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, "fixtures")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"build", "-o", out + string(filepath.Separator)}
+	for _, rel := range rels {
+		args = append(args, "./"+rel)
+	}
+	if err := goWasm(root, args...); err != nil {
+		return nil, err
+	}
+	mods := make(map[string][]byte, len(rels))
+	for _, rel := range rels {
+		name := filepath.Base(rel)
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if errors.Is(err, os.ErrNotExist) {
+			b, err = os.ReadFile(filepath.Join(out, name+".wasm"))
+		}
+		if err != nil {
+			return nil, err
+		}
+		mods[name] = b
+	}
+	return mods, nil
+}
+
 // TestBinary compiles the tests of the package at rel with Go's wasip1
 // target (go test -c) and returns the binary's path in outDir.
 func TestBinary(rel, outDir string) (string, error) {

@@ -38,13 +38,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, rel := range []string{"examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"} {
-		b, err := guesttest.Build(rel, dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "building guest fixture:", err)
-			os.Exit(1)
-		}
-		guests[rel[strings.LastIndexByte(rel, '/')+1:]] = b
+	if guests, err = guesttest.Fixtures(dir, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
+		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
+		os.Exit(1)
 	}
 	compileCache = dir + "/compile-cache"
 	code := m.Run()
