@@ -8,7 +8,7 @@ import "testing"
 // imports all of them; TestWasmBuilds (run natively) checks those
 // imports against abi.Funcs.
 var allBindings = []any{
-	abiInit, bodyNew, bodyAppend, bodyRead, bodyWrite, bodyClose, logEndpointGet, logWrite,
+	abiInit, bodyNew, bodyAppend, bodyRead, bodyWrite, bodyClose, bodyAbandon, logEndpointGet, logWrite,
 	reqBodyDownstreamGet, reqNew, reqClose, reqMethodGet, reqMethodSet, reqURIGet, reqURISet,
 	reqHeaderNamesGet, reqHeaderValuesGet, reqHeaderAppend, reqSendV2, reqSendAsync,
 	reqPendingReqWaitV2, reqRegisterDynamicBackend, respNew, respClose, respStatusGet,

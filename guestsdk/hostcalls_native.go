@@ -61,6 +61,8 @@ type fakeBody struct {
 	data   []byte
 	off    int
 	closed bool
+	// abandoned: closed with fastly_http_body.abandon (incomplete).
+	abandoned bool
 }
 
 // fakeBackend is a backend known to the fake host. raw is the
@@ -348,6 +350,17 @@ func bodyClose(h uint32) uint32 {
 			return abi.Badf
 		}
 		b.closed = true
+		return abi.OK
+	})
+}
+
+func bodyAbandon(h uint32) uint32 {
+	return call("fastly_http_body.abandon", func(f *fakeHost) abi.Status {
+		b := f.body(h)
+		if b == nil {
+			return abi.Badf
+		}
+		b.closed, b.abandoned = true, true
 		return abi.OK
 	})
 }

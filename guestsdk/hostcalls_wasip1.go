@@ -39,6 +39,10 @@ func bodyWrite(h uint32, buf unsafe.Pointer, bufLen uint32, end uint32, nwritten
 //go:noescape
 func bodyClose(h uint32) uint32
 
+//go:wasmimport fastly_http_body abandon
+//go:noescape
+func bodyAbandon(h uint32) uint32
+
 //go:wasmimport fastly_log endpoint_get
 //go:noescape
 func logEndpointGet(name unsafe.Pointer, nameLen uint32, handleOut unsafe.Pointer) uint32

@@ -138,6 +138,7 @@ type responseWriter struct {
 	header  Header
 	sent    bool
 	sendErr error // error of sending the head
+	broken  bool  // the body was cut short; finish abandons it
 	body    uint32
 	closed  bool
 }
@@ -155,7 +156,11 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("guestsdk: write after the handler returned")
 	}
-	return writeBody(w.body, p)
+	n, err := writeBody(w.body, p)
+	if err != nil {
+		w.broken = true
+	}
+	return n, err
 }
 
 // ReadFrom copies r into the body. A host body (a backend response body)
@@ -233,6 +238,10 @@ func (w *responseWriter) finish() error {
 		return nil
 	}
 	w.closed = true
+	if w.broken {
+		// The client must see the body as incomplete.
+		return statusErr("fastly_http_body.abandon", bodyAbandon(w.body))
+	}
 	return statusErr("fastly_http_body.close", bodyClose(w.body))
 }
 
@@ -254,6 +263,9 @@ func CopyResponse(w ResponseWriter, resp *Response) error {
 	_, err := io.Copy(w, resp.Body)
 	if cerr := resp.Body.Close(); err == nil {
 		err = cerr
+	}
+	if rw, ok := w.(*responseWriter); ok && err != nil {
+		rw.broken = true // the body was cut short: abandon it
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -308,5 +309,33 @@ func TestSendAsyncWait(t *testing.T) {
 	req, _ := NewRequest("GET", "http://x/", nil)
 	if _, err := req.SendAsync(ctx, "nope"); !errors.Is(err, ErrBackendNotFound) {
 		t.Errorf("unknown backend: %v", err)
+	}
+}
+
+// A copy that fails part-way abandons the response body, so the client
+// sees it incomplete; a complete one closes it.
+func TestCopyResponseFailureAbandonsBody(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		body      io.Reader
+		abandoned bool
+	}{
+		{"complete", strings.NewReader("all of it"), false},
+		{"cut short", io.MultiReader(strings.NewReader("part"), iotest.ErrReader(errors.New("origin went away"))), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.setDownstream("GET", "http://example.com/", nil, "")
+			err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+				CopyResponse(w, &Response{StatusCode: 200, Header: Header{}, Body: io.NopCloser(tc.body)})
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := f.bodies[f.down.body]
+			if !b.closed || b.abandoned != tc.abandoned {
+				t.Fatalf("body closed=%v abandoned=%v, want abandoned=%v", b.closed, b.abandoned, tc.abandoned)
+			}
+		})
 	}
 }

@@ -38,7 +38,9 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 	}
 	resp, err := r.Send(ctx, backend.Name())
 	if err != nil {
-		fail(w, 502, err)
+		// The origin did not answer in time, refused, or the pool
+		// was full: the backend is unavailable.
+		fail(w, 503, err)
 		return
 	}
 	w.Header().Set("X-Edgehost-Backend", "dynamic")

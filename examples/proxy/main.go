@@ -20,7 +20,10 @@ func proxy(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request) 
 	// goes out as it came in; its body is handed to the host unread.
 	resp, err := r.Send(ctx, "origin")
 	if err != nil {
-		status := 502
+		// The origin did not answer in time, refused, or the pool was
+		// full: the backend is unavailable. A missing backend is a
+		// configuration error.
+		status := 503
 		if errors.Is(err, guestsdk.ErrBackendNotFound) {
 			status = 500
 		}

@@ -22,6 +22,9 @@ type body struct {
 
 	sink      io.Writer
 	sinkClose func(abandon bool) error
+	// broken: a copy into the sink failed part-way, so the receiver must
+	// see the body as incomplete even when the guest closes it.
+	broken bool
 }
 
 type bodyPart struct {
@@ -88,8 +91,11 @@ func (b *body) write(p []byte, front bool) error {
 		if front {
 			return statusErr(abi.Inval, "cannot write at the front of a streaming body")
 		}
-		_, err := b.sink.Write(p)
-		return err
+		if _, err := b.sink.Write(p); err != nil {
+			b.broken = true
+			return err
+		}
+		return nil
 	}
 	if b.s.bufferedLen+int64(len(p)) > b.s.env.limits.MaxBufferedBodyBytes {
 		return statusErr(abi.LimitExceeded, "sandbox body buffers over %d bytes", b.s.env.limits.MaxBufferedBodyBytes)
@@ -115,6 +121,9 @@ func (b *body) appendBody(src *body) error {
 		r, _ := src.detach()
 		defer r.Close()
 		_, err := io.Copy(b.sink, r)
+		if err != nil {
+			b.broken = true
+		}
 		return err
 	}
 	b.parts = append(b.parts, src.parts...)
@@ -212,7 +221,7 @@ func (b *body) finish() error {
 	if b.sinkClose != nil {
 		f := b.sinkClose
 		b.sinkClose, b.sink = nil, nil
-		return f(false)
+		return f(b.broken)
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 		MaxLifetime:          time.Duration(num("max_lifetime_ms")) * time.Millisecond,
 		DontPool:             get("dont_pool") == "1",
 		ConnectTimeout:       time.Duration(num("connect_timeout_ms")) * time.Millisecond,
+		FirstByteTimeout:     time.Duration(num("first_byte_timeout_ms")) * time.Millisecond,
+		BetweenBytesTimeout:  time.Duration(num("between_bytes_timeout_ms")) * time.Millisecond,
 	}
 	if get("ssl") == "1" {
 		opts.UseSSL = true
