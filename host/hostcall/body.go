@@ -205,6 +205,31 @@ func (r *partsReader) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
+// WriteTo writes the parts to w: bytes directly, streams through io.Copy
+// (so copying a body needs no intermediate buffer for the bytes parts).
+func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.parts) > 0 {
+		part := &r.parts[0]
+		var n int64
+		var err error
+		if part.r == nil {
+			var k int
+			k, err = w.Write(part.b)
+			n = int64(k)
+		} else {
+			n, err = io.Copy(w, part.r)
+			part.r.Close()
+		}
+		total += n
+		r.parts = r.parts[1:]
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 func (r *partsReader) Close() error {
 	for _, p := range r.parts {
 		if p.r != nil {
