@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/edgehost/edgehost/abi"
 )
 
@@ -387,6 +389,9 @@ func bodyImpls() []impl {
 			v, err := c.str(3)
 			if err != nil {
 				return err
+			}
+			if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
+				return statusErr(abi.Inval, "invalid trailer field %q", name)
 			}
 			b.trailers.add(name, v)
 			return nil

@@ -130,6 +130,11 @@ func TestBodyTrailers(t *testing.T) {
 	if st, _, _ := h.getBuf(abi.ModuleHTTPBody, "trailer_value_get", 8, uint64(b), mp, ml); st != abi.None {
 		t.Fatalf("missing trailer = %v, want none", st)
 	}
+	for _, kv := range [][2]string{{"bad name", "v"}, {"x-ok", "bad\nvalue"}} {
+		np, nl := h.str(kv[0])
+		vp, vl := h.str(kv[1])
+		h.want(abi.Inval, abi.ModuleHTTPBody, "trailer_append", uint64(b), np, nl, vp, vl)
+	}
 }
 
 // TestBodyDownstream: body_downstream_get hands out the client's request
