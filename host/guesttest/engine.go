@@ -13,9 +13,14 @@ import (
 // tests run on: "wazero" (the default when unset) or "wasmtime".
 const EngineEnv = "EDGEHOST_TEST_ENGINE"
 
-// EngineNames lists every engine edgehost builds in, in the order
-// engine-parametrized tests run them.
-func EngineNames() []string { return []string{"wazero", "wasmtime"} }
+// EngineNames lists every engine this binary has, in the order
+// engine-parametrized tests run them (wasmtime needs cgo).
+func EngineNames() []string {
+	if wasmtimeengine.Available {
+		return []string{"wazero", "wasmtime"}
+	}
+	return []string{"wazero"}
+}
 
 // EngineName returns the engine EngineEnv selects, "wazero" when unset.
 func EngineName() string {

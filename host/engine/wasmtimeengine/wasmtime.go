@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package wasmtimeengine runs guests on Wasmtime through wasmtime-go
 // (github.com/bytecodealliance/wasmtime-go, cgo, statically linked).
 //
@@ -41,6 +43,10 @@ const (
 	// tick of its context ending.
 	epochTick = 10 * time.Millisecond
 )
+
+// Available reports whether this binary includes the wasmtime engine: it
+// needs cgo (a C compiler when edgehost is built).
+const Available = true
 
 // Engine is the wasmtime engine: one wasmtime.Engine with epoch
 // interruption, shared by every module it compiles, and the goroutine that
