@@ -35,19 +35,10 @@ var guests = map[string][]byte{}
 var compileCache string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "edgehost-conformance-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if guests, err = guesttest.Fixtures(dir, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
-		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
-		os.Exit(1)
-	}
-	compileCache = filepath.Join(dir, "compile-cache")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
+		guests = g
+		compileCache = filepath.Join(dir, "compile-cache")
+	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.

@@ -81,6 +81,27 @@ func Fixtures(dir string, rels ...string) (map[string][]byte, error) {
 	return mods, nil
 }
 
+// Main is a test binary's TestMain body: it builds the fixtures at rels
+// (as Fixtures) into a new temporary directory, hands the directory and
+// the modules to set, runs the tests and removes the directory. It returns
+// the exit code for os.Exit; a fixture that does not build is reported on
+// stderr and fails the run.
+func Main(m interface{ Run() int }, set func(dir string, guests map[string][]byte), rels ...string) int {
+	dir, err := os.MkdirTemp("", "edgehost-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	guests, err := Fixtures(dir, rels...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
+		return 1
+	}
+	set(dir, guests)
+	return m.Run()
+}
+
 // TestBinary compiles the tests of the package at rel with Go's wasip1
 // target (go test -c) and returns the binary's path in outDir.
 func TestBinary(rel, outDir string) (string, error) {

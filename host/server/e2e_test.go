@@ -33,19 +33,10 @@ var guests = map[string][]byte{}
 var compileCache string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "edgehost-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if guests, err = guesttest.Fixtures(dir, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
-		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
-		os.Exit(1)
-	}
-	compileCache = dir + "/compile-cache"
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
+		guests = g
+		compileCache = dir + "/compile-cache"
+	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"))
 }
 
 type host struct {
