@@ -212,6 +212,7 @@ type sandbox struct {
 	inbox  chan *handoff // nil: end the wait
 	cancel context.CancelCauseFunc
 	cur    *handoff
+	held   *result // cur's result, held until the sandbox parks or ends
 	timer  *time.Timer
 	logs   [2]*LogWriter
 }
@@ -241,7 +242,13 @@ func (s *Server) startSandbox(v *Version, first *handoff) {
 		out := sess.Finish(runErr, errStatus)
 		sess.Close()
 		flushLogs(rc.Stdout, rc.Stderr)
-		if sb.cur != nil {
+		if sb.held != nil {
+			// The request was complete before the guest ended.
+			sb.deliverHeld()
+			if runErr != nil {
+				s.log.Warn("sandbox failed after its request", "version", v.ID, "err", runErr)
+			}
+		} else if sb.cur != nil {
 			sb.end(result{out: out, err: runErr})
 		} else if runErr != nil && !errors.Is(runErr, engine.ErrTimeout) {
 			s.log.Warn("parked sandbox failed", "version", v.ID, "err", runErr)
@@ -284,10 +291,22 @@ func (sb *sandbox) end(res result) {
 	sb.cur = nil
 }
 
-// Done implements hostcall.Reuse: the guest finished this request.
+// Done implements hostcall.Reuse: the guest finished this request. The
+// result is held until the sandbox has parked (Next) or ended, so the
+// client sees its response complete only once the sandbox can take the
+// next request; the request's time limit keeps running until then.
 func (sb *sandbox) Done(out hostcall.Outcome) {
 	if sb.cur != nil {
-		sb.end(result{out: out})
+		sb.held = &result{out: out}
+	}
+}
+
+// deliverHeld ends the current request with the result Done held.
+func (sb *sandbox) deliverHeld() {
+	if sb.held != nil {
+		res := *sb.held
+		sb.held = nil
+		sb.end(res)
 	}
 }
 
@@ -297,10 +316,12 @@ func (sb *sandbox) Next(ctx context.Context, timeout time.Duration) (string, *ho
 	v.mu.Lock()
 	if v.retired || sb.srv.active.Load() != v {
 		v.mu.Unlock()
+		sb.deliverHeld()
 		return "", nil, false
 	}
 	v.parked = append(v.parked, sb)
 	v.mu.Unlock()
+	sb.deliverHeld()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	var h *handoff
