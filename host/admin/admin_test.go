@@ -20,6 +20,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/engine/wazeroengine"
+	"github.com/edgehost/edgehost/host/guesttest"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
@@ -102,7 +103,7 @@ func TestDeployListActivate(t *testing.T) {
 }
 
 func TestPackage(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "origin saw "+r.URL.Path)
 	})
 	h := startHost(t, t.TempDir(), hostOpts{})
@@ -162,8 +163,8 @@ file = "stores/settings.json"
 		p["keepalive"].(map[string]any)["http_keepalive_time_ms"].(float64) != float64(pool.DefaultHTTPKeepaliveTime.Milliseconds()) {
 		t.Fatalf("pool: %s", pools.raw)
 	}
-	if origin.conns.Load() != 1 {
-		t.Errorf("origin accepted %d connections for two versions' requests, want 1 (pool kept across versions)", origin.conns.Load())
+	if origin.Conns() != 1 {
+		t.Errorf("origin accepted %d connections for two versions' requests, want 1 (pool kept across versions)", origin.Conns())
 	}
 }
 
@@ -385,7 +386,7 @@ func cacheFilesIn(t *testing.T, dir string) int {
 }
 
 func TestMetrics(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	h := startHost(t, t.TempDir(), hostOpts{})
 	h.deploy(t, pack(t, tarEntry{name: "fastly.toml", data: originManifest(origin.URL)}, tarEntry{name: "bin/main.wasm", data: guests["fastlystyle"]}), "")
 	h.call(t, http.MethodPost, "/v1/modules", strings.NewReader("junk"), "", "")
@@ -461,6 +462,6 @@ func TestWelcomeModule(t *testing.T) {
 }
 
 func httpServe(t *testing.T, h http.Handler) string {
-	s := newOrigin(t, h.ServeHTTP)
+	s := guesttest.NewOrigin(t, h.ServeHTTP)
 	return s.URL
 }

@@ -11,14 +11,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,25 +319,6 @@ func dirState(t *testing.T, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// countingOrigin is a real origin that counts the connections it accepts.
-type countingOrigin struct {
-	*httptest.Server
-	conns atomic.Int64
-}
-
-func newOrigin(t *testing.T, h http.HandlerFunc) *countingOrigin {
-	o := &countingOrigin{}
-	o.Server = httptest.NewUnstartedServer(h)
-	o.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			o.conns.Add(1)
-		}
-	}
-	o.Start()
-	t.Cleanup(o.Close)
-	return o
 }
 
 // waitFor polls cond every few milliseconds until it holds or d passes.

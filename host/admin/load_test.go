@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/host/guesttest"
 )
 
 // TestDeployUnderLoad runs a steady stream of proxied requests from
@@ -20,7 +22,7 @@ import (
 // the origin must not see new connections at each deploy (one pool for
 // the host, kept across versions).
 func TestDeployUnderLoad(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "origin "+r.URL.Path)
 	})
 	h := startHost(t, t.TempDir(), hostOpts{})
@@ -71,7 +73,7 @@ func TestDeployUnderLoad(t *testing.T) {
 		firstErr.Do(func() { errMsg = fmt.Sprintf(format, args...) })
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
-	connsBefore := origin.conns.Load()
+	connsBefore := origin.Conns()
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -111,7 +113,7 @@ func TestDeployUnderLoad(t *testing.T) {
 	}
 	// Let traffic settle, so that the pool holds its working set.
 	waitFor(t, 20*time.Second, "requests to flow", func() bool { return served.Load() >= 50 })
-	connsSettled := origin.conns.Load()
+	connsSettled := origin.Conns()
 
 	// 20 switches: 10 uploads alternating the two packages, then 10
 	// rollbacks to earlier versions. After each, wait for 20 more
@@ -119,7 +121,7 @@ func TestDeployUnderLoad(t *testing.T) {
 	start := time.Now()
 	var perSwitch []int64
 	for i := range 20 {
-		before := origin.conns.Load()
+		before := origin.Conns()
 		// Even switches bring fastlystyle, odd ones proxy.
 		kind := []string{"fastlystyle", "proxy"}[i%2]
 		mu.Lock()
@@ -144,7 +146,7 @@ func TestDeployUnderLoad(t *testing.T) {
 		mu.Unlock()
 		target := served.Load() + 20
 		waitFor(t, 20*time.Second, "responses after a switch", func() bool { return served.Load() >= target })
-		perSwitch = append(perSwitch, origin.conns.Load()-before)
+		perSwitch = append(perSwitch, origin.Conns()-before)
 	}
 	elapsed := time.Since(start)
 	done.Store(true)
@@ -153,7 +155,7 @@ func TestDeployUnderLoad(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d of %d requests failed; first: %s", n, served.Load(), errMsg)
 	}
-	total := origin.conns.Load()
+	total := origin.Conns()
 	t.Logf("deploy under load: %d requests from %d goroutines during 20 switches in %v (%.0f req/s), max latency %v, 0 failed; origin connections: %d before, %d settled, %d after (new per switch: %v)",
 		served.Load(), workers, elapsed.Round(time.Millisecond), float64(served.Load())/time.Since(start).Seconds(),
 		time.Duration(maxLatency.Load()).Round(time.Millisecond), connsBefore, connsSettled, total, perSwitch)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,25 +113,6 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 	return resp, string(b)
 }
 
-// countingOrigin is a real origin that counts the connections it accepts.
-type countingOrigin struct {
-	*httptest.Server
-	conns atomic.Int64
-}
-
-func newOrigin(t *testing.T, h http.HandlerFunc) *countingOrigin {
-	o := &countingOrigin{}
-	o.Server = httptest.NewUnstartedServer(h)
-	o.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			o.conns.Add(1)
-		}
-	}
-	o.Start()
-	t.Cleanup(o.Close)
-	return o
-}
-
 func backendManifest(origin string) string {
 	return fmt.Sprintf("manifest_version = 3\nname = \"t\"\n[local_server.backends.origin]\nurl = %q\n", origin)
 }
@@ -151,7 +131,7 @@ func TestHelloExample(t *testing.T) {
 }
 
 func TestProxyExample(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Origin", "yes")
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
@@ -179,7 +159,7 @@ func TestProxyExample(t *testing.T) {
 }
 
 func TestProxyReusesOneOriginConnection(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	h := startHost(t, guests["proxy"], backendManifest(origin.URL), hostOpts{})
 	for i := 0; i < 100; i++ {
 		resp, body := get(t, h.url+"/")
@@ -187,7 +167,7 @@ func TestProxyReusesOneOriginConnection(t *testing.T) {
 			t.Fatalf("request %d: status %d body %q", i, resp.StatusCode, body)
 		}
 	}
-	if n := origin.conns.Load(); n != 1 {
+	if n := origin.Conns(); n != 1 {
 		t.Fatalf("100 sequential proxied requests opened %d origin connections, want 1", n)
 	}
 }
@@ -211,7 +191,7 @@ func TestProxyStreamsLargeBody(t *testing.T) {
 func heapGrowthMidBody(t *testing.T, half int) int64 {
 	size := 2 * half
 	clientGotHalf := make(chan struct{})
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/big" {
 			io.WriteString(w, "warm")
 			return
@@ -258,7 +238,7 @@ func heapGrowthMidBody(t *testing.T, half int) int64 {
 }
 
 func TestFastlyStyleGuest(t *testing.T) {
-	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from origin "+r.URL.Path) })
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from origin "+r.URL.Path) })
 	h := startHost(t, guests["fastlystyle"], backendManifest(origin.URL), hostOpts{})
 	tests := []struct {
 		path, want string
