@@ -1,7 +1,6 @@
 package hostcall
 
 import (
-	"errors"
 	"io"
 	"net/http"
 
@@ -275,13 +274,18 @@ func (b *body) dropParts() {
 	b.parts = nil
 }
 
-// errBodyRead marks a failed read of a body's stream.
-var errBodyRead = errors.New("body read failed")
-
 func bodyImpls() []impl {
 	m := abi.ModuleHTTPBody
 	get := func(c *call, i int) (*body, error) { return c.s.bodies.get(c.u32(i)) }
-	return []impl{
+	trailers := func(c *call) (*header, error) {
+		b, err := get(c, 0)
+		if err != nil {
+			return nil, err
+		}
+		return b.trailers, nil
+	}
+	impls := fieldGetters(m, "trailer", trailers, (*call).str)
+	return append(impls, []impl{
 		{m, "new", func(c *call) error {
 			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
 				return err
@@ -323,7 +327,7 @@ func bodyImpls() []impl {
 			}
 			n, err := b.read(buf)
 			if err != nil {
-				return statusErr(abi.Error, "%v: %v", errBodyRead, err)
+				return statusErr(abi.Error, "body read failed: %v", err)
 			}
 			return c.putU32(c.u32(3), uint32(n))
 		}},
@@ -396,38 +400,5 @@ func bodyImpls() []impl {
 			b.trailers.add(name, v)
 			return nil
 		}},
-		{m, "trailer_names_get", func(c *call) error {
-			b, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			return c.putMulti(b.trailers.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
-		}},
-		{m, "trailer_value_get", func(c *call) error {
-			b, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			name, err := c.str(1)
-			if err != nil {
-				return err
-			}
-			vs := b.trailers.get(name)
-			if len(vs) == 0 {
-				return errNone
-			}
-			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
-		}},
-		{m, "trailer_values_get", func(c *call) error {
-			b, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			name, err := c.str(1)
-			if err != nil {
-				return err
-			}
-			return c.putMulti(b.trailers.get(name), c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
-		}},
-	}
+	}...)
 }

@@ -14,14 +14,15 @@ import (
 // downstream is the client side of a session: the request the guest reads
 // and the response it sends (at most once).
 type downstream struct {
-	s        *Session
-	d        *Downstream
-	reqH     uint32
-	taken    bool
-	sent     bool
-	aborted  bool
-	status   int
-	streamed *body // the open streaming response body, if any
+	s         *Session
+	d         *Downstream
+	reqH      uint32
+	taken     bool
+	sent      bool
+	aborted   bool
+	status    int
+	streamed  *body  // the open streaming response body, if any
+	streamedH uint32 // its handle
 }
 
 func newDownstream(s *Session, d *Downstream) *downstream {
@@ -123,7 +124,7 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 			}
 			return nil
 		}
-		d.streamed = b
+		d.streamed, d.streamedH = b, bh
 		return nil
 	}
 	if b == nil {
@@ -187,7 +188,7 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 		} else {
 			d.streamed.finish()
 		}
-		s.bodies.remove(s.handleOf(d.streamed))
+		s.bodies.remove(d.streamedH)
 	}
 	if d.sent {
 		return Outcome{Sent: true, Status: d.status, Aborted: d.aborted}
@@ -206,15 +207,6 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 	d.d.Writer.WriteHeader(errStatus)
 	fmt.Fprintf(d.d.Writer, "%d %s: %s (request id %s)\n", errStatus, http.StatusText(errStatus), msg, s.id)
 	return Outcome{Status: errStatus}
-}
-
-func (s *Session) handleOf(b *body) uint32 {
-	for h, x := range s.bodies.m {
-		if x == b {
-			return h
-		}
-	}
-	return abi.NoHandle
 }
 
 func ipBytes(ip net.IP) []byte {

@@ -158,7 +158,8 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		*h = *next
 		return nil
 	}
-	return []impl{
+	impls := fieldGetters(m, "header", hdr, nameArg)
+	return append(impls, []impl{
 		{m, "version_get", func(c *call) error {
 			msg, err := lookup(c, c.u32(0))
 			if err != nil {
@@ -185,36 +186,6 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 			}
 			return err
 		}},
-		{m, "header_names_get", func(c *call) error {
-			h, err := hdr(c)
-			if err != nil {
-				return err
-			}
-			return c.putMulti(h.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
-		}},
-		{m, "header_value_get", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			vs := h.get(name)
-			if len(vs) == 0 {
-				return errNone
-			}
-			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
-		}},
-		{m, "header_values_get", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			vs := h.get(name)
-			if len(vs) == 0 {
-				// No value: an empty, finished listing.
-				return c.putMulti(nil, c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
-			}
-			return c.putMulti(vs, c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
-		}},
 		{m, "header_values_set", func(c *call) error {
 			h, name, err := hdrName(c)
 			if err != nil {
@@ -224,15 +195,14 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 			if err != nil {
 				return err
 			}
-			var values []string
-			for _, v := range bytes.Split(bytes.TrimSuffix(raw, []byte{0}), []byte{0}) {
-				if len(raw) == 0 {
-					break
+			var values []string // none: the header is removed
+			if len(raw) > 0 {
+				for _, v := range bytes.Split(bytes.TrimSuffix(raw, []byte{0}), []byte{0}) {
+					if !httpguts.ValidHeaderFieldValue(string(v)) {
+						return statusErr(abi.Inval, "invalid header value")
+					}
+					values = append(values, string(v))
 				}
-				if !httpguts.ValidHeaderFieldValue(string(v)) {
-					return statusErr(abi.Inval, "invalid header value")
-				}
-				values = append(values, string(v))
 			}
 			return update(c, h, func(h *header) { h.set(name, values) })
 		}},
@@ -267,6 +237,51 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 				return errNone
 			}
 			return nil
+		}},
+	}...)
+}
+
+// fieldGetters returns the three getters of a field block, written once
+// for headers and trailers: <prefix>_names_get (h, buf, buf_len, cursor,
+// ending_cursor_out, nwritten_out), <prefix>_value_get (h, name, buf, max,
+// nwritten_out) and <prefix>_values_get (h, name, buf, buf_len, cursor,
+// ending_cursor_out, nwritten_out). block resolves parameter 0 to the
+// block; name reads the name at parameters 1-2.
+func fieldGetters(m, prefix string, block func(c *call) (*header, error), name func(c *call, i int) (string, error)) []impl {
+	blockName := func(c *call) (*header, string, error) {
+		h, err := block(c)
+		if err != nil {
+			return nil, "", err
+		}
+		n, err := name(c, 1)
+		return h, n, err
+	}
+	return []impl{
+		{m, prefix + "_names_get", func(c *call) error {
+			h, err := block(c)
+			if err != nil {
+				return err
+			}
+			return c.putMulti(h.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
+		}},
+		{m, prefix + "_value_get", func(c *call) error {
+			h, n, err := blockName(c)
+			if err != nil {
+				return err
+			}
+			vs := h.get(n)
+			if len(vs) == 0 {
+				return errNone
+			}
+			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
+		}},
+		{m, prefix + "_values_get", func(c *call) error {
+			h, n, err := blockName(c)
+			if err != nil {
+				return err
+			}
+			// No value: an empty, finished listing.
+			return c.putMulti(h.get(n), c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
 		}},
 	}
 }

@@ -2,6 +2,7 @@ package hostcall
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -300,8 +301,7 @@ func (c *call) putResponse(resp *http.Response, respOut, bodyOut uint32) error {
 
 func (c *call) putSendDetail(ptr uint32, err error) {
 	var b [abi.SendErrDetailSize]byte
-	tag := sendErrorTag(err)
-	b[0], b[1], b[2], b[3] = byte(tag), byte(tag>>8), byte(tag>>16), byte(tag>>24)
+	binary.LittleEndian.PutUint32(b[abi.SendErrDetailTag:], sendErrorTag(err))
 	c.mem.Write(ptr, b[:])
 }
 
