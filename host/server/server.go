@@ -34,8 +34,7 @@ type Version struct {
 	sandboxes sync.WaitGroup // sandbox goroutines, parked ones included
 	mu        sync.Mutex
 	parked    []*sandbox // sandboxes waiting in next_request_wait
-	retiring  bool       // Retire began: no more inflight.Add
-	retired   bool
+	retiring  bool       // Retire began: no more inflight.Add, no parking
 }
 
 // Config configures a Server. Zero fields take the defaults named.
@@ -94,7 +93,6 @@ func Retire(ctx context.Context, v *Version) error {
 	v.mu.Unlock()
 	v.inflight.Wait()
 	v.mu.Lock()
-	v.retired = true
 	parked := v.parked
 	v.parked = nil
 	v.mu.Unlock()
@@ -314,7 +312,7 @@ func (sb *sandbox) deliverHeld() {
 func (sb *sandbox) Next(ctx context.Context, timeout time.Duration) (string, *hostcall.Downstream, bool) {
 	v := sb.v
 	v.mu.Lock()
-	if v.retired || sb.srv.active.Load() != v {
+	if v.retiring || sb.srv.active.Load() != v {
 		v.mu.Unlock()
 		sb.deliverHeld()
 		return "", nil, false
