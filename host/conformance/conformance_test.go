@@ -61,27 +61,9 @@ func forEachEngine(t *testing.T, cfg engine.Config, f func(t *testing.T, eng eng
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent sandboxes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type host struct {
 	url  string
-	logs *syncBuffer
+	logs *guesttest.LogBuffer
 }
 
 // serve runs wasm with manifest on eng behind a real loopback server.
@@ -91,7 +73,7 @@ func serve(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeou
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &guesttest.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pools := pool.NewManager(log)
 	t.Cleanup(pools.Close)

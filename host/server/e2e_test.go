@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +41,7 @@ type host struct {
 	url    string
 	srv    *server.Server
 	loader *server.Loader
-	logs   *bytes.Buffer
+	logs   *guesttest.LogBuffer
 }
 
 type hostOpts struct {
@@ -57,8 +56,8 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &guesttest.LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	eng, err := guesttest.Engine(engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache})
 	if err != nil {
 		t.Fatal(err)
@@ -77,19 +76,6 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &host{url: hs.URL, srv: srv, loader: loader, logs: logs}
-}
-
-type lockedWriter struct {
-	mu atomic.Int32
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	for !l.mu.CompareAndSwap(0, 1) {
-		runtime.Gosched()
-	}
-	defer l.mu.Store(0)
-	return l.w.Write(p)
 }
 
 func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {

@@ -1,0 +1,27 @@
+package guesttest
+
+import (
+	"bytes"
+	"sync"
+)
+
+// LogBuffer collects log output from concurrent sandboxes; Write and
+// String may be called from any goroutine.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
