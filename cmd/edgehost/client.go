@@ -114,17 +114,6 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	return nil
 }
 
-// versionInfo is a version as the admin API reports it.
-type versionInfo struct {
-	Version  int       `json:"version"`
-	SHA256   string    `json:"sha256"`
-	Size     int64     `json:"size"`
-	Created  time.Time `json:"created"`
-	Package  bool      `json:"package"`
-	Active   bool      `json:"active"`
-	Previous int       `json:"previous"`
-}
-
 func newDeployCmd() *cobra.Command {
 	var a adminClient
 	var stage bool
@@ -144,15 +133,15 @@ func newDeployCmd() *cobra.Command {
 			if stage {
 				path += "?activate=false"
 			}
-			var v versionInfo
+			var v admin.VersionInfo
 			if err := a.do(cmd.Context(), http.MethodPost, path, bytes.NewReader(body), kind, &v); err != nil {
 				return err
 			}
 			state := "active"
 			if !v.Active {
-				state = "staged (activate with: edgehost activate " + strconv.Itoa(v.Version) + ")"
+				state = "staged (activate with: edgehost activate " + strconv.Itoa(v.Number) + ")"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "version %d  sha256 %s  %s  %s\n", v.Version, v.SHA256, byteSize(v.Size), state)
+			fmt.Fprintf(cmd.OutOrStdout(), "version %d  sha256 %s  %s  %s\n", v.Number, v.SHA256, byteSize(v.Size), state)
 			return nil
 		},
 	}
@@ -240,9 +229,7 @@ func newVersionsCmd() *cobra.Command {
 		Short: "List the versions deployed to a running host, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Versions []versionInfo `json:"versions"`
-			}
+			var out admin.VersionList
 			if err := a.do(cmd.Context(), http.MethodGet, "/v1/modules", nil, "", &out); err != nil {
 				return err
 			}
@@ -260,7 +247,7 @@ func newVersionsCmd() *cobra.Command {
 				if v.Package {
 					kind = "package"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%.12s\t%s\t%s\t%s\n", v.Version, active, v.SHA256, byteSize(v.Size), kind, v.Created.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%d\t%s\t%.12s\t%s\t%s\t%s\n", v.Number, active, v.SHA256, byteSize(v.Size), kind, v.Created.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
@@ -280,15 +267,15 @@ func newActivateCmd() *cobra.Command {
 			if err != nil || n <= 0 {
 				return fmt.Errorf("activate %q: want a version number (see edgehost versions)", args[0])
 			}
-			var v versionInfo
+			var v admin.VersionInfo
 			if err := a.do(cmd.Context(), http.MethodPost, "/v1/modules/"+strconv.Itoa(n)+"/activate", nil, "", &v); err != nil {
 				return err
 			}
-			if v.Previous == v.Version {
-				fmt.Fprintf(cmd.OutOrStdout(), "version %d was already active\n", v.Version)
+			if v.Previous == v.Number {
+				fmt.Fprintf(cmd.OutOrStdout(), "version %d was already active\n", v.Number)
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "version %d is active (was %s)\n", v.Version, versionName(v.Previous))
+			fmt.Fprintf(cmd.OutOrStdout(), "version %d is active (was %s)\n", v.Number, versionName(v.Previous))
 			return nil
 		},
 	}
@@ -303,32 +290,6 @@ func versionName(n int) string {
 	return strconv.Itoa(n)
 }
 
-// poolInfo is one origin pool as GET /v1/pools reports it.
-type poolInfo struct {
-	ID           uint64 `json:"id"`
-	Scheme       string `json:"scheme"`
-	Addr         string `json:"addr"`
-	HostOverride string `json:"host_override"`
-	Keepalive    struct {
-		HTTPKeepaliveTimeMS int64 `json:"http_keepalive_time_ms"`
-		TCPEnabled          bool  `json:"tcp_keepalive_enable"`
-		TCPIdleMS           int64 `json:"tcp_keepalive_time_ms"`
-	} `json:"keepalive"`
-	Limits struct {
-		MaxConnections int   `json:"max_connections"`
-		MaxUse         int   `json:"max_use"`
-		MaxLifetimeMS  int64 `json:"max_lifetime_ms"`
-	} `json:"limits"`
-	Stats struct {
-		Opened   uint64            `json:"opened"`
-		Reused   uint64            `json:"reused"`
-		Closed   map[string]uint64 `json:"closed"`
-		InUse    int               `json:"in_use"`
-		Idle     int               `json:"idle"`
-		Requests uint64            `json:"requests"`
-	} `json:"stats"`
-}
-
 func newPoolsCmd() *cobra.Command {
 	var a adminClient
 	cmd := &cobra.Command{
@@ -336,9 +297,7 @@ func newPoolsCmd() *cobra.Command {
 		Short: "Show a running host's origin connection pools: settings in force and counters",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Pools []poolInfo `json:"pools"`
-			}
+			var out admin.PoolList
 			if err := a.do(cmd.Context(), http.MethodGet, "/v1/pools", nil, "", &out); err != nil {
 				return err
 			}

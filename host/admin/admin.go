@@ -204,10 +204,20 @@ func (a *Admin) activate(n int, v *server.Version) (previous int, err error) {
 	return previous, nil
 }
 
-// versionJSON is a version as the API reports it.
-type versionJSON struct {
+// VersionInfo is a version as the API reports it: in the answer to
+// POST /v1/modules, in VersionList, and in the answer to
+// POST /v1/modules/{version}/activate (with Previous, the version that was
+// active before, 0 for none).
+type VersionInfo struct {
 	store.Version
-	Active bool `json:"active"`
+	Active   bool `json:"active"`
+	Previous int  `json:"previous,omitempty"`
+}
+
+// VersionList is the answer to GET /v1/modules: versions newest first.
+type VersionList struct {
+	Active   int           `json:"active"`
+	Versions []VersionInfo `json:"versions"`
 }
 
 // upload handles POST /v1/modules.
@@ -266,7 +276,7 @@ func (a *Admin) upload(c echo.Context) error {
 	a.cfg.Metrics.deployMaybe("ok")
 	a.log.Info("deployed", "version", rec.Number, "sha256", rec.SHA256, "size", rec.Size, "package", rec.Package,
 		"active", activate, "compile", compile)
-	return c.JSON(http.StatusCreated, versionJSON{Version: rec, Active: activate})
+	return c.JSON(http.StatusCreated, VersionInfo{Version: rec, Active: activate})
 }
 
 // rejected counts a refused upload and returns the error to answer.
@@ -290,12 +300,9 @@ func (a *Admin) list(c echo.Context) error {
 	a.mu.Lock()
 	active := a.active
 	a.mu.Unlock()
-	out := struct {
-		Active   int           `json:"active"`
-		Versions []versionJSON `json:"versions"`
-	}{Active: active, Versions: []versionJSON{}}
+	out := VersionList{Active: active, Versions: []VersionInfo{}}
 	for _, v := range versions {
-		out.Versions = append(out.Versions, versionJSON{Version: v, Active: v.Number == active})
+		out.Versions = append(out.Versions, VersionInfo{Version: v, Active: v.Number == active})
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -328,28 +335,18 @@ func (a *Admin) activateHandler(c echo.Context) error {
 		}
 		a.log.Info("activated", "version", n, "previous", previous)
 	}
-	return c.JSON(http.StatusOK, struct {
-		versionJSON
-		Previous int `json:"previous"`
-	}{versionJSON{Version: rec, Active: true}, previous})
+	return c.JSON(http.StatusOK, VersionInfo{Version: rec, Active: true, Previous: previous})
 }
 
-// poolJSON is one origin pool as GET /v1/pools reports it. Durations are
+// PoolInfo is one origin pool as GET /v1/pools reports it. Durations are
 // in milliseconds.
-type poolJSON struct {
-	ID           uint64 `json:"id"`
-	Scheme       string `json:"scheme"`
-	Addr         string `json:"addr"`
-	HostOverride string `json:"host_override,omitempty"`
-	TLS          *struct {
-		SNIHostname  string `json:"sni_hostname,omitempty"`
-		NoSNI        bool   `json:"no_sni,omitempty"`
-		CertHostname string `json:"cert_hostname,omitempty"`
-		CustomCA     bool   `json:"custom_ca,omitempty"`
-		MinVersion   uint16 `json:"min_version,omitempty"`
-		MaxVersion   uint16 `json:"max_version,omitempty"`
-	} `json:"tls,omitempty"`
-	Keepalive struct {
+type PoolInfo struct {
+	ID           uint64   `json:"id"`
+	Scheme       string   `json:"scheme"`
+	Addr         string   `json:"addr"`
+	HostOverride string   `json:"host_override,omitempty"`
+	TLS          *PoolTLS `json:"tls,omitempty"`
+	Keepalive    struct {
 		HTTPKeepaliveTimeMS int64 `json:"http_keepalive_time_ms"`
 		TCPEnabled          bool  `json:"tcp_keepalive_enable"`
 		TCPIdleMS           int64 `json:"tcp_keepalive_time_ms"`
@@ -362,10 +359,27 @@ type poolJSON struct {
 		MaxLifetimeMS  int64 `json:"max_lifetime_ms"`
 	} `json:"limits"`
 	DontPool bool      `json:"dont_pool"`
-	Stats    statsJSON `json:"stats"`
+	Stats    PoolStats `json:"stats"`
 }
 
-type statsJSON struct {
+// PoolTLS is the TLS settings of an https pool (versions as crypto/tls
+// numbers; CustomCA: the pool trusts only its backend's CA certificate).
+type PoolTLS struct {
+	SNIHostname  string `json:"sni_hostname,omitempty"`
+	NoSNI        bool   `json:"no_sni,omitempty"`
+	CertHostname string `json:"cert_hostname,omitempty"`
+	CustomCA     bool   `json:"custom_ca,omitempty"`
+	MinVersion   uint16 `json:"min_version,omitempty"`
+	MaxVersion   uint16 `json:"max_version,omitempty"`
+}
+
+// PoolList is the answer to GET /v1/pools.
+type PoolList struct {
+	Pools []PoolInfo `json:"pools"`
+}
+
+// PoolStats is a pool's counters (pool.Stats; Closed by reason).
+type PoolStats struct {
 	Opened   uint64            `json:"opened"`
 	Reused   uint64            `json:"reused"`
 	Closed   map[string]uint64 `json:"closed"`
@@ -376,18 +390,11 @@ type statsJSON struct {
 	Waits    uint64            `json:"waits"`
 }
 
-func poolView(p pool.Snapshot) poolJSON {
+func poolView(p pool.Snapshot) PoolInfo {
 	s := p.Settings
-	out := poolJSON{ID: p.ID, Scheme: s.Scheme, Addr: s.Addr, HostOverride: s.HostOverride, DontPool: s.DontPool}
+	out := PoolInfo{ID: p.ID, Scheme: s.Scheme, Addr: s.Addr, HostOverride: s.HostOverride, DontPool: s.DontPool}
 	if s.Scheme == "https" {
-		out.TLS = &struct {
-			SNIHostname  string `json:"sni_hostname,omitempty"`
-			NoSNI        bool   `json:"no_sni,omitempty"`
-			CertHostname string `json:"cert_hostname,omitempty"`
-			CustomCA     bool   `json:"custom_ca,omitempty"`
-			MinVersion   uint16 `json:"min_version,omitempty"`
-			MaxVersion   uint16 `json:"max_version,omitempty"`
-		}{s.TLS.SNIHostname, s.TLS.NoSNI, s.TLS.CertHostname, s.TLS.CACertPEM != "", s.TLS.MinVersion, s.TLS.MaxVersion}
+		out.TLS = &PoolTLS{s.TLS.SNIHostname, s.TLS.NoSNI, s.TLS.CertHostname, s.TLS.CACertPEM != "", s.TLS.MinVersion, s.TLS.MaxVersion}
 	}
 	k := &out.Keepalive
 	k.HTTPKeepaliveTimeMS = s.Keepalive.HTTPKeepaliveTime.Milliseconds()
@@ -399,16 +406,14 @@ func poolView(p pool.Snapshot) poolJSON {
 	out.Limits.MaxUse = s.Limits.MaxUse
 	out.Limits.MaxLifetimeMS = s.Limits.MaxLifetime.Milliseconds()
 	st := p.Stats
-	out.Stats = statsJSON{Opened: st.Opened, Reused: st.Reused, Closed: closedByReason(st.Closed),
+	out.Stats = PoolStats{Opened: st.Opened, Reused: st.Reused, Closed: closedByReason(st.Closed),
 		InUse: st.InUse, Idle: st.Idle, Requests: st.Requests, Retries: st.Retries, Waits: st.Waits}
 	return out
 }
 
 // pools handles GET /v1/pools.
 func (a *Admin) pools(c echo.Context) error {
-	out := struct {
-		Pools []poolJSON `json:"pools"`
-	}{Pools: []poolJSON{}}
+	out := PoolList{Pools: []PoolInfo{}}
 	if a.cfg.Loader.Pools != nil {
 		for _, p := range a.cfg.Loader.Pools.Pools() {
 			out.Pools = append(out.Pools, poolView(p))
