@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = filepath.Join(dir, "compile-cache")
-	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"))
+	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.
@@ -465,6 +465,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no _start", noStart, engine.ErrNoStart, "no _start"},
 		{"unknown module", guests["badimport"], nil, `import env.not_provided: unknown module "env"`},
 		{"mistyped fastly import", guests["badsig"], nil, "import fastly_http_req.new has signature (ii)->(i), the ABI's is (i)->(i)"},
+		{"mistyped unimplemented import", guests["badstubsig"], nil, "import fastly_kv_store.open has signature (ii)->(i), the ABI's is (iii)->(i)"},
 	}
 	link := hostcall.NewLinker(slog.New(slog.NewTextHandler(io.Discard, nil))).Link
 	msgs := map[string]string{}

@@ -184,6 +184,7 @@ type harness struct {
 	mem  *fakeMem
 	link engine.Linker
 	sigs map[[2]string]string
+	desc map[[2]string]abi.Hostcall // abi.Hostcalls, for the statuses
 	fns  map[[2]string]engine.HostFunc
 	rec  *httptest.ResponseRecorder
 	next uint32 // bump allocator in mem
@@ -229,11 +230,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	h := &harness{
 		t: t, env: env, logs: logs, mem: newFakeMem(o.memSize),
 		link: NewLinker(env.Logger).Link(),
-		sigs: map[[2]string]string{}, fns: map[[2]string]engine.HostFunc{},
+		sigs: map[[2]string]string{}, desc: map[[2]string]abi.Hostcall{}, fns: map[[2]string]engine.HostFunc{},
 		next: 1024,
 	}
 	for _, hc := range Table() {
 		h.sigs[[2]string{hc.Module, hc.Name}] = hc.Params
+	}
+	for _, d := range abi.Hostcalls() {
+		h.desc[[2]string{d.Module, d.Name}] = d
 	}
 	var d *Downstream
 	if !o.noDownstream {
@@ -262,7 +266,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 
 // call invokes module.name with args and returns the status. It fails the
 // test when the call has the wrong arity, when the hostcall panicked (bind
-// logs and hides a panic) or when anything was written past the memory.
+// logs and hides a panic), when anything was written past the memory or
+// when the status is not one abi.Hostcalls lists for the hostcall (for
+// those it marks implemented; TestTableMatchesDescription covers the rest).
 func (h *harness) call(module, name string, args ...uint64) abi.Status {
 	h.t.Helper()
 	k := [2]string{module, name}
@@ -295,7 +301,11 @@ func (h *harness) call(module, name string, args ...uint64) abi.Status {
 	if !h.mem.guardIntact() {
 		h.t.Fatalf("%s.%s%v wrote outside linear memory", module, name, args)
 	}
-	return abi.Status(stack[0])
+	st := abi.Status(stack[0])
+	if d := h.desc[k]; d.Implemented && !d.Statuses.Has(st) {
+		h.t.Errorf("%s.%s%v answered %v, not among the statuses abi.Hostcalls lists: %v", module, name, args, st, d.Statuses.List())
+	}
+	return st
 }
 
 // want calls and fails the test unless the status is st.

@@ -253,7 +253,8 @@ func Table() []Hostcall {
 // Linker binds a guest's imports: implemented hostcalls by table, any other
 // function of a fastly_* module to a stub returning unsupported (logged
 // once per module on first call), and an import from any other module is
-// an error naming it.
+// an error naming it. A stub for a function abi.Hostcalls describes must
+// have the described signature, as an implemented hostcall must.
 type Linker struct {
 	// OnError, when set before the first Link, is called after every
 	// implemented hostcall that returns a status other than ok, with the
@@ -261,15 +262,22 @@ type Linker struct {
 	// concurrent use and fast.
 	OnError func(module, name string, status abi.Status)
 
-	table  map[[2]string]Hostcall
-	logger *slog.Logger
+	table     map[[2]string]Hostcall
+	described map[[2]string]abi.Hostcall // the unimplemented ones
+	logger    *slog.Logger
 }
 
-// NewLinker builds the linker from Table. logger receives stub notices.
+// NewLinker builds the linker from Table and abi.Hostcalls. logger
+// receives stub notices.
 func NewLinker(logger *slog.Logger) *Linker {
-	l := &Linker{table: map[[2]string]Hostcall{}, logger: logger}
+	l := &Linker{table: map[[2]string]Hostcall{}, described: map[[2]string]abi.Hostcall{}, logger: logger}
 	for _, h := range Table() {
 		l.table[[2]string{h.Module, h.Name}] = h
+	}
+	for _, d := range abi.Hostcalls() {
+		if k := [2]string{d.Module, d.Name}; l.table[k].fn == nil {
+			l.described[k] = d
+		}
 	}
 	return l
 }
@@ -289,18 +297,31 @@ func (l *Linker) Link() engine.Linker {
 		if !strings.HasPrefix(imp.Module, abi.ModulePrefix) {
 			return nil, fmt.Errorf("import %s: unknown module %q (edgehost provides fastly_* hostcalls and %s)", imp, imp.Module, abi.ModuleWASI)
 		}
-		return l.stub(imp, &once), nil
+		d, known := l.described[[2]string{imp.Module, imp.Name}]
+		if known {
+			want := engine.Signature{Params: d.WasmParams(), Results: "i"}
+			if imp.Signature != want {
+				return nil, fmt.Errorf("import %s has signature %s, the ABI's is %s (edgehost does not implement it)", imp, imp.Signature, want)
+			}
+		}
+		return l.stub(imp, d.Doc, &once), nil
 	}
 }
 
 // stub returns a function with imp's own signature that returns
-// unsupported (results: an i32 status first, any other result zero).
-func (l *Linker) stub(imp engine.Import, once *sync.Map) engine.HostFunc {
+// unsupported (results: an i32 status first, any other result zero). doc
+// is the function's abi.Hostcalls description, "" for a function it does
+// not describe.
+func (l *Linker) stub(imp engine.Import, doc string, once *sync.Map) engine.HostFunc {
 	name := imp.String()
 	return func(ctx context.Context, _ engine.Memory, stack []uint64) {
 		if _, loaded := once.LoadOrStore(name, struct{}{}); !loaded {
-			l.logger.Warn("guest called a hostcall edgehost does not implement; returning unsupported",
-				"hostcall", name, "request_id", requestIDFrom(ctx))
+			const msg = "guest called a hostcall edgehost does not implement; returning unsupported"
+			if doc != "" {
+				l.logger.Warn(msg, "hostcall", name, "doc", doc, "request_id", requestIDFrom(ctx))
+			} else {
+				l.logger.Warn(msg, "hostcall", name, "request_id", requestIDFrom(ctx))
+			}
 		}
 		for i := range imp.Results {
 			stack[i] = 0

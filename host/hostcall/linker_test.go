@@ -61,6 +61,34 @@ func TestTableMatchesABI(t *testing.T) {
 	}
 }
 
+// TestTableMatchesDescription: abi.Hostcalls marks as implemented exactly
+// the hostcalls of Table(), with Table's signatures.
+func TestTableMatchesDescription(t *testing.T) {
+	table := map[[2]string]Hostcall{}
+	for _, hc := range Table() {
+		table[[2]string{hc.Module, hc.Name}] = hc
+	}
+	described := map[[2]string]bool{}
+	for _, d := range abi.Hostcalls() {
+		k := [2]string{d.Module, d.Name}
+		described[k] = true
+		hc, implemented := table[k]
+		switch {
+		case d.Implemented && !implemented:
+			t.Errorf("abi.Hostcalls marks %s.%s implemented; Table() does not implement it", d.Module, d.Name)
+		case !d.Implemented && implemented:
+			t.Errorf("Table() implements %s.%s; abi.Hostcalls marks it not implemented", d.Module, d.Name)
+		case implemented && d.WasmParams() != hc.Params:
+			t.Errorf("%s.%s: Table() has (%s), abi.Hostcalls (%s)", d.Module, d.Name, hc.Params, d.WasmParams())
+		}
+	}
+	for k := range table {
+		if !described[k] {
+			t.Errorf("Table() implements %s.%s, which abi.Hostcalls does not describe", k[0], k[1])
+		}
+	}
+}
+
 func TestLinkerErrors(t *testing.T) {
 	link := NewLinker(slog.New(&logSink{})).Link()
 	for _, tc := range []struct {
@@ -82,6 +110,13 @@ func TestLinkerErrors(t *testing.T) {
 			[]string{"fastly_http_body.write"}},
 		{"i64-for-i32", engine.Import{Module: abi.ModuleHTTPResp, Name: "status_set", Signature: engine.Signature{Params: "iI", Results: "i"}},
 			[]string{"fastly_http_resp.status_set"}},
+		// Functions edgehost stubs are checked against abi.Hostcalls too.
+		{"stub-wrong-params", engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "ii", Results: "i"}},
+			[]string{"fastly_kv_store.open", "(ii)->(i)", "(iii)->(i)"}},
+		{"stub-wrong-results", engine.Import{Module: "fastly_compute_runtime", Name: "get_vcpu_ms", Signature: engine.Signature{Params: "i", Results: ""}},
+			[]string{"fastly_compute_runtime.get_vcpu_ms", "(i)->()", "(i)->(i)"}},
+		{"stub-i32-for-i64", engine.Import{Module: "fastly_cache", Name: "get_body", Signature: engine.Signature{Params: "iiI", Results: "i"}},
+			[]string{"fastly_cache.get_body", "(iiI)->(i)", "(iiii)->(i)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fn, err := link(tc.imp)
@@ -116,9 +151,10 @@ func TestLinkerStub(t *testing.T) {
 		wantStatus bool
 	}{
 		{engine.Import{Module: "fastly_http_cache", Name: "lookup", Signature: engine.Signature{Params: "iiii", Results: "i"}}, 4, true},
-		{engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "ii", Results: "iI"}}, 2, true},
+		{engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "iii", Results: "i"}}, 3, true},
+		{engine.Import{Module: "fastly_kv_store", Name: "not_described", Signature: engine.Signature{Params: "ii", Results: "iI"}}, 2, true},
 		{engine.Import{Module: "fastly_http_req", Name: "not_a_real_call", Signature: engine.Signature{Params: "", Results: "iii"}}, 3, true},
-		{engine.Import{Module: "fastly_compute_runtime", Name: "get_vcpu_ms", Signature: engine.Signature{Params: "i", Results: ""}}, 1, false},
+		{engine.Import{Module: "fastly_compute_runtime", Name: "not_described", Signature: engine.Signature{Params: "i", Results: ""}}, 1, false},
 		{engine.Import{Module: "fastly_x", Name: "nothing", Signature: engine.Signature{}}, 0, false},
 	} {
 		fn, err := link(tc.imp)
@@ -158,6 +194,20 @@ func TestLinkerStub(t *testing.T) {
 	}
 	if n := count("fastly_http_cache.lookup"); n != 1 {
 		t.Fatalf("stub logged %d times for 3 calls, want once", n)
+	}
+	// A described function's stub logs its description; another does not.
+	docs := map[string]string{}
+	for _, d := range abi.Hostcalls() {
+		docs[d.Module+"."+d.Name] = d.Doc
+	}
+	for _, r := range sink.records() {
+		name := r.attrs["hostcall"]
+		if got := r.attrs["doc"]; got != docs[name] {
+			t.Errorf("stub log for %s has doc %q, want %q", name, got, docs[name])
+		}
+	}
+	if count("fastly_kv_store.open") != 1 || docs["fastly_kv_store.open"] == "" {
+		t.Errorf("no stub log line for the described fastly_kv_store.open")
 	}
 	// A new module (a new Link) logs again.
 	fn, _ := l.Link()(engine.Import{Module: "fastly_http_cache", Name: "lookup", Signature: engine.Signature{Params: "iiii", Results: "i"}})

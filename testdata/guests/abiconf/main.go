@@ -125,7 +125,7 @@ func geoLookup(addr, alen, buf, n, nw uint32) uint32
 func kvStoreOpen(name, nlen, out uint32) uint32
 
 //go:wasmimport fastly_erl check_rate
-func erlCheckRate(a, b, c, d, e, f, g, h, i uint32) uint32
+func erlCheckRate(rc, rcLen, entry, entryLen, delta, window, limit, pb, pbLen, ttl, blockedOut uint32) uint32
 
 func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
 
@@ -450,7 +450,9 @@ func stubs() {
 	line("fastly_geo.lookup", geoLookup(0, 0, 0, 0, p(&nw)))
 	np, nl := sp("kv")
 	line("fastly_kv_store.open", kvStoreOpen(np, nl, p(&h)))
-	line("fastly_erl.check_rate", erlCheckRate(1, 2, 3, 4, 5, 6, 7, 8, 9))
+	rc, rcl := sp("rc")
+	pb, pbl := sp("pb")
+	line("fastly_erl.check_rate", erlCheckRate(rc, rcl, np, nl, 1, 10, 100, pb, pbl, 60, p(&h)))
 }
 
 // misc covers the remaining families: logging, config store and
