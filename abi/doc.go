@@ -1,7 +1,8 @@
 // Package abi holds edgehost's guest ABI as Go constants and data: the
 // hostcall module and function names, the fastly_status codes, the
 // backend_config_options mask bits, the dynamic_backend_config and
-// send_error_detail layouts, HTTP version codes and the no-handle sentinel.
+// send_error_detail layouts, HTTP version codes and the no-handle sentinel;
+// and one description of every hostcall (Hostcalls), implemented or not.
 //
 // The ABI is Fastly Compute's (the compute-at-edge witx definitions); this
 // package restates its facts, it does not copy its text. It has no

@@ -30,7 +30,7 @@ func abiTable() string {
 		sort.Strings(names)
 		b.WriteString("| `" + m + "` | " + strings.Join(names, ", ") + " |\n")
 	}
-	b.WriteString("| any other `" + abi.ModulePrefix + "*` function | linked to a stub with the import's own signature that returns `unsupported` (5); its first call is logged once per module |\n")
+	b.WriteString("| any other `" + abi.ModulePrefix + "*` function | linked to a stub that returns `unsupported` (5); a function `abi.Hostcalls()` describes must have its described signature, any other keeps the import's own; its first call is logged once per module |\n")
 	b.WriteString("| `" + abi.ModuleWASI + "` | provided by the engine |\n")
 	return b.String()
 }
