@@ -451,3 +451,37 @@ func TestDynamicBackendSend(t *testing.T) {
 		t.Fatalf("origin received %+v", got)
 	}
 }
+
+// TestDynamicBackendDialRefused: a name that passes registration (it is
+// checked when dialled) and resolves to this host's listener fails the
+// send: status error, send_error_detail destination_ip_unroutable, one
+// log line naming the address, and the listener sees no connection.
+func TestDynamicBackendDialRefused(t *testing.T) {
+	own := newTestOrigin(t)
+	_, port, _ := net.SplitHostPort(own.Listener.Addr().String())
+	h := newHarness(t, harnessOpts{envCfg: EnvConfig{
+		Policy: guardPolicy(pool.GuardConfig{AllowPrivate: true, Listeners: []string{"127.0.0.1:" + port}}),
+	}})
+	if st := h.register("dyn", "localhost:"+port, 0, h.newCfg(abi.CfgSize).ptr); st != abi.OK {
+		t.Fatalf("register localhost:%s = %v, want ok (checked at dial time)", port, st)
+	}
+	r, b := h.originRequest(http.MethodGet, "/", "x")
+	bp, bl := h.str("dyn")
+	ro, bo, det := h.out(), h.out(), uint64(h.alloc(abi.SendErrDetailSize))
+	h.want(abi.Error, abi.ModuleHTTPReq, "send_v2", r, b, bp, bl, det, ro, bo)
+	if tag := h.u32(det); tag != abi.SendErrDestinationIPUnroute {
+		t.Fatalf("send_error_detail tag = %d, want %d (destination_ip_unroutable)", tag, abi.SendErrDestinationIPUnroute)
+	}
+	if got := own.received(); len(got) != 0 {
+		t.Fatalf("the listener received %+v", got)
+	}
+	failed := 0
+	for _, rec := range h.logs.records() {
+		if rec.msg == "backend request failed" && strings.Contains(rec.attrs["err"], "refused by the backend policy") {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d \"backend request failed\" lines naming the policy, want 1: %+v", failed, h.logs.records())
+	}
+}

@@ -169,7 +169,9 @@ func (p *Pool) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		p.mu.Unlock()
 		if errors.Is(err, ErrDialRefused) {
-			p.logger.Warn("origin dial refused by the backend policy", "pool", p.id, "addr", p.s.Addr, "err", err)
+			// The send that asked for the connection fails with err; its
+			// caller logs it (once, with the request id).
+			p.logger.Debug("origin dial refused by the backend policy", "pool", p.id, "addr", p.s.Addr, "err", err)
 		}
 		return nil, dialError(err)
 	}
