@@ -61,8 +61,10 @@ type GuardConfig struct {
 // 2002::/16, the deprecated IPv4-compatible ::/96) as their embedded
 // address.
 //
-// A Guard is immutable once built and safe for concurrent use; pools are
-// keyed by its pointer.
+// A Guard's policy is fixed once built; its only changing state is its
+// cache of this host's interface addresses (listed again after
+// localAddrsTTL). It is safe for concurrent use; pools are keyed by its
+// pointer.
 type Guard struct {
 	allowList    bool                     // Allowed was given (possibly empty)
 	names        map[string]bool          // lower case, no trailing dot
@@ -153,7 +155,8 @@ func (g *Guard) allow(a string) error {
 	return nil
 }
 
-// defaultGuard is DefaultGuard's value; it is never modified.
+// defaultGuard is DefaultGuard's value; its policy never changes (only its
+// interface address cache does).
 var defaultGuard = func() *Guard {
 	g, _ := NewGuard(GuardConfig{})
 	return g
