@@ -100,8 +100,21 @@ func loadModule(ctx context.Context, path string, log *slog.Logger) ([]byte, str
 	return b, path, err
 }
 
-func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, refused []string) *server.Loader {
-	policy := &hostcall.Policy{Allowed: m.Host.AllowedBackendTargets, Refused: refused}
+// newLoader builds the loader: the engine, the hostcall linker, the
+// host-wide pools and the dynamic backend policy. listeners are this
+// host's own listen addresses (refused to dynamic backends on every local
+// address); allowPrivate opens loopback and private ranges (local
+// development). Errors: a bad allowed_backend_targets entry.
+func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listeners []string, allowPrivate bool) (*server.Loader, error) {
+	guard, err := pool.NewGuard(pool.GuardConfig{
+		Allowed:      m.Host.AllowedBackendTargets,
+		AllowPrivate: allowPrivate,
+		Listeners:    listeners,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("allowed_backend_targets: %w", err)
+	}
+	policy := &hostcall.Policy{Guard: guard}
 	if m.Host.AllowedBackendTargets != nil && len(m.Host.AllowedBackendTargets) == 0 {
 		policy.Disabled = true
 	}
@@ -116,7 +129,7 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, refused 
 		Logger: log,
 		Policy: policy,
 		Env:    server.GuestEnv(name),
-	}
+	}, nil
 }
 
 func newRootCmd() *cobra.Command {

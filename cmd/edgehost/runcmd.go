@@ -37,7 +37,10 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer eng.Close(context.Background())
-			loader := newLoader(eng, m, log, nil)
+			loader, err := newLoader(eng, m, log, nil, m.Host.AllowPrivateBackends)
+			if err != nil {
+				return err
+			}
 			defer loader.Pools.Close()
 			v, err := loader.Load(ctx, "run", wasm, m)
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 // serveFlags are serve's own flags.
 type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
+	allowPrivateBackends                 bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -40,7 +41,10 @@ func newServeCmd() *cobra.Command {
 			admin.TokenEnv + " (or --admin-token) when one is set; a non-loopback admin address needs one.\n\n" +
 			"--data-dir (default $XDG_DATA_HOME/edgehost, else ~/.local/share/edgehost) keeps the deployed\n" +
 			"versions, the active pointer and compiled code, so a restart serves the last active version\n" +
-			"without recompiling.",
+			"without recompiling.\n\n" +
+			"Dynamic backends reach public addresses only (or allowed_backend_targets); for local\n" +
+			"development --allow-private-backends opens loopback and private ranges. This host's own\n" +
+			"ports (--addr, --admin-addr) are refused to guests on every address of the host.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serve(cmd, &c, &f, args)
@@ -51,6 +55,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin API listen address; "" turns it off`)
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
+	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
 	return cmd
 }
 
@@ -85,6 +90,9 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 	if !flags.Changed("data-dir") {
 		f.dataDir = m.Host.DataDir
+	}
+	if !flags.Changed("allow-private-backends") {
+		f.allowPrivateBackends = m.Host.AllowPrivateBackends
 	}
 	if f.adminToken == "" {
 		f.adminToken = os.Getenv(admin.TokenEnv)
@@ -142,13 +150,24 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		return err
 	}
 	defer eng.Close(context.Background())
+	// The downstream listener before the loader: dynamic backends must
+	// not reach either of this host's listeners, so the policy needs
+	// their ports.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	adminURL := ""
-	refused := []string{}
+	listeners := []string{ln.Addr().String()}
 	if adminLn != nil {
 		adminURL = "http://" + adminLn.Addr().String()
-		refused = append(refused, adminLn.Addr().String())
+		listeners = append(listeners, adminLn.Addr().String())
 	}
-	loader := newLoader(eng, m, log, refused)
+	loader, err := newLoader(eng, m, log, listeners, f.allowPrivateBackends)
+	if err != nil {
+		return err
+	}
 	defer loader.Pools.Close()
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
@@ -211,10 +230,6 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		serving = "the welcome page (nothing deployed yet)"
 	}
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return err
-	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()

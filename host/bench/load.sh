@@ -49,6 +49,8 @@ cat > "$work/proxy.toml" <<TOML
 url = "http://$ORIGIN"
 TOML
 cat > "$work/dyn.toml" <<TOML
+[edgehost]
+allow_private_backends = true
 [local_server.config_stores.settings]
 format = "inline-toml"
 [local_server.config_stores.settings.contents]

@@ -588,6 +588,7 @@ admin_addr = ""
 data_dir = "state"
 engine = "wasmtime"
 allowed_backend_targets = ["api.example.com", "10.0.0.0/8", "[::1]:8080", "::1", "h.example:443"]
+allow_private_backends = true
 max_concurrent_sandboxes = 10
 sandbox_memory_mib = 64
 sandbox_timeout_ms = 1500
@@ -601,6 +602,7 @@ max_body_bytes = 5000000000
 				h.DataDir = filepath.Join(dir, "state")
 				h.Engine = EngineWasmtime
 				h.AllowedBackendTargets = []string{"api.example.com", "10.0.0.0/8", "[::1]:8080", "::1", "h.example:443"}
+				h.AllowPrivateBackends = true
 				h.MaxConcurrentSandboxes = 10
 				h.SandboxMemoryMiB = 64
 				h.SandboxTimeout = 1500 * time.Millisecond
@@ -608,7 +610,7 @@ max_body_bytes = 5000000000
 				h.MaxHeaderBytes = 4096
 				h.MaxBodyBytes = 5000000000
 			},
-			wantSet: []string{"addr", "admin_addr", "allowed_backend_targets", "data_dir", "engine",
+			wantSet: []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
 				"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
 				"sandbox_memory_mib", "sandbox_timeout_ms"},
 		},
@@ -622,7 +624,7 @@ max_body_bytes = 5000000000
 			wantSet: []string{"allowed_backend_targets", "data_dir"},
 		},
 	}
-	keys := []string{"addr", "admin_addr", "allowed_backend_targets", "data_dir", "engine",
+	keys := []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
 		"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
 		"sandbox_memory_mib", "sandbox_timeout_ms"}
 	for _, tt := range tests {
@@ -655,7 +657,7 @@ func TestDefaults(t *testing.T) {
 	h := DefaultHost()
 	if h.Addr != "127.0.0.1:7676" || h.AdminAddr != "127.0.0.1:7677" || h.Engine != "wazero" ||
 		h.SandboxMemoryMiB != 128 || h.SandboxTimeout != 60*time.Second || h.DataDir != "" ||
-		h.AllowedBackendTargets != nil {
+		h.AllowedBackendTargets != nil || h.AllowPrivateBackends {
 		t.Errorf("DefaultHost() = %+v, not what DESIGN.md documents", h)
 	}
 	m := Default()

@@ -64,10 +64,16 @@ type Host struct {
 	Engine string
 	// AllowedBackendTargets narrows dynamic backends to these targets:
 	// host names, IP addresses, host:port and CIDR prefixes, as written
-	// (allowed_backend_targets). nil (key absent) allows every target but
-	// those DESIGN.md's policy refuses; an empty non-nil slice (key set to
-	// []) allows none.
+	// (allowed_backend_targets). nil (key absent) allows public addresses
+	// only, or private ones too with AllowPrivateBackends (README.md,
+	// "Dynamic backend policy"); an empty non-nil slice (key set to [])
+	// allows none.
 	AllowedBackendTargets []string
+	// AllowPrivateBackends opens loopback, this host's own addresses and
+	// the private ranges to dynamic backends, for local development
+	// (allow_private_backends, default false). The host's own listener
+	// ports stay refused.
+	AllowPrivateBackends bool
 	// MaxConcurrentSandboxes caps sandboxes running at once
 	// (max_concurrent_sandboxes, >= 1).
 	MaxConcurrentSandboxes int
@@ -147,6 +153,9 @@ func (p *parser) host(t *table, dir string, h *Host) {
 			}
 		}
 		h.AllowedBackendTargets = list
+	}
+	if b, ok := t.boolean("allow_private_backends"); ok {
+		h.AllowPrivateBackends = b
 	}
 	if n, ok := t.integer("max_concurrent_sandboxes", 1, math.MaxInt32); ok {
 		h.MaxConcurrentSandboxes = int(n)

@@ -77,7 +77,12 @@ func serve(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeou
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pools := pool.NewManager(log)
 	t.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("conformance")}
+	guard, err := pool.NewGuard(pool.GuardConfig{AllowPrivate: true}) // the fixtures' origins are on loopback
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("conformance"),
+		Policy: &hostcall.Policy{Guard: guard}}
 	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		t.Fatalf("load: %v", err)

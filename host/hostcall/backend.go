@@ -17,94 +17,39 @@ import (
 	"github.com/edgehost/edgehost/host/pool"
 )
 
-// Policy decides which dynamic backends guests may register (DESIGN.md,
-// "Dynamic backend policy"). The zero Policy allows every target except
-// link-local addresses.
+// Policy decides which dynamic backends guests may register and which
+// addresses their pools may dial (README.md, "Dynamic backend policy").
+// The zero Policy is the default for a shared host: pool.DefaultGuard,
+// public addresses only.
 type Policy struct {
 	// Disabled refuses every dynamic backend.
 	Disabled bool
-	// Allowed, when non-empty, lists the only targets allowed: host names,
-	// host:port, IP addresses or CIDRs. A link-local target or a Refused
-	// address is allowed only when listed here explicitly.
-	Allowed []string
-	// Refused lists host:port addresses refused unless listed in Allowed
-	// (the host's own admin listener).
-	Refused []string
-	// Resolver resolves host names to check their addresses; nil means
-	// net.DefaultResolver.
-	Resolver *net.Resolver
+	// Guard checks a target when it is registered and every address its
+	// pool dials; nil means pool.DefaultGuard(). It must be the same
+	// pointer for every Env whose dynamic backends are to share pools.
+	Guard *pool.Guard
+}
+
+func (p *Policy) guard() *pool.Guard {
+	if p.Guard == nil {
+		return pool.DefaultGuard()
+	}
+	return p.Guard
 }
 
 // check returns nil when host:port may be registered, else an error
-// naming the rule (reported as unsupported).
+// naming the rule (reported as unsupported). It resolves host only when
+// the Guard's allowlist needs it (pool.Guard.CheckTarget).
 func (p *Policy) check(ctx context.Context, host string, port uint16) error {
 	if p.Disabled {
 		return errors.New("dynamic backends are disabled on this host")
 	}
-	hostport := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	explicit := false
-	for _, a := range p.Allowed {
-		if strings.EqualFold(a, host) || strings.EqualFold(a, hostport) {
-			explicit = true
-		}
-	}
-	addrs, err := p.addrs(ctx, host)
-	if err != nil {
-		return fmt.Errorf("resolve %q: %w", host, err)
-	}
-	for _, ip := range addrs {
-		for _, a := range p.Allowed {
-			if pfx, err := netip.ParsePrefix(a); err == nil && pfx.Contains(ip) {
-				explicit = true
-			} else if ap, err := netip.ParseAddr(a); err == nil && ap == ip {
-				explicit = true
-			}
-		}
-	}
-	if len(p.Allowed) > 0 && !explicit {
-		return fmt.Errorf("target %s is not in allowed_backend_targets", hostport)
-	}
-	if explicit {
-		return nil
-	}
-	for _, ip := range addrs {
-		if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
-			return fmt.Errorf("target %s is link-local (%s); list it in allowed_backend_targets to allow it", hostport, ip)
-		}
-	}
-	for _, r := range p.Refused {
-		rh, rp, err := net.SplitHostPort(r)
-		if err != nil || rp != strconv.Itoa(int(port)) {
-			continue
-		}
-		rip, _ := netip.ParseAddr(rh)
-		for _, ip := range addrs {
-			if ip == rip || (rip.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified())) || strings.EqualFold(rh, host) {
-				return fmt.Errorf("target %s is this host's admin listener", hostport)
-			}
-		}
-	}
-	return nil
+	return p.guard().CheckTarget(ctx, host, port)
 }
 
-func (p *Policy) addrs(ctx context.Context, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip.Unmap()}, nil
-	}
-	r := p.Resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ips, err := r.LookupNetIP(ctx, "ip", host)
-	for i := range ips {
-		ips[i] = ips[i].Unmap()
-	}
-	return ips, err
-}
-
-// dynamicConfig is the decoded dynamic_backend_config.
+// registerDynamicBackend implements register_dynamic_backend: the target
+// must pass the env's Policy (else unsupported and one log line), and the
+// backend's pool checks every address it dials with the Policy's Guard.
 func registerDynamicBackend(c *call) error {
 	name, err := c.str(0)
 	if err != nil {
@@ -242,6 +187,7 @@ func registerDynamicBackend(c *call) error {
 		s.Limits.MaxUse = int(u32(abi.CfgMaxUse))
 		s.Limits.MaxLifetime = ms(abi.CfgMaxLifetimeMs)
 	}
+	s.Guard = c.s.env.policy.guard()
 	if err := c.s.env.policy.check(c.ctx, host, port); err != nil {
 		c.s.logger().Warn("dynamic backend refused by policy", "backend", name, "target", target, "reason", err)
 		return statusErr(abi.Unsupported, "%v", err)
@@ -384,6 +330,8 @@ func sendErrorTag(err error) uint32 {
 	switch {
 	case err == nil:
 		return abi.SendErrOK
+	case errors.Is(err, pool.ErrDialRefused):
+		return abi.SendErrDestinationIPUnroute
 	case errors.Is(err, pool.ErrPoolExhausted):
 		return abi.SendErrConnectionLimit
 	case errors.Is(err, pool.ErrConnectTimeout):

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,16 @@ import (
 var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
 	return nil, errors.New("no DNS in tests")
 }}
+
+// mustNotResolve is a resolver for policies that must not resolve: a
+// lookup fails, and counts in lookups.
+var mustNotResolve = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+	lookups.Add(1)
+	return nil, errors.New("this policy check must not resolve names")
+}}
+
+// lookups counts mustNotResolve's lookups.
+var lookups atomic.Int64
 
 // backendCfg is a dynamic_backend_config being built in guest memory.
 type backendCfg struct {
@@ -83,6 +94,9 @@ func TestRegisterDynamicBackendErrors(t *testing.T) {
 		}
 	}
 	full := cfg(abi.CfgSize, nil)
+	// listeners: local development, with this host's listeners on 9000
+	// (admin) and 9002 (downstream).
+	listeners := guardPolicy(pool.GuardConfig{AllowPrivate: true, Listeners: []string{"127.0.0.1:9000", "[::]:9002"}})
 	for _, tc := range []struct {
 		name, backend, target string
 		mask                  uint32
@@ -108,7 +122,7 @@ func TestRegisterDynamicBackendErrors(t *testing.T) {
 		{name: "target-userinfo", backend: "b", target: "u@host:80", cfg: full, want: abi.Inval},
 		{name: "target-url", backend: "b", target: "http://host", cfg: full, want: abi.Inval},
 		{name: "target-no-host", backend: "b", target: ":80", cfg: full, want: abi.Inval},
-		{name: "target-colons", backend: "b", target: "a:b:c", cfg: full, policy: &Policy{Resolver: noDNS}, want: abi.Inval},
+		{name: "target-colons", backend: "b", target: "a:b:c", cfg: full, want: abi.Inval},
 
 		{name: "short-struct-72", backend: "b", target: "127.0.0.1:8080", mask: abi.BackendConnectTimeout, cfg: atEnd(abi.CfgSizeBase), want: abi.OK},
 		{name: "short-struct-71", backend: "b", target: "127.0.0.1:8080", cfg: atEnd(abi.CfgSizeBase - 1), want: abi.Inval},
@@ -148,27 +162,81 @@ func TestRegisterDynamicBackendErrors(t *testing.T) {
 		{name: "link-local-v6", backend: "b", target: "[fe80::1]:80", cfg: full, want: abi.Unsupported},
 		{name: "link-local-mapped", backend: "b", target: "[::ffff:169.254.169.254]:80", cfg: full, want: abi.Unsupported},
 		{name: "link-local-allowed-explicitly", backend: "b", target: "169.254.169.254:80", cfg: full,
-			policy: &Policy{Allowed: []string{"169.254.169.254"}}, want: abi.OK},
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"169.254.169.254"}}), want: abi.OK},
 		{name: "allowed-list-excludes", backend: "b", target: "127.0.0.1:8080", cfg: full,
-			policy: &Policy{Allowed: []string{"10.0.0.0/8", "192.0.2.1"}, Resolver: noDNS}, want: abi.Unsupported},
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"10.0.0.0/8", "192.0.2.1"}, Resolver: noDNS}), want: abi.Unsupported},
 		{name: "allowed-list-cidr", backend: "b", target: "10.1.2.3:8080", cfg: full,
-			policy: &Policy{Allowed: []string{"10.0.0.0/8"}, Resolver: noDNS}, want: abi.OK},
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"10.0.0.0/8"}, Resolver: noDNS}), want: abi.OK},
 		{name: "allowed-list-hostport", backend: "b", target: "127.0.0.1:8080", cfg: full,
-			policy: &Policy{Allowed: []string{"127.0.0.1:8080"}, Resolver: noDNS}, want: abi.OK},
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"127.0.0.1:8080"}, Resolver: noDNS}), want: abi.OK},
 		{name: "allowed-list-other-port", backend: "b", target: "127.0.0.1:8081", cfg: full,
-			policy: &Policy{Allowed: []string{"127.0.0.1:8080"}, Resolver: noDNS}, want: abi.Unsupported},
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"127.0.0.1:8080"}, Resolver: noDNS}), want: abi.Unsupported},
 		{name: "disabled", backend: "b", target: "127.0.0.1:8080", cfg: full, policy: &Policy{Disabled: true}, want: abi.Unsupported},
-		{name: "refused-admin", backend: "b", target: "127.0.0.1:9000", cfg: full, policy: &Policy{Refused: []string{"127.0.0.1:9000"}}, want: abi.Unsupported},
-		{name: "refused-other-port", backend: "b", target: "127.0.0.1:9001", cfg: full, policy: &Policy{Refused: []string{"127.0.0.1:9000"}}, want: abi.OK},
-		{name: "unresolvable-name", backend: "b", target: "origin.invalid:80", cfg: full, policy: &Policy{Resolver: noDNS}, want: abi.Unsupported},
+		{name: "refused-admin", backend: "b", target: "127.0.0.1:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "refused-other-port", backend: "b", target: "127.0.0.1:9001", cfg: full, policy: listeners, want: abi.OK},
+		// The host's own ports by every address that reaches them.
+		{name: "own-port-unspecified-v4", backend: "b", target: "0.0.0.0:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-unspecified-v6", backend: "b", target: "[::]:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-loopback-v6", backend: "b", target: "[::1]:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-other-loopback", backend: "b", target: "127.0.0.2:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-mapped", backend: "b", target: "[::ffff:127.0.0.1]:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-mapped-hex", backend: "b", target: "[::ffff:7f00:1]:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-nat64", backend: "b", target: "[64:ff9b::127.0.0.1]:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-downstream", backend: "b", target: "127.0.0.1:9002", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "own-port-even-if-listed", backend: "b", target: "127.0.0.1:9000", cfg: full,
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"127.0.0.1:9000", "127.0.0.0/8"}, Listeners: []string{"127.0.0.1:9000"}}), want: abi.Unsupported},
+		// IPv4 shorthands getaddrinfo would read as 127.0.0.1: refused
+		// without a lookup, whatever the port.
+		{name: "shorthand-127.1", backend: "b", target: "127.1:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "shorthand-127.1-other-port", backend: "b", target: "127.1:9001", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "shorthand-decimal", backend: "b", target: "2130706433:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "shorthand-hex", backend: "b", target: "0x7f.1:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		{name: "shorthand-octal", backend: "b", target: "0177.0.0.1:9000", cfg: full, policy: listeners, want: abi.Unsupported},
+		// The default policy (a shared host): public addresses only.
+		{name: "default-loopback", backend: "b", target: "127.0.0.1:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-loopback-v6", backend: "b", target: "[::1]:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-unspecified", backend: "b", target: "0.0.0.0:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-private", backend: "b", target: "10.1.2.3:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-private-v6", backend: "b", target: "[fd00::1]:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-cgnat", backend: "b", target: "100.64.0.1:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-mapped-private", backend: "b", target: "[::ffff:192.168.0.1]:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-multicast", backend: "b", target: "224.0.0.1:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-broadcast", backend: "b", target: "255.255.255.255:8080", cfg: full, policy: &Policy{}, want: abi.Unsupported},
+		{name: "default-public", backend: "b", target: "203.0.113.9:8080", cfg: full, policy: &Policy{}, want: abi.OK},
+		{name: "default-public-v6", backend: "b", target: "[2001:db8::1]:8080", cfg: full, policy: &Policy{}, want: abi.OK},
+		// A name is checked when dialled, on what it resolves to then:
+		// registering it resolves nothing unless the allowlist needs it.
+		{name: "name-not-resolved", backend: "b", target: "origin.invalid:80", cfg: full, policy: guardPolicy(pool.GuardConfig{Resolver: mustNotResolve}), want: abi.OK},
+		{name: "name-listed-not-resolved", backend: "b", target: "API.example.:80", cfg: full,
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"api.example", "10.0.0.0/8"}, Resolver: mustNotResolve}), want: abi.OK},
+		{name: "name-hostport-listed", backend: "b", target: "api.example:8443", cfg: full,
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"api.example:8443"}, Resolver: mustNotResolve}), want: abi.OK},
+		{name: "name-unlisted-names-only", backend: "b", target: "other.example:80", cfg: full,
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"api.example", "api.example:8443"}, Resolver: mustNotResolve}), want: abi.Unsupported},
+		{name: "name-unlisted-cidr-resolves", backend: "b", target: "origin.invalid:80", cfg: full,
+			policy: guardPolicy(pool.GuardConfig{Allowed: []string{"10.0.0.0/8"}, Resolver: noDNS}), want: abi.Unsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, harnessOpts{memSize: memSize, envCfg: EnvConfig{
 				Policy:   tc.policy,
 				Backends: []StaticBackend{{Name: "static", Settings: pool.Settings{Scheme: "http", Addr: "127.0.0.1:1"}}},
 			}})
+			before := lookups.Load()
 			if got := h.register(tc.backend, tc.target, tc.mask, tc.cfg(h)); got != tc.want {
 				t.Fatalf("register_dynamic_backend(%q, %q, %#x) = %v, want %v", tc.backend, tc.target, tc.mask, got, tc.want)
+			}
+			if n := lookups.Load() - before; n != 0 {
+				t.Fatalf("register_dynamic_backend(%q) resolved the name %d times; the policy does not need it", tc.target, n)
+			}
+			refusals := 0
+			for _, r := range h.logs.records() {
+				if r.msg == "dynamic backend refused by policy" {
+					refusals++
+				}
+			}
+			byPolicy := tc.want == abi.Unsupported && tc.mask&(abi.BackendClientCert|abi.BackendGRPC) == 0
+			if want := map[bool]int{true: 1}[byPolicy]; refusals != want {
+				t.Fatalf("%d log lines \"dynamic backend refused by policy\", want %d", refusals, want)
 			}
 			st, exists := h.backendU32("exists", tc.backend)
 			wantExists := uint32(0)
@@ -381,5 +449,39 @@ func TestDynamicBackendSend(t *testing.T) {
 	got := origin.received()
 	if len(got) != 1 || got[0].host != "override.test" || got[0].uri != "/dyn" {
 		t.Fatalf("origin received %+v", got)
+	}
+}
+
+// TestDynamicBackendDialRefused: a name that passes registration (it is
+// checked when dialled) and resolves to this host's listener fails the
+// send: status error, send_error_detail destination_ip_unroutable, one
+// log line naming the address, and the listener sees no connection.
+func TestDynamicBackendDialRefused(t *testing.T) {
+	own := newTestOrigin(t)
+	_, port, _ := net.SplitHostPort(own.Listener.Addr().String())
+	h := newHarness(t, harnessOpts{envCfg: EnvConfig{
+		Policy: guardPolicy(pool.GuardConfig{AllowPrivate: true, Listeners: []string{"127.0.0.1:" + port}}),
+	}})
+	if st := h.register("dyn", "localhost:"+port, 0, h.newCfg(abi.CfgSize).ptr); st != abi.OK {
+		t.Fatalf("register localhost:%s = %v, want ok (checked at dial time)", port, st)
+	}
+	r, b := h.originRequest(http.MethodGet, "/", "x")
+	bp, bl := h.str("dyn")
+	ro, bo, det := h.out(), h.out(), uint64(h.alloc(abi.SendErrDetailSize))
+	h.want(abi.Error, abi.ModuleHTTPReq, "send_v2", r, b, bp, bl, det, ro, bo)
+	if tag := h.u32(det); tag != abi.SendErrDestinationIPUnroute {
+		t.Fatalf("send_error_detail tag = %d, want %d (destination_ip_unroutable)", tag, abi.SendErrDestinationIPUnroute)
+	}
+	if got := own.received(); len(got) != 0 {
+		t.Fatalf("the listener received %+v", got)
+	}
+	failed := 0
+	for _, rec := range h.logs.records() {
+		if rec.msg == "backend request failed" && strings.Contains(rec.attrs["err"], "refused by the backend policy") {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d \"backend request failed\" lines naming the policy, want 1: %+v", failed, h.logs.records())
 	}
 }

@@ -69,8 +69,8 @@ type EnvConfig struct {
 	ConfigStores map[string]map[string]string
 	Dictionaries map[string]map[string]string
 	Limits       Limits
-	// Policy decides which dynamic backends guests may register; nil
-	// allows every target but link-local addresses.
+	// Policy decides which dynamic backends guests may register and what
+	// their pools may dial; nil is the zero Policy (public addresses only).
 	Policy *Policy
 	// Env is the guest environment (FASTLY_* variables) for RunConfig.
 	Env [][2]string

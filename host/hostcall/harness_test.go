@@ -164,11 +164,25 @@ func newTestEnv(t testing.TB, cfg EnvConfig) (*Env, *logSink) {
 		cfg.Pools = pool.NewManager(cfg.Logger)
 		t.Cleanup(cfg.Pools.Close)
 	}
+	if cfg.Policy == nil {
+		// The tests' origins are on loopback: local development's policy.
+		cfg.Policy = guardPolicy(pool.GuardConfig{AllowPrivate: true})
+	}
 	env, err := NewEnv(cfg)
 	if err != nil {
 		t.Fatalf("NewEnv: %v", err)
 	}
 	return env, sink
+}
+
+// guardPolicy is a Policy with the Guard of cfg; it panics on a bad cfg
+// (tests write them literally).
+func guardPolicy(cfg pool.GuardConfig) *Policy {
+	g, err := pool.NewGuard(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return &Policy{Guard: g}
 }
 
 // harness runs hostcalls the way an engine does: by module and name,

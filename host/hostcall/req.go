@@ -320,12 +320,16 @@ func (c *call) sendAsync(streaming bool, pendingOut int) error {
 	p := &pendingRequest{done: make(chan struct{}), cancel: cancel}
 	c.s.pendingOpen++
 	c.s.wg.Add(1)
+	// The goroutine logs with the logger of the request that sent it,
+	// made here: it must not read the session's request id, which
+	// next_request_wait changes on the guest's thread (issue 13).
+	log := c.s.logger()
 	go func() {
 		defer c.s.wg.Done()
 		defer close(p.done)
 		p.resp, p.err = be.pool.Do(ctx, req, be.timeouts)
 		if p.err != nil {
-			c.s.logger().Info("backend request failed", "backend", be.name, "err", p.err)
+			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}
 	}()
 	return c.putU32(c.u32(pendingOut), c.s.pending.add(p))

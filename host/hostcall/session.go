@@ -128,7 +128,9 @@ func requestIDFrom(ctx context.Context) string {
 	return ""
 }
 
-// Logger returns the env's logger with the session's request id.
+// logger returns the env's logger with the session's current request id.
+// It reads the id, so only the guest's thread may call it; a goroutine
+// takes the logger made before it starts.
 func (s *Session) logger() *slog.Logger { return s.env.Logger.With("request_id", s.id) }
 
 // Close releases everything the guest left open: bodies (a streaming

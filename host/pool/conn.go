@@ -130,10 +130,15 @@ func connectTimeout(ctx context.Context) time.Duration {
 	return DefaultConnectTimeout
 }
 
-// dialer returns the net.Dialer for one dial: its timeout, and TCP
-// keepalive from the effective settings (SO_KEEPALIVE off when disabled).
+// dialer returns the net.Dialer for one dial: its timeout, TCP keepalive
+// from the effective settings (SO_KEEPALIVE off when disabled), and for a
+// guarded pool the Guard's resolver and its check of every address dialled.
 func (p *Pool) dialer(timeout time.Duration) *net.Dialer {
 	d := &net.Dialer{Timeout: timeout}
+	if g := p.s.Guard; g != nil {
+		d.Resolver = g.resolver
+		d.Control = g.control(p.host)
+	}
 	k := p.s.Keepalive
 	if k.TCPDisabled {
 		d.KeepAlive = -1
@@ -156,10 +161,18 @@ func (p *Pool) dial(ctx context.Context) (*conn, error) {
 	p.dialing++
 	p.mu.Unlock()
 	nc, err := p.dialer(connectTimeout(ctx)).DialContext(ctx, "tcp", p.s.Addr)
+	if err == nil {
+		err = p.checkConnected(nc)
+	}
 	p.mu.Lock()
 	p.dialing--
 	if err != nil {
 		p.mu.Unlock()
+		if errors.Is(err, ErrDialRefused) {
+			// The send that asked for the connection fails with err; its
+			// caller logs it (once, with the request id).
+			p.logger.Debug("origin dial refused by the backend policy", "pool", p.id, "addr", p.s.Addr, "err", err)
+		}
 		return nil, dialError(err)
 	}
 	p.nextConnID++
@@ -173,6 +186,32 @@ func (p *Pool) dial(ctx context.Context) (*conn, error) {
 	p.logger.Debug("origin connection opened", "pool", p.id, "addr", p.s.Addr,
 		"conn", c.id, "local", nc.LocalAddr().String())
 	return c, nil
+}
+
+// checkConnected is the guard's second look, after the connect: a TCP
+// connection whose two ends have the same IP address goes to this host,
+// whatever interface list the Control check saw (an address added since).
+// Such a connection is closed before anything is written when the guard
+// refuses this host's addresses or the port.
+func (p *Pool) checkConnected(nc net.Conn) error {
+	g := p.s.Guard
+	if g == nil {
+		return nil
+	}
+	la, lok := nc.LocalAddr().(*net.TCPAddr)
+	ra, rok := nc.RemoteAddr().(*net.TCPAddr)
+	if !lok || !rok {
+		return nil
+	}
+	l, r := la.AddrPort(), ra.AddrPort()
+	if canonical(l.Addr()) != canonical(r.Addr()) {
+		return nil
+	}
+	if err := g.check(p.host, r.Port(), r.Addr(), true); err != nil {
+		nc.Close()
+		return &net.OpError{Op: "dial", Net: "tcp", Addr: ra, Err: fmt.Errorf("%w: %s: %w", ErrDialRefused, r, err)}
+	}
+	return nil
 }
 
 func (p *Pool) dialContext(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -26,7 +26,11 @@
 //     MaxConnections bounded by Connect (then ErrPoolExhausted);
 //   - TLS with SNI, certificate host name and CA settings of its own
 //     (DialTLSContext), since the Transport would take the server name from
-//     the URL.
+//     the URL;
+//   - for dynamic backends (Settings.Guard), a check of every address
+//     dialled, after name resolution, in net.Dialer.Control (Guard): this
+//     host's own listeners and, by default, non-public addresses are
+//     refused with ErrDialRefused.
 //
 // Never stale. An origin that sends "Keep-Alive: timeout=N" has its
 // connections retired N/2 (at most 1 s) before N runs out. An origin that

@@ -62,6 +62,8 @@ var errAbandoned = errors.New("pool: response body closed before EOF")
 func dialError(err error) error {
 	var dnsErr *net.DNSError
 	switch {
+	case errors.Is(err, ErrDialRefused):
+		return err
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("%w: %w", ErrDNS, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -86,7 +88,7 @@ func isTimeout(err error) bool {
 func isSentinel(err error) bool {
 	for _, s := range []error{ErrConnectTimeout, ErrConnectionRefused, ErrDNS,
 		ErrFirstByteTimeout, ErrBetweenBytesTimeout, ErrPoolExhausted, ErrTLS,
-		ErrConnectionTerminated, ErrInvalidResponse, ErrClosed} {
+		ErrConnectionTerminated, ErrInvalidResponse, ErrClosed, ErrDialRefused} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -102,6 +103,7 @@ func (m *Manager) Close() {
 type Pool struct {
 	id        uint64
 	s         Settings // effective
+	host      string   // the host of s.Addr, for the Guard
 	logger    *slog.Logger
 	transport *http.Transport
 	tlsConfig *tls.Config
@@ -121,6 +123,7 @@ type Pool struct {
 
 func newPool(id uint64, s Settings, logger *slog.Logger) *Pool {
 	p := &Pool{id: id, s: s, logger: logger, conns: make(map[*conn]struct{})}
+	p.host, _, _ = net.SplitHostPort(s.Addr)
 	maxIdle := math.MaxInt
 	if s.Limits.MaxConnections > 0 {
 		maxIdle = s.Limits.MaxConnections

@@ -44,6 +44,18 @@ type Settings struct {
 	Limits Limits
 	// DontPool: one new connection per request, closed after it.
 	DontPool bool
+	// Guard, when set, checks every address the pool dials (dynamic
+	// backends: see Guard); nil dials whatever Addr resolves to (static
+	// backends, which the host's operator wrote). Pools are keyed by the
+	// Guard too, so a static and a dynamic backend never share one.
+	//
+	// Guarded pools are keyed by the target as written (a name stays a
+	// name), not by the address it resolved to. That is safe because the
+	// check runs on every dial: each connection in the pool went to an
+	// address that passed the Guard when it was opened, and a later answer
+	// for the name (DNS rebinding) only decides where new connections go,
+	// each checked again.
+	Guard *Guard
 }
 
 // TLS holds the TLS settings of an https origin.

@@ -52,7 +52,7 @@ func newSharedHosts(t *testing.T) *sharedHosts {
 	t.Cleanup(func() { eng.Close(context.Background()) })
 	pools := pool.NewManager(log)
 	t.Cleanup(pools.Close)
-	return &sharedHosts{loader: &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}}
+	return &sharedHosts{loader: &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Policy: localDev(t)}}
 }
 
 func (sh *sharedHosts) serve(t *testing.T, wasm []byte, manifest string) string {

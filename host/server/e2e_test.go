@@ -65,7 +65,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	t.Cleanup(func() { eng.Close(context.Background()) })
 	pools := pool.NewManager(log)
 	t.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("test")}
+	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("test"), Policy: localDev(t)}
 	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		t.Fatalf("load: %v", err)

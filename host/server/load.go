@@ -19,7 +19,8 @@ type Loader struct {
 	Linker *hostcall.Linker
 	Pools  *pool.Manager
 	Logger *slog.Logger
-	// Policy is the dynamic backend policy; nil allows all but link-local.
+	// Policy is the dynamic backend policy; nil is the zero Policy (public
+	// addresses only). One Policy for every version keeps pools shared.
 	Policy *hostcall.Policy
 	// Env is the base guest environment (FASTLY_* variables).
 	Env [][2]string

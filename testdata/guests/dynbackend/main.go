@@ -3,7 +3,8 @@
 // Command dynbackend is a test guest: it registers a dynamic backend whose
 // name, target and every keepalive and pooling option come from the config
 // store "dyn", proxies the request to it, and reports the host's effective
-// backend values in response headers (x-be-*).
+// backend values in response headers (x-be-*). With target_header set in
+// the store, the target is that request header's value instead.
 package main
 
 import (
@@ -53,7 +54,11 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 	case "off":
 		opts.TCPKeepalive = guestsdk.Off
 	}
-	be, err := guestsdk.RegisterDynamicBackend(get("name"), get("target"), opts)
+	target := get("target")
+	if h := get("target_header"); h != "" {
+		target = r.Header.Get(h)
+	}
+	be, err := guestsdk.RegisterDynamicBackend(get("name"), target, opts)
 	if err != nil {
 		fail(w, 500, err)
 		return
