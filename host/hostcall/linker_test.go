@@ -118,7 +118,7 @@ func TestLinkerStub(t *testing.T) {
 		{engine.Import{Module: "fastly_http_cache", Name: "lookup", Signature: engine.Signature{Params: "iiii", Results: "i"}}, 4, true},
 		{engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "ii", Results: "iI"}}, 2, true},
 		{engine.Import{Module: "fastly_http_req", Name: "not_a_real_call", Signature: engine.Signature{Params: "", Results: "iii"}}, 3, true},
-		{engine.Import{Module: "fastly_compute_runtime", Name: "get_vcpu_ms", Signature: engine.Signature{Params: "i", Results: ""}}, 1, false},
+		{engine.Import{Module: "fastly_purge", Name: "purge_surrogate_key", Signature: engine.Signature{Params: "i", Results: ""}}, 1, false},
 		{engine.Import{Module: "fastly_x", Name: "nothing", Signature: engine.Signature{}}, 0, false},
 	} {
 		fn, err := link(tc.imp)

@@ -86,13 +86,14 @@ type Session struct {
 	pendingOpen int
 	bufferedLen int64
 	wg          sync.WaitGroup
+	cpu         cpuClock // get_vcpu_ms; set by RunGuest
 }
 
 // NewSession starts the state of one sandbox. id is the request id (it
 // tags log lines and is what downstream_client_request_id returns); d may
 // be nil for a sandbox without a downstream request.
 func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session {
-	s := &Session{env: e, id: id, ctx: ctx, dynamic: map[string]*backend{}}
+	s := &Session{env: e, id: id, ctx: ctx, dynamic: map[string]*backend{}, cpu: cpuClock{wallStart: time.Now()}}
 	s.reqs = newHandles[*request](&s.next)
 	s.resps = newHandles[*response](&s.next)
 	s.bodies = newHandles[*body](&s.next)
