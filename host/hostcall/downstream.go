@@ -1,10 +1,13 @@
 package hostcall
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
@@ -23,6 +26,31 @@ type downstream struct {
 	streamed  *body  // the open streaming response body, if any
 	streamedH uint32 // its handle
 }
+
+// CommandDownstream returns the downstream request of a sandbox run as a
+// command (edgehost run), as Fastly's local server gives one: GET
+// http://example.com/ with no body, from 127.0.0.1 to 127.0.0.1:80. What
+// the guest responds is discarded.
+func CommandDownstream() *Downstream {
+	u := &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
+	return &Downstream{
+		Request: (&http.Request{
+			Method: http.MethodGet, URL: u, Host: u.Host, RequestURI: "/",
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{}, Body: http.NoBody,
+		}).WithContext(context.Background()),
+		Writer:   &discardWriter{h: http.Header{}},
+		ClientIP: net.IPv4(127, 0, 0, 1),
+		ServerIP: net.IPv4(127, 0, 0, 1),
+	}
+}
+
+// discardWriter is an http.ResponseWriter that drops the response.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
 
 // newDownstream starts the client side of one request. The request body
 // stays readable while the response streams (full duplex, as on
