@@ -49,8 +49,10 @@ func (t *handles[V]) remove(h uint32) (V, error) {
 	return v, err
 }
 
-// Downstream describes the downstream request a session serves. A session
-// without one (edgehost run) answers the downstream hostcalls with badf.
+// Downstream describes the downstream request a session serves (for a
+// command run, CommandDownstream). A session without one answers
+// body_downstream_get and send_downstream with unsupported and the
+// metadata getters with none.
 type Downstream struct {
 	// Request is the client's request; its URL is made absolute for the
 	// guest (http://host/path).

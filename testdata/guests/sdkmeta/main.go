@@ -205,10 +205,8 @@ func main() {
 		opts := uint64(5000) // next_request_options.timeout_ms
 		var promise uint32
 		check("next_request", nextRequest(1<<1, &opts, &promise), false)
-		if st := nextRequestWait(promise, &req, &body); st == stNone {
-			return
-		} else {
-			check("next_request_wait", st, false)
+		if !check("next_request_wait", nextRequestWait(promise, &req, &body), true) {
+			return // none: no request came within the wait
 		}
 	}
 }
