@@ -57,6 +57,10 @@ func Funcs() []Func {
 		{ModuleLog, "endpoint_get", str + out},
 		{ModuleLog, "write", h + str + out},
 
+		// The sandbox's own resource counters.
+		{ModuleComputeRuntime, "get_vcpu_ms", out},  // u64_out: CPU time in ms
+		{ModuleComputeRuntime, "get_heap_mib", out}, // u32_out: memory in MiB
+
 		{ModuleHTTPReq, "body_downstream_get", out + out}, // req_out, body_out
 		{ModuleHTTPReq, "method_get", h + buf},
 		{ModuleHTTPReq, "method_set", h + str},
@@ -104,6 +108,43 @@ func Funcs() []Func {
 		{ModuleHTTPDownstream, "downstream_tls_client_cert_verify_result", h + out},
 		{ModuleHTTPDownstream, "downstream_tls_client_servername", h + buf},
 		{ModuleHTTPDownstream, "downstream_tls_ja3_md5", h + out + out},
+
+		// Downstream request metadata: the per-request getters Fastly's SDKs
+		// call for every request, in both forms (fastly_http_req without a
+		// request handle, fastly_http_downstream with one).
+		{ModuleHTTPReq, "downstream_client_h2_fingerprint", buf},
+		{ModuleHTTPReq, "downstream_client_oh_fingerprint", buf},
+		{ModuleHTTPReq, "downstream_client_ddos_detected", out},
+		{ModuleHTTPReq, "downstream_tls_ja4", buf},
+		{ModuleHTTPReq, "downstream_compliance_region", buf},
+		{ModuleHTTPReq, "fastly_key_is_valid", out},
+		{ModuleHTTPReq, "original_header_names_get", curs}, // buf, buf_len, cursor, ending_cursor_out, nwritten_out
+		{ModuleHTTPReq, "original_header_count", out},
+		{ModuleHTTPDownstream, "downstream_original_header_names", h + curs},
+		{ModuleHTTPDownstream, "downstream_original_header_count", h + out},
+		{ModuleHTTPDownstream, "downstream_client_h2_fingerprint", h + buf},
+		{ModuleHTTPDownstream, "downstream_client_oh_fingerprint", h + buf},
+		{ModuleHTTPDownstream, "downstream_client_ddos_detected", h + out},
+		{ModuleHTTPDownstream, "downstream_tls_ja4", h + buf},
+		{ModuleHTTPDownstream, "downstream_compliance_region", h + buf},
+		{ModuleHTTPDownstream, "fastly_key_is_valid", h + out},
+		{ModuleHTTPDownstream, "downstream_bot_analyzed", h + out},
+		{ModuleHTTPDownstream, "downstream_bot_detected", h + out},
+		{ModuleHTTPDownstream, "downstream_bot_name", h + buf},
+		{ModuleHTTPDownstream, "downstream_bot_category", h + buf},
+		{ModuleHTTPDownstream, "downstream_bot_category_kind", h + out},
+		{ModuleHTTPDownstream, "downstream_bot_verified", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_anonymous", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_anonymous_vpn", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_hosting_provider", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_proxy_over_vpn", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_public_proxy", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_relay_proxy", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_residential_proxy", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_smart_dns_proxy", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_tor_exit_node", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_is_vpn_datacenter", h + out},
+		{ModuleHTTPDownstream, "downstream_resvpnproxy_vpn_service_name", h + buf},
 
 		{ModuleDictionary, "open", str + out},
 		{ModuleDictionary, "get", h + str + buf},

@@ -37,7 +37,7 @@ func TestRunPassesGuestTestExitCode(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{"TestPass|TestConfigStore", 0, "PASS"},
+		{"TestPass|TestConfigStore|TestDownstreamRequest|TestEnv", 0, "PASS"},
 		{"TestFail", 1, "this test fails on purpose"},
 	}
 	for _, tc := range tests {
@@ -150,5 +150,52 @@ func TestServeFolderAndGracefulShutdown(t *testing.T) {
 	}
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, &errb)
+	}
+}
+
+// TestServeEnv: edgehost serve gives every sandbox the manifest's
+// [edgehost] guest environment, as edgehost run does (the guesttests
+// guest's TestEnv checks run; the conformance suite's TestCommandRun
+// compares the two).
+func TestServeEnv(t *testing.T) {
+	dir := t.TempDir()
+	wasm, err := guesttest.Build("testdata/guests/abiconf", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(dir, "abiconf.wasm")
+	manifest := filepath.Join(dir, "fastly.toml")
+	os.WriteFile(mod, wasm, 0o644)
+	os.WriteFile(manifest, []byte("name = \"envcheck\"\n[edgehost]\npop = \"ENV\"\nregion = \"Env-Region\"\nhostname = \"h1\"\ncustomer_id = \"c1\"\ncache_generation = 9\n"), 0o644)
+	want := "FASTLY_CACHE_GENERATION=9\nFASTLY_CUSTOMER_ID=c1\nFASTLY_HOSTNAME=h1\nFASTLY_IS_STAGING=0\nFASTLY_POP=ENV\n" +
+		"FASTLY_REGION=Env-Region\nFASTLY_SERVICE_ID=envcheck\nFASTLY_SERVICE_VERSION=0\nFASTLY_TRACE_ID=set:true\n"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var serr bytes.Buffer
+	go func() {
+		done <- run(ctx, withEngine("serve", "--addr", "127.0.0.1:0", "--admin-addr", "", "-C", manifest, mod), strings.NewReader(""), pw, &serr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no serving line: %v; stderr:\n%s", err, &serr)
+	}
+	go io.Copy(io.Discard, pr)
+	url := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
+	resp, err := http.Get(url + "/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimPrefix(string(b), "abi.init=0\n"); got != want {
+		t.Errorf("served environment:\n%s\nwant:\n%s", got, want)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, &serr)
 	}
 }

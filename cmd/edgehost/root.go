@@ -118,17 +118,13 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listener
 	if m.Host.AllowedBackendTargets != nil && len(m.Host.AllowedBackendTargets) == 0 {
 		policy.Disabled = true
 	}
-	name := m.Name
-	if name == "" {
-		name = "edgehost-local"
-	}
 	return &server.Loader{
 		Engine: eng,
 		Linker: hostcall.NewLinker(log),
 		Pools:  pool.NewManager(log),
 		Logger: log,
 		Policy: policy,
-		Env:    server.GuestEnv(name),
+		Env:    server.GuestEnvFor(m),
 	}, nil
 }
 

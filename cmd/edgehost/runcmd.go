@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/hostcall"
+	"github.com/edgehost/edgehost/host/server"
 )
 
 func newRunCmd() *cobra.Command {
@@ -46,15 +47,19 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("load %s: %w", args[0], err)
 			}
-			sess := v.Env.NewSession(ctx, "run", nil)
+			// The guest gets a downstream request, as under Fastly's local
+			// server, so guest tests that read it work.
+			id := server.NewRequestID()
+			sess := v.Env.NewSession(ctx, id, hostcall.CommandDownstream())
 			defer sess.Close()
-			err = v.Module.Run(hostcall.WithSession(ctx, sess), engine.RunConfig{
+			rc := engine.RunConfig{
 				Args:   args,
-				Env:    loader.Env,
+				Env:    server.SandboxEnv(v, id, nil),
 				Stdin:  cmd.InOrStdin(),
 				Stdout: cmd.OutOrStdout(),
 				Stderr: cmd.ErrOrStderr(),
-			})
+			}
+			err = sess.RunGuest(func() error { return v.Module.Run(hostcall.WithSession(ctx, sess), rc) })
 			if code, ok := guestExitCode(err); ok {
 				return &exitCodeError{code: code}
 			}

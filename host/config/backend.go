@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,6 +104,30 @@ func (p *parser) backend(name string, t *table) (Backend, bool) {
 	if v, ok := t.boolean("dont_pool"); ok {
 		b.Conn.DontPool = v
 	}
+
+	// Health, as Viceroy's health key: what is_healthy answers.
+	if s, ok := t.str("health"); ok {
+		switch strings.ToLower(s) {
+		case "unknown":
+			b.Health = HealthUnknown
+		case "healthy":
+			b.Health = HealthHealthy
+		case "unhealthy":
+			b.Health = HealthUnhealthy
+		default:
+			t.errorf("health", `unknown health %q; want "unknown", "healthy" or "unhealthy"`, s)
+		}
+	}
+
+	// Keys of Fastly's local server that edgehost does not implement:
+	// accepted, listed in Manifest.Ignored.
+	if v, ok := t.boolean("grpc"); ok && v {
+		p.ignored = append(p.ignored, t.key("grpc").String())
+	}
+	if t.has("client_certificate") {
+		t.ignore("client_certificate")
+		p.ignored = append(p.ignored, t.key("client_certificate").String())
+	}
 	return b, len(p.errs) == nerr
 }
 
@@ -126,8 +151,6 @@ func (b *Backend) parseURL(raw string) error {
 		return errorString("no host; want scheme://host[:port]")
 	case u.User != nil:
 		return errorString("user information is not supported")
-	case u.Path != "" && u.Path != "/":
-		return errorString("a path (" + strconv.Quote(u.Path) + ") is not supported: the guest's request path is sent as it is")
 	case u.RawQuery != "" || u.ForceQuery:
 		return errorString("a query is not supported")
 	case u.Fragment != "":
@@ -139,6 +162,9 @@ func (b *Backend) parseURL(raw string) error {
 			return errorString("bad port " + strconv.Quote(ps))
 		}
 		port = uint16(n)
+	}
+	if p := u.EscapedPath(); p != "" && p != "/" {
+		b.PathPrefix = p
 	}
 	b.Host = u.Hostname()
 	b.Port = port

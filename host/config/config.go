@@ -5,20 +5,26 @@
 // edgehost reads these parts of the file (fastly.toml.example at the
 // repository root shows every key with its unit and default):
 //
-//   - name; manifest_version, description, authors, language, service_id,
+//   - name and service_id (the guest's FASTLY_SERVICE_ID unless [edgehost]
+//     sets one); manifest_version, description, authors, language,
 //     cloned_from, profile, [scripts] and [setup] are accepted and ignored.
 //   - [local_server.backends.NAME]: static backends (see [Backend]).
 //   - [local_server.config_stores.NAME] and [local_server.dictionaries.NAME]:
 //     string maps, inline (format = "inline-toml" with a contents table) or
-//     from a JSON file (format = "json" with file).
+//     from a JSON file (format = "json" with file). The two sections are
+//     one namespace: a name may be declared in only one of them.
 //   - [local_server.log_endpoints]: known log endpoint names.
+//   - [local_server] fake_valid_fastly_keys: Fastly-Key values for which
+//     fastly_key_is_valid answers 1; viceroy_version is accepted.
 //   - [edgehost]: host settings (see [Host]).
 //
-// [local_server] sections that edgehost does not implement (kv_stores,
-// secret_stores, acls, geolocation, device_detection) are accepted and
-// listed in [Manifest.Ignored]. Any other key is an error naming the key
-// and its line, as is a value of the wrong type or out of range; Parse
-// reports every such problem, not just the first.
+// Parts of Fastly's format that edgehost does not implement yet
+// ([local_server] sections kv_stores, object_stores, secret_stores, acls,
+// geolocation, device_detection, shielding_sites; a backend's
+// client_certificate, or grpc = true) are accepted and listed in
+// [Manifest.Ignored]. Any other key is an error naming the key and its
+// line, as is a value of the wrong type or out of range; Parse reports
+// every such problem, not just the first.
 package config
 
 import (
@@ -26,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/BurntSushi/toml"
 
@@ -36,6 +43,9 @@ import (
 type Manifest struct {
 	// Name is the top-level name key ("" when absent).
 	Name string
+	// ServiceID is the top-level service_id key ("" when absent), which
+	// the Fastly CLI writes once the service exists.
+	ServiceID string
 	// Dir is the directory relative paths in the file are resolved
 	// against: the file's directory (absolute) for Load, Parse's dir
 	// argument otherwise.
@@ -51,9 +61,13 @@ type Manifest struct {
 	// A guest may open other names too; these are the ones the operator
 	// declared.
 	LogEndpoints []string
-	// Ignored lists the keys of Fastly [local_server] sections that
-	// edgehost accepts but does not implement (such as
-	// "local_server.kv_stores"), sorted, so the caller can warn.
+	// FastlyKeys are the [local_server] fake_valid_fastly_keys: values of
+	// a downstream Fastly-Key header that fastly_key_is_valid accepts.
+	FastlyKeys []string
+	// Ignored lists the keys of Fastly's format that edgehost accepts but
+	// does not implement (such as "local_server.kv_stores" or
+	// "local_server.backends.NAME.client_certificate"), sorted, so the
+	// caller can warn (server.Loader logs one warning naming them).
 	Ignored []string
 	// Host holds the [edgehost] settings, defaults filled in.
 	Host Host
@@ -63,7 +77,7 @@ type Manifest struct {
 // keys, with units (0 or absent means pool's default for timeouts and
 // keepalive, unlimited for limits):
 //
-//	url                       required; http:// or https://, host and optional port, no path
+//	url                       required; http:// or https://, host, optional port and path prefix
 //	override_host             Host header (and default TLS server name)
 //	cert_host                 name the certificate must be valid for (https only)
 //	use_sni                   bool, default true (https only)
@@ -82,6 +96,7 @@ type Manifest struct {
 //	max_use                   requests per connection, 0 = unlimited
 //	max_lifetime              ms, connection age limit, 0 = unlimited
 //	dont_pool                 bool, one connection per request
+//	health                    "unknown" (default), "healthy" or "unhealthy": what is_healthy answers
 //
 // The keepalive and limit keys are named as in Fastly's backend API and map
 // onto pool.Keepalive and pool.Limits; max_lifetime is in milliseconds like
@@ -98,6 +113,14 @@ type Backend struct {
 	// Port is the port of URL, 80 or 443 when it has none
 	// (fastly_backend get_port).
 	Port uint16
+	// PathPrefix is the escaped path of URL when it has one other than
+	// "/" (e.g. "/api"): requests to the backend go to the prefix
+	// followed by the guest's request path, as on Fastly.
+	PathPrefix string
+	// Health is the health key: HealthUnknown, HealthHealthy or
+	// HealthUnhealthy (fastly_backend is_healthy; edgehost runs no
+	// health checks).
+	Health Health
 	// Conn are the connection settings: Scheme "http" or "https" (is_ssl),
 	// Addr always host:port, HostOverride (override_host), TLS, keepalive
 	// and pool limits. Zero fields mean pool's defaults.
@@ -106,6 +129,18 @@ type Backend struct {
 	// means pool's defaults.
 	Timeouts pool.Timeouts
 }
+
+// Health is a static backend's health as is_healthy reports it; the
+// values are the ABI's backend_health codes.
+type Health uint32
+
+// The backend health values (abi.HealthUnknown, abi.HealthHealthy,
+// abi.HealthUnhealthy).
+const (
+	HealthUnknown   Health = 0
+	HealthHealthy   Health = 1
+	HealthUnhealthy Health = 2
+)
 
 // Default returns the manifest edgehost uses when there is no file: no
 // backends, stores or endpoints, and DefaultHost settings. Dir is ".".
@@ -161,6 +196,8 @@ func Parse(name string, data []byte, dir string) (*Manifest, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	m.Ignored = append(m.Ignored, p.ignored...)
+	sort.Strings(m.Ignored)
 	return m, nil
 }
 
@@ -170,7 +207,10 @@ func (p *parser) manifest(t *table, m *Manifest) {
 	if s, ok := t.str("name"); ok {
 		m.Name = s
 	}
-	for _, k := range []string{"description", "language", "service_id", "cloned_from", "profile"} {
+	if s, ok := t.str("service_id"); ok {
+		m.ServiceID = s
+	}
+	for _, k := range []string{"description", "language", "cloned_from", "profile"} {
 		t.str(k)
 	}
 	t.strs("authors")
@@ -196,13 +236,34 @@ func (p *parser) localServer(t *table, m *Manifest) {
 	})
 	p.stores(t, "config_stores", m.Dir, m.ConfigStores)
 	p.stores(t, "dictionaries", m.Dir, m.Dictionaries)
+	// One namespace, as in Viceroy: either open call finds either kind.
+	if dicts, ok := t.m["dictionaries"].(map[string]any); ok {
+		for _, name := range sortedKeys(dicts) {
+			if _, dup := m.ConfigStores[name]; dup {
+				p.errorf(append(t.key("dictionaries"), name), "%q is also a config store: config stores and dictionaries share one namespace", name)
+			}
+		}
+	}
 	m.LogEndpoints = p.logEndpoints(t)
+	if keys, ok := t.strs("fake_valid_fastly_keys"); ok {
+		m.FastlyKeys = keys
+	}
+	t.str("viceroy_version") // which Viceroy the Fastly CLI runs: not used
 	// Sections of Fastly's format that edgehost does not implement.
-	for _, k := range []string{"acls", "device_detection", "geolocation", "kv_stores", "secret_stores"} {
+	for _, k := range []string{"acls", "device_detection", "geolocation", "kv_stores", "object_store", "object_stores", "secret_stores", "shielding_sites"} {
 		if t.has(k) {
 			t.ignore(k)
 			m.Ignored = append(m.Ignored, t.key(k).String())
 		}
 	}
 	t.finish()
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -287,7 +287,7 @@ max_lifetime = 4294967296 #<-e
 			name: "bad urls",
 			doc: `[local_server.backends]
 a = { url = "ftp://a" } #<-a
-b = { url = "http://b/prefix" } #<-b
+b = { url = "http://b/prefix", health = "sick" } #<-b
 c = { url = "http://" } #<-c
 d = { url = "http://d:99999" } #<-d
 e = { url = "http://u:p@e" } #<-e
@@ -298,7 +298,7 @@ override_host = "h"
 `,
 			want: []problem{
 				{"a", `key "local_server.backends.a.url": scheme must be http or https, have "ftp"`},
-				{"b", `key "local_server.backends.b.url": a path ("/prefix") is not supported: the guest's request path is sent as it is`},
+				{"b", `key "local_server.backends.b.health": unknown health "sick"; want "unknown", "healthy" or "unhealthy"`},
 				{"c", `key "local_server.backends.c.url": no host; want scheme://host[:port]`},
 				{"d", `key "local_server.backends.d.url": bad port "99999"`},
 				{"e", `key "local_server.backends.e.url": user information is not supported`},
@@ -702,13 +702,93 @@ file = "x.json"
 format = "json"
 [local_server.geolocation]
 format = "inline-toml"
+
+[local_server]
+viceroy_version = "0.12.0"
+fake_valid_fastly_keys = ["purge-key"]
+[local_server.object_stores]
+legacy = [{ key = "k", data = "v" }]
+[local_server.shielding_sites]
+"pdx-or-us" = "Local"
+"bfi-wa-us" = { unencrypted = "http://127.0.0.1:1", encrypted = "https://127.0.0.1:2" }
+
+[local_server.backends.api]
+url = "https://api.example.com/v1/"
+health = "Healthy"
+grpc = false
+[local_server.backends.grpc]
+url = "http://127.0.0.1:50051"
+grpc = true
+health = "unhealthy"
+[local_server.backends.mtls]
+url = "https://mtls.example.com"
+client_certificate = { certificate = "PEM", key = "PEM" }
 `, "")
-	if m.Name != "svc" {
-		t.Errorf("Name = %q, want svc", m.Name)
+	if m.Name != "svc" || m.ServiceID != "SU1Z0isxPaozGVKXdv0eY" {
+		t.Errorf("Name, ServiceID = %q, %q, want svc, SU1Z0isxPaozGVKXdv0eY", m.Name, m.ServiceID)
 	}
-	want := []string{"local_server.geolocation", "local_server.kv_stores", "local_server.secret_stores"}
+	want := []string{"local_server.backends.grpc.grpc", "local_server.backends.mtls.client_certificate",
+		"local_server.geolocation", "local_server.kv_stores", "local_server.object_stores",
+		"local_server.secret_stores", "local_server.shielding_sites"}
 	if !reflect.DeepEqual(m.Ignored, want) {
 		t.Errorf("Ignored = %q, want %q", m.Ignored, want)
+	}
+	if !reflect.DeepEqual(m.FastlyKeys, []string{"purge-key"}) {
+		t.Errorf("FastlyKeys = %q", m.FastlyKeys)
+	}
+	api, grpc, mtls := m.Backends["api"], m.Backends["grpc"], m.Backends["mtls"]
+	if api.PathPrefix != "/v1/" || api.Health != HealthHealthy || api.Host != "api.example.com" || api.Port != 443 {
+		t.Errorf("api backend: prefix %q health %d host %q port %d", api.PathPrefix, api.Health, api.Host, api.Port)
+	}
+	if grpc.PathPrefix != "" || grpc.Health != HealthUnhealthy || mtls.Health != HealthUnknown {
+		t.Errorf("grpc backend: prefix %q health %d; mtls health %d", grpc.PathPrefix, grpc.Health, mtls.Health)
+	}
+}
+
+// TestStoreNamespace: config stores and dictionaries are one namespace,
+// so one name in both sections is an error at the dictionary's line.
+func TestStoreNamespace(t *testing.T) {
+	_, err := Parse("fastly.toml", []byte(`[local_server.config_stores.shared]
+format = "inline-toml"
+contents = { a = "1" }
+[local_server.dictionaries.shared]
+format = "inline-toml"
+contents = { a = "2" }
+[local_server.dictionaries.other]
+format = "inline-toml"
+contents = { b = "3" }
+`), "")
+	want := `fastly.toml:4: key "local_server.dictionaries.shared": "shared" is also a config store: config stores and dictionaries share one namespace`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Parse = %v, want %s", err, want)
+	}
+}
+
+// TestGuestEnvKeys: the [edgehost] keys of the guest environment, their
+// defaults, and their checks.
+func TestGuestEnvKeys(t *testing.T) {
+	d := DefaultHost()
+	if d.POP != "EDGEHOST" || d.Region != "local" || d.CustomerID != "0000000000000000000000" ||
+		d.Hostname != "" || d.ServiceID != "" || d.CacheGeneration != 0 {
+		t.Errorf("defaults: %+v", d)
+	}
+	m := mustParse(t, `[edgehost]
+hostname = "cache-pdx-1"
+pop = "PDX"
+region = "US-West"
+service_id = "svc123"
+customer_id = "cust456"
+cache_generation = 7
+`, "")
+	h := m.Host
+	if h.Hostname != "cache-pdx-1" || h.POP != "PDX" || h.Region != "US-West" || h.ServiceID != "svc123" ||
+		h.CustomerID != "cust456" || h.CacheGeneration != 7 {
+		t.Errorf("parsed: %+v", h)
+	}
+	_, err := Parse("fastly.toml", []byte("[edgehost]\npop = \"\"\ncache_generation = -1\n"), "")
+	want := "fastly.toml:2: key \"edgehost.pop\": must not be empty\nfastly.toml:3: key \"edgehost.cache_generation\": -1 is below the minimum 0"
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v, want\n%s", err, want)
 	}
 }
 

@@ -15,6 +15,9 @@ type parser struct {
 	data string
 	keys []toml.Key // every key of the document, in order (MetaData.Keys)
 	errs []*Error
+	// ignored collects keys accepted but not implemented, outside the
+	// [local_server] sections (which the manifest lists itself).
+	ignored []string
 }
 
 // errorf records a problem with key.

@@ -38,6 +38,13 @@ const (
 	// DefaultMaxBodyBytes caps a body the host has to hold in memory, in
 	// bytes (max_body_bytes): 32 MiB. Streamed bodies are not capped.
 	DefaultMaxBodyBytes = 32 << 20
+	// DefaultPOP is the guest's FASTLY_POP (pop).
+	DefaultPOP = "EDGEHOST"
+	// DefaultRegion is the guest's FASTLY_REGION (region).
+	DefaultRegion = "local"
+	// DefaultCustomerID is the guest's FASTLY_CUSTOMER_ID (customer_id):
+	// 22 zeros, shaped like a Fastly customer id, as Viceroy gives.
+	DefaultCustomerID = "0000000000000000000000"
 )
 
 // Engines are the values the engine key accepts.
@@ -93,6 +100,27 @@ type Host struct {
 	// >= 1).
 	MaxBodyBytes int64
 
+	// The guest environment (README.md, "WASI"): what every sandbox sees
+	// in its FASTLY_* variables.
+
+	// Hostname is FASTLY_HOSTNAME (hostname); "" (the default) means the
+	// machine's host name.
+	Hostname string
+	// POP is FASTLY_POP (pop), default DefaultPOP.
+	POP string
+	// Region is FASTLY_REGION (region), default DefaultRegion.
+	Region string
+	// ServiceID is FASTLY_SERVICE_ID (service_id); "" (the default) means
+	// the manifest's top-level service_id, else its name, else
+	// "edgehost-local".
+	ServiceID string
+	// CustomerID is FASTLY_CUSTOMER_ID (customer_id), default
+	// DefaultCustomerID.
+	CustomerID string
+	// CacheGeneration is FASTLY_CACHE_GENERATION (cache_generation, >= 0),
+	// default 0. edgehost has no cache; a guest may use it to version keys.
+	CacheGeneration int64
+
 	set map[string]bool // keys present in the file
 }
 
@@ -108,6 +136,9 @@ func DefaultHost() Host {
 		MaxPendingRequests:     DefaultMaxPendingRequests,
 		MaxHeaderBytes:         DefaultMaxHeaderBytes,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
+		POP:                    DefaultPOP,
+		Region:                 DefaultRegion,
+		CustomerID:             DefaultCustomerID,
 	}
 }
 
@@ -174,6 +205,21 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("max_body_bytes", 1, math.MaxInt64); ok {
 		h.MaxBodyBytes = n
+	}
+	for _, k := range []struct {
+		key string
+		v   *string
+	}{{"hostname", &h.Hostname}, {"pop", &h.POP}, {"region", &h.Region}, {"service_id", &h.ServiceID}, {"customer_id", &h.CustomerID}} {
+		if s, ok := t.str(k.key); ok {
+			if s == "" && k.key != "hostname" && k.key != "service_id" {
+				t.errorf(k.key, "must not be empty")
+				continue
+			}
+			*k.v = s
+		}
+	}
+	if n, ok := t.integer("cache_generation", 0, math.MaxInt64); ok {
+		h.CacheGeneration = n
 	}
 }
 

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = filepath.Join(dir, "compile-cache")
-	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig"))
+	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.
@@ -69,6 +69,19 @@ type host struct {
 // serve runs wasm with manifest on eng behind a real loopback server.
 func serve(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeout time.Duration) *host {
 	t.Helper()
+	v, logs := load(t, eng, wasm, manifest)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := server.New(server.Config{Logger: log, SandboxTimeout: timeout})
+	srv.Activate(v)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &host{url: hs.URL, logs: logs}
+}
+
+// load compiles wasm with manifest on eng as version 1, as the server
+// loads a deployed version; its log goes to the returned buffer.
+func load(t *testing.T, eng engine.Engine, wasm []byte, manifest string) (*server.Version, *guesttest.LogBuffer) {
+	t.Helper()
 	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
@@ -81,17 +94,13 @@ func serve(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeou
 	if err != nil {
 		t.Fatal(err)
 	}
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("conformance"),
+	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m),
 		Policy: &hostcall.Policy{Guard: guard}}
 	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	srv := server.New(server.Config{Logger: log, SandboxTimeout: timeout})
-	srv.Activate(v)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &host{url: hs.URL, logs: logs}
+	return v, logs
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {

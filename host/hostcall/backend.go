@@ -284,7 +284,7 @@ func backendImpls() []impl {
 			_, err = c.s.lookupBackend(name)
 			return c.putU32(c.u32(2), b2u(err == nil))
 		}},
-		u32Getter("is_healthy", func(*backend) uint32 { return abi.HealthUnknown }),
+		u32Getter("is_healthy", func(b *backend) uint32 { return b.health }),
 		u32Getter("is_dynamic", func(b *backend) uint32 { return b2u(b.dynamic) }),
 		u32Getter("is_ssl", func(b *backend) uint32 { return b2u(b.settings.Scheme == "https") }),
 		{m, "get_port", func(c *call) error {

@@ -214,6 +214,49 @@ func conventionSpecs() []spec {
 	}
 	add(dn, "downstream_tls_client_servername", abi.None, noneArgs(true, 3))
 
+	// The per-request metadata getters, in both forms.
+	for _, form := range []struct {
+		module  string
+		withReq bool
+	}{{rq, false}, {dn, true}} {
+		pre := func(h *harness, rest ...any) []arg {
+			if form.withReq {
+				rest = append([]any{h.aH(kindDownReq)}, rest...)
+			}
+			return flat(rest...)
+		}
+		for _, name := range []string{"downstream_client_h2_fingerprint", "downstream_client_oh_fingerprint", "downstream_tls_ja4"} {
+			add(form.module, name, abi.None, noneArgs(form.withReq, 3))
+		}
+		for _, name := range []string{"downstream_client_ddos_detected", "fastly_key_is_valid"} {
+			add(form.module, name, ok, func(h *harness) []arg { return pre(h, h.u32o()) })
+		}
+		add(form.module, "downstream_compliance_region", ok, func(h *harness) []arg { return pre(h, h.aB(16), h.u32o()) })
+		names, count := "original_header_names_get", "original_header_count"
+		if form.withReq {
+			names, count = "downstream_original_header_names", "downstream_original_header_count"
+		}
+		add(form.module, names, ok, func(h *harness) []arg { return pre(h, h.aB(256), val(0), h.u64o(), h.u32o()) })
+		add(form.module, count, ok, func(h *harness) []arg { return pre(h, h.u32o()) })
+	}
+	for _, name := range []string{"downstream_bot_analyzed", "downstream_bot_detected"} {
+		add(dn, name, ok, func(h *harness) []arg { return flat(h.aH(kindDownReq), h.u32o()) })
+	}
+	for _, name := range []string{"downstream_bot_category_kind", "downstream_bot_verified",
+		"downstream_resvpnproxy_is_anonymous", "downstream_resvpnproxy_is_anonymous_vpn", "downstream_resvpnproxy_is_hosting_provider",
+		"downstream_resvpnproxy_is_proxy_over_vpn", "downstream_resvpnproxy_is_public_proxy", "downstream_resvpnproxy_is_relay_proxy",
+		"downstream_resvpnproxy_is_residential_proxy", "downstream_resvpnproxy_is_smart_dns_proxy",
+		"downstream_resvpnproxy_is_tor_exit_node", "downstream_resvpnproxy_is_vpn_datacenter"} {
+		add(dn, name, abi.None, noneArgs(true, 1))
+	}
+	for _, name := range []string{"downstream_bot_name", "downstream_bot_category", "downstream_resvpnproxy_vpn_service_name"} {
+		add(dn, name, abi.None, noneArgs(true, 3))
+	}
+
+	cr := abi.ModuleComputeRuntime
+	add(cr, "get_vcpu_ms", ok, func(h *harness) []arg { return flat(h.u64o()) })
+	add(cr, "get_heap_mib", ok, func(h *harness) []arg { return flat(h.u32o()) })
+
 	rs := abi.ModuleHTTPResp
 	add(rs, "status_get", ok, func(h *harness) []arg { return flat(h.aH(kindResp), h.aO(2, 2)) })
 	add(rs, "status_set", ok, func(h *harness) []arg { return flat(h.aH(kindResp), val(201)) })

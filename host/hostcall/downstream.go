@@ -1,11 +1,13 @@
 package hostcall
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
@@ -25,7 +27,37 @@ type downstream struct {
 	streamedH uint32 // its handle
 }
 
+// CommandDownstream returns the downstream request of a sandbox run as a
+// command (edgehost run), as Fastly's local server gives one: GET
+// http://example.com/ with no body, from 127.0.0.1 to 127.0.0.1:80. What
+// the guest responds is discarded.
+func CommandDownstream() *Downstream {
+	u := &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
+	return &Downstream{
+		Request: (&http.Request{
+			Method: http.MethodGet, URL: u, Host: u.Host, RequestURI: "/",
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{}, Body: http.NoBody,
+		}).WithContext(context.Background()),
+		Writer:   &discardWriter{h: http.Header{}},
+		ClientIP: net.IPv4(127, 0, 0, 1),
+		ServerIP: net.IPv4(127, 0, 0, 1),
+	}
+}
+
+// discardWriter is an http.ResponseWriter that drops the response.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// newDownstream starts the client side of one request. The request body
+// stays readable while the response streams (full duplex, as on
+// Compute): net/http would otherwise drop an HTTP/1.x request body once
+// the response head is written.
 func newDownstream(s *Session, d *Downstream) *downstream {
+	_ = http.NewResponseController(d.Writer).EnableFullDuplex() // ErrNotSupported: HTTP/2 is full duplex already
 	return &downstream{s: s, d: d}
 }
 
@@ -41,10 +73,7 @@ func (d *downstream) takeRequest() (uint32, uint32, error) {
 		method:  r.Method,
 		uri:     absoluteURI(r),
 		version: versionCode(r.ProtoMajor, r.ProtoMinor),
-		hdr:     headerFrom(r.Header),
-	}
-	if r.Host != "" {
-		req.hdr.set("host", []string{r.Host})
+		hdr:     originalHeader(r),
 	}
 	d.reqH = d.s.reqs.add(req)
 	return d.reqH, d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength)), nil
@@ -69,7 +98,9 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Trans
 
 // send writes the response head and, unless streaming, the whole body
 // (read through, not buffered). Streaming keeps the body handle open; what
-// the guest writes to it goes to the client at once.
+// the guest writes to it goes to the client at once. A 103 (Early Hints)
+// response sends its head as an informational response and leaves both
+// handles to the guest for the final response; any other 1xx is inval.
 func (d *downstream) send(rh, bh uint32, streaming bool) error {
 	if d.sent {
 		return statusErr(abi.Error, "the downstream response was already sent")
@@ -87,19 +118,24 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 			return statusErr(abi.Inval, "body %d is already streaming", bh)
 		}
 	}
+	if resp.status < 200 {
+		if resp.status != abi.EarlyHints {
+			return statusErr(abi.Inval, "status %d: the only informational response a guest may send is 103", resp.status)
+		}
+		d.earlyHints(resp)
+		return nil
+	}
 	d.s.resps.remove(rh)
 	d.sent = true
 	d.status = resp.status
 	w := d.d.Writer
-	h := w.Header()
-	for k, vs := range resp.hdr.httpHeader() {
-		h[k] = vs
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-	if resp.noKeepalive {
-		h.Set("Connection", "close")
+	h := d.head(resp)
+	fr := d.s.framingFor(resp.manualFraming, resp.hdr, "downstream response")
+	switch {
+	case fr.length >= 0:
+		h.Set("Content-Length", strconv.FormatInt(fr.length, 10))
+	case fr.chunked:
+		h.Set("Transfer-Encoding", "chunked")
 	}
 	if streaming {
 		w.WriteHeader(resp.status)
@@ -128,14 +164,16 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		return nil
 	}
 	if b == nil {
-		h.Set("Content-Length", "0")
+		if !fr.manual {
+			h.Set("Content-Length", "0")
+		}
 		w.WriteHeader(resp.status)
 		return nil
 	}
 	d.s.bodies.remove(bh)
 	r, n := b.detach()
 	defer r.Close()
-	if n >= 0 {
+	if n >= 0 && !fr.manual {
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
 	}
 	w.WriteHeader(resp.status)
@@ -144,6 +182,35 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		return statusErr(abi.Error, "write downstream: %v", err)
 	}
 	return nil
+}
+
+// head replaces the writer's header block with resp's, without the
+// headers the host owns (framing and connection management), and returns
+// it.
+func (d *downstream) head(resp *response) http.Header {
+	h := d.d.Writer.Header()
+	clear(h)
+	for k, vs := range resp.hdr.httpHeader() {
+		h[k] = vs
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	if resp.noKeepalive {
+		h.Set("Connection", "close")
+	}
+	return h
+}
+
+// earlyHints sends resp's head as a 103 informational response. HTTP/1.0
+// clients get none (RFC 9110, section 15.2: a server must not send them
+// a 1xx response); the call still succeeds.
+func (d *downstream) earlyHints(resp *response) {
+	if !d.d.Request.ProtoAtLeast(1, 1) {
+		return
+	}
+	d.head(resp)
+	d.d.Writer.WriteHeader(abi.EarlyHints)
 }
 
 // flushWriter flushes every write, so a streamed body reaches the client
@@ -202,108 +269,10 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 		}
 	}
 	h := d.d.Writer.Header()
+	clear(h) // what an Early Hints response left
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	d.d.Writer.WriteHeader(errStatus)
 	fmt.Fprintf(d.d.Writer, "%d %s: %s (request id %s)\n", errStatus, http.StatusText(errStatus), msg, s.id)
 	return Outcome{Status: errStatus}
-}
-
-func ipBytes(ip net.IP) []byte {
-	if v4 := ip.To4(); v4 != nil {
-		return v4
-	}
-	return ip.To16()
-}
-
-func downstreamImpls() []impl {
-	// The client/server address getters exist twice in the ABI: in
-	// fastly_http_req without a request handle, and in
-	// fastly_http_downstream with one. Both share these bodies.
-	down := func(c *call) (*downstream, error) {
-		if c.s.down == nil {
-			return nil, statusErr(abi.None, "this sandbox has no downstream client")
-		}
-		return c.s.down, nil
-	}
-	checkReq := func(c *call) error {
-		d, err := down(c)
-		if err != nil {
-			return err
-		}
-		if !d.taken || c.u32(0) != d.reqH {
-			return statusErr(abi.Badf, "handle %d is not the downstream request", c.u32(0))
-		}
-		return nil
-	}
-	ipGetter := func(client bool, arg int, withReq bool) func(c *call) error {
-		return func(c *call) error {
-			if withReq {
-				if err := checkReq(c); err != nil {
-					return err
-				}
-			}
-			d, err := down(c)
-			if err != nil {
-				return err
-			}
-			ip := d.d.ServerIP
-			if client {
-				ip = d.d.ClientIP
-			}
-			if ip == nil {
-				return errNone
-			}
-			b := ipBytes(ip)
-			if err := c.checkOut(c.u32(arg+1), 4, 4); err != nil {
-				return err
-			}
-			if !c.mem.Write(c.u32(arg), b) {
-				return statusErr(abi.Inval, "address buffer outside linear memory")
-			}
-			return c.putU32(c.u32(arg+1), uint32(len(b)))
-		}
-	}
-	reqID := func(arg int, withReq bool) func(c *call) error {
-		return func(c *call) error {
-			if withReq {
-				if err := checkReq(c); err != nil {
-					return err
-				}
-			}
-			if _, err := down(c); err != nil {
-				return err
-			}
-			return c.putBuf(c.u32(arg), c.u32(arg+1), c.u32(arg+2), []byte(c.s.id))
-		}
-	}
-	// Plain HTTP: no TLS facts, none.
-	noTLS := func(withReq bool) func(c *call) error {
-		return func(c *call) error {
-			if withReq {
-				if err := checkReq(c); err != nil {
-					return err
-				}
-			}
-			return statusErr(abi.None, "downstream connection is not TLS")
-		}
-	}
-	rq, dn := abi.ModuleHTTPReq, abi.ModuleHTTPDownstream
-	impls := []impl{
-		{rq, "downstream_client_ip_addr", ipGetter(true, 0, false)},
-		{rq, "downstream_server_ip_addr", ipGetter(false, 0, false)},
-		{rq, "downstream_client_request_id", reqID(0, false)},
-		{dn, "downstream_client_ip_addr", ipGetter(true, 1, true)},
-		{dn, "downstream_server_ip_addr", ipGetter(false, 1, true)},
-		{dn, "downstream_client_request_id", reqID(1, true)},
-		{dn, "next_request", nextRequest},
-		{dn, "next_request_wait", nextRequestWait},
-		{dn, "next_request_abandon", func(c *call) error { _, err := c.s.promises.remove(c.u32(0)); return err }},
-	}
-	for _, name := range []string{"downstream_tls_cipher_openssl_name", "downstream_tls_protocol", "downstream_tls_client_hello",
-		"downstream_tls_raw_client_certificate", "downstream_tls_client_cert_verify_result", "downstream_tls_ja3_md5"} {
-		impls = append(impls, impl{rq, name, noTLS(false)}, impl{dn, name, noTLS(true)})
-	}
-	impls = append(impls, impl{dn, "downstream_tls_client_servername", noTLS(true)})
-	return impls
 }

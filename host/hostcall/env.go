@@ -24,6 +24,7 @@ type Env struct {
 	configStores map[string]map[string]string
 	dictionaries map[string]map[string]string
 	envVars      [][2]string
+	fastlyKeys   []string
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -31,6 +32,12 @@ type StaticBackend struct {
 	Name     string
 	Settings pool.Settings
 	Timeouts pool.Timeouts
+	// PathPrefix, when not "" or "/", is prepended to the path of every
+	// request sent to the backend (the path of the backend's URL).
+	PathPrefix string
+	// Health is what fastly_backend.is_healthy answers: abi.HealthUnknown
+	// (the zero value), abi.HealthHealthy or abi.HealthUnhealthy.
+	Health uint32
 }
 
 // Limits are the per-sandbox limits enforced by hostcalls. Zero fields
@@ -72,8 +79,13 @@ type EnvConfig struct {
 	// Policy decides which dynamic backends guests may register and what
 	// their pools may dial; nil is the zero Policy (public addresses only).
 	Policy *Policy
-	// Env is the guest environment (FASTLY_* variables) for RunConfig.
+	// Env is the guest environment (FASTLY_* variables) every sandbox of
+	// the version gets; GuestEnv returns it.
 	Env [][2]string
+	// FastlyKeys are the values of a downstream Fastly-Key header for
+	// which fastly_key_is_valid answers 1 (fake_valid_fastly_keys in
+	// fastly.toml); none by default.
+	FastlyKeys []string
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -88,6 +100,7 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		configStores: cfg.ConfigStores,
 		dictionaries: cfg.Dictionaries,
 		envVars:      cfg.Env,
+		fastlyKeys:   cfg.FastlyKeys,
 	}
 	if e.Logger == nil {
 		e.Logger = slog.Default()
@@ -100,6 +113,7 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: %w", sb.Name, err)
 		}
+		b.pathPrefix, b.health = sb.PathPrefix, sb.Health
 		e.backends[sb.Name] = b
 	}
 	return e, nil
@@ -107,6 +121,10 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 
 // Pools returns the pool manager the env's backends use.
 func (e *Env) Pools() *pool.Manager { return e.pools }
+
+// GuestEnv returns a copy of the guest environment (EnvConfig.Env), in
+// order, for engine.RunConfig.
+func (e *Env) GuestEnv() [][2]string { return append([][2]string(nil), e.envVars...) }
 
 // backend is a static or dynamic backend resolved to its pool.
 type backend struct {
@@ -117,6 +135,9 @@ type backend struct {
 	settings pool.Settings // effective
 	timeouts pool.Timeouts // effective
 	pool     *pool.Pool
+
+	pathPrefix string // static backends: prepended to request paths
+	health     uint32 // static backends: abi.Health*
 }
 
 func newBackend(name string, dynamic bool, s pool.Settings, t pool.Timeouts, pools *pool.Manager) (*backend, error) {

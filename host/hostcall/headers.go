@@ -104,6 +104,7 @@ func (h *header) httpHeader() http.Header {
 type message interface {
 	headers() *header
 	httpVersion() *uint32 // an http_version code
+	framingMode() *bool   // true: manual framing (framing_headers_mode_set 1)
 }
 
 // messageImpls returns the hostcalls of module m that requests and
@@ -178,13 +179,22 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 			*msg.httpVersion() = c.u32(1)
 			return nil
 		}},
-		// Framing is the host's: the mode is checked and ignored.
+		// Mode 1 lets valid Content-Length / Transfer-Encoding headers of
+		// the guest frame the message (framing.go).
 		{m, "framing_headers_mode_set", func(c *call) error {
-			_, err := lookup(c, c.u32(0))
-			if err == nil && c.u32(1) > abi.FramingManuallyFromHeader {
+			msg, err := lookup(c, c.u32(0))
+			if err != nil {
+				return err
+			}
+			switch c.u32(1) {
+			case abi.FramingAutomatic:
+				*msg.framingMode() = false
+			case abi.FramingManuallyFromHeader:
+				*msg.framingMode() = true
+			default:
 				return statusErr(abi.Inval, "unknown framing mode %d", c.u32(1))
 			}
-			return err
+			return nil
 		}},
 		{m, "header_values_set", func(c *call) error {
 			h, name, err := hdrName(c)

@@ -229,7 +229,7 @@ func Table() []Hostcall {
 	var all []impl
 	for _, family := range [][]impl{
 		abiImpls(), bodyImpls(), logImpls(), reqImpls(), respImpls(),
-		downstreamImpls(), storeImpls(), backendImpls(),
+		downstreamImpls(), storeImpls(), backendImpls(), runtimeImpls(),
 	} {
 		all = append(all, family...)
 	}

@@ -54,15 +54,17 @@ func logImpls() []impl {
 }
 
 // storeImpls implements fastly_dictionary and fastly_config_store: the
-// same shapes over the env's stores.
+// same shapes over the env's stores. Config stores and dictionaries are
+// one namespace (as in Viceroy): either open finds a store declared in
+// either section, its own section first.
 func storeImpls() []impl {
 	var impls []impl
 	for _, m := range []struct {
 		module string
-		stores func(c *call) map[string]map[string]string
+		first  bool // look in the config stores first
 	}{
-		{abi.ModuleDictionary, func(c *call) map[string]map[string]string { return c.s.env.dictionaries }},
-		{abi.ModuleConfigStore, func(c *call) map[string]map[string]string { return c.s.env.configStores }},
+		{abi.ModuleDictionary, false},
+		{abi.ModuleConfigStore, true},
 	} {
 		impls = append(impls,
 			impl{m.module, "open", func(c *call) error {
@@ -70,9 +72,16 @@ func storeImpls() []impl {
 				if err != nil {
 					return err
 				}
-				st, ok := m.stores(c)[name]
+				sections := [2]map[string]map[string]string{c.s.env.dictionaries, c.s.env.configStores}
+				if m.first {
+					sections[0], sections[1] = sections[1], sections[0]
+				}
+				st, ok := sections[0][name]
 				if !ok {
-					return statusErr(abi.Badf, "no store named %q", name)
+					st, ok = sections[1][name]
+				}
+				if !ok {
+					return statusErr(abi.Badf, "no config store or dictionary named %q", name)
 				}
 				if err := c.checkOut(c.u32(2), 4, 4); err != nil {
 					return err

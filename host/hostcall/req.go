@@ -18,10 +18,13 @@ type request struct {
 	uri     string
 	version uint32
 	hdr     *header
+	// manualFraming: framing_headers_mode_set chose mode 1 (framing.go).
+	manualFraming bool
 }
 
 func (r *request) headers() *header     { return r.hdr }
 func (r *request) httpVersion() *uint32 { return &r.version }
+func (r *request) framingMode() *bool   { return &r.manualFraming }
 
 func newRequest() *request {
 	return &request{method: http.MethodGet, uri: "/", version: abi.HTTP11, hdr: newHeader()}
@@ -190,6 +193,12 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 	if target.Path == "" {
 		target.Path = "/"
 	}
+	if be.pathPrefix != "" {
+		if err := prefixPath(target, be.pathPrefix); err != nil {
+			return nil, nil, statusErr(abi.HTTPInvalid, "invalid URI %q: %v", r.uri, err)
+		}
+	}
+	fr := c.s.framingFor(r.manualFraming, r.hdr, "backend request")
 	h := r.hdr.httpHeader()
 	host := be.settings.HostOverride
 	if host == "" {
@@ -242,11 +251,42 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 		Body:          rd,
 		GetBody:       getBody,
 	}
-	if n == 0 {
+	switch {
+	case fr.length >= 0:
+		// The guest's Content-Length; a body of another length fails
+		// the request.
+		req.ContentLength = fr.length
+	case fr.chunked:
+		// The guest's Transfer-Encoding: chunked, even for a body of
+		// known (or zero) length.
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+		if req.Body == http.NoBody {
+			// net/http sends no body at all for NoBody.
+			empty := func() (io.ReadCloser, error) { return newBytesReader(nil), nil }
+			req.Body, _ = empty()
+			req.GetBody = empty
+		}
+		return be, req, nil
+	}
+	if req.ContentLength == 0 {
 		req.Body, req.GetBody = http.NoBody, nil
 		rd.Close()
 	}
 	return be, req, nil
+}
+
+// prefixPath puts prefix (the escaped path of a static backend's URL)
+// before u's path, with one slash between them, as Fastly does for a
+// backend URL with a path.
+func prefixPath(u *url.URL, prefix string) error {
+	esc := strings.TrimSuffix(prefix, "/") + "/" + strings.TrimPrefix(u.EscapedPath(), "/")
+	p, err := url.PathUnescape(esc)
+	if err != nil {
+		return err
+	}
+	u.Path, u.RawPath = p, esc
+	return nil
 }
 
 type multiCloser []io.Closer

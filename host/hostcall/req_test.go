@@ -333,10 +333,16 @@ func TestStores(t *testing.T) {
 			if s, _, _ := h.getBuf(tc.module, "get", 64, st, mp, ml); s != abi.None {
 				t.Fatalf("missing key = %v, want none", s)
 			}
-			// The other module's stores are not visible here.
-			if tc.module == abi.ModuleDictionary {
-				cp, cl := h.str("cs")
-				h.want(abi.Badf, tc.module, "open", cp, cl, o)
+			// Config stores and dictionaries are one namespace: each
+			// module opens the other's stores too.
+			other, otherValue := "cs", "config value"
+			if tc.module == abi.ModuleConfigStore {
+				other, otherValue = "dict", "dict value"
+			}
+			op, ol := h.str(other)
+			h.want(abi.OK, tc.module, "open", op, ol, o)
+			if s, v, _ := h.getBuf(tc.module, "get", 64, uint64(h.u32(o)), kp, kl); s != abi.OK || v != otherValue {
+				t.Fatalf("get from %q through %s = %v %q, want %q", other, tc.module, s, v, otherValue)
 			}
 		})
 	}

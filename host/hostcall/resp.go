@@ -12,10 +12,13 @@ type response struct {
 	version     uint32
 	hdr         *header
 	noKeepalive bool
+	// manualFraming: framing_headers_mode_set chose mode 1 (framing.go).
+	manualFraming bool
 }
 
 func (r *response) headers() *header     { return r.hdr }
 func (r *response) httpVersion() *uint32 { return &r.version }
+func (r *response) framingMode() *bool   { return &r.manualFraming }
 
 func newResponse() *response {
 	return &response{status: http.StatusOK, version: abi.HTTP11, hdr: newHeader()}

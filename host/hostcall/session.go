@@ -49,8 +49,10 @@ func (t *handles[V]) remove(h uint32) (V, error) {
 	return v, err
 }
 
-// Downstream describes the downstream request a session serves. A session
-// without one (edgehost run) answers the downstream hostcalls with badf.
+// Downstream describes the downstream request a session serves (for a
+// command run, CommandDownstream). A session without one answers
+// body_downstream_get and send_downstream with unsupported and the
+// metadata getters with none.
 type Downstream struct {
 	// Request is the client's request; its URL is made absolute for the
 	// guest (http://host/path).
@@ -86,13 +88,14 @@ type Session struct {
 	pendingOpen int
 	bufferedLen int64
 	wg          sync.WaitGroup
+	cpu         cpuClock // get_vcpu_ms; set by RunGuest
 }
 
 // NewSession starts the state of one sandbox. id is the request id (it
 // tags log lines and is what downstream_client_request_id returns); d may
 // be nil for a sandbox without a downstream request.
 func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session {
-	s := &Session{env: e, id: id, ctx: ctx, dynamic: map[string]*backend{}}
+	s := &Session{env: e, id: id, ctx: ctx, dynamic: map[string]*backend{}, cpu: cpuClock{wallStart: time.Now()}}
 	s.reqs = newHandles[*request](&s.next)
 	s.resps = newHandles[*response](&s.next)
 	s.bodies = newHandles[*body](&s.next)

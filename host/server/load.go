@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
@@ -22,17 +24,23 @@ type Loader struct {
 	// Policy is the dynamic backend policy; nil is the zero Policy (public
 	// addresses only). One Policy for every version keeps pools shared.
 	Policy *hostcall.Policy
-	// Env is the base guest environment (FASTLY_* variables).
+	// Env is the base guest environment (FASTLY_* variables, from
+	// GuestEnvFor or GuestEnv); Load adds FASTLY_SERVICE_VERSION.
 	Env [][2]string
 }
 
-// Load compiles wasm and binds it to manifest m as version id. Errors: an
-// invalid module (wrapping engine.ErrInvalidModule), a link error naming
-// the import, a backend that cannot be set up.
+// Load compiles wasm and binds it to manifest m as version id. Parts of
+// m that edgehost does not implement (m.Ignored) are named in one warning.
+// Errors: an invalid module (wrapping engine.ErrInvalidModule), a link
+// error naming the import, a backend that cannot be set up.
 func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
-	env, err := hostcall.NewEnv(l.envConfig(m))
+	env, err := hostcall.NewEnv(l.envConfig(id, m))
 	if err != nil {
 		return nil, err
+	}
+	if len(m.Ignored) > 0 && l.Logger != nil {
+		l.Logger.Warn("the manifest has parts edgehost does not implement yet; they are ignored",
+			"version", id, "ignored", strings.Join(m.Ignored, ", "))
 	}
 	mod, err := l.Engine.Compile(ctx, wasm, l.Linker.Link())
 	if err != nil {
@@ -41,14 +49,15 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 	return &Version{ID: id, Module: mod, Env: env}, nil
 }
 
-func (l *Loader) envConfig(m *config.Manifest) hostcall.EnvConfig {
+func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 	cfg := hostcall.EnvConfig{
 		Logger:       l.Logger,
 		Pools:        l.Pools,
 		ConfigStores: m.ConfigStores,
 		Dictionaries: m.Dictionaries,
 		Policy:       l.Policy,
-		Env:          l.Env,
+		Env:          append(append([][2]string(nil), l.Env...), [2]string{"FASTLY_SERVICE_VERSION", serviceVersion(id)}),
+		FastlyKeys:   m.FastlyKeys,
 		Limits: hostcall.Limits{
 			MaxPendingRequests:   m.Host.MaxPendingRequests,
 			MaxBufferedBodyBytes: m.Host.MaxBodyBytes,
@@ -56,24 +65,73 @@ func (l *Loader) envConfig(m *config.Manifest) hostcall.EnvConfig {
 		},
 	}
 	for name, b := range m.Backends {
-		cfg.Backends = append(cfg.Backends, hostcall.StaticBackend{Name: name, Settings: b.Conn, Timeouts: b.Timeouts})
+		cfg.Backends = append(cfg.Backends, hostcall.StaticBackend{
+			Name: name, Settings: b.Conn, Timeouts: b.Timeouts, PathPrefix: b.PathPrefix, Health: uint32(b.Health),
+		})
 	}
 	return cfg
 }
 
-// GuestEnv returns the FASTLY_* environment for service version.
+// serviceVersion is FASTLY_SERVICE_VERSION for version id: the deployed
+// version number, or 0 for a module that was not deployed ("dev",
+// "welcome", "run"), as Fastly's local server gives.
+func serviceVersion(id string) string {
+	if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+		return strconv.FormatUint(n, 10)
+	}
+	return "0"
+}
+
+// GuestEnv returns the FASTLY_* environment of a host with the default
+// [edgehost] settings and service id service.
 func GuestEnv(service string) [][2]string {
-	host, _ := os.Hostname()
+	h := config.DefaultHost()
+	h.ServiceID = service
+	return guestEnv(h)
+}
+
+// GuestEnvFor returns the FASTLY_* environment m's [edgehost] settings
+// give every sandbox (README.md, "WASI"). FASTLY_SERVICE_ID is [edgehost]
+// service_id, else m's service_id, else m's name, else "edgehost-local".
+// Load adds FASTLY_SERVICE_VERSION, and the server FASTLY_TRACE_ID.
+func GuestEnvFor(m *config.Manifest) [][2]string {
+	h := m.Host
+	for _, id := range []string{m.ServiceID, m.Name, "edgehost-local"} {
+		if h.ServiceID == "" {
+			h.ServiceID = id
+		}
+	}
+	return guestEnv(h)
+}
+
+func guestEnv(h config.Host) [][2]string {
+	host := h.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	if host == "" {
 		host = "localhost"
 	}
 	return [][2]string{
+		{"FASTLY_CACHE_GENERATION", strconv.FormatInt(h.CacheGeneration, 10)},
+		{"FASTLY_CUSTOMER_ID", h.CustomerID},
 		{"FASTLY_HOSTNAME", host},
-		{"FASTLY_POP", "EDGEHOST"},
-		{"FASTLY_REGION", "local"},
-		{"FASTLY_SERVICE_ID", service},
+		{"FASTLY_IS_STAGING", "0"},
+		{"FASTLY_POP", h.POP},
+		{"FASTLY_REGION", h.Region},
+		{"FASTLY_SERVICE_ID", h.ServiceID},
 		{"EDGEHOST", "1"},
 	}
+}
+
+// SandboxEnv is the whole environment of one sandbox of v: v's guest
+// environment, then extra, then FASTLY_TRACE_ID (the sandbox's id: the id
+// of the first request it serves). The server and edgehost run both use
+// it, so a guest sees the same variables under each.
+func SandboxEnv(v *Version, traceID string, extra [][2]string) [][2]string {
+	env := v.Env.GuestEnv()
+	env = append(env, extra...)
+	return append(env, [2]string{"FASTLY_TRACE_ID", traceID})
 }
 
 // ReadModule reads a .wasm file. Errors name the file.

@@ -46,8 +46,9 @@ type Config struct {
 	// SandboxTimeout is a sandbox's wall-clock limit (default 60 s); a
 	// guest still running then is stopped and the client gets 504.
 	SandboxTimeout time.Duration
-	// Env is the guest environment every sandbox gets (FASTLY_* variables);
-	// FASTLY_TRACE_ID is added per request.
+	// Env holds extra guest environment variables every sandbox gets,
+	// after its version's own (Loader.Env) and before FASTLY_TRACE_ID,
+	// which is added per sandbox (see SandboxEnv).
 	Env [][2]string
 	// Metrics, when set, observes every request (see Metrics).
 	Metrics Metrics
@@ -228,11 +229,11 @@ func (s *Server) startSandbox(v *Version, first *handoff) {
 		sess.SetReuse(sb)
 		rc := engine.RunConfig{
 			Args:   []string{"edgehost-guest"},
-			Env:    append(append([][2]string(nil), s.cfg.Env...), [2]string{"FASTLY_TRACE_ID", first.id}, [2]string{"FASTLY_SERVICE_VERSION", v.ID}),
+			Env:    SandboxEnv(v, first.id, s.cfg.Env),
 			Stdout: sb.logs[0],
 			Stderr: sb.logs[1],
 		}
-		runErr := v.Module.Run(hostcall.WithSession(ctx, sess), rc)
+		runErr := sess.RunGuest(func() error { return v.Module.Run(hostcall.WithSession(ctx, sess), rc) })
 		errStatus := http.StatusInternalServerError
 		if errors.Is(runErr, engine.ErrTimeout) {
 			errStatus = http.StatusGatewayTimeout
@@ -336,6 +337,10 @@ func (sb *sandbox) Next(ctx context.Context, timeout time.Duration) (string, *ho
 	sb.begin(h)
 	return h.id, h.d, true
 }
+
+// NewRequestID returns a fresh request id: 16 random hex digits. Request
+// ids tag log lines and are what downstream_client_request_id returns.
+func NewRequestID() string { return newRequestID() }
 
 func newRequestID() string {
 	var b [8]byte

@@ -10,6 +10,7 @@ package main
 import (
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,111 @@ func backendIsDynamic(name, nlen, out uint32) uint32
 //go:wasmimport fastly_backend get_port
 func backendGetPort(name, nlen, out uint32) uint32
 
+//go:wasmimport fastly_http_req send_async_streaming
+func reqSendAsyncStreaming(h, body, backend, blen, pending uint32) uint32
+
+//go:wasmimport fastly_http_req pending_req_wait
+func reqPendingWait(p, resp, body uint32) uint32
+
+//go:wasmimport fastly_http_req framing_headers_mode_set
+func reqFramingHeadersModeSet(h, mode uint32) uint32
+
+//go:wasmimport fastly_http_req header_insert
+func reqHeaderInsert(h, name, nlen, val, vlen uint32) uint32
+
+//go:wasmimport fastly_http_resp framing_headers_mode_set
+func respFramingHeadersModeSet(h, mode uint32) uint32
+
+//go:wasmimport fastly_backend is_healthy
+func backendIsHealthy(name, nlen, out uint32) uint32
+
+// The per-request metadata calls, both forms, as Fastly's Go SDK makes
+// them (the handle form first).
+
+//go:wasmimport fastly_http_downstream downstream_client_ip_addr
+func dnClientIPAddr(req, addr, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_server_ip_addr
+func dnServerIPAddr(req, addr, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_client_request_id
+func dnRequestID(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_client_h2_fingerprint
+func dnH2Fingerprint(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_client_oh_fingerprint
+func dnOHFingerprint(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_client_ddos_detected
+func dnDDoSDetected(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream fastly_key_is_valid
+func dnFastlyKeyIsValid(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_compliance_region
+func dnComplianceRegion(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_tls_ja4
+func dnTLSJA4(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_tls_client_servername
+func dnTLSServername(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_original_header_names
+func dnOriginalHeaderNames(req, buf, n, cursor, ending, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_original_header_count
+func dnOriginalHeaderCount(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_bot_analyzed
+func dnBotAnalyzed(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_bot_detected
+func dnBotDetected(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_bot_name
+func dnBotName(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_bot_category_kind
+func dnBotCategoryKind(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_bot_verified
+func dnBotVerified(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_resvpnproxy_is_anonymous
+func dnResVPNIsAnonymous(req, out uint32) uint32
+
+//go:wasmimport fastly_http_downstream downstream_resvpnproxy_vpn_service_name
+func dnResVPNServiceName(req, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_req downstream_client_request_id
+func reqDownstreamRequestID(buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_req downstream_client_h2_fingerprint
+func reqH2Fingerprint(buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_req downstream_client_ddos_detected
+func reqDDoSDetected(out uint32) uint32
+
+//go:wasmimport fastly_http_req fastly_key_is_valid
+func reqFastlyKeyIsValid(out uint32) uint32
+
+//go:wasmimport fastly_http_req downstream_compliance_region
+func reqComplianceRegion(buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_req downstream_tls_ja4
+func reqTLSJA4(buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_http_req original_header_count
+func reqOriginalHeaderCount(out uint32) uint32
+
+//go:wasmimport fastly_compute_runtime get_vcpu_ms
+func runtimeVCPUMs(out uint32) uint32
+
+//go:wasmimport fastly_compute_runtime get_heap_mib
+func runtimeHeapMiB(out uint32) uint32
+
 // Not implemented by edgehost: bound to stubs returning unsupported.
 
 //go:wasmimport fastly_geo lookup
@@ -165,8 +271,19 @@ func line(name string, vals ...any) {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "wasi" {
-		wasi()
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "wasi":
+			wasi()
+		case "env":
+			// Command mode: the guest environment to stdout, as /env.
+			os.Stdout.WriteString(envReport())
+			return
+		case "runreq":
+			// Command mode: the downstream request edgehost run gives.
+			runRequest()
+			return
+		}
 	}
 	line("abi.init", abiInit(1))
 	if st := reqBodyDownstreamGet(p(&req), p(&reqBody)); st != 0 {
@@ -202,6 +319,24 @@ func main() {
 	case "/stdio":
 		os.Stdout.WriteString("abiconf stdout line\n")
 		os.Stderr.WriteString("abiconf stderr line\n")
+	case "/meta":
+		meta()
+	case "/earlyhints":
+		earlyHints()
+		return
+	case "/framing":
+		framingCheck(query)
+		return
+	case "/env":
+		report.WriteString(envReport())
+	case "/stores":
+		stores()
+	case "/runtime":
+		runtimeCheck()
+	case "/health":
+		health()
+	case "/prefix":
+		prefix(query)
 	default:
 		respond(404, nil, "no such check "+path+"\n")
 		return
@@ -522,4 +657,367 @@ func respond(status uint32, resp *uint32, text string) {
 		bodyWrite(body, tp, tl, 0, p(&nw))
 	}
 	respSendDownstream(r, body, 0)
+}
+
+// buf reads a buffer value with the buflen protocol, as "status,value".
+func bufValue(f func(buf, n, nw uint32) uint32) string {
+	buf := make([]byte, 2)
+	var nw uint32
+	st := f(bp(buf), uint32(len(buf)), p(&nw))
+	if st == 4 {
+		buf = make([]byte, nw)
+		st = f(bp(buf), uint32(len(buf)), p(&nw))
+	}
+	if st != 0 {
+		return strconv.Itoa(int(st))
+	}
+	return "0," + string(buf[:nw])
+}
+
+// u32Value calls a getter with a u32 out-pointer, as "status,value" (the
+// value only on ok).
+func u32Value(f func(out uint32) uint32) string {
+	var v uint32 = 0xEEEE
+	st := f(p(&v))
+	if st != 0 {
+		return strconv.Itoa(int(st))
+	}
+	return "0," + strconv.Itoa(int(v))
+}
+
+// meta makes every per-request metadata call an SDK makes, in both forms,
+// and reports what came back (the request id by its length only: it
+// differs per request).
+func meta() {
+	var addr [16]byte
+	var nw uint32
+	line("dn client ip", dnClientIPAddr(req, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
+	line("dn server ip", dnServerIPAddr(req, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
+	id := bufValue(func(b, n, nw uint32) uint32 { return dnRequestID(req, b, n, nw) })
+	line("dn request id length", len(id)-2)
+	id2 := bufValue(func(b, n, nw uint32) uint32 { return reqDownstreamRequestID(b, n, nw) })
+	line("request id forms agree", boolStr(id == id2))
+	line("dn h2 fingerprint", bufValue(func(b, n, nw uint32) uint32 { return dnH2Fingerprint(req, b, n, nw) }))
+	line("dn oh fingerprint", bufValue(func(b, n, nw uint32) uint32 { return dnOHFingerprint(req, b, n, nw) }))
+	line("dn ddos detected", u32Value(func(o uint32) uint32 { return dnDDoSDetected(req, o) }))
+	line("dn fastly key valid", u32Value(func(o uint32) uint32 { return dnFastlyKeyIsValid(req, o) }))
+	line("dn compliance region", bufValue(func(b, n, nw uint32) uint32 { return dnComplianceRegion(req, b, n, nw) }))
+	line("dn ja4", bufValue(func(b, n, nw uint32) uint32 { return dnTLSJA4(req, b, n, nw) }))
+	line("dn sni", bufValue(func(b, n, nw uint32) uint32 { return dnTLSServername(req, b, n, nw) }))
+	line("dn original header count", u32Value(func(o uint32) uint32 { return dnOriginalHeaderCount(req, o) }))
+	line("dn original header names", strings.Join(multi(func(b, n, c, e, nw uint32) uint32 { return dnOriginalHeaderNames(req, b, n, c, e, nw) }), "|"))
+	line("dn bot analyzed", u32Value(func(o uint32) uint32 { return dnBotAnalyzed(req, o) }))
+	line("dn bot detected", u32Value(func(o uint32) uint32 { return dnBotDetected(req, o) }))
+	line("dn bot name", bufValue(func(b, n, nw uint32) uint32 { return dnBotName(req, b, n, nw) }))
+	line("dn bot category kind", u32Value(func(o uint32) uint32 { return dnBotCategoryKind(req, o) }))
+	line("dn bot verified", u32Value(func(o uint32) uint32 { return dnBotVerified(req, o) }))
+	line("dn resvpnproxy anonymous", u32Value(func(o uint32) uint32 { return dnResVPNIsAnonymous(req, o) }))
+	line("dn resvpnproxy service", bufValue(func(b, n, nw uint32) uint32 { return dnResVPNServiceName(req, b, n, nw) }))
+	line("req h2 fingerprint", bufValue(reqH2Fingerprint))
+	line("req ddos detected", u32Value(reqDDoSDetected))
+	line("req fastly key valid", u32Value(reqFastlyKeyIsValid))
+	line("req compliance region", bufValue(reqComplianceRegion))
+	line("req ja4", bufValue(reqTLSJA4))
+	line("req original header count", u32Value(reqOriginalHeaderCount))
+	// The handle form with a request that is not the downstream one.
+	var other uint32
+	reqNew(p(&other))
+	line("dn other request", u32Value(func(o uint32) uint32 { return dnDDoSDetected(other, o) }))
+}
+
+// multi pages through a cursor getter with a small buffer.
+func multi(f func(buf, n, cursor, ending, nw uint32) uint32) []string {
+	buf := make([]byte, 8)
+	cursor := uint32(0)
+	var out []string
+	for {
+		var ending int64
+		var nw uint32
+		st := f(bp(buf), uint32(len(buf)), cursor, p(&ending), p(&nw))
+		if st == 4 {
+			buf = make([]byte, nw)
+			continue
+		}
+		if st != 0 {
+			return append(out, "status "+strconv.Itoa(int(st)))
+		}
+		for _, v := range strings.Split(string(buf[:nw]), "\x00") {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+		if ending < 0 {
+			return out
+		}
+		cursor = uint32(ending)
+	}
+}
+
+// earlyHints sends a 103 with a Link header, tries the other 1xx
+// statuses, then sends the final response on the same handles, as
+// Fastly's Go SDK does (WriteHeader(103), then WriteHeader(200)).
+func earlyHints() {
+	var resp, body uint32
+	respNew(p(&resp))
+	bodyNew(p(&body))
+	set := func(k, v string) {
+		kp, kl := sp(k)
+		vp, vl := sp(v)
+		respHeaderInsert(resp, kp, kl, vp, vl)
+	}
+	set("link", "</style.css>; rel=preload; as=style")
+	respStatusSet(resp, 103)
+	line("103 send", respSendDownstream(resp, body, 0))
+	line("103 again", respSendDownstream(resp, body, 0))
+	for _, st := range []uint32{100, 101, 102, 199} {
+		respStatusSet(resp, st)
+		line(strconv.Itoa(int(st))+" send", respSendDownstream(resp, body, 0))
+	}
+	kp, kl := sp("link")
+	respHeaderRemove(resp, kp, kl)
+	set("x-final", "yes")
+	respStatusSet(resp, 200)
+	text := report.String()
+	tp, tl := sp(text)
+	var nw uint32
+	bodyWrite(body, tp, tl, 0, p(&nw))
+	if st := respSendDownstream(resp, body, 0); st != 0 {
+		os.Exit(20)
+	}
+}
+
+// framingCheck sends a response or a backend request with manual framing
+// headers; the query names the case.
+func framingCheck(c string) {
+	var resp, body, nw uint32
+	respNew(p(&resp))
+	bodyNew(p(&body))
+	setResp := func(k, v string) {
+		kp, kl := sp(k)
+		vp, vl := sp(v)
+		respHeaderInsert(resp, kp, kl, vp, vl)
+	}
+	write := func(b uint32, s string) {
+		tp, tl := sp(s)
+		bodyWrite(b, tp, tl, 0, p(&nw))
+	}
+	switch c {
+	case "resp-cl-stream": // kept: Content-Length on a streamed response
+		respFramingHeadersModeSet(resp, 1)
+		setResp("content-length", "5")
+		respSendDownstream(resp, body, 1)
+		write(body, "hello")
+		bodyClose(body)
+	case "resp-chunked": // kept: chunked although the length is known
+		respFramingHeadersModeSet(resp, 1)
+		setResp("transfer-encoding", "chunked")
+		write(body, "hello")
+		respSendDownstream(resp, body, 0)
+	case "resp-bad-te": // invalid: automatic framing
+		respFramingHeadersModeSet(resp, 1)
+		setResp("transfer-encoding", "gzip, chunked")
+		write(body, "hello")
+		respSendDownstream(resp, body, 0)
+	case "resp-bad-cl": // invalid: automatic framing (chunked, streamed)
+		respFramingHeadersModeSet(resp, 1)
+		setResp("content-length", "5 ")
+		respSendDownstream(resp, body, 1)
+		write(body, "hello")
+		bodyClose(body)
+	case "resp-auto": // automatic: the guest's Content-Length is replaced
+		setResp("content-length", "99")
+		write(body, "hello")
+		respSendDownstream(resp, body, 0)
+	case "mode-bad":
+		line("resp mode 2", respFramingHeadersModeSet(resp, 2))
+		line("req mode 2", reqFramingHeadersModeSet(req, 2))
+		respond(200, &resp, report.String())
+	default: // req-*: a backend request to "origin" with framing headers
+		var out, ob, pend, rresp, rbody uint32
+		reqNew(p(&out))
+		up, ul := sp("http://origin.test/framing")
+		reqURISet(out, up, ul)
+		hdr := func(k, v string) {
+			kp, kl := sp(k)
+			vp, vl := sp(v)
+			reqHeaderInsert(out, kp, kl, vp, vl)
+		}
+		bodyNew(p(&ob))
+		np, nl := sp("origin")
+		// send sends with a buffered body (send) or streams it
+		// (send_async_streaming), writing parts.
+		send := func(streaming bool, parts ...string) {
+			if !streaming {
+				for _, part := range parts {
+					write(ob, part)
+				}
+				line("send", reqSend(out, ob, np, nl, p(&rresp), p(&rbody)))
+				return
+			}
+			line("send", reqSendAsyncStreaming(out, ob, np, nl, p(&pend)))
+			for _, part := range parts {
+				write(ob, part)
+			}
+			bodyClose(ob)
+			line("wait", reqPendingWait(pend, p(&rresp), p(&rbody)))
+		}
+		switch c {
+		case "req-cl-stream": // kept: Content-Length on a streamed body
+			reqFramingHeadersModeSet(out, 1)
+			hdr("content-length", "5")
+			send(true, "hel", "lo")
+		case "req-chunked": // kept: chunked although the length is known
+			reqFramingHeadersModeSet(out, 1)
+			hdr("transfer-encoding", "chunked")
+			send(false, "hello")
+		case "req-chunked-empty": // kept, with no body at all
+			reqFramingHeadersModeSet(out, 1)
+			hdr("transfer-encoding", "chunked")
+			send(false)
+		case "req-bad-cl": // invalid: automatic framing
+			reqFramingHeadersModeSet(out, 1)
+			hdr("content-length", "five")
+			send(false, "hello")
+		case "req-both": // invalid: automatic framing (streamed: chunked)
+			reqFramingHeadersModeSet(out, 1)
+			hdr("content-length", "5")
+			hdr("transfer-encoding", "chunked")
+			send(true, "hello")
+		case "req-auto": // automatic: the guest's Transfer-Encoding is dropped
+			hdr("transfer-encoding", "chunked")
+			send(false, "hello")
+		}
+		line("origin saw", readAll(rbody))
+		respond(200, nil, report.String())
+	}
+}
+
+func readAll(b uint32) string {
+	var got []byte
+	buf := make([]byte, 64)
+	for {
+		var nr uint32
+		if st := bodyRead(b, bp(buf), uint32(len(buf)), p(&nr)); st != 0 || nr == 0 {
+			return string(got)
+		}
+		got = append(got, buf[:nr]...)
+	}
+}
+
+// envReport lists the FASTLY_* variables, sorted, one per line; the trace
+// id by whether it is set (it differs per sandbox).
+func envReport() string {
+	var lines []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "FASTLY_") {
+			continue
+		}
+		if k == "FASTLY_TRACE_ID" {
+			v = "set:" + boolStr(v != "")
+		}
+		lines = append(lines, k+"="+v)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// runRequest reports the downstream request of a command run.
+func runRequest() {
+	var r, b uint32
+	line("body_downstream_get", reqBodyDownstreamGet(p(&r), p(&b)))
+	req = r
+	line("method", getString(func(b, n, nw uint32) uint32 { return reqMethodGet(r, b, n, nw) }))
+	line("uri", getString(func(b, n, nw uint32) uint32 { return reqURIGet(r, b, n, nw) }))
+	var addr [16]byte
+	var nw uint32
+	line("client ip", dnClientIPAddr(r, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
+	line("server ip", dnServerIPAddr(r, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
+	line("body", readAll(b))
+	id := bufValue(func(b, n, nw uint32) uint32 { return dnRequestID(r, b, n, nw) })
+	line("request id is the trace id", boolStr(id == "0,"+os.Getenv("FASTLY_TRACE_ID")))
+	line("ddos detected", u32Value(func(o uint32) uint32 { return dnDDoSDetected(r, o) }))
+	var resp uint32
+	respNew(p(&resp))
+	line("send_downstream", respSendDownstream(resp, noHandle, 0))
+	os.Stdout.WriteString(report.String())
+}
+
+// stores opens a dictionary through fastly_config_store and a config store
+// through fastly_dictionary: one namespace.
+func stores() {
+	get := func(open func(name, nlen, out uint32) uint32, store, key string) string {
+		var h uint32
+		np, nl := sp(store)
+		if st := open(np, nl, p(&h)); st != 0 {
+			return "open " + strconv.Itoa(int(st))
+		}
+		kp, kl := sp(key)
+		return getString(func(b, n, nw uint32) uint32 { return configStoreGet(h, kp, kl, b, n, nw) })
+	}
+	line("config_store open dictionary", get(configStoreOpen, "legacy", "color"))
+	line("dictionary open config store", get(dictionaryOpen, "settings", "greeting"))
+	line("config_store open missing", get(configStoreOpen, "nope", "x"))
+}
+
+// runtimeCheck: the vCPU counter advances while the guest computes and
+// not while it sleeps; the heap counter follows memory growth.
+func runtimeCheck() {
+	vcpu := func() uint64 {
+		var v uint64
+		if st := runtimeVCPUMs(p(&v)); st != 0 {
+			os.Exit(30)
+		}
+		return v
+	}
+	heap := func() uint32 {
+		var v uint32
+		if st := runtimeHeapMiB(p(&v)); st != 0 {
+			os.Exit(31)
+		}
+		return v
+	}
+	start := vcpu()
+	deadline := time.Now().Add(10 * time.Second)
+	x := uint64(1)
+	for vcpu() < start+20 && time.Now().Before(deadline) {
+		for i := 0; i < 100000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	line("vcpu advanced 20ms", boolStr(vcpu() >= start+20), boolStr(x != 0))
+	before := vcpu()
+	time.Sleep(300 * time.Millisecond)
+	line("vcpu during a 300ms sleep under 150ms", boolStr(vcpu()-before < 150))
+	h0 := heap()
+	keep := make([]byte, 16<<20)
+	for i := range keep {
+		keep[i] = byte(i)
+	}
+	h1 := heap()
+	line("heap grew by 16 MiB", boolStr(h1 >= h0+16), boolStr(keep[len(keep)-1] == 255))
+	line("heap under the sandbox cap", boolStr(h1 <= 128))
+	var bad uint64
+	line("vcpu misaligned", runtimeVCPUMs(p(&bad)+4))
+}
+
+// health asks is_healthy about backends with each health setting.
+func health() {
+	for _, name := range []string{"healthy", "sick", "plain", "nope"} {
+		np, nl := sp(name)
+		line("is_healthy "+name, u32Value(func(o uint32) uint32 { return backendIsHealthy(np, nl, o) }))
+	}
+}
+
+// prefix sends the query as path to backend "prefixed", whose URL has a
+// path, and reports the path the origin saw.
+func prefix(pathAndQuery string) {
+	var out, ob, resp, rbody uint32
+	reqNew(p(&out))
+	up, ul := sp("http://origin.test/" + pathAndQuery)
+	reqURISet(out, up, ul)
+	bodyNew(p(&ob))
+	np, nl := sp("prefixed")
+	line("send", reqSend(out, ob, np, nl, p(&resp), p(&rbody)))
+	line("origin saw", readAll(rbody))
 }
