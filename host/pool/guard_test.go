@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/host/guesttest/dnstest"
 )
@@ -176,6 +177,17 @@ func newOwnListener(t *testing.T) *ownListener {
 	return l
 }
 
+// waitConns waits (up to 5 s: the server accepts on its own goroutine)
+// until l has seen at least n connections, and returns the count then.
+func (l *ownListener) waitConns(t *testing.T, n int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.conns.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return l.conns.Load()
+}
+
 // reachable reports whether a plain dial (no guard) to host reaches l: the
 // proof that an address form refused by the guard does lead to it.
 func (l *ownListener) reachable(t *testing.T, host string) bool {
@@ -262,7 +274,8 @@ func TestGuardedPoolPostConnect(t *testing.T) {
 	if !own.reachable(t, a) {
 		t.Skipf("%s does not reach the listener", a)
 	}
-	before := own.conns.Load()
+	// The probe's connection is accepted asynchronously: count from after it.
+	before := own.waitConns(t, 1)
 	for _, cfg := range []GuardConfig{{}, {AllowPrivate: true, Listeners: []string{"[::]:" + own.port}}} {
 		g := mustGuard(t, cfg)
 		g.listLocal = fakeLocal("127.0.0.1/8", "::1/128") // a stale list
@@ -275,7 +288,7 @@ func TestGuardedPoolPostConnect(t *testing.T) {
 			t.Fatalf("policy %+v: err = %v, want ErrDialRefused", cfg, err)
 		}
 	}
-	if own.conns.Load() == before {
+	if own.waitConns(t, before+1) == before {
 		t.Fatal("the listener saw no connection: the Control check refused it, not the post-connect check")
 	}
 	if n := own.served.Load(); n != 0 {
