@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"net/http"
 	"reflect"
 	"sync"
 	"time"
@@ -179,7 +180,7 @@ func (b *body) readReady() (bool, <-chan struct{}) {
 		}
 		ra, ok := part.r.(*readahead)
 		if !ok {
-			ra = &readahead{r: part.r}
+			ra = &readahead{r: part.r, interrupt: b.s.downstreamInterrupt(part.r)}
 			part.r = ra
 		}
 		st, wait := ra.poll()
@@ -196,12 +197,47 @@ func (b *body) readReady() (bool, <-chan struct{}) {
 	return true, nil
 }
 
+// downstreamInterrupt returns, for the current downstream request's body,
+// a function that makes a read of it in flight return at once (a read
+// deadline on the client connection), so that no read outlives the
+// request (net/http forbids reading the body after the handler returns).
+// For any other stream it returns nil.
+func (s *Session) downstreamInterrupt(r io.ReadCloser) func() bool {
+	if s.down == nil || s.down.d.Request == nil || s.down.d.Writer == nil {
+		return nil
+	}
+	body := s.down.d.Request.Body
+	if body == nil || !reflect.TypeOf(r).Comparable() || !reflect.TypeOf(body).Comparable() || r != body {
+		return nil
+	}
+	w := s.down.d.Writer
+	return func() bool {
+		return http.NewResponseController(w).SetReadDeadline(time.Now()) == nil
+	}
+}
+
+// stopDownstreamReads ends every read-ahead in flight on a downstream
+// request body the session still holds; next_request calls it before the
+// request is handed back to the server.
+func (s *Session) stopDownstreamReads() {
+	for _, b := range s.bodies.m {
+		for _, part := range b.parts {
+			if ra, ok := part.r.(*readahead); ok && ra.interrupt != nil {
+				ra.stop()
+			}
+		}
+	}
+}
+
 // readahead wraps a stream so that its readiness can be polled: poll
 // starts one read into a buffer on another goroutine, and Read returns
 // what it got before reading on directly. Reads come from one goroutine
 // at a time (the guest's, or the goroutine the body was handed to).
 type readahead struct {
 	r io.ReadCloser
+	// interrupt, when set, makes a read in flight return soon and reports
+	// whether it could (the downstream request body).
+	interrupt func() bool
 
 	mu     sync.Mutex
 	buf    []byte        // read ahead and not yet returned
@@ -271,9 +307,21 @@ func (a *readahead) Read(p []byte) (int, error) {
 	return a.r.Read(p)
 }
 
-// Close closes the stream. With a read-ahead in flight it does not wait:
-// the close runs beside it (an origin body's close cuts that read short; a
-// downstream request body's waits for it inside net/http).
+// stop ends a read-ahead in flight through interrupt and waits for it;
+// when interrupt cannot, it leaves the read running.
+func (a *readahead) stop() {
+	a.mu.Lock()
+	fill := a.fill
+	a.mu.Unlock()
+	if fill != nil && a.interrupt != nil && a.interrupt() {
+		<-fill
+	}
+}
+
+// Close closes the stream, first ending a read-ahead in flight: an origin
+// body's close cuts its read short, a downstream request body's read is
+// interrupted. Only when neither works (a downstream body without a read
+// deadline) does the close run beside the read, without waiting.
 func (a *readahead) Close() error {
 	a.mu.Lock()
 	if a.closed {
@@ -281,13 +329,22 @@ func (a *readahead) Close() error {
 		return nil
 	}
 	a.closed = true
-	busy := a.fill != nil
+	fill := a.fill
 	a.mu.Unlock()
-	if busy {
-		go a.r.Close()
-		return nil
+	if fill == nil {
+		return a.r.Close()
 	}
-	return a.r.Close()
+	if a.interrupt == nil {
+		err := a.r.Close()
+		<-fill
+		return err
+	}
+	if a.interrupt() {
+		<-fill
+		return a.r.Close()
+	}
+	go a.r.Close()
+	return nil
 }
 
 // buffered puts a streamBuffer in front of a streaming body's sink (once)

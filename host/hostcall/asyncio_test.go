@@ -381,3 +381,52 @@ func (h *harness) aHandleList(hs ...uint32) []arg {
 	}
 	return []arg{{v: uint64(p), kind: aIn}, {v: uint64(len(hs)), kind: aInLen}}
 }
+
+// TestSelectDownstreamReadStops: a read-ahead of the downstream request
+// body still waiting for the client when the sandbox ends is interrupted,
+// so that no read outlives the handler (a real server: the recorder of the
+// other tests has no read deadline).
+func TestSelectDownstreamReadStops(t *testing.T) {
+	env, _ := newTestEnv(t, EnvConfig{})
+	type result struct {
+		readyBefore bool
+		took        time.Duration
+		inFlight    bool
+	}
+	done := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := env.NewSession(r.Context(), "stop", &Downstream{Request: r, Writer: w})
+		_, bh, _ := s.down.takeRequest()
+		ready, _, err := s.readiness(bh)
+		if err != nil {
+			t.Error(err)
+		}
+		ra := s.bodies.m[bh].parts[0].r.(*readahead)
+		start := time.Now()
+		s.Close()
+		ra.mu.Lock()
+		inFlight := ra.fill != nil
+		ra.mu.Unlock()
+		done <- result{ready, time.Since(start), inFlight}
+	}))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, pr) // chunked, and nothing sent
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case r := <-done:
+		if r.readyBefore {
+			t.Error("the body was ready before the client sent anything")
+		}
+		if r.inFlight || r.took > 5*time.Second {
+			t.Errorf("Close took %v, read still in flight: %v", r.took, r.inFlight)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Session.Close did not return while the client held its body")
+	}
+}

@@ -116,6 +116,21 @@ func backendIsDynamic(name, nlen, out uint32) uint32
 //go:wasmimport fastly_backend get_port
 func backendGetPort(name, nlen, out uint32) uint32
 
+//go:wasmimport fastly_http_req send_async
+func reqSendAsync(h, body, backend, blen, pending uint32) uint32
+
+//go:wasmimport fastly_http_req send_async_streaming
+func reqSendAsyncStreaming(h, body, backend, blen, pending uint32) uint32
+
+//go:wasmimport fastly_http_req pending_req_wait
+func reqPendingReqWait(pending, resp, rbody uint32) uint32
+
+//go:wasmimport fastly_async_io select
+func asyncSelect(handles, n, timeoutMs, readyIdx uint32) uint32
+
+//go:wasmimport fastly_async_io is_ready
+func asyncIsReady(h, ready uint32) uint32
+
 // Not implemented by edgehost: bound to stubs returning unsupported.
 
 //go:wasmimport fastly_geo lookup
@@ -191,6 +206,8 @@ func main() {
 		dynamic(query)
 	case "/stubs":
 		stubs()
+	case "/asyncio":
+		asyncIO(query)
 	case "/misc":
 		misc()
 	case "/spin":
@@ -420,6 +437,99 @@ func dynamic(target string) {
 	reqURISet(out, up, ul)
 	bodyNew(p(&ob))
 	line("send unknown backend", reqSend(out, ob, mp, ml, p(&resp), p(&rbody)))
+}
+
+// asyncIO exercises fastly_async_io against the origin at target (a
+// dynamic backend): /async/hold never answers, /async/fast does at once,
+// /async/sink answers how many body bytes it read.
+func asyncIO(target string) {
+	np, nl := sp("async")
+	tp, tl := sp(target)
+	line("register", reqRegisterDynamicBackend(np, nl, tp, tl, 0, 0))
+	send := func(path string, streaming bool) (pending, body uint32) {
+		var r uint32
+		reqNew(p(&r))
+		up, ul := sp("http://" + target + path)
+		reqURISet(r, up, ul)
+		bodyNew(p(&body))
+		f := reqSendAsync
+		if streaming {
+			f = reqSendAsyncStreaming
+		}
+		if st := f(r, body, np, nl, p(&pending)); st != 0 {
+			line("send_async "+path, st)
+		}
+		return pending, body
+	}
+	// sel and ready answer "status" or "status,value".
+	sel := func(timeout uint32, hs ...uint32) string {
+		idx := uint32(12345)
+		var st uint32
+		if len(hs) == 0 {
+			st = asyncSelect(0, 0, timeout, p(&idx))
+		} else {
+			st = asyncSelect(p(&hs[0]), uint32(len(hs)), timeout, p(&idx))
+		}
+		if st != 0 {
+			return strconv.Itoa(int(st))
+		}
+		return "0," + strconv.FormatUint(uint64(idx), 10)
+	}
+	ready := func(h uint32) string {
+		v := uint32(7)
+		if st := asyncIsReady(h, p(&v)); st != 0 {
+			return strconv.Itoa(int(st))
+		}
+		return "0," + strconv.FormatUint(uint64(v), 10)
+	}
+
+	line("select empty no timeout", sel(0))
+	line("select empty 20ms", sel(20))
+	hold, _ := send("/async/hold", false)
+	fast, _ := send("/async/fast", false)
+	line("select hold,fast", sel(0, hold, fast))
+	line("is_ready fast", ready(fast))
+	line("is_ready hold", ready(hold))
+	line("select hold 30ms", sel(30, hold))
+
+	var resp, rbody uint32
+	line("wait fast", reqPendingReqWait(fast, p(&resp), p(&rbody)))
+	line("select body", sel(0, rbody))
+	line("body", readAll(rbody))
+	line("is_ready body at end", ready(rbody))
+
+	sink, out := send("/async/sink", true)
+	line("is_ready streaming body", ready(out))
+	line("select streaming body", sel(0, out))
+	var nw uint32
+	dp, dl := sp("twelve bytes")
+	line("write streaming body", bodyWrite(out, dp, dl, 0, p(&nw)), nw)
+	line("close streaming body", bodyClose(out))
+	line("wait sink", reqPendingReqWait(sink, p(&resp), p(&rbody)))
+	line("sink", readAll(rbody))
+
+	line("is_ready bad handle", ready(12345))
+	line("is_ready request handle", ready(req))
+	line("select with a bad handle", sel(0, hold, 12345))
+	hs := [2]uint32{hold, hold}
+	idx := uint32(0)
+	line("select misaligned list", asyncSelect(p(&hs[0])+1, 1, 0, p(&idx)))
+	line("select list out of bounds", asyncSelect(0xFFFFFFF0, 8, 0, p(&idx)))
+}
+
+func readAll(h uint32) string {
+	var got []byte
+	buf := make([]byte, 5)
+	for {
+		var nr uint32
+		if st := bodyRead(h, bp(buf), uint32(len(buf)), p(&nr)); st != 0 {
+			return "status " + strconv.Itoa(int(st))
+		}
+		if nr == 0 {
+			return string(got)
+		}
+		got = append(got, buf[:nr]...)
+	}
 }
 
 // spin makes n cheap hostcalls (fastly_http_resp.status_get), for timing
