@@ -32,6 +32,7 @@ const (
 	ModuleDictionary     = "fastly_dictionary"
 	ModuleConfigStore    = "fastly_config_store"
 	ModuleBackend        = "fastly_backend"
+	ModuleAsyncIO        = "fastly_async_io"
 	// ModulePrefix starts every hostcall module name; an import of an
 	// unimplemented function in such a module is linked to a stub.
 	ModulePrefix = "fastly_"

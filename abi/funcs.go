@@ -168,6 +168,10 @@ func Funcs() []Func {
 		{ModuleBackend, "get_tcp_keepalive_interval", str + out},
 		{ModuleBackend, "get_tcp_keepalive_probes", str + out},
 		{ModuleBackend, "get_tcp_keepalive_time", str + out},
+
+		// fastly_async_io: waiting on pending requests and bodies.
+		{ModuleAsyncIO, "select", str + "i" + out}, // handles ptr, handles len (count), timeout_ms, ready_idx_out
+		{ModuleAsyncIO, "is_ready", h + out},       // async item handle, is_ready_out
 	}
 	fs = append(fs, hdrs(ModuleHTTPReq)...)
 	fs = append(fs, hdrs(ModuleHTTPResp)...)

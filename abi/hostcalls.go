@@ -659,14 +659,14 @@ func Hostcalls() []Hostcall {
 			}},
 
 		// fastly_async_io
-		{Module: "fastly_async_io", Name: "select", SDKs: JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleAsyncIO, Name: "select", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
 			Doc: "Blocks until one of several async items is ready, or the timeout passes.",
 			Params: []Param{
 				handlesP("hs", HandleAsyncItem),
 				scalarP("timeout_ms", "u32", UnitMs),
 				outP("ready_idx_out", "ready_idx", UnitIndex, 4),
 			}},
-		{Module: "fastly_async_io", Name: "is_ready", SDKs: JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleAsyncIO, Name: "is_ready", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Reports whether an async item is ready, without blocking.",
 			Params: []Param{handleP("handle", HandleAsyncItem), outP("is_done_out", "is_done", UnitBool, 4)}},
 

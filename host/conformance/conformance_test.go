@@ -141,6 +141,15 @@ greeting = "hello from the config store"
 // every report must be identical on every engine.
 func TestABI(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/async/hold": // never answers; the sandbox's end cancels it
+			<-r.Context().Done()
+			return
+		case "/async/sink":
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "sink read %d bytes", n)
+			return
+		}
 		io.WriteString(w, "origin saw "+r.URL.Path)
 	}))
 	t.Cleanup(origin.Close)
@@ -172,6 +181,18 @@ func TestABI(t *testing.T) {
 			"send=0", "status_get=0,200", "origin body=origin saw /origin", "send consumed request=3", "send unknown backend=2",
 		}},
 		{"/stubs", nil, []string{"fastly_geo.lookup=5", "fastly_kv_store.open=5", "fastly_erl.check_rate=5"}},
+		// fastly_async_io (abi/README.md): indexes, not handles; u32::MAX
+		// on a timeout; an empty list without a timeout is inval.
+		{"/asyncio?" + target, nil, []string{
+			"register=0",
+			"select empty no timeout=2", "select empty 20ms=0,4294967295",
+			"select hold,fast=0,1", "is_ready fast=0,1", "is_ready hold=0,0", "select hold 30ms=0,4294967295",
+			"wait fast=0", "select body=0,0", "body=origin saw /async/fast", "is_ready body at end=0,1",
+			"is_ready streaming body=0,1", "select streaming body=0,0", "write streaming body=0,12",
+			"close streaming body=0", "wait sink=0", "sink=sink read 12 bytes",
+			"is_ready bad handle=3", "is_ready request handle=3", "select with a bad handle=3",
+			"select misaligned list=6", "select list out of bounds=2",
+		}},
 		{"/misc", nil, []string{
 			"log endpoint_get=0", "log write=0,16",
 			"config_store open=0", "config_store get=hello from the config store", "config_store get missing=status 10",

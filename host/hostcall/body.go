@@ -86,20 +86,29 @@ func (b *body) consumed(n int) {
 	}
 }
 
-// write adds p at the back or the front, or sends it to the sink.
-func (b *body) write(p []byte, front bool) error {
+// write adds p at the back or the front, or sends it to the sink, and
+// returns how many bytes it took: all of p, except that a buffered
+// streaming body (asyncio.go) takes what it has room for.
+func (b *body) write(p []byte, front bool) (int, error) {
 	if b.sink != nil {
 		if front {
-			return statusErr(abi.Inval, "cannot write at the front of a streaming body")
+			return 0, statusErr(abi.Inval, "cannot write at the front of a streaming body")
 		}
-		if _, err := b.sink.Write(p); err != nil {
+		n := len(p)
+		var err error
+		if q, ok := b.sink.(*streamBuffer); ok {
+			n, err = q.writeSome(p)
+		} else {
+			_, err = b.sink.Write(p)
+		}
+		if err != nil {
 			b.broken = true
-			return err
+			return 0, err
 		}
-		return nil
+		return n, nil
 	}
 	if b.s.bufferedLen+int64(len(p)) > b.s.env.limits.MaxBufferedBodyBytes {
-		return statusErr(abi.LimitExceeded, "sandbox body buffers over %d bytes", b.s.env.limits.MaxBufferedBodyBytes)
+		return 0, statusErr(abi.LimitExceeded, "sandbox body buffers over %d bytes", b.s.env.limits.MaxBufferedBodyBytes)
 	}
 	cp := append([]byte(nil), p...)
 	b.s.bufferedLen += int64(len(cp))
@@ -112,7 +121,7 @@ func (b *body) write(p []byte, front bool) error {
 	if b.knownLen >= 0 {
 		b.knownLen += int64(len(p))
 	}
-	return nil
+	return len(p), nil
 }
 
 // appendBody moves src to the back of b; into a streaming body it is
@@ -351,10 +360,11 @@ func bodyImpls() []impl {
 			default:
 				return statusErr(abi.Inval, "unknown body write end %d", c.u32(3))
 			}
-			if err := b.write(p, front); err != nil {
+			n, err := b.write(p, front)
+			if err != nil {
 				return err
 			}
-			return c.putU32(c.u32(4), uint32(len(p)))
+			return c.putU32(c.u32(4), uint32(n))
 		}},
 		{m, "close", func(c *call) error {
 			b, err := c.s.bodies.remove(c.u32(0))

@@ -305,6 +305,10 @@ func conventionSpecs() []spec {
 	add(be, "get_port", ok, func(h *harness) []arg { return flat(h.aS("origin"), h.aO(2, 2)) })
 	add(be, "get_host", ok, func(h *harness) []arg { return flat(h.aS("origin"), h.aB(64), h.u32o()) })
 	add(be, "get_override_host", ok, func(h *harness) []arg { return flat(h.aS("tls-origin"), h.aB(64), h.u32o()) })
+
+	as := abi.ModuleAsyncIO
+	add(as, "select", ok, func(h *harness) []arg { return flat(h.aHandleList(h.newHandle(kindBody)), val(0), h.u32o()) })
+	add(as, "is_ready", ok, func(h *harness) []arg { return flat(h.aH(kindBody), h.u32o()) })
 	return specs
 }
 

@@ -1,8 +1,10 @@
 package hostcall
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 )
@@ -158,6 +160,12 @@ func FuzzHostcalls(f *testing.F) {
 		fuzzCall(table, index["fastly_http_body.abandon"], 3),
 	))
 
+	f.Add(seq(
+		fuzzCall(table, index["fastly_async_io.is_ready"], 7, 2048),
+		fuzzCall(table, index["fastly_async_io.select"], 2052, 1, 0, 2048),
+		fuzzCall(table, index["fastly_async_io.select"], 0, 0, 5, 2048),
+	))
+
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, _ := newTestEnv(t, EnvConfig{
 			Policy:       &Policy{Disabled: true},
@@ -166,6 +174,10 @@ func FuzzHostcalls(f *testing.F) {
 			Limits:       Limits{MaxBufferedBodyBytes: 1 << 16, MaxHeaderBytes: 1 << 12},
 		})
 		h := newHarness(t, harnessOpts{env: env, memSize: fuzzMemSize})
+		// A select may wait up to its timeout (u32 ms): the sandbox ends first.
+		ctx, cancel := context.WithTimeout(h.ctx, time.Second)
+		defer cancel()
+		h.ctx = ctx
 		for _, fs := range fuzzStrings {
 			copy(h.mem.b[fs.off:], fs.s)
 		}

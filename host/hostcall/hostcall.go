@@ -230,6 +230,7 @@ func Table() []Hostcall {
 	for _, family := range [][]impl{
 		abiImpls(), bodyImpls(), logImpls(), reqImpls(), respImpls(),
 		downstreamImpls(), storeImpls(), backendImpls(), runtimeImpls(),
+		asyncIOImpls(),
 	} {
 		all = append(all, family...)
 	}

@@ -60,6 +60,7 @@ func nextRequest(c *call) error {
 		return err
 	}
 	if c.s.down != nil {
+		c.s.stopDownstreamReads()
 		out := c.s.Finish(nil, 500)
 		c.s.down = nil
 		c.s.reuse.Done(out)

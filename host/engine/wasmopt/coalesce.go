@@ -25,7 +25,7 @@ const maxGap = 4096
 // and an error only for a malformed module.
 func CoalesceData(wasm []byte) ([]byte, error) {
 	d, err := scan(wasm)
-	if err != nil || d == nil || len(d.segs) < 2 {
+	if err != nil || d == nil || len(d.segs) < 2 || d.countStart != 0 {
 		return wasm, err
 	}
 	merged := d.merged(maxGap)
@@ -49,9 +49,28 @@ func CoalesceData(wasm []byte) ([]byte, error) {
 // alone, or when the image does not fit the memory's initial size.
 func DataImage(wasm []byte) (code, image []byte, ok bool, err error) {
 	d, err := scan(wasm)
+	if err != nil || d == nil || len(d.segs) == 0 || d.countStart != 0 {
+		return wasm, nil, false, err
+	}
+	return d.image()
+}
+
+// DataImageUnverified is DataImage that also splits a module with a data
+// count section (toolchains with bulk memory emit one: the wizer snapshots
+// of Fastly's JS SDK carry 10,000 segments). code then declares 0 data
+// segments, so an instruction that refers to one (memory.init, data.drop)
+// makes code fail validation: the caller must compile code and, when it
+// does not compile, use wasm unchanged.
+func DataImageUnverified(wasm []byte) (code, image []byte, ok bool, err error) {
+	d, err := scan(wasm)
 	if err != nil || d == nil || len(d.segs) == 0 {
 		return wasm, nil, false, err
 	}
+	return d.image()
+}
+
+func (d *dataInfo) image() (code, image []byte, ok bool, err error) {
+	wasm := d.wasm
 	merged := d.merged(^uint32(0))
 	last := merged[len(merged)-1]
 	size := uint64(last.off) + uint64(len(last.data))
@@ -62,15 +81,22 @@ func DataImage(wasm []byte) (code, image []byte, ok bool, err error) {
 	for _, s := range merged {
 		copy(image[s.off:], s.data)
 	}
-	return d.replaceData([]byte{0x00}), image, true, nil
+	code = d.replaceData([]byte{0x00})
+	if d.countStart != 0 {
+		// The data count section comes before the code and data
+		// sections: replace it in the prefix replaceData kept.
+		code = append(append(append([]byte(nil), code[:d.countStart]...), 12, 1, 0), code[d.countEnd:]...)
+	}
+	return code, image, true, nil
 }
 
 // dataInfo is what scan learns of a module.
 type dataInfo struct {
-	wasm               []byte
-	dataStart, dataEnd int // the data section, id byte to end
-	segs               []segment
-	minMemBytes        uint64
+	wasm                 []byte
+	dataStart, dataEnd   int // the data section, id byte to end
+	countStart, countEnd int // the data count section, if any
+	segs                 []segment
+	minMemBytes          uint64
 }
 
 // scan finds the data section of wasm and parses its segments. It returns
@@ -109,8 +135,8 @@ func scan(wasm []byte) (*dataInfo, error) {
 			}
 			d.minMemBytes = min * 65536
 			hasMemory = true
-		case 12: // data count: segments are referred to by index
-			return nil, nil
+		case 12: // data count: instructions may refer to segments by index
+			d.countStart, d.countEnd = pos, end
 		case 11:
 			d.dataStart, d.dataEnd = pos, end
 		}

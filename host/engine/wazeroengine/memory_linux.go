@@ -11,13 +11,14 @@ import (
 )
 
 // prepareMemory splits wasm into code and its initial memory image
-// (wasmopt.DataImage) and returns the allocator that gives each sandbox a
-// copy-on-write view of that image: instantiation copies no data segment,
-// and a sandbox's memory costs only the pages it writes. When the module
-// does not allow it, wasm comes back unchanged with an allocator of plain
-// zeroed reservations.
+// (wasmopt.DataImageUnverified: code that does not compile must be
+// replaced by wasm and plainMemory) and returns the allocator that gives
+// each sandbox a copy-on-write view of that image: instantiation copies no
+// data segment, and a sandbox's memory costs only the pages it writes. When
+// the module does not allow it, wasm comes back unchanged with an
+// allocator of plain zeroed reservations.
 func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
-	code, image, ok, err := wasmopt.DataImage(wasm)
+	code, image, ok, err := wasmopt.DataImageUnverified(wasm)
 	if err != nil || !ok {
 		return wasm, &memAllocator{fd: -1, free: map[uint64][][]byte{}}, nil
 	}
@@ -40,6 +41,9 @@ func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 	}
 	return code, a, nil
 }
+
+// plainMemory is the allocator for a module compiled as it is.
+func plainMemory() *memAllocator { return &memAllocator{fd: -1, free: map[uint64][][]byte{}} }
 
 // memAllocator backs one module's linear memories. Each memory is a
 // reservation of the memory's maximum (growing never moves or copies it)

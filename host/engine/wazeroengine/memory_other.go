@@ -17,6 +17,9 @@ func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 	return wasm, nil, nil
 }
 
+// plainMemory is the allocator for a module compiled as it is.
+func plainMemory() *memAllocator { return nil }
+
 type memAllocator struct{}
 
 func (*memAllocator) Allocate(_, _ uint64) experimental.LinearMemory { return nil }

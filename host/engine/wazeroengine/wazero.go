@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -71,8 +72,21 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	if err != nil {
 		return nil, err
 	}
+	// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
+	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	m, err := e.compile(ctx, rt, code, link)
+	m, err := e.compile(cctx, rt, code, link)
+	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
+		// The split module may not validate (a data count section whose
+		// segments an instruction refers to): compile wasm as it is.
+		_ = rt.Close(ctx)
+		if mem != nil {
+			mem.close()
+		}
+		mem = plainMemory()
+		rt = wazero.NewRuntimeWithConfig(ctx, rc)
+		m, err = e.compile(cctx, rt, wasm, link)
+	}
 	if err != nil {
 		_ = rt.Close(ctx)
 		if mem != nil {

@@ -117,6 +117,9 @@ func backendIsDynamic(name, nlen, out uint32) uint32
 //go:wasmimport fastly_backend get_port
 func backendGetPort(name, nlen, out uint32) uint32
 
+//go:wasmimport fastly_http_req send_async
+func reqSendAsync(h, body, backend, blen, pending uint32) uint32
+
 //go:wasmimport fastly_http_req send_async_streaming
 func reqSendAsyncStreaming(h, body, backend, blen, pending uint32) uint32
 
@@ -222,6 +225,12 @@ func runtimeVCPUMs(out uint32) uint32
 //go:wasmimport fastly_compute_runtime get_heap_mib
 func runtimeHeapMiB(out uint32) uint32
 
+//go:wasmimport fastly_async_io select
+func asyncSelect(handles, n, timeoutMs, readyIdx uint32) uint32
+
+//go:wasmimport fastly_async_io is_ready
+func asyncIsReady(h, ready uint32) uint32
+
 // Not implemented by edgehost: bound to stubs returning unsupported.
 
 //go:wasmimport fastly_geo lookup
@@ -308,6 +317,8 @@ func main() {
 		dynamic(query)
 	case "/stubs":
 		stubs()
+	case "/asyncio":
+		asyncIO(query)
 	case "/misc":
 		misc()
 	case "/spin":
@@ -555,6 +566,99 @@ func dynamic(target string) {
 	reqURISet(out, up, ul)
 	bodyNew(p(&ob))
 	line("send unknown backend", reqSend(out, ob, mp, ml, p(&resp), p(&rbody)))
+}
+
+// asyncIO exercises fastly_async_io against the origin at target (a
+// dynamic backend): /async/hold never answers, /async/fast does at once,
+// /async/sink answers how many body bytes it read.
+func asyncIO(target string) {
+	np, nl := sp("async")
+	tp, tl := sp(target)
+	line("register", reqRegisterDynamicBackend(np, nl, tp, tl, 0, 0))
+	send := func(path string, streaming bool) (pending, body uint32) {
+		var r uint32
+		reqNew(p(&r))
+		up, ul := sp("http://" + target + path)
+		reqURISet(r, up, ul)
+		bodyNew(p(&body))
+		f := reqSendAsync
+		if streaming {
+			f = reqSendAsyncStreaming
+		}
+		if st := f(r, body, np, nl, p(&pending)); st != 0 {
+			line("send_async "+path, st)
+		}
+		return pending, body
+	}
+	// sel and ready answer "status" or "status,value".
+	sel := func(timeout uint32, hs ...uint32) string {
+		idx := uint32(12345)
+		var st uint32
+		if len(hs) == 0 {
+			st = asyncSelect(0, 0, timeout, p(&idx))
+		} else {
+			st = asyncSelect(p(&hs[0]), uint32(len(hs)), timeout, p(&idx))
+		}
+		if st != 0 {
+			return strconv.Itoa(int(st))
+		}
+		return "0," + strconv.FormatUint(uint64(idx), 10)
+	}
+	ready := func(h uint32) string {
+		v := uint32(7)
+		if st := asyncIsReady(h, p(&v)); st != 0 {
+			return strconv.Itoa(int(st))
+		}
+		return "0," + strconv.FormatUint(uint64(v), 10)
+	}
+
+	line("select empty no timeout", sel(0))
+	line("select empty 20ms", sel(20))
+	hold, _ := send("/async/hold", false)
+	fast, _ := send("/async/fast", false)
+	line("select hold,fast", sel(0, hold, fast))
+	line("is_ready fast", ready(fast))
+	line("is_ready hold", ready(hold))
+	line("select hold 30ms", sel(30, hold))
+
+	var resp, rbody uint32
+	line("wait fast", reqPendingWait(fast, p(&resp), p(&rbody)))
+	line("select body", sel(0, rbody))
+	line("body", readAll(rbody))
+	line("is_ready body at end", ready(rbody))
+
+	sink, out := send("/async/sink", true)
+	line("is_ready streaming body", ready(out))
+	line("select streaming body", sel(0, out))
+	var nw uint32
+	dp, dl := sp("twelve bytes")
+	line("write streaming body", bodyWrite(out, dp, dl, 0, p(&nw)), nw)
+	line("close streaming body", bodyClose(out))
+	line("wait sink", reqPendingWait(sink, p(&resp), p(&rbody)))
+	line("sink", readAll(rbody))
+
+	line("is_ready bad handle", ready(12345))
+	line("is_ready request handle", ready(req))
+	line("select with a bad handle", sel(0, hold, 12345))
+	hs := [2]uint32{hold, hold}
+	idx := uint32(0)
+	line("select misaligned list", asyncSelect(p(&hs[0])+1, 1, 0, p(&idx)))
+	line("select list out of bounds", asyncSelect(0xFFFFFFF0, 8, 0, p(&idx)))
+}
+
+func readAll(h uint32) string {
+	var got []byte
+	buf := make([]byte, 5)
+	for {
+		var nr uint32
+		if st := bodyRead(h, bp(buf), uint32(len(buf)), p(&nr)); st != 0 {
+			return "status " + strconv.Itoa(int(st))
+		}
+		if nr == 0 {
+			return string(got)
+		}
+		got = append(got, buf[:nr]...)
+	}
 }
 
 // spin makes n cheap hostcalls (fastly_http_resp.status_get), for timing
@@ -887,12 +991,13 @@ func framingCheck(c string) {
 			hdr("transfer-encoding", "chunked")
 			send(false, "hello")
 		}
-		line("origin saw", readAll(rbody))
+		line("origin saw", readBody(rbody))
 		respond(200, nil, report.String())
 	}
 }
 
-func readAll(b uint32) string {
+// readBody reads body b to its end; a failed read ends it (the report shows what arrived).
+func readBody(b uint32) string {
 	var got []byte
 	buf := make([]byte, 64)
 	for {
@@ -933,7 +1038,7 @@ func runRequest() {
 	var nw uint32
 	line("client ip", dnClientIPAddr(r, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
 	line("server ip", dnServerIPAddr(r, p(&addr[0]), p(&nw)), ipString(addr[:nw]))
-	line("body", readAll(b))
+	line("body", readBody(b))
 	id := bufValue(func(b, n, nw uint32) uint32 { return dnRequestID(r, b, n, nw) })
 	line("request id is the trace id", boolStr(id == "0,"+os.Getenv("FASTLY_TRACE_ID")))
 	line("ddos detected", u32Value(func(o uint32) uint32 { return dnDDoSDetected(r, o) }))
@@ -1019,5 +1124,5 @@ func prefix(pathAndQuery string) {
 	bodyNew(p(&ob))
 	np, nl := sp("prefixed")
 	line("send", reqSend(out, ob, np, nl, p(&resp), p(&rbody)))
-	line("origin saw", readAll(rbody))
+	line("origin saw", readBody(rbody))
 }

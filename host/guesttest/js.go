@@ -1,0 +1,139 @@
+package guesttest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// JSGuestsDir holds the JavaScript guest sources and the package.json and
+// package-lock.json that pin Fastly's JS SDK (@fastly/js-compute), relative
+// to the repository root.
+const JSGuestsDir = "testdata/jsguests"
+
+// ErrNoNode is returned by BuildJS when a build is needed and node or npm
+// is not on PATH.
+var ErrNoNode = errors.New("guesttest: building a JS guest needs node and npm on PATH")
+
+// jsBuildTimeout bounds npm ci and one js-compute-runtime build.
+const jsBuildTimeout = 10 * time.Minute
+
+// BuildJS returns the module built from JSGuestsDir/<name>.js by the pinned
+// js-compute-runtime, with its build time (0 when it came from the cache).
+//
+// Builds are cached in JSCacheDir, keyed by a SHA-256 over the source,
+// package.json and package-lock.json, so a cached build needs neither node
+// nor the network. Otherwise npm ci installs the lockfile first when
+// node_modules is missing or holds another @fastly/js-compute than the
+// lockfile pins. Errors: ErrNoNode, or npm's or the build's output.
+func BuildJS(name string) ([]byte, time.Duration, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, 0, err
+	}
+	dir := filepath.Join(root, JSGuestsDir)
+	src := filepath.Join(dir, name+".js")
+	h := sha256.New()
+	for _, f := range []string{src, filepath.Join(dir, "package.json"), filepath.Join(dir, "package-lock.json")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	cache, err := JSCacheDir()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, 0, err
+	}
+	out := filepath.Join(cache, name+"-"+hex.EncodeToString(h.Sum(nil))[:24]+".wasm")
+	if b, err := os.ReadFile(out); err == nil {
+		return b, 0, nil
+	}
+
+	unlock, err := lockFile(filepath.Join(cache, ".lock"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(out); err == nil { // built while we waited
+		return b, 0, nil
+	}
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, 0, fmt.Errorf("%w (%s: %v)", ErrNoNode, tool, err)
+		}
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), jsBuildTimeout)
+	defer cancel()
+	if !jsInstalled(dir) {
+		if err := run(ctx, dir, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
+			return nil, 0, err
+		}
+	}
+	tmp := out + ".tmp"
+	if err := run(ctx, dir, filepath.Join(dir, "node_modules", ".bin", "js-compute-runtime"), src, tmp); err != nil {
+		return nil, 0, err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return nil, 0, err
+	}
+	b, err := os.ReadFile(out)
+	return b, time.Since(start), err
+}
+
+// JSCacheDir is where BuildJS keeps built JS guests:
+// os.UserCacheDir()/edgehost-test/js.
+func JSCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("guesttest: no cache directory for JS builds: %w", err)
+	}
+	return filepath.Join(base, "edgehost-test", "js"), nil
+}
+
+// jsInstalled reports whether dir's node_modules holds the
+// @fastly/js-compute version its lockfile pins, with its CLI.
+func jsInstalled(dir string) bool {
+	const pkg = "node_modules/@fastly/js-compute"
+	var lock struct {
+		Packages map[string]struct{ Version string } `json:"packages"`
+	}
+	var installed struct{ Version string }
+	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil || json.Unmarshal(b, &lock) != nil {
+		return false
+	}
+	b, err = os.ReadFile(filepath.Join(dir, pkg, "package.json"))
+	if err != nil || json.Unmarshal(b, &installed) != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "js-compute-runtime")); err != nil {
+		return false
+	}
+	want := lock.Packages[pkg].Version
+	return want != "" && installed.Version == want
+}
+
+func run(ctx context.Context, dir, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %v: %w\n%s", filepath.Base(name), args, err, buf.String())
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package jssdk_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/hostcall"
+	"github.com/edgehost/edgehost/host/pool"
+	"github.com/edgehost/edgehost/host/server"
+)
+
+// The benchmarks run testdata/jsguests/hello.js on every engine:
+//
+//	go test -run '^$' -bench . -benchtime 3x ./host/jssdk/
+//
+// A cold compile of the 11 MB module takes seconds, so a few iterations
+// are enough (-benchtime Nx).
+
+// BenchmarkJSCompile: compiling and linking hello.js in a new engine, cold
+// (no cache) and from a warm on-disk cache (a new engine each time, as
+// after a restart). module-MB is the module's size.
+func BenchmarkJSCompile(b *testing.B) {
+	wasm := jsGuest(b, "hello")
+	link := hostcall.NewLinker(slog.New(slog.NewTextHandler(io.Discard, nil))).Link
+	compile := func(b *testing.B, name, dir string) {
+		eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := eng.Compile(context.Background(), wasm, link())
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close(context.Background())
+		eng.Close(context.Background())
+	}
+	for _, name := range guesttest.EngineNames() {
+		b.Run(name, func(b *testing.B) {
+			b.Run("cold", func(b *testing.B) {
+				for b.Loop() {
+					compile(b, name, "")
+				}
+				b.ReportMetric(float64(len(wasm))/(1<<20), "module-MB")
+			})
+			b.Run("cached", func(b *testing.B) {
+				dir := b.TempDir()
+				compile(b, name, dir)
+				for b.Loop() {
+					compile(b, name, dir)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkJSSandbox: one request's sandbox cost for hello.js on each
+// engine, no network: instantiate, run the JS runtime's start-up and the
+// handler, respond.
+func BenchmarkJSSandbox(b *testing.B) {
+	wasm := jsGuest(b, "hello")
+	for _, name := range guesttest.EngineNames() {
+		b.Run(name, func(b *testing.B) {
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.dir + "/compile-cache"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close(context.Background())
+			pools := pool.NewManager(log)
+			defer pools.Close()
+			loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}
+			v, err := loader.Load(context.Background(), "1", wasm, config.Default())
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := server.New(server.Config{Logger: log})
+			srv.Activate(v)
+			defer server.Retire(context.Background(), v)
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || w.Body.String() != "hello from js\n" {
+					b.Fatalf("status %d: %q", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
