@@ -59,9 +59,9 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	r := &run{ctx: ctx}
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
 	unwatch := watch(store, r)
-	// Closing the store closes Wasmtime's descriptors: only then do the
-	// output copies see end of file; wait returns when every byte has
-	// reached rc.Stdout and rc.Stderr.
+	// Every guest write has reached rc.Stdout or rc.Stderr when its
+	// fd_write returned; after the store is closed no callback comes, and
+	// wait releases the writers' handles.
 	defer func() {
 		store.Close()
 		unwatch()

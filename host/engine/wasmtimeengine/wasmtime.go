@@ -70,6 +70,9 @@ func New(cfg engine.Config) (*Engine, error) {
 	if err := storeLayoutOK(); err != nil {
 		return nil, err
 	}
+	if err := wasiConfigLayoutOK(); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
 	if cfg.CacheDir != "" {
 		e.cacheDir = filepath.Join(cfg.CacheDir, "wasmtime-"+Version()+"-"+runtime.GOARCH+"-"+runtime.GOOS)
