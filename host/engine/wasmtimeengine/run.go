@@ -20,11 +20,13 @@ type module struct {
 	e        *Engine
 	mod      *wasmtime.Module
 	linker   *wasmtime.Linker
+	pre      *instancePre
 	memLimit int64
 }
 
 // Close releases the compiled code and the linker's host functions.
 func (m *module) Close(ctx context.Context) error {
+	m.pre.close()
 	m.linker.Close()
 	m.mod.Close()
 	return nil
@@ -71,8 +73,15 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	store.SetWasi(wasi.cfg)
 	r.monoStart = time.Now()
 
-	inst, err := m.linker.Instantiate(store, m.mod)
+	inst, err := m.pre.instantiate(store)
 	if err != nil {
+		var exit *engine.ExitError
+		switch {
+		case errors.Is(err, errExitZeroAtStart):
+			return nil
+		case errors.As(err, &exit):
+			return err
+		}
 		return runError(ctx, err)
 	}
 	if ex := inst.GetExport(store, "memory"); ex != nil {
