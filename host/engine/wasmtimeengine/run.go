@@ -47,6 +47,10 @@ type run struct {
 	monoStart time.Time
 	// timer is poll_oneoff's, reused across its calls.
 	timer *time.Timer
+	// results holds a host call's results until wasmtime-go has copied
+	// them out (it does before the call returns to the guest), so a host
+	// call allocates no result slice.
+	results [4]wasmtime.Val
 }
 
 // Run instantiates the module in a fresh Store and calls _start.
@@ -169,7 +173,11 @@ func hostFunc(imp engine.Import, fn engine.HostFunc, ty *wasmtime.FuncType) func
 			}
 		}()
 		fn(r.ctx, &r.view, stack)
-		out = make([]wasmtime.Val, len(results))
+		if len(results) <= len(r.results) {
+			out = r.results[:len(results)]
+		} else {
+			out = make([]wasmtime.Val, len(results))
+		}
 		for i := range results {
 			switch engine.ValueType(results[i]) {
 			case engine.I32:

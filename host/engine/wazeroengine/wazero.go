@@ -155,36 +155,27 @@ func valueTypes(ts []api.ValueType) string {
 	return string(b)
 }
 
+// goFunc binds fn. wazero's api.Memory has engine.Memory's methods with
+// the same meaning (bounds-checked, views alias guest memory), so it is
+// passed as it is: a hostcall allocates no adapter.
 func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 	return func(ctx context.Context, m api.Module, stack []uint64) {
-		fn(ctx, memory{m.Memory()}, stack)
+		var mem engine.Memory = noMemory{}
+		if am := m.Memory(); am != nil {
+			mem = am
+		}
+		fn(ctx, mem, stack)
 	}
 }
 
-// memory adapts api.Memory to engine.Memory; a guest without memory gets
-// every access refused.
-type memory struct{ m api.Memory }
+var _ engine.Memory = api.Memory(nil)
 
-func (m memory) Read(off, n uint32) ([]byte, bool) {
-	if m.m == nil {
-		return nil, false
-	}
-	return m.m.Read(off, n)
-}
+// noMemory is the memory of a guest without one: every access is refused.
+type noMemory struct{}
 
-func (m memory) Write(off uint32, b []byte) bool {
-	if m.m == nil {
-		return false
-	}
-	return m.m.Write(off, b)
-}
-
-func (m memory) Size() uint32 {
-	if m.m == nil {
-		return 0
-	}
-	return m.m.Size()
-}
+func (noMemory) Read(off, n uint32) ([]byte, bool) { return nil, false }
+func (noMemory) Write(off uint32, b []byte) bool   { return false }
+func (noMemory) Size() uint32                      { return 0 }
 
 type module struct {
 	rt       wazero.Runtime
