@@ -24,6 +24,7 @@ import (
 // serveFlags are serve's own flags.
 type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
+	adminPprof                           bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -51,6 +52,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin API listen address; "" turns it off`)
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
+	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
 
@@ -161,7 +163,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Logger: log})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log})
 		if err != nil {
 			return err
 		}
