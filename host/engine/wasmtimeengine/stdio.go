@@ -16,6 +16,7 @@ extern void wasi_config_set_stderr_custom(wasi_config_t *config,
 	ptrdiff_t (*callback)(uintptr_t, const unsigned char *, size_t),
 	uintptr_t data, void (*finalizer)(uintptr_t));
 extern ptrdiff_t edgehostStdioWrite(uintptr_t, unsigned char *, size_t);
+extern void edgehostStdioFree(uintptr_t);
 */
 import "C"
 
@@ -36,15 +37,15 @@ import (
 
 // wasiSetup is a run's WASI configuration. Guest stdout and stderr go
 // straight to the run's writers: Wasmtime's C API calls back for each
-// write (wasi_config_set_stdout_custom), on the thread running the guest,
-// so a write has reached its writer when the guest's fd_write returns and
-// no pipe or copying goroutine is needed. wasmtime-go does not wrap those
-// functions, so they are declared here and given the config's C pointer.
-// Stdin still comes through a path: a file directly, any other reader
-// through a pipe.
+// write (wasi_config_set_stdout_custom) before the guest's fd_write
+// returns, so no pipe or copying goroutine is needed. Each writer is
+// reached through a cgo.Handle that Wasmtime's finalizer deletes when it
+// drops the stream (with the store, or with a config no store took).
+// wasmtime-go does not wrap those functions, so they are declared here
+// and given the config's C pointer. Stdin still comes through a path: a
+// file directly, any other reader through a pipe.
 type wasiSetup struct {
-	cfg     *wasmtime.WasiConfig
-	handles []cgo.Handle // the writers the callbacks reach, deleted by wait
+	cfg *wasmtime.WasiConfig
 }
 
 // newWASI builds the WASI view of rc. Errors: a stdin pipe cannot be made
@@ -65,14 +66,12 @@ func newWASI(rc engine.RunConfig) (*wasiSetup, error) {
 		return nil, fmt.Errorf("wasi stdio: %w", err)
 	}
 	if rc.Stdout != nil {
-		h := cgo.NewHandle(rc.Stdout)
-		s.handles = append(s.handles, h)
-		C.wasi_config_set_stdout_custom(wasiPtr(s.cfg), (*[0]byte)(C.edgehostStdioWrite), C.uintptr_t(h), nil)
+		C.wasi_config_set_stdout_custom(wasiPtr(s.cfg), (*[0]byte)(C.edgehostStdioWrite),
+			C.uintptr_t(cgo.NewHandle(rc.Stdout)), (*[0]byte)(C.edgehostStdioFree))
 	}
 	if rc.Stderr != nil {
-		h := cgo.NewHandle(rc.Stderr)
-		s.handles = append(s.handles, h)
-		C.wasi_config_set_stderr_custom(wasiPtr(s.cfg), (*[0]byte)(C.edgehostStdioWrite), C.uintptr_t(h), nil)
+		C.wasi_config_set_stderr_custom(wasiPtr(s.cfg), (*[0]byte)(C.edgehostStdioWrite),
+			C.uintptr_t(cgo.NewHandle(rc.Stderr)), (*[0]byte)(C.edgehostStdioFree))
 	}
 	return s, nil
 }
@@ -89,6 +88,9 @@ func edgehostStdioWrite(data C.uintptr_t, buf *C.uchar, n C.size_t) C.ptrdiff_t 
 	}
 	return C.ptrdiff_t(written)
 }
+
+//export edgehostStdioFree
+func edgehostStdioFree(data C.uintptr_t) { cgo.Handle(data).Delete() }
 
 // stdin gives the guest in: a file is opened directly, any other reader
 // goes through a pipe fed by a goroutine. That goroutine is not waited
@@ -119,15 +121,9 @@ func (s *wasiSetup) stdin(in io.Reader) error {
 	return nil
 }
 
-// wait releases the configuration if no store took it and the writers'
-// handles. Call it after the store is closed: no callback comes after.
-func (s *wasiSetup) wait() {
-	s.cfg.Close()
-	for _, h := range s.handles {
-		h.Delete()
-	}
-	s.handles = nil
-}
+// wait releases the configuration if no store took it. Call it after the
+// store is closed.
+func (s *wasiSetup) wait() { s.cfg.Close() }
 
 func fdPath(f *os.File) string { return fmt.Sprintf("/dev/fd/%d", f.Fd()) }
 

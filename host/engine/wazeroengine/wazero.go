@@ -133,7 +133,15 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 		mod, name, _ := def.Import()
 		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
 	}
-	return &module{rt: rt, compiled: compiled}, nil
+	// What every sandbox's WASI view shares is configured once: each
+	// wazero ModuleConfig setter copies the whole configuration.
+	base := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	return &module{rt: rt, compiled: compiled, base: base}, nil
 }
 
 func valueTypes(ts []api.ValueType) string {
@@ -181,6 +189,7 @@ type module struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	mem      *memAllocator // nil: wazero's allocator
+	base     wazero.ModuleConfig
 }
 
 func (m *module) Close(ctx context.Context) error {
@@ -193,20 +202,14 @@ func (m *module) Close(ctx context.Context) error {
 
 // Run instantiates an anonymous instance and calls _start.
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions().
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(func(ns int64) {
-			t := time.NewTimer(time.Duration(ns))
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-		}).
-		WithRandSource(rand.Reader)
+	cfg := m.base.WithNanosleep(func(ns int64) {
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	})
 	if len(rc.Args) > 0 {
 		cfg = cfg.WithArgs(rc.Args...)
 	}
