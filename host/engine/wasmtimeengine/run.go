@@ -66,8 +66,8 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
 	unwatch := watch(store, r)
 	// Every guest write has reached rc.Stdout or rc.Stderr when its
-	// fd_write returned; after the store is closed no callback comes, and
-	// wait releases the writers' handles.
+	// fd_write returned; closing the store drops the streams, whose
+	// finalizers release the writers' handles (stdio.go).
 	defer func() {
 		store.Close()
 		unwatch()
