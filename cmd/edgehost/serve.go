@@ -25,6 +25,7 @@ import (
 type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
 	allowPrivateBackends                 bool
+	adminPprof                           bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -56,6 +57,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
 	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
+	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
 
@@ -180,7 +182,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Logger: log})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log})
 		if err != nil {
 			return err
 		}

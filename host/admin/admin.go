@@ -62,6 +62,9 @@ type Config struct {
 	// on every POST. Empty means no authentication, which CheckAddr allows
 	// only on a loopback address.
 	Token string
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/, behind the token; New refuses it without a token.
+	Pprof bool
 	// MaxUploadBytes caps an upload (and a package unpacked); 0 means
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
@@ -121,6 +124,11 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/healthz", a.health)
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
+	}
+	if cfg.Pprof {
+		if err := a.routePprof(e); err != nil {
+			return nil, err
+		}
 	}
 	a.echo = e
 	return a, nil

@@ -102,6 +102,7 @@ func BenchmarkSandbox(b *testing.B) {
 		srv := benchServer(b, name, wasm)
 		b.ReportAllocs()
 		b.ResetTimer()
+		defer guesttest.ReportCPU(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			for pb.Next() {

@@ -130,8 +130,9 @@ func (s *Server) acquire() *Version {
 // handoff is one downstream request handed to a sandbox, new or parked.
 type handoff struct {
 	id   string
-	d    *hostcall.Downstream
-	done chan result // receives exactly one result
+	d    *hostcall.Downstream // points at ds
+	done chan result          // receives exactly one result
+	ds   hostcall.Downstream
 }
 
 // result is how a request's sandbox work ended.
@@ -164,13 +165,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := &handoff{
 		id:   newRequestID(),
 		done: make(chan result, 1),
-		d: &hostcall.Downstream{
+		ds: hostcall.Downstream{
 			Request:  r,
 			Writer:   w,
 			ClientIP: addrIP(r.RemoteAddr),
 			ServerIP: localIP(r),
 		},
 	}
+	h.d = &h.ds
 	v.mu.Lock()
 	var sb *sandbox
 	if n := len(v.parked); n > 0 {
@@ -185,15 +187,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := <-h.done
 	s.observe(res.out.Status, true, start)
-	attrs := []any{"request_id", h.id, "version", v.ID, "method", r.Method, "path", r.URL.Path,
-		"status", res.out.Status, "duration", time.Since(start)}
+	// The attributes are built only for a line that is logged: a request
+	// that went well costs no allocation here unless debug logging is on.
+	attrs := func() []any {
+		return []any{"request_id", h.id, "version", v.ID, "method", r.Method, "path", r.URL.Path,
+			"status", res.out.Status, "duration", time.Since(start)}
+	}
 	switch {
 	case res.err != nil:
-		s.log.Warn("sandbox failed", append(attrs, "err", res.err)...)
+		s.log.Warn("sandbox failed", append(attrs(), "err", res.err)...)
 	case !res.out.Sent:
-		s.log.Warn("guest sent no response", attrs...)
-	default:
-		s.log.Debug("request", attrs...)
+		s.log.Warn("guest sent no response", attrs()...)
+	case s.log.Enabled(r.Context(), slog.LevelDebug):
+		s.log.Debug("request", attrs()...)
 	}
 	if res.out.Aborted {
 		// The client must see the streamed body as incomplete.
@@ -211,8 +217,10 @@ type sandbox struct {
 	inbox  chan *handoff // nil: end the wait
 	cancel context.CancelCauseFunc
 	cur    *handoff
-	held   *result // cur's result, held until the sandbox parks or ends
-	timer  *time.Timer
+	held   result      // cur's result, held until the sandbox parks or ends
+	isHeld bool        // held is set
+	timer  *time.Timer // the current request's wall-clock limit, reused
+	park   *time.Timer // Next's wait, reused
 	logs   [2]*LogWriter
 }
 
@@ -241,7 +249,7 @@ func (s *Server) startSandbox(v *Version, first *handoff) {
 		out := sess.Finish(runErr, errStatus)
 		sess.Close()
 		flushLogs(rc.Stdout, rc.Stderr)
-		if sb.held != nil {
+		if sb.isHeld {
 			// The request was complete before the guest ended.
 			sb.deliverHeld()
 			if runErr != nil {
@@ -278,6 +286,10 @@ func (sb *sandbox) begin(h *handoff) {
 	for _, l := range sb.logs {
 		l.SetRequestID(h.id)
 	}
+	if sb.timer != nil {
+		sb.timer.Reset(sb.srv.cfg.SandboxTimeout)
+		return
+	}
 	sb.timer = time.AfterFunc(sb.srv.cfg.SandboxTimeout, func() {
 		sb.cancel(fmt.Errorf("request ran past the %v wall-clock limit", sb.srv.cfg.SandboxTimeout))
 	})
@@ -296,15 +308,15 @@ func (sb *sandbox) end(res result) {
 // next request; the request's time limit keeps running until then.
 func (sb *sandbox) Done(out hostcall.Outcome) {
 	if sb.cur != nil {
-		sb.held = &result{out: out}
+		sb.held, sb.isHeld = result{out: out}, true
 	}
 }
 
 // deliverHeld ends the current request with the result Done held.
 func (sb *sandbox) deliverHeld() {
-	if sb.held != nil {
-		res := *sb.held
-		sb.held = nil
+	if sb.isHeld {
+		res := sb.held
+		sb.held, sb.isHeld = result{}, false
 		sb.end(res)
 	}
 }
@@ -321,12 +333,16 @@ func (sb *sandbox) Next(ctx context.Context, timeout time.Duration) (string, *ho
 	v.parked = append(v.parked, sb)
 	v.mu.Unlock()
 	sb.deliverHeld()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+	if sb.park == nil {
+		sb.park = time.NewTimer(timeout)
+	} else {
+		sb.park.Reset(timeout)
+	}
+	defer sb.park.Stop()
 	var h *handoff
 	select {
 	case h = <-sb.inbox: // nil: Retire ends the wait
-	case <-t.C:
+	case <-sb.park.C:
 		h = sb.unpark()
 	case <-ctx.Done():
 		h = sb.unpark()

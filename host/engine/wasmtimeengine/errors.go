@@ -22,7 +22,11 @@ func tidy(err error) error {
 	if err == nil {
 		return nil
 	}
-	s := err.Error()
+	return &wasmtimeError{msg: tidyMessage(err.Error()), err: err}
+}
+
+// tidyMessage is tidy for a message alone.
+func tidyMessage(s string) string {
 	if i := strings.Index(s, "Stack backtrace:"); i >= 0 {
 		s = s[:i]
 	}
@@ -35,5 +39,5 @@ func tidy(err error) error {
 	if wasmTrace = strings.TrimRight(wasmTrace, "\n "); wasmTrace != "" {
 		head += "\nwasm backtrace:" + wasmTrace
 	}
-	return &wasmtimeError{msg: head, err: err}
+	return head
 }

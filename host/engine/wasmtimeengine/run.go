@@ -20,11 +20,13 @@ type module struct {
 	e        *Engine
 	mod      *wasmtime.Module
 	linker   *wasmtime.Linker
+	pre      *instancePre
 	memLimit int64
 }
 
 // Close releases the compiled code and the linker's host functions.
 func (m *module) Close(ctx context.Context) error {
+	m.pre.close()
 	m.linker.Close()
 	m.mod.Close()
 	return nil
@@ -45,6 +47,10 @@ type run struct {
 	monoStart time.Time
 	// timer is poll_oneoff's, reused across its calls.
 	timer *time.Timer
+	// results holds a host call's results until wasmtime-go has copied
+	// them out (it does before the call returns to the guest), so a host
+	// call allocates no result slice.
+	results [4]wasmtime.Val
 }
 
 // Run instantiates the module in a fresh Store and calls _start.
@@ -59,9 +65,9 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	r := &run{ctx: ctx}
 	store := wasmtime.NewStoreWithData(m.e.eng, r)
 	unwatch := watch(store, r)
-	// Closing the store closes Wasmtime's descriptors: only then do the
-	// output copies see end of file; wait returns when every byte has
-	// reached rc.Stdout and rc.Stderr.
+	// Every guest write has reached rc.Stdout or rc.Stderr when its
+	// fd_write returned; closing the store drops the streams, whose
+	// finalizers release the writers' handles (stdio.go).
 	defer func() {
 		store.Close()
 		unwatch()
@@ -71,8 +77,15 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	store.SetWasi(wasi.cfg)
 	r.monoStart = time.Now()
 
-	inst, err := m.linker.Instantiate(store, m.mod)
+	inst, err := m.pre.instantiate(store)
 	if err != nil {
+		var exit *engine.ExitError
+		switch {
+		case errors.Is(err, errExitZeroAtStart):
+			return nil
+		case errors.As(err, &exit):
+			return err
+		}
 		return runError(ctx, err)
 	}
 	if ex := inst.GetExport(store, "memory"); ex != nil {
@@ -160,7 +173,11 @@ func hostFunc(imp engine.Import, fn engine.HostFunc, ty *wasmtime.FuncType) func
 			}
 		}()
 		fn(r.ctx, &r.view, stack)
-		out = make([]wasmtime.Val, len(results))
+		if len(results) <= len(r.results) {
+			out = r.results[:len(results)]
+		} else {
+			out = make([]wasmtime.Val, len(results))
+		}
 		for i := range results {
 			switch engine.ValueType(results[i]) {
 			case engine.I32:

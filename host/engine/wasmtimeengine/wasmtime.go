@@ -5,7 +5,9 @@
 //
 // It binds the same engine.Linker as the wazero adapter: each compiled
 // module gets one wasmtime Linker with WASI preview 1 and one FuncNew per
-// function import, defined once; a Run creates a Store whose data holds
+// function import, defined once, and the module pre-linked against it
+// (Wasmtime's InstancePre, instancepre.go) so that a sandbox's
+// instantiation resolves no import; a Run creates a Store whose data holds
 // the run's context, so host functions find the per-request state from
 // their Caller. The wall-clock limit and cancellation use epoch
 // interruption (one ticker per Engine; at each tick a running store checks
@@ -68,6 +70,12 @@ type Engine struct {
 // the cache directory cannot be created.
 func New(cfg engine.Config) (*Engine, error) {
 	if err := storeLayoutOK(); err != nil {
+		return nil, err
+	}
+	if err := wasiConfigLayoutOK(); err != nil {
+		return nil, err
+	}
+	if err := preLayoutOK(); err != nil {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
@@ -277,7 +285,12 @@ func (e *Engine) link(mod *wasmtime.Module, link engine.Linker) (*module, error)
 	if limit > math.MaxInt64 {
 		limit = math.MaxInt64
 	}
-	return &module{e: e, mod: mod, linker: l, memLimit: int64(limit)}, nil
+	pre, err := newInstancePre(l, mod)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("link: %s", tidyMessage(err.Error()))
+	}
+	return &module{e: e, mod: mod, linker: l, pre: pre, memLimit: int64(limit)}, nil
 }
 
 func valueTypes(ts []*wasmtime.ValType) string {

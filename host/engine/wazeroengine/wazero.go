@@ -147,7 +147,15 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 		mod, name, _ := def.Import()
 		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
 	}
-	return &module{rt: rt, compiled: compiled}, nil
+	// What every sandbox's WASI view shares is configured once: each
+	// wazero ModuleConfig setter copies the whole configuration.
+	base := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	return &module{rt: rt, compiled: compiled, base: base}, nil
 }
 
 func valueTypes(ts []api.ValueType) string {
@@ -169,41 +177,33 @@ func valueTypes(ts []api.ValueType) string {
 	return string(b)
 }
 
+// goFunc binds fn. wazero's api.Memory has engine.Memory's methods with
+// the same meaning (bounds-checked, views alias guest memory), so it is
+// passed as it is: a hostcall allocates no adapter.
 func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 	return func(ctx context.Context, m api.Module, stack []uint64) {
-		fn(ctx, memory{m.Memory()}, stack)
+		var mem engine.Memory = noMemory{}
+		if am := m.Memory(); am != nil {
+			mem = am
+		}
+		fn(ctx, mem, stack)
 	}
 }
 
-// memory adapts api.Memory to engine.Memory; a guest without memory gets
-// every access refused.
-type memory struct{ m api.Memory }
+var _ engine.Memory = api.Memory(nil)
 
-func (m memory) Read(off, n uint32) ([]byte, bool) {
-	if m.m == nil {
-		return nil, false
-	}
-	return m.m.Read(off, n)
-}
+// noMemory is the memory of a guest without one: every access is refused.
+type noMemory struct{}
 
-func (m memory) Write(off uint32, b []byte) bool {
-	if m.m == nil {
-		return false
-	}
-	return m.m.Write(off, b)
-}
-
-func (m memory) Size() uint32 {
-	if m.m == nil {
-		return 0
-	}
-	return m.m.Size()
-}
+func (noMemory) Read(off, n uint32) ([]byte, bool) { return nil, false }
+func (noMemory) Write(off uint32, b []byte) bool   { return false }
+func (noMemory) Size() uint32                      { return 0 }
 
 type module struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	mem      *memAllocator // nil: wazero's allocator
+	base     wazero.ModuleConfig
 }
 
 func (m *module) Close(ctx context.Context) error {
@@ -216,20 +216,14 @@ func (m *module) Close(ctx context.Context) error {
 
 // Run instantiates an anonymous instance and calls _start.
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions().
-		WithSysWalltime().
-		WithSysNanotime().
-		WithNanosleep(func(ns int64) {
-			t := time.NewTimer(time.Duration(ns))
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-		}).
-		WithRandSource(rand.Reader)
+	cfg := m.base.WithNanosleep(func(ns int64) {
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	})
 	if len(rc.Args) > 0 {
 		cfg = cfg.WithArgs(rc.Args...)
 	}
