@@ -16,8 +16,8 @@ import (
 	"github.com/edgehost/edgehost/host/server"
 )
 
-// benchServer serves the guest fixture named guest, with no network.
-func benchServer(b *testing.B, guest string) *server.Server {
+// benchServer serves the guest module wasm, with no network.
+func benchServer(b *testing.B, wasm []byte) *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
 	if err != nil {
@@ -25,7 +25,7 @@ func benchServer(b *testing.B, guest string) *server.Server {
 	}
 	b.Cleanup(func() { eng.Close(context.Background()) })
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pool.NewManager(log), Logger: log}
-	v, err := loader.Load(context.Background(), "1", guests[guest], config.Default())
+	v, err := loader.Load(context.Background(), "1", wasm, config.Default())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,12 +36,18 @@ func benchServer(b *testing.B, guest string) *server.Server {
 }
 
 // BenchmarkSandbox measures one request's sandbox cost, no network:
-// examples/hello (instantiate, _start, respond) and the same handler with
-// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it).
+// examples/hello (instantiate, _start, respond), the same handler with
+// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it),
+// and examples/hello built with TinyGo (skipped without TinyGo, see
+// guesttest.RequireTinyGo).
 func BenchmarkSandbox(b *testing.B) {
-	for _, guest := range []string{"hello", "hellomany"} {
+	for _, guest := range []string{"hello", "hellomany", "hello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
-			srv := benchServer(b, guest)
+			wasm := guests[guest]
+			if guest == "hello-tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			}
+			srv := benchServer(b, wasm)
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -59,7 +65,7 @@ func BenchmarkSandbox(b *testing.B) {
 // BenchmarkSandboxParallel is BenchmarkSandbox/hello with 8×GOMAXPROCS
 // goroutines sending at once.
 func BenchmarkSandboxParallel(b *testing.B) {
-	srv := benchServer(b, "hello")
+	srv := benchServer(b, guests["hello"])
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.SetParallelism(8)
