@@ -20,8 +20,9 @@ import (
 const cliUnderTestEnv = "EDGEHOST_TEST_RUN_CLI"
 
 // edgehostShim writes an `edgehost` command into a new folder that runs
-// this binary as the edgehost command line, and returns the folder (to put
-// first on PATH).
+// this binary as the edgehost command line, with --engine set after the
+// subcommand to the engine guesttest.EngineEnv selects, and returns the
+// folder (to put first on PATH).
 func edgehostShim(t *testing.T) string {
 	t.Helper()
 	self, err := os.Executable()
@@ -29,7 +30,7 @@ func edgehostShim(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\n%s=1 exec '%s' \"$@\"\n", cliUnderTestEnv, self)
+	script := fmt.Sprintf("#!/bin/sh\nsub=$1\nshift\n%s=1 exec '%s' \"$sub\" --engine %s \"$@\"\n", cliUnderTestEnv, self, guesttest.EngineName())
 	if err := os.WriteFile(filepath.Join(dir, "edgehost"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
