@@ -337,9 +337,15 @@ func BackendByName(name string) *Backend { return &Backend{name: name} }
 // Name returns the backend name, as given to Request.Send.
 func (b *Backend) Name() string { return b.name }
 
-func (b *Backend) u32(fn string, f func(unsafe.Pointer, uint32, unsafe.Pointer) uint32) (uint32, error) {
-	v, err := getU32("fastly_backend."+fn, b.name, f)
-	return b.check(v, err)
+// namePtr and nameLen are the (name, name_len) arguments of every
+// fastly_backend getter.
+func (b *Backend) namePtr() unsafe.Pointer { return strPtr(b.name) }
+func (b *Backend) nameLen() uint32         { return uint32(len(b.name)) }
+
+// u32 returns the value v a fastly_backend getter wrote, given the
+// status st it answered.
+func (b *Backend) u32(fn string, st, v uint32) (uint32, error) {
+	return b.check(v, statusErr("fastly_backend."+fn, st))
 }
 
 func (b *Backend) check(v uint32, err error) (uint32, error) {
@@ -354,92 +360,120 @@ func (b *Backend) check(v uint32, err error) (uint32, error) {
 	return 0, err
 }
 
-func (b *Backend) str(fn string, f func(unsafe.Pointer, uint32, unsafe.Pointer, uint32, unsafe.Pointer) uint32) (string, error) {
-	s, err := getString("fastly_backend."+fn, func(buf unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
-		return f(strPtr(b.name), uint32(len(b.name)), buf, n, w)
-	})
+// str returns the string a fastly_backend getter of the shape (buf,
+// buf_len, nwritten_out) wrote; get calls the binding with the name.
+func (b *Backend) str(fn string, get getBytesFunc) (string, error) {
+	s, err := getString("fastly_backend."+fn, get)
 	if _, err := b.check(0, err); err != nil || s == "" {
 		return "", err
 	}
 	return s, nil
 }
 
-func (b *Backend) ms(fn string, f func(unsafe.Pointer, uint32, unsafe.Pointer) uint32, unit time.Duration) (time.Duration, error) {
-	v, err := b.u32(fn, f)
+// ms is u32 as a duration of unit.
+func (b *Backend) ms(fn string, st, v uint32, unit time.Duration) (time.Duration, error) {
+	v, err := b.u32(fn, st, v)
 	return time.Duration(v) * unit, err
 }
 
 // Exists reports whether the host knows the backend (fastly_backend.exists).
 func (b *Backend) Exists() (bool, error) {
-	v, err := b.u32("exists", backendExists)
+	var v uint32
+	st := backendExists(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("exists", st, v)
 	return v != 0, err
 }
 
 // IsDynamic reports whether the backend was registered with
 // RegisterDynamicBackend (fastly_backend.is_dynamic).
 func (b *Backend) IsDynamic() (bool, error) {
-	v, err := b.u32("is_dynamic", backendIsDynamic)
+	var v uint32
+	st := backendIsDynamic(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("is_dynamic", st, v)
 	return v != 0, err
 }
 
 // IsSSL reports whether the backend uses TLS (fastly_backend.is_ssl).
 func (b *Backend) IsSSL() (bool, error) {
-	v, err := b.u32("is_ssl", backendIsSSL)
+	var v uint32
+	st := backendIsSSL(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("is_ssl", st, v)
 	return v != 0, err
 }
 
 // IsHealthy returns the backend's health: abi.HealthUnknown,
 // abi.HealthHealthy or abi.HealthUnhealthy (fastly_backend.is_healthy).
-func (b *Backend) IsHealthy() (uint32, error) { return b.u32("is_healthy", backendIsHealthy) }
+func (b *Backend) IsHealthy() (uint32, error) {
+	var v uint32
+	st := backendIsHealthy(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.u32("is_healthy", st, v)
+}
 
 // Host returns the backend's host, without the port (fastly_backend.get_host).
-func (b *Backend) Host() (string, error) { return b.str("get_host", backendGetHost) }
+func (b *Backend) Host() (string, error) {
+	return b.str("get_host", func(buf unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return backendGetHost(b.namePtr(), b.nameLen(), buf, n, w)
+	})
+}
 
 // OverrideHost returns the Host header override, "" when none
 // (fastly_backend.get_override_host).
 func (b *Backend) OverrideHost() (string, error) {
-	return b.str("get_override_host", backendGetOverrideHost)
+	return b.str("get_override_host", func(buf unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return backendGetOverrideHost(b.namePtr(), b.nameLen(), buf, n, w)
+	})
 }
 
 // Port returns the backend's TCP port (fastly_backend.get_port).
 func (b *Backend) Port() (int, error) {
-	v, err := b.u32("get_port", backendGetPort)
+	var v uint32
+	st := backendGetPort(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("get_port", st, v)
 	return int(v & 0xFFFF), err
 }
 
 // ConnectTimeout returns the connect timeout (host unit: ms;
 // fastly_backend.get_connect_timeout_ms).
 func (b *Backend) ConnectTimeout() (time.Duration, error) {
-	return b.ms("get_connect_timeout_ms", backendGetConnectTimeoutMs, time.Millisecond)
+	var v uint32
+	st := backendGetConnectTimeoutMs(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_connect_timeout_ms", st, v, time.Millisecond)
 }
 
 // FirstByteTimeout returns the first byte timeout (host unit: ms;
 // fastly_backend.get_first_byte_timeout_ms).
 func (b *Backend) FirstByteTimeout() (time.Duration, error) {
-	return b.ms("get_first_byte_timeout_ms", backendGetFirstByteTimeoutMs, time.Millisecond)
+	var v uint32
+	st := backendGetFirstByteTimeoutMs(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_first_byte_timeout_ms", st, v, time.Millisecond)
 }
 
 // BetweenBytesTimeout returns the between bytes timeout (host unit: ms;
 // fastly_backend.get_between_bytes_timeout_ms).
 func (b *Backend) BetweenBytesTimeout() (time.Duration, error) {
-	return b.ms("get_between_bytes_timeout_ms", backendGetBetweenBytesTimeoutMs, time.Millisecond)
+	var v uint32
+	st := backendGetBetweenBytesTimeoutMs(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_between_bytes_timeout_ms", st, v, time.Millisecond)
 }
 
 // SSLMinVersion returns the lowest TLS version accepted, 0 when not set
 // (fastly_backend.get_ssl_min_version).
 func (b *Backend) SSLMinVersion() (TLSVersion, error) {
-	return b.tlsVersion("get_ssl_min_version", backendGetSSLMinVersion)
+	var v uint32
+	st := backendGetSSLMinVersion(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.tlsVersion("get_ssl_min_version", st, v)
 }
 
 // SSLMaxVersion returns the highest TLS version accepted, 0 when not set
 // (fastly_backend.get_ssl_max_version).
 func (b *Backend) SSLMaxVersion() (TLSVersion, error) {
-	return b.tlsVersion("get_ssl_max_version", backendGetSSLMaxVersion)
+	var v uint32
+	st := backendGetSSLMaxVersion(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.tlsVersion("get_ssl_max_version", st, v)
 }
 
-func (b *Backend) tlsVersion(fn string, f func(unsafe.Pointer, uint32, unsafe.Pointer) uint32) (TLSVersion, error) {
-	v, err := getU32("fastly_backend."+fn, b.name, f)
-	if err != nil {
+func (b *Backend) tlsVersion(fn string, st, v uint32) (TLSVersion, error) {
+	if err := statusErr("fastly_backend."+fn, st); err != nil {
 		_, err = b.check(0, err)
 		return 0, err
 	}
@@ -452,31 +486,41 @@ func (b *Backend) tlsVersion(fn string, f func(unsafe.Pointer, uint32, unsafe.Po
 // HTTPKeepaliveTime returns how long an idle pooled connection is kept
 // (host unit: ms; fastly_backend.get_http_keepalive_time).
 func (b *Backend) HTTPKeepaliveTime() (time.Duration, error) {
-	return b.ms("get_http_keepalive_time", backendGetHTTPKeepaliveTime, time.Millisecond)
+	var v uint32
+	st := backendGetHTTPKeepaliveTime(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_http_keepalive_time", st, v, time.Millisecond)
 }
 
 // TCPKeepaliveEnabled reports whether SO_KEEPALIVE is on for the
 // backend's sockets (fastly_backend.get_tcp_keepalive_enable).
 func (b *Backend) TCPKeepaliveEnabled() (bool, error) {
-	v, err := b.u32("get_tcp_keepalive_enable", backendGetTCPKeepaliveEnable)
+	var v uint32
+	st := backendGetTCPKeepaliveEnable(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("get_tcp_keepalive_enable", st, v)
 	return v != 0, err
 }
 
 // TCPKeepaliveTime returns the idle time before the first TCP keepalive
 // probe (host unit: s; fastly_backend.get_tcp_keepalive_time).
 func (b *Backend) TCPKeepaliveTime() (time.Duration, error) {
-	return b.ms("get_tcp_keepalive_time", backendGetTCPKeepaliveTime, time.Second)
+	var v uint32
+	st := backendGetTCPKeepaliveTime(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_tcp_keepalive_time", st, v, time.Second)
 }
 
 // TCPKeepaliveInterval returns the time between TCP keepalive probes
 // (host unit: s; fastly_backend.get_tcp_keepalive_interval).
 func (b *Backend) TCPKeepaliveInterval() (time.Duration, error) {
-	return b.ms("get_tcp_keepalive_interval", backendGetTCPKeepaliveInterval, time.Second)
+	var v uint32
+	st := backendGetTCPKeepaliveInterval(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	return b.ms("get_tcp_keepalive_interval", st, v, time.Second)
 }
 
 // TCPKeepaliveProbes returns how many unanswered TCP keepalive probes end
 // a connection (fastly_backend.get_tcp_keepalive_probes).
 func (b *Backend) TCPKeepaliveProbes() (int, error) {
-	v, err := b.u32("get_tcp_keepalive_probes", backendGetTCPKeepaliveProbes)
+	var v uint32
+	st := backendGetTCPKeepaliveProbes(b.namePtr(), b.nameLen(), unsafe.Pointer(&v))
+	v, err := b.u32("get_tcp_keepalive_probes", st, v)
 	return int(v), err
 }

@@ -8,7 +8,9 @@ import "unsafe"
 // order and with the Wasm types of abi.Funcs (uint32 = i32, uint64 = i64,
 // unsafe.Pointer = an i32 address in linear memory). Every result is the
 // fastly_status. hostcalls_native.go declares the same functions for
-// native builds, backed by an in-memory fake host.
+// native builds, backed by an in-memory fake host. The SDK calls them
+// directly and never uses one as a value: TinyGo refuses a
+// //go:wasmimport function used as a value.
 
 // pin returns the linear-memory address of p for a pointer field of a
 // struct handed to the host. Go's and TinyGo's collectors do not move

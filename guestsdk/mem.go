@@ -120,50 +120,72 @@ func getMulti(op string, f getMultiFunc) ([]string, error) {
 	}
 }
 
-// getU32 calls a getter of the shape (name, name_len, u32_out) with a
-// zeroed out value (so a host that writes fewer bytes, e.g. a u16 port or
-// a bool, still yields the right number).
-func getU32(op, name string, f func(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32) (uint32, error) {
-	var v uint32
-	if err := statusErr(op, f(strPtr(name), uint32(len(name)), unsafe.Pointer(&v))); err != nil {
-		return 0, err
+// msgKind says which hostcall module a request or response handle
+// belongs to, so that the header helpers below call its bindings directly
+// (TinyGo refuses a //go:wasmimport function used as a value).
+type msgKind uint8
+
+const (
+	reqKind  msgKind = iota // fastly_http_req
+	respKind                // fastly_http_resp
+)
+
+func (k msgKind) String() string {
+	if k == reqKind {
+		return "fastly_http_req"
 	}
-	return v, nil
+	return "fastly_http_resp"
+}
+
+func (k msgKind) headerNamesGet(h uint32, buf unsafe.Pointer, bufLen, cursor uint32, endOut, nwOut unsafe.Pointer) uint32 {
+	if k == reqKind {
+		return reqHeaderNamesGet(h, buf, bufLen, cursor, endOut, nwOut)
+	}
+	return respHeaderNamesGet(h, buf, bufLen, cursor, endOut, nwOut)
+}
+
+func (k msgKind) headerValuesGet(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen, cursor uint32, endOut, nwOut unsafe.Pointer) uint32 {
+	if k == reqKind {
+		return reqHeaderValuesGet(h, name, nameLen, buf, bufLen, cursor, endOut, nwOut)
+	}
+	return respHeaderValuesGet(h, name, nameLen, buf, bufLen, cursor, endOut, nwOut)
+}
+
+func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) uint32 {
+	if k == reqKind {
+		return reqHeaderAppend(h, name, nameLen, value, valueLen)
+	}
+	return respHeaderAppend(h, name, nameLen, value, valueLen)
 }
 
 // readHeaders reads every header of a request or response handle: the
 // names, page by page, then the values of each name.
-func readHeaders(kind string, h uint32,
-	names func(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, endOut, nwOut unsafe.Pointer) uint32,
-	values func(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, endOut, nwOut unsafe.Pointer) uint32,
-) (Header, error) {
-	ns, err := getMulti(kind+".header_names_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
-		return names(h, buf, n, c, e, w)
+func readHeaders(k msgKind, h uint32) (Header, error) {
+	ns, err := getMulti(k.String()+".header_names_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		return k.headerNamesGet(h, buf, n, c, e, w)
 	})
 	if err != nil {
 		return nil, err
 	}
 	hdr := make(Header, len(ns))
 	for _, name := range ns {
-		vs, err := getMulti(kind+".header_values_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
-			return values(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
+		vs, err := getMulti(k.String()+".header_values_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
 		})
 		if err != nil {
 			return nil, err
 		}
-		k := canonicalKey(name)
-		hdr[k] = append(hdr[k], vs...)
+		key := canonicalKey(name)
+		hdr[key] = append(hdr[key], vs...)
 	}
 	return hdr, nil
 }
 
 // writeHeaders appends every value of hdr to a request or response handle.
-func writeHeaders(kind string, h uint32, hdr Header,
-	appendFn func(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) uint32,
-) error {
-	for _, k := range hdr.sortedKeys() {
-		for _, v := range hdr[k] {
-			if err := statusErr(kind+".header_append", appendFn(h, strPtr(k), uint32(len(k)), strPtr(v), uint32(len(v)))); err != nil {
+func writeHeaders(k msgKind, h uint32, hdr Header) error {
+	for _, key := range hdr.sortedKeys() {
+		for _, v := range hdr[key] {
+			if err := statusErr(k.String()+".header_append", k.headerAppend(h, strPtr(key), uint32(len(key)), strPtr(v), uint32(len(v)))); err != nil {
 				return err
 			}
 		}

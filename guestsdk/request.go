@@ -152,7 +152,7 @@ func (r *Request) toHost() (req, body uint32, err error) {
 		err = statusErr("fastly_http_req.uri_set", reqURISet(req, strPtr(uri), uint32(len(uri))))
 	}
 	if err == nil {
-		err = writeHeaders("fastly_http_req", req, r.Header, reqHeaderAppend)
+		err = writeHeaders(reqKind, req, r.Header)
 	}
 	if err == nil {
 		var rd io.Reader
@@ -175,7 +175,7 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var hdr Header
 	if err == nil {
-		hdr, err = readHeaders("fastly_http_resp", resp, respHeaderNamesGet, respHeaderValuesGet)
+		hdr, err = readHeaders(respKind, resp)
 	}
 	respClose(resp)
 	if err != nil {
@@ -212,7 +212,7 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
 	}
-	hdr, err := readHeaders("fastly_http_req", req, reqHeaderNamesGet, reqHeaderValuesGet)
+	hdr, err := readHeaders(reqKind, req)
 	if err != nil {
 		return nil, err
 	}

@@ -216,7 +216,7 @@ func (w *responseWriter) sendHeadOnce(status int) error {
 	}
 	err := statusErr("fastly_http_resp.status_set", respStatusSet(resp, uint32(status)))
 	if err == nil {
-		err = writeHeaders("fastly_http_resp", resp, w.header, respHeaderAppend)
+		err = writeHeaders(respKind, resp, w.header)
 	}
 	if err == nil {
 		w.body, err = newBody()

@@ -17,8 +17,9 @@ type ConfigStore struct {
 // OpenConfigStore opens the config store called name. An unknown store
 // (status badf) is ErrStoreNotFound; other failures are a *StatusError.
 func OpenConfigStore(name string) (*ConfigStore, error) {
-	h, err := openStore("fastly_config_store.open", name, configStoreOpen)
-	if err != nil {
+	var h uint32
+	st := configStoreOpen(strPtr(name), uint32(len(name)), unsafe.Pointer(&h))
+	if err := openErr("fastly_config_store.open", name, st); err != nil {
 		return nil, err
 	}
 	return &ConfigStore{name: name, h: h}, nil
@@ -28,7 +29,10 @@ func OpenConfigStore(name string) (*ConfigStore, error) {
 // bigger buffer while the host answers buflen. A missing key (status
 // none) is ErrKeyNotFound.
 func (s *ConfigStore) Get(key string) (string, error) {
-	return storeGet("fastly_config_store.get", s.h, key, configStoreGet)
+	v, err := getString("fastly_config_store.get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return configStoreGet(s.h, strPtr(key), uint32(len(key)), b, n, w)
+	})
+	return v, keyErr(key, err)
 }
 
 // Dictionary is a read-only key/value dictionary of the host
@@ -42,8 +46,9 @@ type Dictionary struct {
 // OpenDictionary opens the dictionary called name. An unknown dictionary
 // (status badf) is ErrStoreNotFound; other failures are a *StatusError.
 func OpenDictionary(name string) (*Dictionary, error) {
-	h, err := openStore("fastly_dictionary.open", name, dictionaryOpen)
-	if err != nil {
+	var h uint32
+	st := dictionaryOpen(strPtr(name), uint32(len(name)), unsafe.Pointer(&h))
+	if err := openErr("fastly_dictionary.open", name, st); err != nil {
 		return nil, err
 	}
 	return &Dictionary{name: name, h: h}, nil
@@ -53,24 +58,27 @@ func OpenDictionary(name string) (*Dictionary, error) {
 // bigger buffer while the host answers buflen. A missing key (status
 // none) is ErrKeyNotFound.
 func (d *Dictionary) Get(key string) (string, error) {
-	return storeGet("fastly_dictionary.get", d.h, key, dictionaryGet)
-}
-
-func openStore(op, name string, open func(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32) (uint32, error) {
-	var h uint32
-	err := statusErr(op, open(strPtr(name), uint32(len(name)), unsafe.Pointer(&h)))
-	if abi.Status(statusOf(err)) == abi.Badf {
-		return 0, fmt.Errorf("%w %q: %w", ErrStoreNotFound, name, err)
-	}
-	return h, err
-}
-
-func storeGet(op string, h uint32, key string, get func(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufLen uint32, nwOut unsafe.Pointer) uint32) (string, error) {
-	v, err := getString(op, func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
-		return get(h, strPtr(key), uint32(len(key)), b, n, w)
+	v, err := getString("fastly_dictionary.get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+		return dictionaryGet(d.h, strPtr(key), uint32(len(key)), b, n, w)
 	})
-	if abi.Status(statusOf(err)) == abi.None {
-		return "", fmt.Errorf("%w %q: %w", ErrKeyNotFound, key, err)
+	return v, keyErr(key, err)
+}
+
+// openErr turns the status of an open call into an error: badf (no
+// store of that name) is ErrStoreNotFound.
+func openErr(op, name string, st uint32) error {
+	err := statusErr(op, st)
+	if abi.Status(statusOf(err)) == abi.Badf {
+		return fmt.Errorf("%w %q: %w", ErrStoreNotFound, name, err)
 	}
-	return v, err
+	return err
+}
+
+// keyErr turns the error of a get call into the SDK's: none (no such key)
+// is ErrKeyNotFound.
+func keyErr(key string, err error) error {
+	if abi.Status(statusOf(err)) == abi.None {
+		return fmt.Errorf("%w %q: %w", ErrKeyNotFound, key, err)
+	}
+	return err
 }

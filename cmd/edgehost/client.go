@@ -23,7 +23,6 @@ import (
 
 	"github.com/edgehost/edgehost/host/admin"
 	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/guestbuild"
 )
 
 // clientCommands returns the commands that talk to a running host's admin
@@ -117,6 +116,7 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 func newDeployCmd() *cobra.Command {
 	var a adminClient
 	var stage bool
+	var toolchain string
 	cmd := &cobra.Command{
 		Use:   "deploy MODULE|DIR|PACKAGE",
 		Short: "Upload a guest to a running host and activate it",
@@ -125,7 +125,7 @@ func newDeployCmd() *cobra.Command {
 			"when it has one, sent along as a package). Prints the new version and its sha256.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, kind, err := deployBody(cmd, args[0])
+			body, kind, err := deployBody(cmd, args[0], toolchain)
 			if err != nil {
 				return err
 			}
@@ -147,11 +147,12 @@ func newDeployCmd() *cobra.Command {
 	}
 	a.register(cmd)
 	cmd.Flags().BoolVar(&stage, "stage", false, "store the version without activating it")
+	toolchainFlag(cmd, &toolchain)
 	return cmd
 }
 
 // deployBody reads or builds what deploy uploads, and its content type.
-func deployBody(cmd *cobra.Command, path string) ([]byte, string, error) {
+func deployBody(cmd *cobra.Command, path, toolchain string) ([]byte, string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("deploy: %w", err)
@@ -172,9 +173,12 @@ func deployBody(cmd *cobra.Command, path string) ([]byte, string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "main.wasm")
-	tc := guestbuild.Pick()
-	fmt.Fprintf(cmd.ErrOrStderr(), "building %s with %s\n", path, tc)
-	if err := guestbuild.Build(cmd.Context(), tc, path, out); err != nil {
+	c, err := findCompiler(cmd.Context(), toolchain)
+	if err != nil {
+		return nil, "", err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "building %s with %s\n", path, c)
+	if err := c.Build(cmd.Context(), path, out); err != nil {
 		return nil, "", err
 	}
 	wasm, err := os.ReadFile(out)

@@ -32,6 +32,13 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("XDG_DATA_HOME", tmp)
 	os.Unsetenv(admin.TokenEnv)
+	if os.Getenv(cliUnderTestEnv) == "1" {
+		// This binary stands in for the edgehost command (see
+		// edgehostShim): run the command line, not the tests.
+		code := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		os.RemoveAll(tmp)
+		os.Exit(code)
+	}
 	code := m.Run()
 	os.RemoveAll(tmp)
 	os.Exit(code)
@@ -64,11 +71,18 @@ type serving struct {
 // serving line and, with wantAdmin, the admin API line after it.
 func startServe(t *testing.T, wantAdmin bool, args ...string) *serving {
 	t.Helper()
+	return startServeStderr(t, wantAdmin, io.Discard, args...)
+}
+
+// startServeStderr is startServe with serve's stderr (its log) going to
+// stderr.
+func startServeStderr(t *testing.T, wantAdmin bool, stderr io.Writer, args ...string) *serving {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- cli(ctx, withEngine("serve", args...), pw, io.Discard)
+		done <- cli(ctx, withEngine("serve", args...), pw, stderr)
 		pw.Close()
 	}()
 	s := &serving{}

@@ -25,12 +25,29 @@ type common struct {
 	configPath string
 	engineName string
 	logLevel   string
+	toolchain  string
 }
 
 func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&c.configPath, "config", "C", "", "fastly.toml manifest (default: the module folder's, else ./fastly.toml when present)")
 	cmd.Flags().StringVar(&c.engineName, "engine", "", "WebAssembly engine: wazero (default; pure Go, fast start-up) or wasmtime (Cranelift; faster guest code, slower compile)")
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	toolchainFlag(cmd, &c.toolchain)
+}
+
+// toolchainFlag registers --toolchain, the compiler for a MODULE that is
+// a folder.
+func toolchainFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "toolchain", "auto", "compiler for a guest folder: auto (TinyGo when $"+guestbuild.TinyGoEnv+" or tinygo on PATH is found, else Go), tinygo, go")
+}
+
+// findCompiler resolves a --toolchain value.
+func findCompiler(ctx context.Context, toolchain string) (guestbuild.Compiler, error) {
+	tc, err := guestbuild.ParseToolchain(toolchain)
+	if err != nil {
+		return guestbuild.Compiler{}, err
+	}
+	return guestbuild.Find(ctx, tc)
 }
 
 func (c *common) logger(cmd *cobra.Command) (*slog.Logger, error) {
@@ -76,7 +93,7 @@ func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, err
 
 // loadModule resolves MODULE (a .wasm file or a folder with a Go main
 // package, built now) to wasm bytes and the folder to look for fastly.toml.
-func loadModule(ctx context.Context, path string, log *slog.Logger) ([]byte, string, error) {
+func loadModule(ctx context.Context, path, toolchain string, log *slog.Logger) ([]byte, string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("module %s: %w", path, err)
@@ -91,9 +108,12 @@ func loadModule(ctx context.Context, path string, log *slog.Logger) ([]byte, str
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "main.wasm")
-	tc := guestbuild.Pick()
-	log.Info("building guest", "dir", path, "toolchain", tc)
-	if err := guestbuild.Build(ctx, tc, path, out); err != nil {
+	c, err := findCompiler(ctx, toolchain)
+	if err != nil {
+		return nil, "", err
+	}
+	log.Info("building guest", "dir", path, "toolchain", c.Toolchain, "compiler", c.String(), "path", c.Path)
+	if err := c.Build(ctx, path, out); err != nil {
 		return nil, "", err
 	}
 	b, err := os.ReadFile(out)
@@ -148,7 +168,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newBuildCmd() *cobra.Command {
-	var out string
+	var out, toolchain string
 	cmd := &cobra.Command{
 		Use:   "build DIR",
 		Short: "Build a guest folder (Go main package) to .wasm",
@@ -157,14 +177,18 @@ func newBuildCmd() *cobra.Command {
 			if out == "" {
 				out = strings.TrimSuffix(filepath.Base(filepath.Clean(args[0])), "/") + ".wasm"
 			}
-			tc := guestbuild.Pick()
-			if err := guestbuild.Build(cmd.Context(), tc, args[0], out); err != nil {
+			c, err := findCompiler(cmd.Context(), toolchain)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "built %s with %s\n", out, tc)
+			if err := c.Build(cmd.Context(), args[0], out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s with %s\n", out, c)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output .wasm path (default: DIR's name + .wasm)")
+	toolchainFlag(cmd, &toolchain)
 	return cmd
 }

@@ -25,7 +25,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			wasm, dir, err := loadModule(ctx, args[0], log)
+			wasm, dir, err := loadModule(ctx, args[0], c.toolchain, log)
 			if err != nil {
 				return err
 			}

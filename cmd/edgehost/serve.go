@@ -74,7 +74,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	var moduleManifest *config.Manifest
 	dir := ""
 	if len(args) == 1 && !isPackage(args[0]) {
-		if wasm, dir, err = loadModule(ctx, args[0], log); err != nil {
+		if wasm, dir, err = loadModule(ctx, args[0], c.toolchain, log); err != nil {
 			return err
 		}
 	}

@@ -25,9 +25,9 @@ import (
 // Each reports cpu-ns/op beside ns/op: the process's CPU time per request,
 // which a busy shared machine disturbs less than wall-clock time.
 
-// benchServer serves the guest fixture named guest with manifest (config
-// text, "" for none).
-func benchServer(b *testing.B, guest, manifest string) *server.Server {
+// benchServer serves the guest module wasm with manifest (config text,
+// "" for none), with no network.
+func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
 	if err != nil {
@@ -43,7 +43,7 @@ func benchServer(b *testing.B, guest, manifest string) *server.Server {
 	pools := pool.NewManager(log)
 	b.Cleanup(pools.Close)
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}
-	v, err := loader.Load(context.Background(), "1", guests[guest], m)
+	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,12 +54,18 @@ func benchServer(b *testing.B, guest, manifest string) *server.Server {
 }
 
 // BenchmarkSandbox measures one request's sandbox cost, no network:
-// examples/hello (instantiate, _start, respond) and the same handler with
-// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it).
+// examples/hello (instantiate, _start, respond), the same handler with
+// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it),
+// and examples/hello built with TinyGo (skipped without TinyGo, see
+// guesttest.RequireTinyGo).
 func BenchmarkSandbox(b *testing.B) {
-	for _, guest := range []string{"hello", "hellomany"} {
+	for _, guest := range []string{"hello", "hellomany", "hello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
-			srv := benchServer(b, guest, "")
+			wasm := guests[guest]
+			if guest == "hello-tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			}
+			srv := benchServer(b, wasm, "")
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -78,7 +84,7 @@ func BenchmarkSandbox(b *testing.B) {
 // BenchmarkSandboxParallel is BenchmarkSandbox/hello with 8×GOMAXPROCS
 // goroutines sending at once.
 func BenchmarkSandboxParallel(b *testing.B) {
-	srv := benchServer(b, "hello", "")
+	srv := benchServer(b, guests["hello"], "")
 	b.ReportAllocs()
 	b.ResetTimer()
 	defer guesttest.ReportCPU(b)()
@@ -107,7 +113,7 @@ func BenchmarkProxy(b *testing.B) {
 		io.WriteString(w, "hello from the origin\n")
 	}))
 	defer origin.Close()
-	srv := benchServer(b, "dynamic-backend", exampleDynManifest(origin.Listener.Addr().String()))
+	srv := benchServer(b, guests["dynamic-backend"], exampleDynManifest(origin.Listener.Addr().String()))
 	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 	b.ReportAllocs()
 	b.ResetTimer()

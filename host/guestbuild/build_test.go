@@ -1,0 +1,95 @@
+package guestbuild
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseToolchain(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Toolchain
+		err  bool
+	}{
+		{"", Auto, false}, {"auto", Auto, false}, {"tinygo", TinyGo, false}, {"go", Go, false},
+		{"TinyGo", "", true}, {"gcc", "", true},
+	}
+	for _, tc := range tests {
+		got, err := ParseToolchain(tc.in)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("ParseToolchain(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestNewer(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"1.26.0", "1.23.4", true},
+		{"1.23", "1.23.4", false},
+		{"1.23.4", "1.23.4", false},
+		{"1.24rc1", "1.23.4", true},
+		{"1.22", "1.23.4", false},
+		{"2.0", "1.23.4", true},
+		{"", "1.23.4", false},
+		{"1.21", "", true},
+	}
+	for _, tc := range tests {
+		if got := newer(tc.a, tc.b); got != tc.want {
+			t.Errorf("newer(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestEnclosingWork finds the nearest go.work above a folder and its go
+// line, as the go command does.
+func TestEnclosingWork(t *testing.T) {
+	root := t.TempDir()
+	guest := filepath.Join(root, "mod", "guest")
+	if err := os.MkdirAll(guest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := enclosingWork(guest); p != "" && strings.HasPrefix(p, root) {
+		t.Fatalf("found %s before writing one", p)
+	}
+	work := filepath.Join(root, "go.work")
+	if err := os.WriteFile(work, []byte("// comment\ngo 1.26.0\n\nuse ./mod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, v := enclosingWork(guest)
+	if p != work || v != "1.26.0" {
+		t.Errorf("enclosingWork = %q, %q; want %q, 1.26.0", p, v, work)
+	}
+}
+
+// TestFindNamedTinyGoMissing: a $EDGEHOST_TINYGO that does not exist is
+// an error for tinygo and for auto (it was asked for), never a silent Go.
+func TestFindNamedTinyGoMissing(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "tinygo")
+	t.Setenv(TinyGoEnv, missing)
+	for _, tc := range []Toolchain{TinyGo, Auto} {
+		c, err := Find(context.Background(), tc)
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Errorf("Find(%s) = %v, %v; want an error naming %s", tc, c, err, missing)
+		}
+	}
+	c, err := Find(context.Background(), Go)
+	if err != nil || c.Toolchain != Go || !strings.HasPrefix(c.Version, "go") {
+		t.Errorf("Find(go) = %+v, %v", c, err)
+	}
+}
+
+// TestBuildNoGoFiles: a folder without Go files is an error naming it.
+func TestBuildNoGoFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := Compiler{Toolchain: Go, Path: "go", Version: "go"}
+	err := c.Build(context.Background(), dir, filepath.Join(dir, "x.wasm"))
+	if err == nil || !strings.Contains(err.Error(), "no Go files") {
+		t.Fatalf("Build = %v", err)
+	}
+}
