@@ -169,9 +169,18 @@ func valueTypes(ts []api.ValueType) string {
 	return string(b)
 }
 
+// goFunc adapts a hostcall. A hostcall that returns after the run's
+// context ended (a wait cut short by the wall-clock limit) stops the guest
+// there, as wasmtime's epoch interruption does: otherwise the guest could
+// act on the answer (send a response) before wazero notices the context.
 func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 	return func(ctx context.Context, m api.Module, stack []uint64) {
 		fn(ctx, memory{m.Memory()}, stack)
+		select {
+		case <-ctx.Done():
+			panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+		default:
+		}
 	}
 }
 
