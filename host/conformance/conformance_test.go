@@ -353,6 +353,8 @@ func TestLimits(t *testing.T) {
 		{name: "short sleep", wasm: guests["abiconf"], path: "/sleep?50", status: 200, body: "slept=", min: 50 * time.Millisecond, max: 500 * time.Millisecond},
 		{name: "fastly-style poll loop", wasm: guests["fastlystyle"], path: "/proxy/x", status: 200, body: "from origin /proxy/x", min: 100 * time.Millisecond, max: limit},
 		{name: "poll loop past the limit", wasm: guests["fastlystyle"], path: "/proxy/never", status: 504, min: limit, max: limit + time.Second},
+		{name: "select on a request", wasm: guests["abiconf"], path: "/selectwait?/proxy/x", status: 200, body: "select=0,0", min: 100 * time.Millisecond, max: limit},
+		{name: "select past the limit", wasm: guests["abiconf"], path: "/selectwait?/proxy/never", status: 504, min: limit, max: limit + time.Second},
 	}
 	forEachEngine(t, engine.Config{MemoryLimitBytes: 48 << 20}, func(t *testing.T, eng engine.Engine) {
 		hosts := map[*byte]*host{}

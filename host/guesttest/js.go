@@ -104,6 +104,19 @@ func JSCacheDir() (string, error) {
 	return filepath.Join(base, "edgehost-test", "js"), nil
 }
 
+// CompileCacheDir is a compiled-code cache (engine.Config.CacheDir) that
+// outlives test runs, for guests too big to compile in every run (a JS
+// SDK guest takes seconds, minutes under -race):
+// os.UserCacheDir()/edgehost-test/compiled. The engines key what they
+// store by module content, engine version and CPU.
+func CompileCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("guesttest: no cache directory for compiled code: %w", err)
+	}
+	return filepath.Join(base, "edgehost-test", "compiled"), nil
+}
+
 // jsInstalled reports whether dir's node_modules holds the
 // @fastly/js-compute version its lockfile pins, with its CLI.
 func jsInstalled(dir string) bool {

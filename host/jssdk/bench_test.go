@@ -68,7 +68,7 @@ func BenchmarkJSSandbox(b *testing.B) {
 	for _, name := range guesttest.EngineNames() {
 		b.Run(name, func(b *testing.B) {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.dir + "/compile-cache"})
+			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
 			if err != nil {
 				b.Fatal(err)
 			}

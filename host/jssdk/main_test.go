@@ -5,8 +5,10 @@
 //
 // Every test shares one host serving testdata/jsguests/app.js, so the
 // 11 MB module is built (or taken from guesttest.JSCacheDir) and compiled
-// once per test binary. Without node and npm the tests skip, unless CI is
-// "true": then they fail.
+// at most once per test binary: compiled code is kept in
+// guesttest.CompileCacheDir, since a cold compile takes minutes under
+// -race. Without node and npm the tests skip, unless CI is "true": then
+// they fail.
 package jssdk_test
 
 import (
@@ -40,7 +42,8 @@ var shared struct {
 	h       *jsHost
 	err     error
 	closers []func()
-	dir     string // temporary directory: the compile cache
+	dir     string // a temporary directory
+	cache   string // the compiled-code cache
 }
 
 func TestMain(m *testing.M) {
@@ -50,6 +53,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	shared.dir = dir
+	shared.cache, err = guesttest.CompileCacheDir()
+	if err != nil {
+		shared.cache = dir + "/compile-cache"
+	}
 	code := m.Run()
 	for i := len(shared.closers) - 1; i >= 0; i-- {
 		shared.closers[i]()
@@ -138,7 +145,7 @@ allowed_backend_targets = ["127.0.0.1"]
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	eng, err := guesttest.Engine(engine.Config{CacheDir: shared.dir + "/compile-cache"})
+	eng, err := guesttest.Engine(engine.Config{CacheDir: shared.cache})
 	if err != nil {
 		return nil, err
 	}

@@ -179,7 +179,11 @@ func valueTypes(ts []api.ValueType) string {
 
 // goFunc binds fn. wazero's api.Memory has engine.Memory's methods with
 // the same meaning (bounds-checked, views alias guest memory), so it is
-// passed as it is: a hostcall allocates no adapter.
+// passed as it is: a hostcall allocates no adapter. A hostcall that
+// returns after the run's context ended (a wait cut short by the
+// wall-clock limit) stops the guest there, as wasmtime's epoch
+// interruption does: otherwise the guest could act on the answer (send a
+// response) before wazero notices the context.
 func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 	return func(ctx context.Context, m api.Module, stack []uint64) {
 		var mem engine.Memory = noMemory{}
@@ -187,6 +191,11 @@ func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 			mem = am
 		}
 		fn(ctx, mem, stack)
+		select {
+		case <-ctx.Done():
+			panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+		default:
+		}
 	}
 }
 

@@ -319,6 +319,9 @@ func main() {
 		stubs()
 	case "/asyncio":
 		asyncIO(query)
+	case "/selectwait":
+		selectWait(query)
+		return
 	case "/misc":
 		misc()
 	case "/spin":
@@ -662,6 +665,24 @@ func readAll(h uint32) string {
 		}
 		got = append(got, buf[:nr]...)
 	}
+}
+
+// selectWait sends the query's path to the static backend "origin" and
+// waits for it in fastly_async_io.select without a timeout, then reports
+// select's status and index.
+func selectWait(path string) {
+	var r, b, pending, idx uint32
+	reqNew(p(&r))
+	up, ul := sp("http://origin.test" + path)
+	reqURISet(r, up, ul)
+	bodyNew(p(&b))
+	np, nl := sp("origin")
+	if st := reqSendAsync(r, b, np, nl, p(&pending)); st != 0 {
+		respond(500, nil, "send_async="+strconv.Itoa(int(st))+"\n")
+		return
+	}
+	st := asyncSelect(p(&pending), 1, 0, p(&idx))
+	respond(200, nil, "select="+strconv.Itoa(int(st))+","+strconv.FormatUint(uint64(idx), 10)+"\n")
 }
 
 // spin makes n cheap hostcalls (fastly_http_resp.status_get), for timing
