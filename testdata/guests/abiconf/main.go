@@ -471,30 +471,9 @@ func headers() {
 
 func values(name string) []string {
 	np, nl := sp(name)
-	buf := make([]byte, 3)
-	cursor := uint32(0)
-	var out []string
-	for {
-		var ending int64
-		var nw uint32
-		st := reqHeaderValuesGet(req, np, nl, bp(buf), uint32(len(buf)), cursor, p(&ending), p(&nw))
-		if st == 4 {
-			buf = make([]byte, nw)
-			continue
-		}
-		if st != 0 {
-			return append(out, "status "+strconv.Itoa(int(st)))
-		}
-		for _, v := range strings.Split(string(buf[:nw]), "\x00") {
-			if v != "" {
-				out = append(out, v)
-			}
-		}
-		if ending < 0 {
-			return out
-		}
-		cursor = uint32(ending)
-	}
+	return pages(3, func(buf, n, cursor, ending, nw uint32) uint32 {
+		return reqHeaderValuesGet(req, np, nl, buf, n, cursor, ending, nw)
+	})
 }
 
 func boolStr(b bool) string {
@@ -854,8 +833,13 @@ func meta() {
 }
 
 // multi pages through a cursor getter with a small buffer.
-func multi(f func(buf, n, cursor, ending, nw uint32) uint32) []string {
-	buf := make([]byte, 8)
+func multi(f func(buf, n, cursor, ending, nw uint32) uint32) []string { return pages(8, f) }
+
+// pages pages through a cursor getter f, starting with a size-byte
+// buffer and growing it when f answers buflen; a failing status ends the
+// list with "status N".
+func pages(size int, f func(buf, n, cursor, ending, nw uint32) uint32) []string {
+	buf := make([]byte, size)
 	cursor := uint32(0)
 	var out []string
 	for {
