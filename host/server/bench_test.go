@@ -126,3 +126,45 @@ func BenchmarkProxy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCompile measures compiling examples/hello, built with Go and
+// with TinyGo (skipped without TinyGo), on the selected engine: cold (no
+// compiled-code cache) and cached (the engine's on-disk cache already
+// holds it, as after a restart).
+func BenchmarkCompile(b *testing.B) {
+	link := hostcall.NewLinker(nil).Link
+	compile := func(b *testing.B, wasm []byte, dir string) {
+		eng, err := guesttest.Engine(engine.Config{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := eng.Compile(context.Background(), wasm, link())
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close(context.Background())
+		eng.Close(context.Background())
+	}
+	for _, guest := range []string{"hello", "hello-tinygo"} {
+		b.Run(guest, func(b *testing.B) {
+			wasm := guests[guest]
+			if guest == "hello-tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			}
+			b.Logf("module size %d bytes", len(wasm))
+			b.Run("cold", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					compile(b, wasm, "")
+				}
+			})
+			b.Run("cached", func(b *testing.B) {
+				dir := b.TempDir()
+				compile(b, wasm, dir)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					compile(b, wasm, dir)
+				}
+			})
+		})
+	}
+}
