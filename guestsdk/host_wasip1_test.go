@@ -263,11 +263,13 @@ func TestDynamicBackendReadBack(t *testing.T) {
 		TCPKeepaliveInterval: 10 * time.Second,
 		TCPKeepaliveProbes:   5,
 	}
-	b, err := RegisterDynamicBackend("readback", "127.0.0.1:8081", opts)
+	// A documentation address (TEST-NET-3): registered and read back, never
+	// dialled, so the default backend policy (public addresses) admits it.
+	b, err := RegisterDynamicBackend("readback", "203.0.113.10:8081", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RegisterDynamicBackend("readback", "127.0.0.1:8081", opts); !errors.Is(err, ErrBackendExists) {
+	if _, err := RegisterDynamicBackend("readback", "203.0.113.10:8081", opts); !errors.Is(err, ErrBackendExists) {
 		t.Errorf("second registration: %v, want ErrBackendExists", err)
 	}
 	check := func(what string, got, want any, err error) {
@@ -285,7 +287,7 @@ func TestDynamicBackendReadBack(t *testing.T) {
 	_, err = b.IsHealthy()
 	check("IsHealthy error", err, nil, nil)
 	host, err := b.Host()
-	check("Host", host, "127.0.0.1", err)
+	check("Host", host, "203.0.113.10", err)
 	oh, err := b.OverrideHost()
 	check("OverrideHost", oh, "origin.test", err)
 	port, err := b.Port()

@@ -419,9 +419,11 @@ func TestRunErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "Stack backtrace") {
 			t.Errorf("trap error carries a native backtrace: %v", err)
 		}
+		// The clock starts before the deadline is set, so the deadline
+		// is never earlier than start+100ms.
+		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		if err := loop.Run(dctx, engine.RunConfig{}); !errors.Is(err, engine.ErrTimeout) {
 			t.Errorf("loop with a deadline: %v, want ErrTimeout", err)
 		}
@@ -430,9 +432,9 @@ func TestRunErrors(t *testing.T) {
 		}
 		// Cancelled, with no deadline: how the server stops a sandbox.
 		cctx, cancelLoop := context.WithCancel(ctx)
+		start = time.Now()
 		timer := time.AfterFunc(100*time.Millisecond, cancelLoop)
 		defer timer.Stop()
-		start = time.Now()
 		if err := loop.Run(cctx, engine.RunConfig{}); !errors.Is(err, engine.ErrTimeout) {
 			t.Errorf("loop cancelled: %v, want ErrTimeout", err)
 		}

@@ -566,11 +566,12 @@ func asyncIO(target string) {
 		up, ul := sp("http://" + target + path)
 		reqURISet(r, up, ul)
 		bodyNew(p(&body))
-		f := reqSendAsync
+		// TinyGo takes no import as a value: call each directly.
+		send := func() uint32 { return reqSendAsync(r, body, np, nl, p(&pending)) }
 		if streaming {
-			f = reqSendAsyncStreaming
+			send = func() uint32 { return reqSendAsyncStreaming(r, body, np, nl, p(&pending)) }
 		}
-		if st := f(r, body, np, nl, p(&pending)); st != 0 {
+		if st := send(); st != 0 {
 			line("send_async "+path, st)
 		}
 		return pending, body
@@ -820,12 +821,12 @@ func meta() {
 	line("dn bot verified", u32Value(func(o uint32) uint32 { return dnBotVerified(req, o) }))
 	line("dn resvpnproxy anonymous", u32Value(func(o uint32) uint32 { return dnResVPNIsAnonymous(req, o) }))
 	line("dn resvpnproxy service", bufValue(func(b, n, nw uint32) uint32 { return dnResVPNServiceName(req, b, n, nw) }))
-	line("req h2 fingerprint", bufValue(reqH2Fingerprint))
-	line("req ddos detected", u32Value(reqDDoSDetected))
-	line("req fastly key valid", u32Value(reqFastlyKeyIsValid))
-	line("req compliance region", bufValue(reqComplianceRegion))
-	line("req ja4", bufValue(reqTLSJA4))
-	line("req original header count", u32Value(reqOriginalHeaderCount))
+	line("req h2 fingerprint", bufValue(func(b, n, nw uint32) uint32 { return reqH2Fingerprint(b, n, nw) }))
+	line("req ddos detected", u32Value(func(o uint32) uint32 { return reqDDoSDetected(o) }))
+	line("req fastly key valid", u32Value(func(o uint32) uint32 { return reqFastlyKeyIsValid(o) }))
+	line("req compliance region", bufValue(func(b, n, nw uint32) uint32 { return reqComplianceRegion(b, n, nw) }))
+	line("req ja4", bufValue(func(b, n, nw uint32) uint32 { return reqTLSJA4(b, n, nw) }))
+	line("req original header count", u32Value(func(o uint32) uint32 { return reqOriginalHeaderCount(o) }))
 	// The handle form with a request that is not the downstream one.
 	var other uint32
 	reqNew(p(&other))
@@ -1068,9 +1069,12 @@ func stores() {
 		kp, kl := sp(key)
 		return getString(func(b, n, nw uint32) uint32 { return configStoreGet(h, kp, kl, b, n, nw) })
 	}
-	line("config_store open dictionary", get(configStoreOpen, "legacy", "color"))
-	line("dictionary open config store", get(dictionaryOpen, "settings", "greeting"))
-	line("config_store open missing", get(configStoreOpen, "nope", "x"))
+	// TinyGo takes no import as a value: wrap each.
+	csOpen := func(name, nlen, out uint32) uint32 { return configStoreOpen(name, nlen, out) }
+	dOpen := func(name, nlen, out uint32) uint32 { return dictionaryOpen(name, nlen, out) }
+	line("config_store open dictionary", get(csOpen, "legacy", "color"))
+	line("dictionary open config store", get(dOpen, "settings", "greeting"))
+	line("config_store open missing", get(csOpen, "nope", "x"))
 }
 
 // runtimeCheck: the vCPU counter advances while the guest computes and
