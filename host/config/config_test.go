@@ -658,7 +658,7 @@ func TestDefaults(t *testing.T) {
 	if h.Addr != "127.0.0.1:7676" || h.AdminAddr != "127.0.0.1:7677" || h.Engine != "wazero" ||
 		h.SandboxMemoryMiB != 128 || h.SandboxTimeout != 60*time.Second || h.DataDir != "" ||
 		h.AllowedBackendTargets != nil || h.AllowPrivateBackends {
-		t.Errorf("DefaultHost() = %+v, not what DESIGN.md documents", h)
+		t.Errorf("DefaultHost() = %+v, not what README.md and fastly.toml.example document", h)
 	}
 	m := Default()
 	if m.Backends == nil || m.ConfigStores == nil || m.Dictionaries == nil || len(m.Backends) != 0 {

@@ -12,7 +12,7 @@ import (
 	"github.com/edgehost/edgehost/host/pool"
 )
 
-// This file checks the ABI's conventions (ABI.md, "Conventions") on every
+// This file checks the ABI's conventions (abi/README.md, "Conventions") on every
 // hostcall of the table at once: each spec gives arguments for a call that
 // succeeds (or returns a fixed status), and each argument is then broken
 // in turn: a handle unknown or of another kind is badf, a pointer or
