@@ -1,7 +1,7 @@
 // Package admin is edgehost's admin API (README.md, "Deploying"): an
 // echo server that receives module uploads, keeps them as versions in a
-// store.Store, switches the active version of a server.Server atomically, and reports origin pools, health and
-// Prometheus metrics.
+// store.Store, switches the active version of a server.Server
+// atomically, and reports origin pools, health and Prometheus metrics.
 //
 //	POST /v1/modules                      upload a .wasm or a package .tar.gz; 201 {version, sha256, size, active}
 //	                                      (?activate=false stages without activating)
