@@ -67,8 +67,8 @@ func TestTinyGoTestsRunOnEdgehost(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, tiny.Path, append([]string{"test", "-target=" + target, "-v", tc.pkg}, tc.args...)...)
 			cmd.Dir = filepath.Join(root, tc.dir)
-			// go.work names Go 1.26, which TinyGo's Go cannot read; each
-			// guest module builds on its own go.mod.
+			// Each guest module builds on its own go.mod; GOWORK=off keeps
+			// a developer's go.work (naming Go 1.26) out of TinyGo's way.
 			cmd.Env = append(os.Environ(), "PATH="+path, "GOWORK=off")
 			out, err := cmd.CombinedOutput()
 			if tc.pass && err != nil {
@@ -143,7 +143,7 @@ func TestServeUserModuleWithTinyGo(t *testing.T) {
 }
 
 // TestBuildToolchainFlag builds a guest folder of the repository (a guest
-// module under go.work, whose go line TinyGo's Go cannot read) with
+// module of its own, inside the host module's tree) with
 // --toolchain tinygo and go: each says which compiler it used and writes a
 // Wasm module; TinyGo's is the smaller. An unknown toolchain, or a tinygo
 // that is not there, is a one-line error.

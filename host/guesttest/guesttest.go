@@ -5,30 +5,50 @@ package guesttest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
-// RepoRoot returns the directory holding go.work, searching up from the
-// working directory.
+// RepoRoot returns the repository's root: the nearest directory at or
+// above the working directory whose go.mod declares the host module
+// (github.com/edgehost/edgehost). The guest modules below it (abi,
+// guestsdk, examples, testdata/guests) are modules of their own.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+		if isHostModule(filepath.Join(dir, "go.mod")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.work not found above the working directory")
+			return "", errors.New("the go.mod of module github.com/edgehost/edgehost is not found above the working directory")
 		}
 		dir = parent
 	}
+}
+
+// isHostModule reports whether the go.mod at path declares the host
+// module.
+func isHostModule(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return f[1] == "github.com/edgehost/edgehost"
+		}
+	}
+	return false
 }
 
 // Build compiles the main package at rel (relative to the repository
@@ -113,16 +133,61 @@ func TestBinary(rel, outDir string) (string, error) {
 	return out, goWasm(root, "test", "-c", "-o", out, "./"+rel)
 }
 
+// goWasm runs the go command in the repository's root dir for wasip1, in
+// a workspace of the guest modules (written by guestWorkspace), so that
+// one command builds packages of several of them with one build cache.
 func goWasm(dir string, args ...string) error {
+	work, err := guestWorkspace(dir)
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWORK="+work)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go %v: %w\n%s", args, err, buf.String())
 	}
 	return nil
+}
+
+// guestWorkspace writes a go.work that joins the guest modules of the
+// repository at root (the repository has none: see README, "TinyGo") into
+// a directory of its own under the OS temporary directory, and returns its
+// path. Concurrent callers write the same bytes; the rename is atomic.
+func guestWorkspace(root string) (string, error) {
+	var b strings.Builder
+	b.WriteString("go 1.23\n\nuse (\n")
+	for _, m := range []string{"abi", "guestsdk", "examples", "testdata/guests"} {
+		fmt.Fprintf(&b, "\t%s\n", filepath.Join(root, filepath.FromSlash(m)))
+	}
+	b.WriteString(")\n")
+	sum := sha256.Sum256([]byte(b.String()))
+	dir := filepath.Join(os.TempDir(), "edgehost-test-work-"+hex.EncodeToString(sum[:6]))
+	path := filepath.Join(dir, "go.work")
+	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, "go.work.*")
+	if err != nil {
+		return "", err
+	}
+	_, werr := tmp.WriteString(b.String())
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("guest workspace: %w", werr)
+	}
+	return path, nil
 }
 
 // Hand-made modules: each exports _start (no imports, so they need no

@@ -12,7 +12,7 @@ import (
 
 // TestTinyGoBuildsEveryGuest builds every example and every guest fixture
 // of testdata/guests with TinyGo from inside the repository (each guest
-// module on its own go.mod: go.work names a Go newer than TinyGo's).
+// module on its own go.mod, in its own folder).
 func TestTinyGoBuildsEveryGuest(t *testing.T) {
 	c := RequireTinyGo(t)
 	root, err := RepoRoot()
