@@ -274,8 +274,8 @@ func (p *parser) secretStores(t *table, dir string, out map[string]*secretstore.
 	for _, name := range outer.names() {
 		key := outer.key(name)
 		v, _ := outer.get(name)
-		if name == "" {
-			p.errorf(key, "the store name must not be empty")
+		if !secretstore.ValidName(name) {
+			p.errorf(key, "secret store name %q: want 1 to 255 of A-Z, a-z, 0-9, '_', '-', '.'", name)
 			continue
 		}
 		secrets := map[string]secretstore.Secret{}
@@ -292,8 +292,8 @@ func (p *parser) secretStores(t *table, dir string, out map[string]*secretstore.
 				}
 			}
 			k, ok := item["key"].(string)
-			if !ok || k == "" {
-				bad("needs key, a non-empty string")
+			if !ok || !secretstore.ValidName(k) {
+				bad("needs key, a secret name of 1 to 255 of A-Z, a-z, 0-9, '_', '-', '.'")
 				return
 			}
 			n := 0

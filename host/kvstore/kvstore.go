@@ -162,7 +162,8 @@ func (d *DB) Path() string { return d.db.Path() }
 
 // ValidKey checks a key against Fastly's key rules (README.md, "KV
 // stores"): 1 to 1024 bytes of valid UTF-8, no CR or LF, not "." or "..",
-// not starting with ".well-known/acme-challenge/". Errors wrap ErrBadKey
+// not starting with ".well-known/acme-challenge/", and a key of one
+// character not a control character, space, U+FFFE or U+FFFF. Errors wrap ErrBadKey
 // (or ErrTooLarge for a key over 1024 bytes).
 func ValidKey(key string) error {
 	switch {
@@ -178,6 +179,9 @@ func ValidKey(key string) error {
 		return fmt.Errorf("%w: key %q", ErrBadKey, key)
 	case strings.HasPrefix(key, ".well-known/acme-challenge/"):
 		return fmt.Errorf("%w: key starts with .well-known/acme-challenge/", ErrBadKey)
+	}
+	if r, n := utf8.DecodeRuneInString(key); n == len(key) && (r <= 0x20 || r == 0xFFFE || r == 0xFFFF) {
+		return fmt.Errorf("%w: a one-character key must not be U+%04X", ErrBadKey, r)
 	}
 	return nil
 }

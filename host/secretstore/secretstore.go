@@ -19,6 +19,22 @@ const MaxSecretLen = 64 << 10
 // Redacted is what a Secret prints as.
 const Redacted = "[redacted]"
 
+// ValidName reports whether name is a valid secret store or secret name:
+// 1 to 255 characters of ASCII letters, digits, '_', '-' and '.' (the
+// rule Fastly's local server, Viceroy, applies).
+func ValidName(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Secret is a secret value.
 type Secret struct{ b []byte }
 
