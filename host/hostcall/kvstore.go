@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 	"unicode/utf8"
 
@@ -451,4 +452,15 @@ func kvList(c *call) error {
 		}
 	}
 	return c.putU32(c.u32(3), c.s.kvh().lists.add(res))
+}
+
+// KVStoreNames returns the names of the KV stores the env's guests may
+// open, sorted.
+func (e *Env) KVStoreNames() []string {
+	names := make([]string, 0, len(e.kvNames))
+	for n := range e.kvNames {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

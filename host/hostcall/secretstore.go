@@ -1,6 +1,8 @@
 package hostcall
 
 import (
+	"sort"
+
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/secretstore"
 )
@@ -85,4 +87,22 @@ func secretStoreImpls() []impl {
 			return c.putU32(c.u32(2), c.s.sech().secrets.add(secretstore.New(b)))
 		}},
 	}
+}
+
+// SecretStoreInfo names one of a version's secret stores and counts its
+// secrets (never their values).
+type SecretStoreInfo struct {
+	Name    string   `json:"name"`
+	Secrets int      `json:"secrets"`
+	Names   []string `json:"names"`
+}
+
+// SecretStoreInfo describes the env's secret stores, by name.
+func (e *Env) SecretStoreInfo() []SecretStoreInfo {
+	out := make([]SecretStoreInfo, 0, len(e.secretStores))
+	for _, st := range e.secretStores {
+		out = append(out, SecretStoreInfo{Name: st.Name(), Secrets: st.Len(), Names: st.Names()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
