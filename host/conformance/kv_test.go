@@ -40,7 +40,7 @@ type kvHost struct {
 	hs   *httptest.Server
 }
 
-func serveKV(t *testing.T, eng engine.Engine, dir, id string) *kvHost {
+func serveKV(t testing.TB, eng engine.Engine, dir, id string) *kvHost {
 	t.Helper()
 	m, err := config.Parse("fastly.toml", []byte(kvManifest), t.TempDir())
 	if err != nil {
