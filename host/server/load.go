@@ -36,8 +36,10 @@ type Loader struct {
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
 // m that edgehost does not implement (m.Ignored) are named in one warning.
-// Errors: an invalid module (wrapping engine.ErrInvalidModule), a link
-// error naming the import, a backend that cannot be set up.
+// m's KV stores are made in l.KV (storesConfig). Errors: an invalid
+// module (wrapping engine.ErrInvalidModule), a link error naming the
+// import, a backend that cannot be set up, KV stores without l.KV or a
+// failed KV database write.
 func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
 	cfg := l.envConfig(id, m)
 	if err := l.storesConfig(m, &cfg); err != nil {
