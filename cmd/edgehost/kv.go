@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -185,4 +187,24 @@ func newKVCmd() *cobra.Command {
 
 func kvItemPath(store, key string) string {
 	return "/v1/kv/" + url.PathEscape(store) + "/keys/" + url.PathEscape(key)
+}
+
+// sweepKV removes expired KV entries every interval until ctx ends, so
+// entries nobody reads again do not stay in the file (expired ones are
+// invisible from the moment they expire either way).
+func sweepKV(ctx context.Context, db *kvstore.DB, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := db.Sweep(); err != nil {
+				log.Warn("kv: removing expired entries failed", "err", err)
+			} else if n > 0 {
+				log.Debug("kv: removed expired entries", "count", n)
+			}
+		}
+	}
 }

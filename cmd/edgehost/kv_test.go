@@ -94,6 +94,35 @@ secrets = [{ key = "api-key", env = "EDGEHOST_TEST_KV_SECRET" }]
 	if code, h, body := guestDo(t, "GET", s.url+"/kv/get?store=kvs&key=cli", ""); code != 200 || body != "put by the CLI" || h.Get("X-Metadata") != "from-cli" {
 		t.Fatalf("the guest reads the CLI's put: %d %q %q", code, body, h.Get("X-Metadata"))
 	}
+	if _, _, code = cliOut(t, "kv", "put", "--admin", s.adminURL, "--token", token, "--mode", "append", "kvs", "cli", "+more"); code != 0 {
+		t.Fatalf("kv put --mode append: exit %d", code)
+	}
+	if out, _, _ = cliOut(t, "kv", "get", "--admin", s.adminURL, "kvs", "cli"); out != "put by the CLI+more" {
+		t.Fatalf("after append: %q", out)
+	}
+	// The admin API's preconditions, as Fastly's KV API: add of an existing
+	// key and a stale If-Generation-Match are 412.
+	for _, tc := range []struct {
+		path string
+		hdr  [2]string
+	}{
+		{"/v1/kv/kvs/keys/cli?mode=add", [2]string{}},
+		{"/v1/kv/kvs/keys/cli", [2]string{"If-Generation-Match", "1"}},
+	} {
+		req, _ := http.NewRequest("PUT", s.adminURL+tc.path, strings.NewReader("x"))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if tc.hdr[0] != "" {
+			req.Header.Set(tc.hdr[0], tc.hdr[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPreconditionFailed {
+			t.Errorf("PUT %s %v: %d, want 412", tc.path, tc.hdr, resp.StatusCode)
+		}
+	}
 	if _, errLine, code = cliOut(t, "kv", "get", "--admin", s.adminURL, "kvs", "nope"); code == 0 || !strings.Contains(errLine, "HTTP 404") {
 		t.Fatalf("kv get of a missing key: exit %d, %q", code, errLine)
 	}

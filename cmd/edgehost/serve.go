@@ -182,6 +182,9 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 			return err
 		}
 		defer loader.KV.Close()
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		defer stopSweep()
+		go sweepKV(sweepCtx, loader.KV, time.Minute, log)
 	}
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
