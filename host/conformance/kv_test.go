@@ -42,6 +42,12 @@ type kvHost struct {
 
 func serveKV(t testing.TB, eng engine.Engine, dir, id string) *kvHost {
 	t.Helper()
+	return serveKVWasm(t, eng, guests["kvsecret"], dir, id)
+}
+
+// serveKVWasm is serveKV with another build of the guest.
+func serveKVWasm(t testing.TB, eng engine.Engine, wasm []byte, dir, id string) *kvHost {
+	t.Helper()
 	m, err := config.Parse("fastly.toml", []byte(kvManifest), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ func serveKV(t testing.TB, eng engine.Engine, dir, id string) *kvHost {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pools := pool.NewManager(log)
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m), KV: db}
-	v, err := loader.Load(context.Background(), id, guests["kvsecret"], m)
+	v, err := loader.Load(context.Background(), id, wasm, m)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -230,6 +236,40 @@ func TestKVSurvivesRestart(t *testing.T) {
 			if !strings.Contains(line, "-> 200 kv_error=1") || !strings.Contains(line, c.want) {
 				t.Errorf("after restart: %q, want %q", line, c.want)
 			}
+		}
+	})
+}
+
+// TestKVTinyGoGuest: the kvsecret guest built with TinyGo gives the same
+// answers as its Go build, on each engine.
+func TestKVTinyGoGuest(t *testing.T) {
+	tiny := guesttest.RequireTinyGoFixtures(t, "testdata/guests/kvsecret")["kvsecret"]
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		var reports [2]string
+		for i, wasm := range [][]byte{guests["kvsecret"], tiny} {
+			h := serveKVWasm(t, eng, wasm, t.TempDir(), "1")
+			var tr strings.Builder
+			for _, c := range []struct{ method, path, body string }{
+				{"POST", "/kv/put?store=kvs&key=a&meta=m", "one"},
+				{"POST", "/kv/put?store=kvs&key=a&mode=append", "-two"},
+				{"GET", "/kv/get?store=kvs&key=a", ""},
+				{"GET", "/kv/select?store=kvs&key=seeded", ""},
+				{"GET", "/kv/list?store=kvs&limit=1", ""},
+				{"GET", "/kv/bad", ""},
+				{"GET", "/secret?store=secrets&key=api-key", ""},
+				{"GET", "/secret/bad", ""},
+			} {
+				line, _, _ := h.call(t, c.method, c.path, c.body)
+				tr.WriteString(line + "\n")
+			}
+			h.close()
+			reports[i] = tr.String()
+		}
+		if reports[0] != reports[1] {
+			t.Errorf("Go and TinyGo builds differ:\n%s\n---\n%s", reports[0], reports[1])
+		}
+		if !strings.Contains(reports[1], "| one-two") || !strings.Contains(reports[1], "| fake-secret-value") {
+			t.Errorf("TinyGo build:\n%s", reports[1])
 		}
 	})
 }
