@@ -1014,7 +1014,7 @@ func Hostcalls() []Hostcall {
 		{Module: "fastly_kv_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Opens a KV store by name.",
 			Params: []Param{inP("name"), outHandleP("kv_store_out", HandleKVStore)}},
-		{Module: "fastly_kv_store", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
+		{Module: "fastly_kv_store", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
 			Doc: "Starts looking up a key in a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),

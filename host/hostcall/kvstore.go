@@ -177,6 +177,12 @@ func kvStoreImpls() []impl {
 				return err
 			}
 			e, err := db.Lookup(st.name, key)
+			// The value is held for the sandbox from here, so it counts
+			// against its body buffer limit, as bytes it wrote would.
+			if n := int64(len(e.Value)); c.s.bufferedLen+n > c.s.env.limits.MaxBufferedBodyBytes {
+				return statusErr(abi.LimitExceeded, "sandbox body buffers over %d bytes", c.s.env.limits.MaxBufferedBodyBytes)
+			}
+			c.s.bufferedLen += int64(len(e.Value))
 			r := &kvResult{kvErr: kvErrFor(err), entry: e}
 			return c.putU32(c.u32(5), c.s.kvh().lookups.add(r))
 		}},
@@ -278,7 +284,11 @@ func (c *call) kvLookupWait(v2 bool) error {
 	}
 	t.remove(c.u32(0))
 	v := r.entry.Value
-	bh := c.s.bodies.add(newStreamBody(c.s, io.NopCloser(bytes.NewReader(v)), int64(len(v))))
+	b := newBody(c.s) // the value's bytes are already counted (lookup)
+	if len(v) > 0 {
+		b.parts, b.knownLen = []bodyPart{{b: v}}, int64(len(v))
+	}
+	bh := c.s.bodies.add(b)
 	if err := c.putU32(c.u32(1), bh); err != nil {
 		return err
 	}

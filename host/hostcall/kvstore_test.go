@@ -434,3 +434,24 @@ func TestSecretHostcalls(t *testing.T) {
 		}
 	}
 }
+
+// TestKVLookupCountsAgainstBodyLimit: a value found is held for the
+// sandbox, so lookups cannot take it past its body buffer cap.
+func TestKVLookupCountsAgainstBodyLimit(t *testing.T) {
+	cfg := EnvConfig{Limits: Limits{MaxBufferedBodyBytes: 100}}
+	db := testKVEnv(t, &cfg)
+	db.Insert("kvs", "big", []byte(strings.Repeat("x", 60)), kvstore.InsertOptions{})
+	h := newHarness(t, harnessOpts{envCfg: cfg})
+	st := uint64(h.kvStore())
+	kp, kl := h.str("big")
+	o1, o2 := h.out(), h.out()
+	h.want(abi.OK, abi.ModuleKVStore, "lookup", st, kp, kl, 0, 0, o1)
+	if got := h.call(abi.ModuleKVStore, "lookup", st, kp, kl, 0, 0, o2); got != abi.LimitExceeded {
+		t.Fatalf("second 60-byte lookup under a 100-byte cap: %v, want limitexceeded", got)
+	}
+	if v, _, _, _ := h.kvLookupWait(h.u32(o1)); len(v) != 60 {
+		t.Fatalf("value = %d bytes", len(v))
+	}
+	// Read to its end, the first value no longer counts.
+	h.want(abi.OK, abi.ModuleKVStore, "lookup", st, kp, kl, 0, 0, o2)
+}
