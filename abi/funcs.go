@@ -169,6 +169,24 @@ func Funcs() []Func {
 		{ModuleBackend, "get_tcp_keepalive_probes", str + out},
 		{ModuleBackend, "get_tcp_keepalive_time", str + out},
 
+		// fastly_kv_store: every operation starts with one call and ends
+		// with its *_wait; the pending handles are async items.
+		{ModuleKVStore, "open", str + out},                           // name, store_out
+		{ModuleKVStore, "lookup", h + str + "i" + "i" + out},         // store, key, mask, config, handle_out
+		{ModuleKVStore, "lookup_wait", h + out + buf + out + out},    // handle, body_out, metadata buf, generation_out (u32), kv_error_out
+		{ModuleKVStore, "lookup_wait_v2", h + out + buf + out + out}, // as lookup_wait, generation_out u64
+		{ModuleKVStore, "insert", h + str + h + "i" + "i" + out},     // store, key, body, mask, config, handle_out
+		{ModuleKVStore, "insert_wait", h + out},                      // handle, kv_error_out
+		{ModuleKVStore, "delete", h + str + "i" + "i" + out},         // store, key, mask, config, handle_out
+		{ModuleKVStore, "delete_wait", h + out},                      // handle, kv_error_out
+		{ModuleKVStore, "list", h + "i" + "i" + out},                 // store, mask, config, handle_out
+		{ModuleKVStore, "list_wait", h + out + out},                  // handle, body_out, kv_error_out
+
+		{ModuleSecretStore, "open", str + out},       // name, store_out
+		{ModuleSecretStore, "get", h + str + out},    // store, name, secret_out
+		{ModuleSecretStore, "plaintext", h + buf},    // secret, buf, buf_len, nwritten_out
+		{ModuleSecretStore, "from_bytes", str + out}, // bytes, secret_out
+
 		// fastly_async_io: waiting on pending requests and bodies.
 		{ModuleAsyncIO, "select", str + "i" + out}, // handles ptr, handles len (count), timeout_ms, ready_idx_out
 		{ModuleAsyncIO, "is_ready", h + out},       // async item handle, is_ready_out

@@ -1011,10 +1011,10 @@ func Hostcalls() []Hostcall {
 			}},
 
 		// fastly_kv_store
-		{Module: "fastly_kv_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Opens a KV store by name.",
 			Params: []Param{inP("name"), outHandleP("kv_store_out", HandleKVStore)}},
-		{Module: "fastly_kv_store", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
 			Doc: "Starts looking up a key in a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1023,7 +1023,7 @@ func Hostcalls() []Hostcall {
 				inStructP("lookup_configuration", "kv_lookup_config", 4, 4),
 				outHandleP("handle_out", HandleKVLookup),
 			}},
-		{Module: "fastly_kv_store", Name: "lookup_wait", SDKs: JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "lookup_wait", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc: "Waits for a KV lookup: the value as a body, its metadata and a 32-bit generation.",
 			Params: []Param{
 				handleP("handle", HandleKVLookup),
@@ -1032,7 +1032,7 @@ func Hostcalls() []Hostcall {
 				outP("generation_out", "u32", UnitNumber, 4),
 				outP("kv_error_out", "kv_error", UnitEnum, 4),
 			}},
-		{Module: "fastly_kv_store", Name: "lookup_wait_v2", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "lookup_wait_v2", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc: "Waits for a KV lookup: the value as a body, its metadata and a 64-bit generation.",
 			Params: []Param{
 				handleP("handle", HandleKVLookup),
@@ -1041,7 +1041,7 @@ func Hostcalls() []Hostcall {
 				outP("generation_out", "u64", UnitNumber, 8),
 				outP("kv_error_out", "kv_error", UnitEnum, 4),
 			}},
-		{Module: "fastly_kv_store", Name: "insert", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
 			Doc: "Starts storing a body under a key in a KV store, with a mode and options.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1051,10 +1051,10 @@ func Hostcalls() []Hostcall {
 				inStructP("insert_configuration", "kv_insert_config", 32, 8),
 				outHandleP("handle_out", HandleKVInsert),
 			}},
-		{Module: "fastly_kv_store", Name: "insert_wait", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "insert_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Waits for a KV insert.",
 			Params: []Param{handleP("handle", HandleKVInsert), outP("kv_error_out", "kv_error", UnitEnum, 4)}},
-		{Module: "fastly_kv_store", Name: "delete", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "delete", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
 			Doc: "Starts deleting a key from a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1063,10 +1063,10 @@ func Hostcalls() []Hostcall {
 				inStructP("delete_configuration", "kv_delete_config", 4, 4),
 				outHandleP("handle_out", HandleKVDelete),
 			}},
-		{Module: "fastly_kv_store", Name: "delete_wait", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "delete_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Waits for a KV delete.",
 			Params: []Param{handleP("handle", HandleKVDelete), outP("kv_error_out", "kv_error", UnitEnum, 4)}},
-		{Module: "fastly_kv_store", Name: "list", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "list", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
 			Doc: "Starts listing the keys of a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1074,7 +1074,7 @@ func Hostcalls() []Hostcall {
 				inStructP("list_configuration", "kv_list_config", 24, 4),
 				outHandleP("handle_out", HandleKVList),
 			}},
-		{Module: "fastly_kv_store", Name: "list_wait", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_kv_store", Name: "list_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc: "Waits for a KV listing; the page comes as a JSON body.",
 			Params: []Param{
 				handleP("handle", HandleKVList),
@@ -1126,16 +1126,16 @@ func Hostcalls() []Hostcall {
 			}},
 
 		// fastly_secret_store
-		{Module: "fastly_secret_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_secret_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None),
 			Doc:    "Opens a secret store by name.",
 			Params: []Param{inP("name"), outHandleP("secret_store_out", HandleSecretStore)}},
-		{Module: "fastly_secret_store", Name: "get", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_secret_store", Name: "get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),
 			Doc:    "Gets a secret from a secret store by name.",
 			Params: []Param{handleP("store", HandleSecretStore), inP("key"), outHandleP("secret_out", HandleSecret)}},
-		{Module: "fastly_secret_store", Name: "plaintext", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_secret_store", Name: "plaintext", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc:    "Copies a secret's plaintext into the guest.",
 			Params: []Param{handleP("secret", HandleSecret), outBufP("buf")}},
-		{Module: "fastly_secret_store", Name: "from_bytes", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_secret_store", Name: "from_bytes", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Makes a secret handle from bytes the guest holds.",
 			Params: []Param{inP("buf"), outHandleP("secret_out", HandleSecret)}},
 

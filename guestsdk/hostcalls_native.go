@@ -132,6 +132,7 @@ type fakeHost struct {
 	queued   []fakeDown
 	promises map[uint32]bool
 	nextOpts []uint64 // next_request timeout_ms seen (0: none given)
+	kv       *fakeKV  // KV and secret stores (kvstore_native.go), made on first use
 }
 
 // fakeDown is a queued downstream request.

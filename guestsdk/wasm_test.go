@@ -94,21 +94,24 @@ func TestWasmBuilds(t *testing.T) {
 	}
 }
 
-// declaredImports lists the //go:wasmimport lines of hostcalls_wasip1.go.
+// declaredImports lists the //go:wasmimport lines of hostcalls_wasip1.go
+// and kvstore_wasip1.go.
 func declaredImports(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := os.Open("hostcalls_wasip1.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	re := regexp.MustCompile(`^//go:wasmimport (\S+) (\S+)$`)
 	out := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			out[m[1]+"."+m[2]] = true
+	for _, name := range []string{"hostcalls_wasip1.go", "kvstore_wasip1.go"} {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				out[m[1]+"."+m[2]] = true
+			}
+		}
+		f.Close()
 	}
 	if len(out) < 40 {
 		t.Fatalf("found only %d //go:wasmimport lines", len(out))

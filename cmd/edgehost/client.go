@@ -26,15 +26,16 @@ import (
 )
 
 // clientCommands returns the commands that talk to a running host's admin
-// API: deploy, versions, activate, pools.
+// API: deploy, versions, activate, pools, kv.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd()}
+	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd(), newKVCmd()}
 }
 
 // adminClient is the shared --admin and --token flags and the HTTP calls.
 type adminClient struct {
 	url, token string
 	http       *http.Client
+	headers    map[string]string // extra request headers
 }
 
 func (a *adminClient) register(cmd *cobra.Command) {
@@ -67,6 +68,9 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range a.headers {
+		req.Header.Set(k, v)
 	}
 	tok := a.token
 	if tok == "" {
@@ -105,6 +109,10 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 		return &apiError{status: resp.StatusCode, msg: e.Error}
 	}
 	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok { // the answer as it came (kv get)
+		*raw = data
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {

@@ -43,6 +43,12 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			defer loader.Pools.Close()
+			if needsKV(m) {
+				if loader.KV, err = openKV(m.Host.DataDir); err != nil {
+					return err
+				}
+				defer loader.KV.Close()
+			}
 			v, err := loader.Load(ctx, "run", wasm, m)
 			if err != nil {
 				return fmt.Errorf("load %s: %w", args[0], err)

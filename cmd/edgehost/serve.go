@@ -171,6 +171,21 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		return err
 	}
 	defer loader.Pools.Close()
+	// The KV database lives in the data dir: opened whenever there is one
+	// (a deploy may bring KV stores), or when the manifest declares stores.
+	if st != nil || needsKV(m) {
+		kvDir := f.dataDir
+		if st != nil {
+			kvDir = st.Dir()
+		}
+		if loader.KV, err = openKV(kvDir); err != nil {
+			return err
+		}
+		defer loader.KV.Close()
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		defer stopSweep()
+		go sweepKV(sweepCtx, loader.KV, time.Minute, log)
+	}
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
 	srv := server.New(server.Config{
@@ -182,7 +197,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV})
 		if err != nil {
 			return err
 		}
@@ -240,8 +255,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		as = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- as.Serve(adminLn) }()
 	}
-	log.Info("serving", "addr", "http://"+ln.Addr().String(), "module", serving, "engine", eng.Name(),
-		"admin", adminURL, "data_dir", dataDirOf(st))
+	log.Info("serving", append([]any{"addr", "http://" + ln.Addr().String(), "module", serving, "engine", eng.Name(),
+		"admin", adminURL, "data_dir", dataDirOf(st)}, server.StoresLogAttrs(srv.Active(), loader.KV)...)...)
 	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on http://%s (Ctrl-C to stop)\n", serving, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())

@@ -33,6 +33,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
@@ -69,6 +70,9 @@ type Config struct {
 	MaxUploadBytes int64
 	// Logger receives deploy and activation lines; nil means slog.Default().
 	Logger *slog.Logger
+	// KV is the host's KV database, read and written by /v1/kv (kv.go);
+	// nil answers those calls with 503.
+	KV *kvstore.DB
 }
 
 // Admin is the admin API. Its handler is safe for concurrent use.
@@ -121,6 +125,7 @@ func New(cfg Config) (*Admin, error) {
 	e.POST("/v1/modules/:version/activate", a.activateHandler, a.auth)
 	e.GET("/v1/pools", a.pools)
 	e.GET("/healthz", a.health)
+	a.routeKV(e)
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
 	}

@@ -16,10 +16,12 @@
 //   - [local_server.log_endpoints]: known log endpoint names.
 //   - [local_server] fake_valid_fastly_keys: Fastly-Key values for which
 //     fastly_key_is_valid answers 1; viceroy_version is accepted.
+//   - [local_server.kv_stores] and [local_server.secret_stores]: KV and
+//     secret stores, inline or from a JSON file (see [KVStore]).
 //   - [edgehost]: host settings (see [Host]).
 //
 // Parts of Fastly's format that edgehost does not implement yet
-// ([local_server] sections kv_stores, object_stores, secret_stores, acls,
+// ([local_server] sections object_stores, acls,
 // geolocation, device_detection, shielding_sites; a backend's
 // client_certificate, or grpc = true) are accepted and listed in
 // [Manifest.Ignored]. Any other key is an error naming the key and its
@@ -37,6 +39,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/edgehost/edgehost/host/pool"
+	"github.com/edgehost/edgehost/host/secretstore"
 )
 
 // Manifest is a parsed fastly.toml. Maps are never nil.
@@ -57,6 +60,10 @@ type Manifest struct {
 	ConfigStores map[string]map[string]string
 	// Dictionaries are [local_server.dictionaries], shaped as ConfigStores.
 	Dictionaries map[string]map[string]string
+	// KVStores are [local_server.kv_stores], by name (see KVStore).
+	KVStores map[string]KVStore
+	// SecretStores are [local_server.secret_stores], by name.
+	SecretStores map[string]*secretstore.Store
 	// LogEndpoints are the names in [local_server.log_endpoints], sorted.
 	// A guest may open other names too; these are the ones the operator
 	// declared.
@@ -150,6 +157,8 @@ func Default() *Manifest {
 		Backends:     map[string]Backend{},
 		ConfigStores: map[string]map[string]string{},
 		Dictionaries: map[string]map[string]string{},
+		KVStores:     map[string]KVStore{},
+		SecretStores: map[string]*secretstore.Store{},
 		Host:         DefaultHost(),
 	}
 }
@@ -244,13 +253,15 @@ func (p *parser) localServer(t *table, m *Manifest) {
 			}
 		}
 	}
+	p.kvStores(t, m.Dir, m.KVStores)
+	p.secretStores(t, m.Dir, m.SecretStores)
 	m.LogEndpoints = p.logEndpoints(t)
 	if keys, ok := t.strs("fake_valid_fastly_keys"); ok {
 		m.FastlyKeys = keys
 	}
 	t.str("viceroy_version") // which Viceroy the Fastly CLI runs: not used
 	// Sections of Fastly's format that edgehost does not implement.
-	for _, k := range []string{"acls", "device_detection", "geolocation", "kv_stores", "object_store", "object_stores", "secret_stores", "shielding_sites"} {
+	for _, k := range []string{"acls", "device_detection", "geolocation", "object_store", "object_stores", "shielding_sites"} {
 		if t.has(k) {
 			t.ignore(k)
 			m.Ignored = append(m.Ignored, t.key(k).String())

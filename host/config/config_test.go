@@ -697,9 +697,9 @@ value = "v"
 
 [local_server.kv_stores]
 store = [{ key = "k", data = "v" }]
-[local_server.secret_stores.s]
-file = "x.json"
-format = "json"
+[[local_server.secret_stores.s]]
+key = "k"
+env = "PATH"
 [local_server.geolocation]
 format = "inline-toml"
 
@@ -728,8 +728,7 @@ client_certificate = { certificate = "PEM", key = "PEM" }
 		t.Errorf("Name, ServiceID = %q, %q, want svc, SU1Z0isxPaozGVKXdv0eY", m.Name, m.ServiceID)
 	}
 	want := []string{"local_server.backends.grpc.grpc", "local_server.backends.mtls.client_certificate",
-		"local_server.geolocation", "local_server.kv_stores", "local_server.object_stores",
-		"local_server.secret_stores", "local_server.shielding_sites"}
+		"local_server.geolocation", "local_server.object_stores", "local_server.shielding_sites"}
 	if !reflect.DeepEqual(m.Ignored, want) {
 		t.Errorf("Ignored = %q, want %q", m.Ignored, want)
 	}
@@ -838,6 +837,9 @@ func TestExample(t *testing.T) {
 	if len(m.Backends) != 2 || len(m.ConfigStores) != 2 || len(m.Dictionaries) != 1 || len(m.LogEndpoints) != 2 {
 		t.Errorf("example: %d backends, %d config stores, %d dictionaries, %d log endpoints; want 2, 2, 1, 2",
 			len(m.Backends), len(m.ConfigStores), len(m.Dictionaries), len(m.LogEndpoints))
+	}
+	if len(m.KVStores) != 2 || len(m.KVStores["sessions"].Entries) != 1 || len(m.SecretStores) != 1 || m.SecretStores["credentials"].Len() != 1 {
+		t.Errorf("example: KV stores %v, secret stores %v; want sessions (1 entry) and counters, credentials (1 secret)", m.KVStores, m.SecretStores)
 	}
 	if m.ConfigStores["from_file"]["from"] != "json" {
 		t.Errorf("json store = %v", m.ConfigStores["from_file"])

@@ -144,6 +144,9 @@ func (s *Session) isAsyncItem(h uint32) error {
 	if _, ok := s.bodies.m[h]; ok {
 		return nil
 	}
+	if s.isKVPending(h) {
+		return nil
+	}
 	return statusErr(abi.Badf, "handle %d is not an async item (a pending request or a body)", h)
 }
 
@@ -164,6 +167,9 @@ func (s *Session) readiness(h uint32) (ready bool, wait <-chan struct{}, err err
 			ready, wait = b.readReady()
 		}
 		return ready, wait, nil
+	}
+	if s.isKVPending(h) {
+		return true, nil, nil // done when started (kvstore.go)
 	}
 	return false, nil, s.isAsyncItem(h)
 }

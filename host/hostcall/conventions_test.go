@@ -309,6 +309,7 @@ func conventionSpecs() []spec {
 	as := abi.ModuleAsyncIO
 	add(as, "select", ok, func(h *harness) []arg { return flat(h.aHandleList(h.newHandle(kindBody)), val(0), h.u32o()) })
 	add(as, "is_ready", ok, func(h *harness) []arg { return flat(h.aH(kindBody), h.u32o()) })
+	kvConventionSpecs(add)
 	return specs
 }
 
@@ -332,7 +333,7 @@ func conventionEnv(t *testing.T) *Env {
 		w.Write([]byte("from origin"))
 	}))
 	t.Cleanup(origin.Close)
-	env, _ := newTestEnv(t, EnvConfig{
+	cfg := EnvConfig{
 		Backends: []StaticBackend{
 			{Name: "origin", Settings: pool.Settings{Scheme: "http", Addr: origin.Listener.Addr().String()}},
 			{Name: "tls-origin", Settings: pool.Settings{Scheme: "https", Addr: "127.0.0.1:1", HostOverride: "override.test",
@@ -340,7 +341,9 @@ func conventionEnv(t *testing.T) *Env {
 		},
 		ConfigStores: map[string]map[string]string{"settings": {"greeting": "hello"}},
 		Dictionaries: map[string]map[string]string{"settings": {"greeting": "hello"}},
-	})
+	}
+	testKVEnv(t, &cfg)
+	env, _ := newTestEnv(t, cfg)
 	return env
 }
 

@@ -7,7 +7,9 @@ import (
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/pool"
+	"github.com/edgehost/edgehost/host/secretstore"
 )
 
 // Env is the host-wide state shared by every session of one module
@@ -25,6 +27,9 @@ type Env struct {
 	dictionaries map[string]map[string]string
 	envVars      [][2]string
 	fastlyKeys   []string
+	kv           *kvstore.DB
+	kvNames      map[string]bool
+	secretStores map[string]*secretstore.Store
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -86,6 +91,13 @@ type EnvConfig struct {
 	// which fastly_key_is_valid answers 1 (fake_valid_fastly_keys in
 	// fastly.toml); none by default.
 	FastlyKeys []string
+	// KV is the host's KV database and KVStores the names of the stores
+	// the version may open (declared in its manifest, and made in KV by
+	// the caller); KV may be nil when KVStores is empty.
+	KV       *kvstore.DB
+	KVStores []string
+	// SecretStores are the version's secret stores, by name.
+	SecretStores map[string]*secretstore.Store
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -101,6 +113,15 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		dictionaries: cfg.Dictionaries,
 		envVars:      cfg.Env,
 		fastlyKeys:   cfg.FastlyKeys,
+		kv:           cfg.KV,
+		kvNames:      map[string]bool{},
+		secretStores: cfg.SecretStores,
+	}
+	for _, n := range cfg.KVStores {
+		if e.kv == nil {
+			return nil, fmt.Errorf("KV store %q: the host has no KV database", n)
+		}
+		e.kvNames[n] = true
 	}
 	if e.Logger == nil {
 		e.Logger = slog.Default()

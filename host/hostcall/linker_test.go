@@ -111,8 +111,8 @@ func TestLinkerErrors(t *testing.T) {
 		{"i64-for-i32", engine.Import{Module: abi.ModuleHTTPResp, Name: "status_set", Signature: engine.Signature{Params: "iI", Results: "i"}},
 			[]string{"fastly_http_resp.status_set"}},
 		// Functions edgehost stubs are checked against abi.Hostcalls too.
-		{"stub-wrong-params", engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "ii", Results: "i"}},
-			[]string{"fastly_kv_store.open", "(ii)->(i)", "(iii)->(i)"}},
+		{"stub-wrong-params", engine.Import{Module: "fastly_object_store", Name: "open", Signature: engine.Signature{Params: "ii", Results: "i"}},
+			[]string{"fastly_object_store.open", "(ii)->(i)", "(iii)->(i)"}},
 		{"stub-wrong-results", engine.Import{Module: "fastly_compute_runtime", Name: "get_vcpu_ms", Signature: engine.Signature{Params: "i", Results: ""}},
 			[]string{"fastly_compute_runtime.get_vcpu_ms", "(i)->()", "(i)->(i)"}},
 		{"stub-i32-for-i64", engine.Import{Module: "fastly_cache", Name: "get_body", Signature: engine.Signature{Params: "iiI", Results: "i"}},
@@ -151,7 +151,7 @@ func TestLinkerStub(t *testing.T) {
 		wantStatus bool
 	}{
 		{engine.Import{Module: "fastly_http_cache", Name: "lookup", Signature: engine.Signature{Params: "iiii", Results: "i"}}, 4, true},
-		{engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "iii", Results: "i"}}, 3, true},
+		{engine.Import{Module: "fastly_object_store", Name: "open", Signature: engine.Signature{Params: "iii", Results: "i"}}, 3, true},
 		{engine.Import{Module: "fastly_kv_store", Name: "not_described", Signature: engine.Signature{Params: "ii", Results: "iI"}}, 2, true},
 		{engine.Import{Module: "fastly_http_req", Name: "not_a_real_call", Signature: engine.Signature{Params: "", Results: "iii"}}, 3, true},
 		{engine.Import{Module: "fastly_compute_runtime", Name: "not_described", Signature: engine.Signature{Params: "i", Results: ""}}, 1, false},
@@ -206,8 +206,8 @@ func TestLinkerStub(t *testing.T) {
 			t.Errorf("stub log for %s has doc %q, want %q", name, got, docs[name])
 		}
 	}
-	if count("fastly_kv_store.open") != 1 || docs["fastly_kv_store.open"] == "" {
-		t.Errorf("no stub log line for the described fastly_kv_store.open")
+	if count("fastly_object_store.open") != 1 || docs["fastly_object_store.open"] == "" {
+		t.Errorf("no stub log line for the described fastly_object_store.open")
 	}
 	// A new module (a new Link) logs again.
 	fn, _ := l.Link()(engine.Import{Module: "fastly_http_cache", Name: "lookup", Signature: engine.Signature{Params: "iiii", Results: "i"}})

@@ -81,6 +81,8 @@ type Session struct {
 	logs     handles[*logEndpoint]
 	stores   handles[map[string]string]
 	promises handles[time.Duration] // next_request promises: their wait timeout
+	kv       *kvHandles             // KV stores and pending operations (kvstore.go), made on first use
+	secrets  *secretHandles         // secret stores and secrets (secretstore.go), made on first use
 
 	down        *downstream
 	reuse       Reuse

@@ -11,6 +11,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/hostcall"
+	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/pool"
 )
 
@@ -27,14 +28,24 @@ type Loader struct {
 	// Env is the base guest environment (FASTLY_* variables, from
 	// GuestEnvFor or GuestEnv); Load adds FASTLY_SERVICE_VERSION.
 	Env [][2]string
+	// KV is the host's KV database (under the data dir), shared by every
+	// version; nil when the host keeps none (then a manifest declaring KV
+	// stores does not load).
+	KV *kvstore.DB
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
 // m that edgehost does not implement (m.Ignored) are named in one warning.
-// Errors: an invalid module (wrapping engine.ErrInvalidModule), a link
-// error naming the import, a backend that cannot be set up.
+// m's KV stores are made in l.KV (storesConfig). Errors: an invalid
+// module (wrapping engine.ErrInvalidModule), a link error naming the
+// import, a backend that cannot be set up, KV stores without l.KV or a
+// failed KV database write.
 func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
-	env, err := hostcall.NewEnv(l.envConfig(id, m))
+	cfg := l.envConfig(id, m)
+	if err := l.storesConfig(m, &cfg); err != nil {
+		return nil, err
+	}
+	env, err := hostcall.NewEnv(cfg)
 	if err != nil {
 		return nil, err
 	}

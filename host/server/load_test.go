@@ -20,7 +20,7 @@ viceroy_version = "0.12.0"
 [local_server.backends.api]
 url = "http://127.0.0.1:9/api"
 client_certificate = { certificate = "PEM", key = "PEM" }
-[local_server.kv_stores]
+[local_server.object_stores]
 store = [{ key = "k", data = "v" }]
 [local_server.shielding_sites]
 "pdx-or-us" = "Local"
@@ -34,7 +34,7 @@ store = [{ key = "k", data = "v" }]
 	if len(warnings) != 1 {
 		t.Fatalf("%d warnings, want 1:\n%s", len(warnings), h.logs)
 	}
-	for _, name := range []string{"local_server.backends.api.client_certificate", "local_server.kv_stores", "local_server.shielding_sites"} {
+	for _, name := range []string{"local_server.backends.api.client_certificate", "local_server.object_stores", "local_server.shielding_sites"} {
 		if !strings.Contains(warnings[0], name) {
 			t.Errorf("the warning does not name %s: %s", name, warnings[0])
 		}

@@ -236,8 +236,8 @@ func asyncIsReady(h, ready uint32) uint32
 //go:wasmimport fastly_geo lookup
 func geoLookup(addr, alen, buf, n, nw uint32) uint32
 
-//go:wasmimport fastly_kv_store open
-func kvStoreOpen(name, nlen, out uint32) uint32
+//go:wasmimport fastly_object_store open
+func objectStoreOpen(name, nlen, out uint32) uint32
 
 //go:wasmimport fastly_erl check_rate
 func erlCheckRate(rc, rcLen, entry, entryLen, delta, window, limit, pb, pbLen, ttl, blockedOut uint32) uint32
@@ -692,7 +692,7 @@ func stubs() {
 	var nw, h uint32
 	line("fastly_geo.lookup", geoLookup(0, 0, 0, 0, p(&nw)))
 	np, nl := sp("kv")
-	line("fastly_kv_store.open", kvStoreOpen(np, nl, p(&h)))
+	line("fastly_object_store.open", objectStoreOpen(np, nl, p(&h)))
 	rc, rcl := sp("rc")
 	pb, pbl := sp("pb")
 	line("fastly_erl.check_rate", erlCheckRate(rc, rcl, np, nl, 1, 10, 100, pb, pbl, 60, p(&h)))

@@ -1,11 +1,11 @@
 //go:build wasip1
 
-// Command badstubsig imports fastly_kv_store.open, which edgehost does not
+// Command badstubsig imports fastly_object_store.open, which edgehost does not
 // implement, with the wrong signature; loading it must fail with a message
 // naming the import and its described signature, as for an implemented one.
 package main
 
-//go:wasmimport fastly_kv_store open
-func kvStoreOpen(name, nameLen uint32) uint32
+//go:wasmimport fastly_object_store open
+func objectStoreOpen(name, nameLen uint32) uint32
 
-func main() { kvStoreOpen(1, 2) }
+func main() { objectStoreOpen(1, 2) }

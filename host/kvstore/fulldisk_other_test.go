@@ -1,0 +1,7 @@
+//go:build !unix
+
+package kvstore
+
+const fullDiskSupported = false
+
+func fullDiskChild() {}
