@@ -464,7 +464,7 @@ func (c *Cache) respond(req *http.Request, obj *object, body io.ReadCloser, leng
 		body = http.NoBody
 	}
 	return &http.Response{
-		Status:     fmt.Sprintf("%d %s", obj.status, http.StatusText(obj.status)),
+		Status:     strconv.Itoa(obj.status) + " " + http.StatusText(obj.status),
 		StatusCode: obj.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: body, ContentLength: length, Request: req,
 	}
@@ -588,7 +588,11 @@ var errNoReader = errors.New("cache: no reader left")
 // is complete and fits.
 func (c *Cache) copyBody(resp *http.Response, st *stream, obj *object, pk string, vary []string, gen, epoch uint64, f *fill, registered bool) {
 	defer resp.Body.Close()
-	buf := make([]byte, 32<<10)
+	size := int64(32 << 10)
+	if resp.ContentLength >= 0 && resp.ContentLength < size {
+		size = resp.ContentLength + 1 // room to see EOF, or a longer body, in one read
+	}
+	buf := make([]byte, size)
 	var n int64
 	var ferr error
 	for {
