@@ -26,9 +26,9 @@ import (
 )
 
 // clientCommands returns the commands that talk to a running host's admin
-// API: deploy, versions, activate, pools.
+// API: deploy, versions, activate, pools, purge.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd()}
+	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd(), newPurgeCmd()}
 }
 
 // adminClient is the shared --admin and --token flags and the HTTP calls.
