@@ -62,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -200,8 +201,11 @@ type Cache struct {
 	// before one does not store its object.
 	purges atomic.Uint64
 
+	// gens maps services to their generations; copied on write (under
+	// mu), read without locking.
+	gens atomic.Pointer[map[string]uint64]
+
 	mu    sync.Mutex
-	gens  map[string]uint64
 	fills map[string]*fill                // by primary key
 	tags  map[string]map[*object]struct{} // surrogate key to the objects carrying it
 }
@@ -215,7 +219,8 @@ func New(cfg Config) *Cache {
 		cfg.MaxObjectBytes = cfg.MaxBytes / 8
 	}
 	cfg.MaxObjectBytes = min(cfg.MaxObjectBytes, cfg.MaxBytes, 1<<31)
-	c := &Cache{cfg: cfg, now: cfg.Now, gens: map[string]uint64{}, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{}}
+	c := &Cache{cfg: cfg, now: cfg.Now, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{}}
+	c.gens.Store(&map[string]uint64{})
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -341,9 +346,7 @@ func (c *Cache) Do(ctx context.Context, req *http.Request, key Key, ov Override,
 	}
 	for attempt := 0; ; attempt++ {
 		now := c.now()
-		c.mu.Lock()
-		gen := c.gens[key.Service]
-		c.mu.Unlock()
+		gen := c.gen(key.Service)
 		pk := primaryKey(key, gen)
 		var vary []string
 		if p, ok := c.store.GetIfPresent("V" + pk); ok {
@@ -540,7 +543,7 @@ func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string,
 	}
 	if !p.store {
 		c.mu.Lock()
-		if c.gens[key.Service] == gen {
+		if c.gen(key.Service) == gen {
 			c.store.Set("V"+pk, &object{service: key.Service, key: "V" + pk, hfpUntil: now.Add(p.hfp)})
 		}
 		done()
@@ -640,7 +643,7 @@ func (c *Cache) copyBody(resp *http.Response, st *stream, obj *object, pk string
 // insertLocked stores obj (and its key's Vary names) unless the service's
 // generation changed or a purge ran since the fill started; c.mu held.
 func (c *Cache) insertLocked(pk string, obj *object, vary []string, gen, epoch uint64) {
-	if c.gens[obj.service] != gen || c.purges.Load() != epoch {
+	if c.gen(obj.service) != gen || c.purges.Load() != epoch {
 		return
 	}
 	if len(vary) > 0 {
@@ -736,12 +739,16 @@ func (c *Cache) PurgeAll(service string) int {
 // generation do not store theirs. It returns the number of objects removed.
 func (c *Cache) SetGeneration(service string, gen uint64) int {
 	c.mu.Lock()
-	old, had := c.gens[service]
-	if had && old == gen || !had && gen == 0 {
+	if c.gen(service) == gen {
 		c.mu.Unlock()
 		return 0
 	}
-	c.gens[service] = gen
+	gens := maps.Clone(*c.gens.Load())
+	gens[service] = gen
+	c.gens.Store(&gens)
 	c.mu.Unlock()
 	return c.PurgeAll(service)
 }
+
+// gen returns service's generation.
+func (c *Cache) gen(service string) uint64 { return (*c.gens.Load())[service] }

@@ -736,3 +736,42 @@ func TestGeneration(t *testing.T) {
 		t.Errorf("s1 under its new generation: %s", r.header.Get("X-Cache"))
 	}
 }
+
+// TestVaryWhileFilling: a request for another variant arriving during a
+// fill does not get that fill's body.
+func TestVaryWhileFilling(t *testing.T) {
+	c := New(Config{})
+	release := make(chan struct{})
+	o := newOrigin(t, nil, func(n int64, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		w.(http.Flusher).Flush()
+		if r.Header.Get("Accept-Language") == "en" {
+			<-release
+		}
+		io.WriteString(w, "lang="+r.Header.Get("Accept-Language"))
+	})
+	req, _ := http.NewRequest(http.MethodGet, o.URL+"/v", nil)
+	req.Header.Set("Accept-Language", "en")
+	key := Key{Service: "s", Backend: "origin", URL: req.URL.String()}
+	en, err := c.Do(context.Background(), req, key, Override{}, o.fetch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := get(t, c, o, "s", "/v", Override{}, "Accept-Language", "fr")
+	close(release)
+	b, err := io.ReadAll(en.Body)
+	en.Body.Close()
+	if err != nil || string(b) != "lang=en" || fr.body != "lang=fr" {
+		t.Errorf("en %q %v, fr %q", b, err, fr.body)
+	}
+	waitFor(t, "both variants", func() bool { return c.Stats().Stored == 2 })
+	for _, lang := range []string{"en", "fr"} {
+		if r := get(t, c, o, "s", "/v", Override{}, "Accept-Language", lang); r.body != "lang="+lang || r.header.Get("X-Cache") != "HIT" {
+			t.Errorf("%s: %q %s", lang, r.body, r.header.Get("X-Cache"))
+		}
+	}
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin requests %d, want 2", n)
+	}
+}
