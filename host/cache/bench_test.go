@@ -116,3 +116,31 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("edgehost_cache_bytes = %v", got["edgehost_cache_bytes"])
 	}
 }
+
+// BenchmarkOrigin compares a miss (a new URL each time: fill, stream,
+// store) with a pass, both through a loopback origin answering 1 KiB.
+func BenchmarkOrigin(b *testing.B) {
+	for _, mode := range []string{"pass", "miss"} {
+		b.Run(mode, func(b *testing.B) {
+			c := New(Config{MaxBytes: 1 << 30})
+			o := newOrigin(b, nil, func(n int64, w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=3600")
+				io.WriteString(w, strings.Repeat("x", 1024))
+			})
+			fetch := o.fetch()
+			ov := Override{Pass: mode == "pass"}
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/%d", o.URL, n), nil)
+				n++
+				resp, err := c.Do(context.Background(), req, Key{Backend: "origin", URL: req.URL.String()}, ov, fetch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}

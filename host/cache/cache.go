@@ -150,9 +150,11 @@ func OverrideFromABI(tag, ttl, swr uint32, sk string) Override {
 }
 
 // FetchFunc sends req to the backend and returns its response, as the send
-// path does without a cache. The cache calls it with a context detached
-// from the caller's cancellation (other requests may be waiting on the
-// answer; the backend's timeouts bound it) and closes the body it returns.
+// path does without a cache. For a pass, Do calls it with the caller's
+// context and returns its response as it is (X-Cache headers added). For a
+// fill it calls it with a context detached from the caller's cancellation
+// (other requests may be waiting on the answer; the backend's timeouts
+// bound it) and closes the body it returns once read.
 type FetchFunc func(ctx context.Context, req *http.Request) (*http.Response, error)
 
 // Stats are the cache's counters since New, and its current size.
