@@ -26,9 +26,9 @@ import (
 )
 
 // clientCommands returns the commands that talk to a running host's admin
-// API: deploy, versions, activate, pools, kv.
+// API: deploy, versions, activate, pools, kv, purge.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd(), newKVCmd()}
+	return []*cobra.Command{newDeployCmd(), newVersionsCmd(), newActivateCmd(), newPoolsCmd(), newKVCmd(), newPurgeCmd()}
 }
 
 // adminClient is the shared --admin and --token flags and the HTTP calls.

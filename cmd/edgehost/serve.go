@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgehost/edgehost/host/admin"
+	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
@@ -188,6 +189,9 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
+	// The readthrough cache, host wide (it outlives deploys, as pools do).
+	readCache := cache.New(cache.Config{MaxBytes: int64(m.Host.CacheMemoryMiB) << 20})
+	metrics.RegisterCache(readCache)
 	srv := server.New(server.Config{
 		Logger:                 log,
 		MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
@@ -197,7 +201,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: readCache, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV})
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
 //	GET  /healthz                         {status: "ok", active}
 //	GET  /metrics                         Prometheus text format (see Metrics)
+//	POST /v1/purge/{surrogate_key}, POST /v1/purge, GET /v1/cache   the readthrough cache (see cache.go)
 //
 // Errors are JSON, {"error": "message"}, with 400 for a module that does
 // not compile or link or an upload that is not a module or package, 401
@@ -34,6 +35,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgehost/edgehost/host/kvstore"
+	"github.com/edgehost/edgehost/host/cache"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
@@ -56,6 +58,9 @@ type Config struct {
 	// Loader compiles uploads; its Pools (one pool.Manager for the whole
 	// host) are kept across versions and reported by GET /v1/pools.
 	Loader *server.Loader
+	// Cache, when set, is the host's readthrough cache, purged and reported
+	// by the cache calls.
+	Cache *cache.Cache
 	// Metrics, when set, is served on GET /metrics and counts deploys.
 	Metrics *Metrics
 	// Token, when not empty, is required as "Authorization: Bearer TOKEN"
@@ -126,6 +131,7 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/v1/pools", a.pools)
 	e.GET("/healthz", a.health)
 	a.routeKV(e)
+	a.routeCache(e)
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
 	}

@@ -38,6 +38,9 @@ const (
 	// DefaultMaxBodyBytes caps a body the host has to hold in memory, in
 	// bytes (max_body_bytes): 32 MiB. Streamed bodies are not capped.
 	DefaultMaxBodyBytes = 32 << 20
+	// DefaultCacheMemoryMiB bounds the readthrough cache's objects, in MiB
+	// (cache_memory_mib); host/cache.DefaultMemoryMiB is the same.
+	DefaultCacheMemoryMiB = 256
 	// DefaultPOP is the guest's FASTLY_POP (pop).
 	DefaultPOP = "EDGEHOST"
 	// DefaultRegion is the guest's FASTLY_REGION (region).
@@ -99,6 +102,9 @@ type Host struct {
 	// MaxBodyBytes caps a body held in memory, in bytes (max_body_bytes,
 	// >= 1).
 	MaxBodyBytes int64
+	// CacheMemoryMiB bounds the memory of the readthrough cache's objects,
+	// in MiB (cache_memory_mib, 1 to 1048576).
+	CacheMemoryMiB int
 
 	// The guest environment (README.md, "WASI"): what every sandbox sees
 	// in its FASTLY_* variables.
@@ -136,6 +142,7 @@ func DefaultHost() Host {
 		MaxPendingRequests:     DefaultMaxPendingRequests,
 		MaxHeaderBytes:         DefaultMaxHeaderBytes,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
+		CacheMemoryMiB:         DefaultCacheMemoryMiB,
 		POP:                    DefaultPOP,
 		Region:                 DefaultRegion,
 		CustomerID:             DefaultCustomerID,
@@ -205,6 +212,9 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("max_body_bytes", 1, math.MaxInt64); ok {
 		h.MaxBodyBytes = n
+	}
+	if n, ok := t.integer("cache_memory_mib", 1, 1<<20); ok {
+		h.CacheMemoryMiB = int(n)
 	}
 	for _, k := range []struct {
 		key string
