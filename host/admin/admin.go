@@ -34,8 +34,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/cache"
+	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/store"
