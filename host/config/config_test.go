@@ -728,13 +728,18 @@ client_certificate = { certificate = "PEM", key = "PEM" }
 		t.Errorf("Name, ServiceID = %q, %q, want svc, SU1Z0isxPaozGVKXdv0eY", m.Name, m.ServiceID)
 	}
 	want := []string{"local_server.backends.grpc.grpc", "local_server.backends.mtls.client_certificate",
-		"local_server.geolocation", "local_server.kv_stores", "local_server.object_stores",
-		"local_server.secret_stores", "local_server.shielding_sites"}
+		"local_server.kv_stores", "local_server.object_stores", "local_server.secret_stores"}
 	if !reflect.DeepEqual(m.Ignored, want) {
 		t.Errorf("Ignored = %q, want %q", m.Ignored, want)
 	}
 	if !reflect.DeepEqual(m.FastlyKeys, []string{"purge-key"}) {
 		t.Errorf("FastlyKeys = %q", m.FastlyKeys)
+	}
+	if got := m.Services.Shields.Names(); !reflect.DeepEqual(got, []string{"bfi-wa-us", "pdx-or-us"}) || !m.Services.Shields["pdx-or-us"].Local {
+		t.Errorf("shielding sites = %q (pdx-or-us local: %v)", got, m.Services.Shields["pdx-or-us"].Local)
+	}
+	if m.Services.Geo == nil || m.Services.Geo.Stats().Addresses != 0 {
+		t.Errorf("geolocation with format = \"inline-toml\" and no addresses: %+v", m.Services.Geo)
 	}
 	api, grpc, mtls := m.Backends["api"], m.Backends["grpc"], m.Backends["mtls"]
 	if api.PathPrefix != "/v1/" || api.Health != HealthHealthy || api.Host != "api.example.com" || api.Port != 443 {

@@ -25,6 +25,7 @@ type Env struct {
 	dictionaries map[string]map[string]string
 	envVars      [][2]string
 	fastlyKeys   []string
+	svc          services // services.go
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -86,6 +87,9 @@ type EnvConfig struct {
 	// which fastly_key_is_valid answers 1 (fake_valid_fastly_keys in
 	// fastly.toml); none by default.
 	FastlyKeys []string
+	// Services are the ACLs, geolocation, device detection, rate limiting
+	// and shielding sites (services.go).
+	Services Services
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -107,6 +111,9 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 	}
 	if e.policy == nil {
 		e.policy = &Policy{}
+	}
+	if err := e.initServices(cfg.Services); err != nil {
+		return nil, err
 	}
 	for _, sb := range cfg.Backends {
 		b, err := newBackend(sb.Name, false, sb.Settings, sb.Timeouts, e.pools)

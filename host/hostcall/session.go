@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/acl"
 )
 
 // handles is a typed handle table. Handles come from a counter shared by
@@ -81,6 +82,7 @@ type Session struct {
 	logs     handles[*logEndpoint]
 	stores   handles[map[string]string]
 	promises handles[time.Duration] // next_request promises: their wait timeout
+	acls     handles[*acl.ACL]
 
 	down        *downstream
 	reuse       Reuse
@@ -103,6 +105,7 @@ func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session
 	s.logs = newHandles[*logEndpoint](&s.next)
 	s.stores = newHandles[map[string]string](&s.next)
 	s.promises = newHandles[time.Duration](&s.next)
+	s.acls = newHandles[*acl.ACL](&s.next)
 	if d != nil {
 		s.down = newDownstream(s, d)
 	}
