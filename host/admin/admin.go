@@ -8,6 +8,7 @@
 //	GET  /v1/modules                      {active, versions: [...]}, newest first
 //	POST /v1/modules/{version}/activate   switch to a stored version (roll back or forward)
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
+//	GET  /v1/services                     the active version's ACLs, geolocation, device detection, rate counters, shielding sites (names and sizes)
 //	GET  /healthz                         {status: "ok", active}
 //	GET  /metrics                         Prometheus text format (see Metrics)
 //
@@ -120,6 +121,7 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/v1/modules", a.list)
 	e.POST("/v1/modules/:version/activate", a.activateHandler, a.auth)
 	e.GET("/v1/pools", a.pools)
+	e.GET("/v1/services", a.services) // services.go
 	e.GET("/healthz", a.health)
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))

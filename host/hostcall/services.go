@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -452,4 +453,45 @@ func shieldingImpls() []impl {
 			return c.putBuf(c.u32(4), c.u32(5), c.u32(6), []byte(name))
 		}},
 	}
+}
+
+// String summarises the services for a log line: the ACLs with their
+// entry counts, the geolocation sources, the device detection and
+// shielding site counts, such as
+// "acls=blocklist(3) geolocation=mmdb:GeoLite2-City,addresses:2,loopback device_detection=4 shielding_sites=pdx-or-us(local),bfi-wa-us".
+func (i ServicesInfo) String() string {
+	var b strings.Builder
+	b.WriteString("acls=")
+	for k, a := range i.ACLs {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s(%d)", a.Name, a.Entries)
+	}
+	b.WriteString(" geolocation=")
+	var geoParts []string
+	if i.Geolocation.MMDBType != "" {
+		geoParts = append(geoParts, "mmdb:"+i.Geolocation.MMDBType)
+	}
+	if i.Geolocation.ASNType != "" {
+		geoParts = append(geoParts, "asn:"+i.Geolocation.ASNType)
+	}
+	if i.Geolocation.Addresses > 0 {
+		geoParts = append(geoParts, "addresses:"+strconv.Itoa(i.Geolocation.Addresses))
+	}
+	if i.Geolocation.LoopbackDefault {
+		geoParts = append(geoParts, "loopback")
+	}
+	b.WriteString(strings.Join(geoParts, ","))
+	fmt.Fprintf(&b, " device_detection=%d shielding_sites=", i.DeviceDetection.UserAgents)
+	for k, s := range i.ShieldingSites {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.Name)
+		if s.Local {
+			b.WriteString("(local)")
+		}
+	}
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/erl"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
 )
@@ -27,6 +28,9 @@ type Loader struct {
 	// Env is the base guest environment (FASTLY_* variables, from
 	// GuestEnvFor or GuestEnv); Load adds FASTLY_SERVICE_VERSION.
 	Env [][2]string
+	// RateLimits holds the host's rate counters and penalty boxes, shared
+	// by every version (fastly_erl); nil gives each version its own.
+	RateLimits *erl.Store
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
@@ -58,6 +62,10 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		Policy:       l.Policy,
 		Env:          append(append([][2]string(nil), l.Env...), [2]string{"FASTLY_SERVICE_VERSION", serviceVersion(id)}),
 		FastlyKeys:   m.FastlyKeys,
+		Services: hostcall.Services{
+			ACLs: m.Services.ACLs, Geo: m.Services.Geo, Devices: m.Services.Devices,
+			Shields: m.Services.Shields, RateLimits: l.RateLimits,
+		},
 		Limits: hostcall.Limits{
 			MaxPendingRequests:   m.Host.MaxPendingRequests,
 			MaxBufferedBodyBytes: m.Host.MaxBodyBytes,
