@@ -6,7 +6,6 @@
 package acl
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,14 +30,15 @@ type Entry struct {
 
 // MarshalJSON writes the entry as Compute's lookup answers it:
 // {"prefix":"192.0.2.0/24","action":"BLOCK"}.
-func (e Entry) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"prefix":`)
-	b.WriteString(strconv.Quote(e.Prefix.String()))
-	b.WriteString(`,"action":`)
-	b.WriteString(strconv.Quote(e.Action))
-	b.WriteByte('}')
-	return b.Bytes(), nil
+func (e Entry) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+// AppendJSON appends the entry's JSON (as MarshalJSON writes it) to b.
+func (e Entry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"prefix":"`...)
+	b = e.Prefix.AppendTo(b)
+	b = append(b, `","action":`...)
+	b = strconv.AppendQuote(b, e.Action)
+	return append(b, '}')
 }
 
 // ACL is a set of entries. The zero ACL is empty.

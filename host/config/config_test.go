@@ -836,6 +836,7 @@ func TestExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "config-store.json"), `{"from": "json"}`)
+	writeFile(t, filepath.Join(dir, "acl-blocklist.json"), `{"entries": [{"op": "create", "prefix": "192.0.2.0/24", "action": "BLOCK"}]}`)
 	m, err := Parse("fastly.toml.example", data, dir)
 	if err != nil {
 		t.Fatalf("the example does not parse:\n%v", err)

@@ -235,8 +235,9 @@ func (p *parser) geolocation(t *table, dir string) *geo.DB {
 			if !ok {
 				continue
 			}
+			fields := p.jsonFields(sub)
 			if ip, ok := addr(a.key(k), k); ok {
-				cfg.Addresses[ip] = p.jsonFields(sub)
+				cfg.Addresses[ip] = fields
 			}
 			sub.finish()
 		}

@@ -268,15 +268,25 @@ func (s *Store) CheckRate(rc, entry string, delta, window, limit uint32, pb stri
 	if _, err := TTL(ttlSec); err != nil {
 		return false, err
 	}
-	if err := s.Increment(rc, entry, delta); err != nil {
+	if err := s.checkPair("rate counter", rc, entry); err != nil {
 		return false, err
 	}
-	if in, err := s.PenaltyBoxHas(pb, entry); err != nil || in {
-		return in, err
-	}
-	rate, err := s.Rate(rc, entry, window)
-	if err != nil || rate <= limit {
+	if err := checkDelta(delta); err != nil {
 		return false, err
+	}
+	c, err := s.counter(rc, true)
+	if err != nil {
+		return false, err
+	}
+	// One lock of the entry's shard for the increment and the rate.
+	now := s.now()
+	sec, sh := now.Unix(), s.shard(entry)
+	sum := c.shards[sh].addSum(entry, sec, delta, sec-int64(window)+1)
+	if b, _ := s.box(pb, false); b != nil && b.shards[sh].has(entry, now) {
+		return true, nil
+	}
+	if sum/uint64(window) <= uint64(limit) {
+		return false, nil
 	}
 	return true, s.PenaltyBoxAdd(pb, entry, ttlSec)
 }
@@ -356,6 +366,12 @@ type entryCounts struct {
 }
 
 func (sh *counterShard) add(entry string, now int64, delta uint32) {
+	sh.addSum(entry, now, delta, now+1)
+}
+
+// addSum adds delta to entry's bucket of second now and returns the sum
+// of its buckets from second from to now.
+func (sh *counterShard) addSum(entry string, now int64, delta uint32, from int64) uint64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	el, ok := sh.m[entry]
@@ -376,6 +392,10 @@ func (sh *counterShard) add(entry string, now int64, delta uint32) {
 		e.sec[i], e.n[i] = now, 0
 	}
 	e.n[i] += uint64(delta)
+	if from > now {
+		return 0
+	}
+	return e.sumLocked(from, now)
 }
 
 // sum adds the buckets of seconds from..to (inclusive).
@@ -386,7 +406,10 @@ func (sh *counterShard) sum(entry string, from, to int64) uint64 {
 	if !ok {
 		return 0
 	}
-	e := el.Value.(*entryCounts)
+	return el.Value.(*entryCounts).sumLocked(from, to)
+}
+
+func (e *entryCounts) sumLocked(from, to int64) uint64 {
 	var total uint64
 	for i := range e.sec {
 		if t := e.sec[i]; t >= from && t <= to && t != 0 {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 	// The time zone database, so utc_offset works on hosts without
 	// one (minimal containers): about 450 KB of binary.
@@ -81,6 +82,7 @@ type DB struct {
 	loopback []byte
 	now      func() time.Time
 	stats    Stats
+	zones    sync.Map // time zone name -> *time.Location (nil: unknown)
 }
 
 // Stats describes a DB for the admin API: the size of each source.
@@ -223,7 +225,7 @@ func (d *DB) lookupMMDB(ip netip.Addr) (Record, bool, error) {
 		r.CountryCode3 = reg.ISO3()
 	}
 	if c.Location.TimeZone != "" {
-		if loc, err := time.LoadLocation(c.Location.TimeZone); err == nil {
+		if loc := d.zone(c.Location.TimeZone); loc != nil {
 			_, off := d.now().In(loc).Zone()
 			r.UTCOffset = hhmm(off)
 			r.GMTOffset = r.UTCOffset
@@ -231,6 +233,19 @@ func (d *DB) lookupMMDB(ip netip.Addr) (Record, bool, error) {
 	}
 	r.ConnSpeed, r.ConnType = connection(c.ConnectionType)
 	return r, true, nil
+}
+
+// zone returns the time zone named name, loaded once; nil when unknown.
+func (d *DB) zone(name string) *time.Location {
+	if v, ok := d.zones.Load(name); ok {
+		return v.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = nil
+	}
+	d.zones.Store(name, loc)
+	return loc
 }
 
 // hhmm writes an offset in seconds east of UTC as Fastly does: hours and

@@ -1,7 +1,6 @@
 package hostcall
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -205,7 +204,7 @@ func aclImpls() []impl {
 			if !ok {
 				return c.putU32(errOut, abi.ACLErrorNoContent)
 			}
-			js, _ := json.Marshal(e)
+			js := e.AppendJSON(make([]byte, 0, 64))
 			b := newBody(c.s)
 			if _, err := b.write(js, false); err != nil {
 				return err
