@@ -190,6 +190,20 @@ func Funcs() []Func {
 		// fastly_async_io: waiting on pending requests and bodies.
 		{ModuleAsyncIO, "select", str + "i" + out}, // handles ptr, handles len (count), timeout_ms, ready_idx_out
 		{ModuleAsyncIO, "is_ready", h + out},       // async item handle, is_ready_out
+
+		// Platform services (abi/services.go).
+		{ModuleACL, "open", str + out},                                 // name, acl_out
+		{ModuleACL, "lookup", h + str + out + out},                     // acl, ip octets, body_out, acl_error_out
+		{ModuleGeo, "lookup", str + buf},                               // ip octets, buf, buf_len, nwritten_out
+		{ModuleDeviceDetection, "lookup", str + buf},                   // user agent, buf, buf_len, nwritten_out
+		{ModuleERL, "check_rate", str + str + "iii" + str + "i" + out}, // rc, entry, delta, window, limit, pb, ttl, blocked_out
+		{ModuleERL, "ratecounter_increment", str + str + "i"},          // rc, entry, delta
+		{ModuleERL, "ratecounter_lookup_rate", str + str + "i" + out},  // rc, entry, window, rate_out
+		{ModuleERL, "ratecounter_lookup_count", str + str + "i" + out}, // rc, entry, duration, count_out
+		{ModuleERL, "penaltybox_add", str + str + "i"},                 // pb, entry, ttl
+		{ModuleERL, "penaltybox_has", str + str + out},                 // pb, entry, has_out
+		{ModuleShielding, "shield_info", str + buf},                    // name, info buf, max, nwritten_out
+		{ModuleShielding, "backend_for_shield", str + "ii" + buf},      // name, mask, config, name buf, max, nwritten_out
 	}
 	fs = append(fs, hdrs(ModuleHTTPReq)...)
 	fs = append(fs, hdrs(ModuleHTTPResp)...)

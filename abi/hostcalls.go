@@ -646,10 +646,10 @@ func Hostcalls() []Hostcall {
 			Params: []Param{inP("backend"), outP("tls_version_out", "tls_version", UnitEnum, 4)}},
 
 		// fastly_acl
-		{Module: "fastly_acl", Name: "open", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleACL, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None),
 			Doc:    "Opens an ACL by name.",
 			Params: []Param{inP("name"), outHandleP("acl_out", HandleACL)}},
-		{Module: "fastly_acl", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleACL, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc: "Looks up an IP address in an ACL; the matching entry comes as a JSON body.",
 			Params: []Param{
 				handleP("acl", HandleACL),
@@ -823,12 +823,12 @@ func Hostcalls() []Hostcall {
 			Params: []Param{outP("memory_mib_out", "memory_mib", UnitMiB, 4)}},
 
 		// fastly_device_detection
-		{Module: "fastly_device_detection", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleDeviceDetection, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Buflen, Badalign, None),
 			Doc:    "Looks up device data for a User-Agent string; writes JSON.",
 			Params: []Param{inP("user_agent"), outBufP("buf")}},
 
 		// fastly_erl
-		{Module: "fastly_erl", Name: "check_rate", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "check_rate", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc: "Counts a request against a rate counter and penalty-boxes the entry when over the limit.",
 			Params: []Param{
 				inP("rc"),
@@ -840,24 +840,24 @@ func Hostcalls() []Hostcall {
 				scalarP("ttl", "u32", UnitSec),
 				outP("blocked_out", "blocked", UnitBool, 4),
 			}},
-		{Module: "fastly_erl", Name: "ratecounter_increment", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "ratecounter_increment", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, LimitExceeded),
 			Doc:    "Adds to an entry's count in a rate counter.",
 			Params: []Param{inP("rc"), inP("entry"), scalarP("delta", "u32", UnitCount)}},
-		{Module: "fastly_erl", Name: "ratecounter_lookup_rate", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "ratecounter_lookup_rate", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Gets an entry's rate over a window.",
 			Params: []Param{inP("rc"), inP("entry"), scalarP("window", "u32", UnitSec), outP("rate_out", "rate", UnitPerSecond, 4)}},
-		{Module: "fastly_erl", Name: "ratecounter_lookup_count", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "ratecounter_lookup_count", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Gets an entry's count over a duration.",
 			Params: []Param{inP("rc"), inP("entry"), scalarP("duration", "u32", UnitSec), outP("count_out", "count", UnitCount, 4)}},
-		{Module: "fastly_erl", Name: "penaltybox_add", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "penaltybox_add", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, LimitExceeded),
 			Doc:    "Puts an entry in a penalty box for a time.",
 			Params: []Param{inP("pb"), inP("entry"), scalarP("ttl", "u32", UnitSec)}},
-		{Module: "fastly_erl", Name: "penaltybox_has", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleERL, Name: "penaltybox_has", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Reports whether an entry is in a penalty box.",
 			Params: []Param{inP("pb"), inP("entry"), outP("has_out", "has", UnitBool, 4)}},
 
 		// fastly_geo
-		{Module: "fastly_geo", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleGeo, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Buflen, Badalign, None),
 			Doc:    "Looks up geolocation data for an IP address; writes JSON.",
 			Params: []Param{inP("addr_octets"), outBufP("buf")}},
 
@@ -1140,10 +1140,10 @@ func Hostcalls() []Hostcall {
 			Params: []Param{inP("buf"), outHandleP("secret_out", HandleSecret)}},
 
 		// fastly_shielding
-		{Module: "fastly_shielding", Name: "shield_info", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleShielding, Name: "shield_info", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Buflen, Badalign),
 			Doc:    "Gets information about a named shield POP.",
 			Params: []Param{inP("name"), outBufP("info_block")}},
-		{Module: "fastly_shielding", Name: "backend_for_shield", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: ModuleShielding, Name: "backend_for_shield", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Buflen, Badalign),
 			Doc: "Makes a backend that reaches a shield POP; writes its name.",
 			Params: []Param{
 				inP("shield_name"),

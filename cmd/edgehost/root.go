@@ -14,6 +14,7 @@ import (
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/engine/wasmtimeengine"
 	"github.com/edgehost/edgehost/host/engine/wazeroengine"
+	"github.com/edgehost/edgehost/host/erl"
 	"github.com/edgehost/edgehost/host/guestbuild"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
@@ -145,6 +146,9 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listener
 		Logger: log,
 		Policy: policy,
 		Env:    server.GuestEnvFor(m),
+		// One rate limiting store for the host: every sandbox of every
+		// version counts in it.
+		RateLimits: erl.New(nil),
 	}, nil
 }
 

@@ -8,6 +8,7 @@
 //	GET  /v1/modules                      {active, versions: [...]}, newest first
 //	POST /v1/modules/{version}/activate   switch to a stored version (roll back or forward)
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
+//	GET  /v1/services                     the active version's ACLs, geolocation, device detection, rate counters, shielding sites (names and sizes)
 //	GET  /healthz                         {status: "ok", active}
 //	GET  /metrics                         Prometheus text format (see Metrics)
 //	POST /v1/purge/{surrogate_key}, POST /v1/purge, GET /v1/cache   the readthrough cache (see cache.go)
@@ -129,6 +130,7 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/v1/modules", a.list)
 	e.POST("/v1/modules/:version/activate", a.activateHandler, a.auth)
 	e.GET("/v1/pools", a.pools)
+	e.GET("/v1/services", a.services) // services.go
 	e.GET("/healthz", a.health)
 	a.routeKV(e)
 	a.routeCache(e)

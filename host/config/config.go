@@ -18,11 +18,12 @@
 //     fastly_key_is_valid answers 1; viceroy_version is accepted.
 //   - [local_server.kv_stores] and [local_server.secret_stores]: KV and
 //     secret stores, inline or from a JSON file (see [KVStore]).
+//   - [local_server.acls], geolocation, device_detection and
+//     shielding_sites: the platform services (see [Services]).
 //   - [edgehost]: host settings (see [Host]).
 //
 // Parts of Fastly's format that edgehost does not implement yet
-// ([local_server] sections object_stores, acls,
-// geolocation, device_detection, shielding_sites; a backend's
+// ([local_server] sections object_stores; a backend's
 // client_certificate, or grpc = true) are accepted and listed in
 // [Manifest.Ignored]. Any other key is an error naming the key and its
 // line, as is a value of the wrong type or out of range; Parse reports
@@ -78,6 +79,9 @@ type Manifest struct {
 	Ignored []string
 	// Host holds the [edgehost] settings, defaults filled in.
 	Host Host
+	// Services are the ACLs, geolocation, device detection and shielding
+	// sites of [local_server] (see [Services]).
+	Services Services
 }
 
 // Backend is one [local_server.backends.NAME] table: a static backend. Its
@@ -260,8 +264,9 @@ func (p *parser) localServer(t *table, m *Manifest) {
 		m.FastlyKeys = keys
 	}
 	t.str("viceroy_version") // which Viceroy the Fastly CLI runs: not used
+	p.services(t, m.Dir, &m.Services)
 	// Sections of Fastly's format that edgehost does not implement.
-	for _, k := range []string{"acls", "device_detection", "geolocation", "object_store", "object_stores", "shielding_sites"} {
+	for _, k := range []string{"object_store", "object_stores"} {
 		if t.has(k) {
 			t.ignore(k)
 			m.Ignored = append(m.Ignored, t.key(k).String())

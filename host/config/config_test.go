@@ -728,12 +728,18 @@ client_certificate = { certificate = "PEM", key = "PEM" }
 		t.Errorf("Name, ServiceID = %q, %q, want svc, SU1Z0isxPaozGVKXdv0eY", m.Name, m.ServiceID)
 	}
 	want := []string{"local_server.backends.grpc.grpc", "local_server.backends.mtls.client_certificate",
-		"local_server.geolocation", "local_server.object_stores", "local_server.shielding_sites"}
+		"local_server.object_stores"}
 	if !reflect.DeepEqual(m.Ignored, want) {
 		t.Errorf("Ignored = %q, want %q", m.Ignored, want)
 	}
 	if !reflect.DeepEqual(m.FastlyKeys, []string{"purge-key"}) {
 		t.Errorf("FastlyKeys = %q", m.FastlyKeys)
+	}
+	if got := m.Services.Shields.Names(); !reflect.DeepEqual(got, []string{"bfi-wa-us", "pdx-or-us"}) || !m.Services.Shields["pdx-or-us"].Local {
+		t.Errorf("shielding sites = %q (pdx-or-us local: %v)", got, m.Services.Shields["pdx-or-us"].Local)
+	}
+	if m.Services.Geo == nil || m.Services.Geo.Stats().Addresses != 0 {
+		t.Errorf("geolocation with format = \"inline-toml\" and no addresses: %+v", m.Services.Geo)
 	}
 	api, grpc, mtls := m.Backends["api"], m.Backends["grpc"], m.Backends["mtls"]
 	if api.PathPrefix != "/v1/" || api.Health != HealthHealthy || api.Host != "api.example.com" || api.Port != 443 {
@@ -830,6 +836,7 @@ func TestExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "config-store.json"), `{"from": "json"}`)
+	writeFile(t, filepath.Join(dir, "acl-blocklist.json"), `{"entries": [{"op": "create", "prefix": "192.0.2.0/24", "action": "BLOCK"}]}`)
 	m, err := Parse("fastly.toml.example", data, dir)
 	if err != nil {
 		t.Fatalf("the example does not parse:\n%v", err)

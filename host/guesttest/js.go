@@ -29,8 +29,9 @@ const jsBuildTimeout = 10 * time.Minute
 // BuildJS returns the module built from JSGuestsDir/<name>.js by the pinned
 // js-compute-runtime, with its build time (0 when it came from the cache).
 //
-// Builds are cached in JSCacheDir, keyed by a SHA-256 over the source,
-// package.json and package-lock.json, so a cached build needs neither node
+// Builds are cached in JSCacheDir, keyed by a SHA-256 over every .js file
+// of JSGuestsDir (a guest may import its siblings), package.json and
+// package-lock.json, so a cached build needs neither node
 // nor the network. Otherwise npm ci installs the lockfile first when
 // node_modules is missing or holds another @fastly/js-compute than the
 // lockfile pins. Errors: ErrNoNode, or npm's or the build's output.
@@ -42,7 +43,15 @@ func BuildJS(name string) ([]byte, time.Duration, error) {
 	dir := filepath.Join(root, JSGuestsDir)
 	src := filepath.Join(dir, name+".js")
 	h := sha256.New()
-	for _, f := range []string{src, filepath.Join(dir, "package.json"), filepath.Join(dir, "package-lock.json")} {
+	// Every .js file of the folder: a guest may import its siblings.
+	sources, err := filepath.Glob(filepath.Join(dir, "*.js"))
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := os.Stat(src); err != nil {
+		return nil, 0, err
+	}
+	for _, f := range append(sources, filepath.Join(dir, "package.json"), filepath.Join(dir, "package-lock.json")) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, 0, err

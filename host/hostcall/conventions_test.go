@@ -310,7 +310,7 @@ func conventionSpecs() []spec {
 	add(as, "select", ok, func(h *harness) []arg { return flat(h.aHandleList(h.newHandle(kindBody)), val(0), h.u32o()) })
 	add(as, "is_ready", ok, func(h *harness) []arg { return flat(h.aH(kindBody), h.u32o()) })
 	kvConventionSpecs(add)
-	return specs
+	return append(specs, serviceSpecs()...) // services_test.go
 }
 
 // aPending is a pending request to the test origin (send_async).
@@ -341,6 +341,7 @@ func conventionEnv(t *testing.T) *Env {
 		},
 		ConfigStores: map[string]map[string]string{"settings": {"greeting": "hello"}},
 		Dictionaries: map[string]map[string]string{"settings": {"greeting": "hello"}},
+		Services:     testServices(t, origin.URL),
 	}
 	testKVEnv(t, &cfg)
 	env, _ := newTestEnv(t, cfg)

@@ -30,6 +30,7 @@ type Env struct {
 	kv           *kvstore.DB
 	kvNames      map[string]bool
 	secretStores map[string]*secretstore.Store
+	svc          services // services.go
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -98,6 +99,9 @@ type EnvConfig struct {
 	KVStores []string
 	// SecretStores are the version's secret stores, by name.
 	SecretStores map[string]*secretstore.Store
+	// Services are the ACLs, geolocation, device detection, rate limiting
+	// and shielding sites (services.go).
+	Services Services
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -128,6 +132,9 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 	}
 	if e.policy == nil {
 		e.policy = &Policy{}
+	}
+	if err := e.initServices(cfg.Services); err != nil {
+		return nil, err
 	}
 	for _, sb := range cfg.Backends {
 		b, err := newBackend(sb.Name, false, sb.Settings, sb.Timeouts, e.pools)

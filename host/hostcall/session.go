@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/acl"
 )
 
 // handles is a typed handle table. Handles come from a counter shared by
@@ -83,6 +84,7 @@ type Session struct {
 	promises handles[time.Duration] // next_request promises: their wait timeout
 	kv       *kvHandles             // KV stores and pending operations (kvstore.go), made on first use
 	secrets  *secretHandles         // secret stores and secrets (secretstore.go), made on first use
+	acls     handles[*acl.ACL]
 
 	down        *downstream
 	reuse       Reuse
@@ -105,6 +107,7 @@ func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session
 	s.logs = newHandles[*logEndpoint](&s.next)
 	s.stores = newHandles[map[string]string](&s.next)
 	s.promises = newHandles[time.Duration](&s.next)
+	s.acls = newHandles[*acl.ACL](&s.next)
 	if d != nil {
 		s.down = newDownstream(s, d)
 	}

@@ -137,9 +137,10 @@ greeting = "hello from the config store"
 
 [local_server.log_endpoints.applog]
 
+%s
 [edgehost]
 allowed_backend_targets = ["127.0.0.1"]
-`, h.origin.URL)
+`, h.origin.URL, servicesManifest(h.origin.URL))
 	m, err := config.Parse("fastly.toml", []byte(manifest), shared.dir)
 	if err != nil {
 		return nil, err

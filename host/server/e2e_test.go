@@ -231,7 +231,7 @@ func TestFastlyStyleGuest(t *testing.T) {
 		hdr        string
 	}{
 		{"/hi", "fastlystyle GET /hi\nheaders: accept-encoding,user-agent,x-long-header-name-for-paging,host\n", ""},
-		{"/stub", "geo lookup status 5\n", ""},
+		{"/stub", "purge status 5\n", ""},
 		{"/proxy/x", "from origin /proxy/x", "1"},
 	}
 	for _, tc := range tests {

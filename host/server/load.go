@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/erl"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/kvstore"
 	"github.com/edgehost/edgehost/host/pool"
@@ -32,6 +33,9 @@ type Loader struct {
 	// version; nil when the host keeps none (then a manifest declaring KV
 	// stores does not load).
 	KV *kvstore.DB
+	// RateLimits holds the host's rate counters and penalty boxes, shared
+	// by every version (fastly_erl); nil gives each version its own.
+	RateLimits *erl.Store
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
@@ -69,6 +73,10 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		Policy:       l.Policy,
 		Env:          append(append([][2]string(nil), l.Env...), [2]string{"FASTLY_SERVICE_VERSION", serviceVersion(id)}),
 		FastlyKeys:   m.FastlyKeys,
+		Services: hostcall.Services{
+			ACLs: m.Services.ACLs, Geo: m.Services.Geo, Devices: m.Services.Devices,
+			Shields: m.Services.Shields, RateLimits: l.RateLimits,
+		},
 		Limits: hostcall.Limits{
 			MaxPendingRequests:   m.Host.MaxPendingRequests,
 			MaxBufferedBodyBytes: m.Host.MaxBodyBytes,

@@ -5,6 +5,7 @@ import { Backend } from "fastly:backend";
 import { ConfigStore } from "fastly:config-store";
 import { Logger } from "fastly:logger";
 import { env } from "fastly:env";
+import { serviceRoutes } from "./services.js";
 
 const routes = {
   // GET /hello: a fixed answer.
@@ -132,6 +133,9 @@ const routes = {
         ),
       ),
     ),
+
+  // The platform services: services.js.
+  ...serviceRoutes,
 };
 
 addEventListener("fetch", (event) => {

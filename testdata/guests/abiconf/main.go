@@ -233,14 +233,14 @@ func asyncIsReady(h, ready uint32) uint32
 
 // Not implemented by edgehost: bound to stubs returning unsupported.
 
-//go:wasmimport fastly_geo lookup
-func geoLookup(addr, alen, buf, n, nw uint32) uint32
+//go:wasmimport fastly_purge purge_surrogate_key
+func purgeSurrogateKey(key, klen, mask, opts uint32) uint32
 
 //go:wasmimport fastly_object_store open
 func objectStoreOpen(name, nlen, out uint32) uint32
 
-//go:wasmimport fastly_erl check_rate
-func erlCheckRate(rc, rcLen, entry, entryLen, delta, window, limit, pb, pbLen, ttl, blockedOut uint32) uint32
+//go:wasmimport fastly_http_cache is_request_cacheable
+func httpCacheIsRequestCacheable(req, out uint32) uint32
 
 func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
 
@@ -690,12 +690,11 @@ func sleep(query string) {
 
 func stubs() {
 	var nw, h uint32
-	line("fastly_geo.lookup", geoLookup(0, 0, 0, 0, p(&nw)))
+	kp, kl := sp("a-key")
+	line("fastly_purge.purge_surrogate_key", purgeSurrogateKey(kp, kl, 0, p(&nw)))
 	np, nl := sp("kv")
 	line("fastly_object_store.open", objectStoreOpen(np, nl, p(&h)))
-	rc, rcl := sp("rc")
-	pb, pbl := sp("pb")
-	line("fastly_erl.check_rate", erlCheckRate(rc, rcl, np, nl, 1, 10, 100, pb, pbl, 60, p(&h)))
+	line("fastly_http_cache.is_request_cacheable", httpCacheIsRequestCacheable(1, p(&h)))
 }
 
 // misc covers the remaining families: logging, config store and

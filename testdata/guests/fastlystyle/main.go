@@ -64,8 +64,8 @@ func bodyRead(h uint32, buf *byte, n uint32, nr *uint32) uint32
 //go:wasmimport fastly_http_body close
 func bodyClose(h uint32) uint32
 
-//go:wasmimport fastly_geo lookup
-func geoLookup(addr *byte, alen uint32, buf *byte, n uint32, nw *uint32) uint32
+//go:wasmimport fastly_purge purge_surrogate_key
+func purgeSurrogateKey(key *byte, klen uint32, mask uint32, opts *uint32) uint32
 
 func ptr(s string) (*byte, uint32) {
 	if s == "" {
@@ -126,9 +126,10 @@ func main() {
 			keep = append(keep, make([]byte, 16<<20))
 		}
 	case strings.HasPrefix(path, "/stub"):
-		var nw uint32
-		st := geoLookup(nil, 0, nil, 0, &nw)
-		respond(200, "geo lookup status "+strconv.Itoa(int(st))+"\n")
+		var opts [3]uint32
+		kp, kl := ptr("a-key")
+		st := purgeSurrogateKey(kp, kl, 0, &opts[0])
+		respond(200, "purge status "+strconv.Itoa(int(st))+"\n")
 	case strings.HasPrefix(path, "/proxy"):
 		proxy(req, body)
 	default:
