@@ -67,7 +67,7 @@ type Config struct {
 	// MaxUploadBytes caps an upload (and a package unpacked); 0 means
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
-	// Logger receives deploy and activation lines; nil means slog.Default().
+	// Logger receives deploy and activation lines; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -111,7 +111,7 @@ func New(cfg Config) (*Admin, error) {
 	}
 	a := &Admin{cfg: cfg, log: cfg.Logger}
 	if a.log == nil {
-		a.log = slog.Default()
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

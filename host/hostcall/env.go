@@ -70,6 +70,7 @@ func (l Limits) withDefaults() Limits {
 
 // EnvConfig is what NewEnv builds an Env from.
 type EnvConfig struct {
+	// Logger receives the hostcalls' and guests' lines; nil discards them.
 	Logger       *slog.Logger
 	Pools        *pool.Manager
 	Backends     []StaticBackend
@@ -103,7 +104,7 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		fastlyKeys:   cfg.FastlyKeys,
 	}
 	if e.Logger == nil {
-		e.Logger = slog.Default()
+		e.Logger = slog.New(slog.DiscardHandler)
 	}
 	if e.policy == nil {
 		e.policy = &Policy{}

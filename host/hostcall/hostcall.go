@@ -269,8 +269,11 @@ type Linker struct {
 }
 
 // NewLinker builds the linker from Table and abi.Hostcalls. logger
-// receives stub notices.
+// receives stub notices; nil discards them.
 func NewLinker(logger *slog.Logger) *Linker {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	l := &Linker{table: map[[2]string]Hostcall{}, described: map[[2]string]abi.Hostcall{}, logger: logger}
 	for _, h := range Table() {
 		l.table[[2]string{h.Module, h.Name}] = h

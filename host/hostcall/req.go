@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pool"
 )
 
 // request is a guest-built (or the downstream) request.
@@ -192,7 +193,10 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	if err != nil {
 		return nil, nil, statusErr(abi.HTTPInvalid, "invalid URI %q", r.uri)
 	}
-	target := &url.URL{Scheme: be.settings.Scheme, Host: be.settings.Addr, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	// The pool aims the request at its origin and chooses the Host header
+	// (pool.Pool.OriginHost): the override, else the guest's Host header,
+	// else the host of the guest's URI, else the origin's address.
+	target := &url.URL{Scheme: be.settings.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 	if target.Path == "" {
 		target.Path = "/"
 	}
@@ -203,19 +207,12 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	}
 	fr := c.s.framingFor(r.manualFraming, r.hdr, "backend request")
 	h := r.hdr.httpHeader()
-	host := be.settings.HostOverride
-	if host == "" {
-		host = h.Get("Host")
-	}
-	if host == "" {
-		host = u.Host
-	}
-	if host == "" {
-		host = be.settings.Addr
-	}
-	for _, k := range []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"} {
-		h.Del(k)
-	}
+	host := h.Get("Host")
+	// Framing is the host's (framingFor), the Host header goes in
+	// Request.Host.
+	pool.RemoveHopByHop(h)
+	h.Del("Host")
+	h.Del("Content-Length")
 	var rd io.ReadCloser = http.NoBody
 	var getBody func() (io.ReadCloser, error)
 	n := int64(0)
