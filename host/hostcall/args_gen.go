@@ -23,8 +23,8 @@ func (a *abiInitArgs) decode(c *call) error {
 	return nil
 }
 
-// bindAbiInit binds fn as fastly_abi.init: Declares the ABI version the guest was built for; only version 1 is accepted.
-func bindAbiInit(fn func(c *call, a abiInitArgs) error) impl {
+// bindABIInit binds fn as fastly_abi.init: Declares the ABI version the guest was built for; only version 1 is accepted.
+func bindABIInit(fn func(c *call, a abiInitArgs) error) impl {
 	return impl{abi.ModuleABI, "init", func(c *call) error {
 		var a abiInitArgs
 		if err := a.decode(c); err != nil {

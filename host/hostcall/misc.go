@@ -9,7 +9,7 @@ type logEndpoint struct{ name string }
 
 func abiImpls() []impl {
 	return []impl{
-		bindAbiInit(func(c *call, a abiInitArgs) error {
+		bindABIInit(func(c *call, a abiInitArgs) error {
 			if a.ABIVersion != abi.Version {
 				return statusErr(abi.Error, "ABI version %d is not supported (only %d)", a.ABIVersion, abi.Version)
 			}

@@ -98,14 +98,17 @@ func hostArgs(hs []abi.Hostcall) string {
 			}
 			hostDecode(&b, h, typ)
 		}
-		fmt.Fprintf(&b, "\n// bind%s binds fn as %s.%s: %s\nfunc bind%s(fn func(c *call, a %s) error) impl {\n"+
+		fmt.Fprintf(&b, "\n// %s binds fn as %s.%s: %s\nfunc %s(fn func(c *call, a %s) error) impl {\n"+
 			"\treturn impl{%s, %q, func(c *call) error {\n\t\tvar a %s\n\t\tif err := a.decode(c); err != nil {\n\t\t\treturn err\n\t\t}\n\t\treturn fn(c, a)\n\t}}\n}\n",
-			upper(funcName(h)), h.Module, h.Name, h.Doc, upper(funcName(h)), typ, moduleConst(h.Module), h.Name, typ)
+			bindName(h), h.Module, h.Name, h.Doc, bindName(h), typ, moduleConst(h.Module), h.Name, typ)
 	}
 	return b.String()
 }
 
-func upper(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+// bindName is the name of h's binding, e.g. bindReqSendV2, bindABIInit.
+func bindName(h abi.Hostcall) string {
+	return "bind" + camel(moduleWord(h.Module), false) + camel(h.Name, false)
+}
 
 // checksPointers reports whether h's binding checks its out-pointers: when
 // h is described as answering inval or badalign (abi.Hostcall.Statuses is
