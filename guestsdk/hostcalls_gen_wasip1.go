@@ -7,10 +7,10 @@ package guestsdk
 import "unsafe"
 
 // The guest's hostcall bindings, one per hostcall the SDK calls (abigen
-// finds them in the SDK's code), parameters in Wasm order (uint32 = i32, uint64 = i64, unsafe.Pointer =
-// an i32 address in linear memory); the result is the fastly_status. The
-// SDK calls them directly, never as values (TinyGo refuses an imported
-// function used as a value).
+// finds them in the SDK's code), parameters in Wasm order (uint32 =
+// i32, uint64 = i64, unsafe.Pointer = an i32 address in linear memory);
+// the result is the fastly_status. The SDK calls them directly, never
+// as values (TinyGo refuses an imported function used as a value).
 
 // abiInit is fastly_abi.init: Declares the ABI version the guest was built for; only version 1 is accepted.
 //

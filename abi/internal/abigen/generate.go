@@ -333,10 +333,10 @@ func guestWasm(hs []abi.Hostcall) string {
 	var b bytes.Buffer
 	b.WriteString(header + "//go:build wasip1\n\npackage guestsdk\n\nimport \"unsafe\"\n\n")
 	b.WriteString("// The guest's hostcall bindings, one per hostcall the SDK calls (abigen\n" +
-		"// finds them in the SDK's code), parameters in Wasm order (uint32 = i32, uint64 = i64, unsafe.Pointer =\n" +
-		"// an i32 address in linear memory); the result is the fastly_status. The\n" +
-		"// SDK calls them directly, never as values (TinyGo refuses an imported\n" +
-		"// function used as a value).\n")
+		"// finds them in the SDK's code), parameters in Wasm order (uint32 =\n" +
+		"// i32, uint64 = i64, unsafe.Pointer = an i32 address in linear memory);\n" +
+		"// the result is the fastly_status. The SDK calls them directly, never\n" +
+		"// as values (TinyGo refuses an imported function used as a value).\n")
 	for _, h := range hs {
 		decl, _ := goParams(h)
 		fmt.Fprintf(&b, "\n// %s is %s.%s: %s\n//\n//go:wasmimport %s %s\n//go:noescape\nfunc %s(%s) uint32\n",
