@@ -46,6 +46,10 @@ type Param struct {
 	Size uint32
 	// Align is the alignment a KindOut or KindInStruct pointer needs.
 	Align uint32
+	// Max is the most bytes edgehost reads for a KindIn parameter (a
+	// longer one is inval); 0 means 64 KiB, the limit of a name, value or
+	// URI (README.md beside this file, "Conventions").
+	Max uint32
 }
 
 // Kind says how a parameter is passed and so which Wasm values it is.

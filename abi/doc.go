@@ -11,7 +11,7 @@
 // README.md beside this file documents every hostcall edgehost implements.
 package abi
 
-//go:generate go test . -run TestREADMEReference -update
+//go:generate go run ./internal/abigen -root ..
 
 // Version is the only ABI version fastly_abi.init accepts. New features are
 // negotiated by mask bits, never by this number.

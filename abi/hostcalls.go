@@ -377,7 +377,7 @@ func Hostcalls() []Hostcall {
 			Doc: "Adds bytes at the back or front of a body, or streams them; may accept fewer bytes than offered.",
 			Params: []Param{
 				handleP("h", HandleBody),
-				inP("buf"),
+				dataP("buf", 1<<30),
 				scalarP("end", "body_write_end", UnitEnum),
 				outP("nwritten_out", "num_bytes", UnitBytes, 4),
 			}},
@@ -574,7 +574,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{inP("name"), outHandleP("endpoint_out", HandleEndpoint)}},
 		{Module: ModuleLog, Name: "write", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Writes one record to a log endpoint.",
-			Params: []Param{handleP("h", HandleEndpoint), inP("msg"), outP("nwritten_out", "num_bytes", UnitBytes, 4)}},
+			Params: []Param{handleP("h", HandleEndpoint), dataP("msg", 1<<20), outP("nwritten_out", "num_bytes", UnitBytes, 4)}},
 
 		// fastly_dictionary
 		{Module: ModuleDictionary, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
@@ -1166,6 +1166,9 @@ func handlesP(name string, k HandleKind) Param {
 	return Param{Name: name, Kind: KindHandleList, Handle: k, Type: string(k) + "_handle"}
 }
 func inP(name string) Param { return Param{Name: name, Kind: KindIn} }
+
+// dataP is a KindIn parameter of up to max bytes (body or log data).
+func dataP(name string, max uint32) Param { return Param{Name: name, Kind: KindIn, Max: max} }
 
 func scalarP(name, typ string, u Unit) Param {
 	return Param{Name: name, Kind: KindScalar, Unit: u, Type: typ, Size: 4}

@@ -5,10 +5,12 @@
 //
 // The package has three layers:
 //
-//   - raw bindings, one unexported function per hostcall, declared with
-//     //go:wasmimport exactly as the abi package (abi.Funcs) lists them;
-//   - under any other GOOS, the same functions backed by an in-memory fake
-//     host, so that the SDK's logic is unit-tested with plain `go test`;
+//   - raw bindings, one unexported function per hostcall the SDK calls,
+//     declared with //go:wasmimport and generated from the abi package's
+//     description (abi.Hostcalls) into hostcalls_gen_wasip1.go;
+//   - under any other GOOS, the same functions (hostcalls_gen_native.go)
+//     backed by an in-memory fake host, so that the SDK's logic is
+//     unit-tested with plain `go test`;
 //   - a small net/http-shaped API: Serve, Handler, Request, Response,
 //     ResponseWriter, Header, plus log endpoints, config stores,
 //     dictionaries and dynamic backends with keepalive options.

@@ -6,7 +6,7 @@ package guestsdk
 // test binary under `edgehost run` (for TinyGo: `tinygo test
 // -target=<target inheriting wasip1 with "emulator": "edgehost run {}">`,
 // see README.md; for Go: GOOS=wasip1 GOARCH=wasm go test -exec "edgehost
-// run"). Between them they call every binding of hostcalls_wasip1.go, so
+// run"). Between them they call every binding of hostcalls_gen_wasip1.go, so
 // the test binary imports all of them (TestWasmBuilds checks that).
 
 import (

@@ -2,10 +2,13 @@
 
 package guestsdk
 
-// Native stand-ins for the raw hostcall bindings of hostcalls_wasip1.go,
-// with the same Go signatures, backed by an in-memory fake host so that
-// `go test` exercises the SDK's logic (buffer retries, cursor paging,
-// config encoding) off-Wasm. Pointers are real Go pointers here.
+// The in-memory fake host behind the native stand-ins of the raw
+// hostcall bindings (hostcalls_gen_native.go, generated, with the
+// signatures of hostcalls_gen_wasip1.go), so that `go test` exercises the
+// SDK's logic (buffer retries, cursor paging, config encoding) off-Wasm.
+// A stand-in runs the fakeHost method of its own name under fakeCall;
+// a hostcall the fake has no method for answers unsupported. Pointers
+// are real Go pointers here.
 //
 // The fake is installed per test (installFake); without one every
 // hostcall answers unsupported. The atomic pointer below is the package's
@@ -179,8 +182,8 @@ func (f *fakeHost) setDownstream(method, uri string, hdr []fakeField, body strin
 	f.bodies[f.downBody] = &fakeBody{data: []byte(body)}
 }
 
-// call runs one hostcall against the installed fake.
-func call(op string, fn func(f *fakeHost) abi.Status) uint32 {
+// fakeCall runs one hostcall against the installed fake.
+func fakeCall(op string, fn func(f *fakeHost) abi.Status) uint32 {
 	f := currentFake.Load()
 	if f == nil {
 		return uint32(abi.Unsupported)
@@ -281,186 +284,158 @@ func (f *fakeHost) limit(n uint32) uint32 {
 	return n
 }
 
-func abiInit(version uint64) uint32 {
-	return call("fastly_abi.init", func(f *fakeHost) abi.Status {
-		if version != abi.Version {
-			return abi.Error
-		}
-		return abi.OK
-	})
+func (f *fakeHost) abiInit(version uint64) abi.Status {
+	if version != abi.Version {
+		return abi.Error
+	}
+	return abi.OK
 }
 
-func bodyNew(out unsafe.Pointer) uint32 {
-	return call("fastly_http_body.new", func(f *fakeHost) abi.Status {
-		h := f.handle()
-		f.bodies[h] = &fakeBody{}
-		putU32(out, h)
-		return abi.OK
-	})
+func (f *fakeHost) bodyNew(out unsafe.Pointer) abi.Status {
+	h := f.handle()
+	f.bodies[h] = &fakeBody{}
+	putU32(out, h)
+	return abi.OK
 }
 
-func bodyAppend(dest, src uint32) uint32 {
-	return call("fastly_http_body.append", func(f *fakeHost) abi.Status {
-		d, s := f.body(dest), f.body(src)
-		if d == nil || s == nil {
-			return abi.Badf
-		}
-		d.data = append(d.data, s.data[s.off:]...)
-		delete(f.bodies, src)
-		return abi.OK
-	})
+func (f *fakeHost) bodyAppend(dest, src uint32) abi.Status {
+	d, s := f.body(dest), f.body(src)
+	if d == nil || s == nil {
+		return abi.Badf
+	}
+	d.data = append(d.data, s.data[s.off:]...)
+	delete(f.bodies, src)
+	return abi.OK
 }
 
-func bodyRead(h uint32, buf unsafe.Pointer, bufLen uint32, nread unsafe.Pointer) uint32 {
-	return call("fastly_http_body.read", func(f *fakeHost) abi.Status {
-		b := f.body(h)
-		if b == nil {
-			return abi.Badf
-		}
-		n := copy(mem(buf, f.limit(bufLen)), b.data[b.off:])
-		b.off += n
-		putU32(nread, uint32(n))
-		return abi.OK
-	})
+func (f *fakeHost) bodyRead(h uint32, buf unsafe.Pointer, bufLen uint32, nread unsafe.Pointer) abi.Status {
+	b := f.body(h)
+	if b == nil {
+		return abi.Badf
+	}
+	n := copy(mem(buf, f.limit(bufLen)), b.data[b.off:])
+	b.off += n
+	putU32(nread, uint32(n))
+	return abi.OK
 }
 
-func bodyWrite(h uint32, buf unsafe.Pointer, bufLen uint32, end uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_body.write", func(f *fakeHost) abi.Status {
-		b := f.body(h)
-		if b == nil {
-			return abi.Badf
-		}
-		p := mem(buf, f.limit(bufLen))
-		switch end {
-		case abi.BodyWriteBack:
-			b.data = append(b.data, p...)
-		case abi.BodyWriteFront:
-			b.data = append(append([]byte(nil), p...), b.data...)
-		default:
-			return abi.Inval
-		}
-		putU32(nw, uint32(len(p)))
-		return abi.OK
-	})
+func (f *fakeHost) bodyWrite(h uint32, buf unsafe.Pointer, bufLen uint32, end uint32, nw unsafe.Pointer) abi.Status {
+	b := f.body(h)
+	if b == nil {
+		return abi.Badf
+	}
+	p := mem(buf, f.limit(bufLen))
+	switch end {
+	case abi.BodyWriteBack:
+		b.data = append(b.data, p...)
+	case abi.BodyWriteFront:
+		b.data = append(append([]byte(nil), p...), b.data...)
+	default:
+		return abi.Inval
+	}
+	putU32(nw, uint32(len(p)))
+	return abi.OK
 }
 
-func bodyClose(h uint32) uint32 {
-	return call("fastly_http_body.close", func(f *fakeHost) abi.Status {
-		b := f.body(h)
-		if b == nil {
-			return abi.Badf
-		}
-		b.closed = true
-		return abi.OK
-	})
+func (f *fakeHost) bodyClose(h uint32) abi.Status {
+	b := f.body(h)
+	if b == nil {
+		return abi.Badf
+	}
+	b.closed = true
+	return abi.OK
 }
 
-func bodyAbandon(h uint32) uint32 {
-	return call("fastly_http_body.abandon", func(f *fakeHost) abi.Status {
-		b := f.body(h)
-		if b == nil {
-			return abi.Badf
-		}
-		b.closed, b.abandoned = true, true
-		return abi.OK
-	})
+func (f *fakeHost) bodyAbandon(h uint32) abi.Status {
+	b := f.body(h)
+	if b == nil {
+		return abi.Badf
+	}
+	b.closed, b.abandoned = true, true
+	return abi.OK
 }
 
-func logEndpointGet(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32 {
-	return call("fastly_log.endpoint_get", func(f *fakeHost) abi.Status {
-		n := memStr(name, nameLen)
-		if n == "stdout" || n == "stderr" || strings.HasPrefix(n, "fst_managed_") {
-			return abi.Inval
-		}
-		h := f.handle()
-		f.logs[h] = n
-		putU32(out, h)
-		return abi.OK
-	})
+func (f *fakeHost) logEndpointGet(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) abi.Status {
+	n := memStr(name, nameLen)
+	if n == "stdout" || n == "stderr" || strings.HasPrefix(n, "fst_managed_") {
+		return abi.Inval
+	}
+	h := f.handle()
+	f.logs[h] = n
+	putU32(out, h)
+	return abi.OK
 }
 
-func logWrite(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_log.write", func(f *fakeHost) abi.Status {
-		name, ok := f.logs[h]
-		if !ok {
-			return abi.Badf
-		}
-		n := f.limit(bufLen)
-		f.logged[name] = append(f.logged[name], memStr(buf, n))
-		putU32(nw, n)
-		return abi.OK
-	})
+func (f *fakeHost) logWrite(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	name, ok := f.logs[h]
+	if !ok {
+		return abi.Badf
+	}
+	n := f.limit(bufLen)
+	f.logged[name] = append(f.logged[name], memStr(buf, n))
+	putU32(nw, n)
+	return abi.OK
 }
 
-func downstreamNextRequest(mask uint32, opts unsafe.Pointer, promiseOut unsafe.Pointer) uint32 {
-	return call("fastly_http_downstream.next_request", func(f *fakeHost) abi.Status {
-		if f.queued == nil {
-			return abi.Unsupported
-		}
-		var ms uint64
-		if mask&2 != 0 {
-			ms = *(*uint64)(opts)
-		}
-		f.nextOpts = append(f.nextOpts, ms)
-		f.down = nil // the previous response is complete
-		h := f.handle()
-		if f.promises == nil {
-			f.promises = map[uint32]bool{}
-		}
-		f.promises[h] = true
-		putU32(promiseOut, h)
-		return abi.OK
-	})
+func (f *fakeHost) downstreamNextRequest(mask uint32, opts unsafe.Pointer, promiseOut unsafe.Pointer) abi.Status {
+	if f.queued == nil {
+		return abi.Unsupported
+	}
+	var ms uint64
+	if mask&2 != 0 {
+		ms = *(*uint64)(opts)
+	}
+	f.nextOpts = append(f.nextOpts, ms)
+	f.down = nil // the previous response is complete
+	h := f.handle()
+	if f.promises == nil {
+		f.promises = map[uint32]bool{}
+	}
+	f.promises[h] = true
+	putU32(promiseOut, h)
+	return abi.OK
 }
 
-func downstreamNextRequestWait(promise uint32, reqOut, bodyOut unsafe.Pointer) uint32 {
-	return call("fastly_http_downstream.next_request_wait", func(f *fakeHost) abi.Status {
-		if !f.promises[promise] {
-			return abi.Badf
-		}
-		delete(f.promises, promise)
-		if len(f.queued) == 0 {
-			return abi.None
-		}
-		d := f.queued[0]
-		f.queued = f.queued[1:]
-		req, body := f.handle(), f.handle()
-		f.reqs[req] = &fakeMsg{method: d.method, uri: d.uri, hdr: d.hdr}
-		f.bodies[body] = &fakeBody{data: []byte(d.body)}
-		putU32(reqOut, req)
-		putU32(bodyOut, body)
-		return abi.OK
-	})
+func (f *fakeHost) downstreamNextRequestWait(promise uint32, reqOut, bodyOut unsafe.Pointer) abi.Status {
+	if !f.promises[promise] {
+		return abi.Badf
+	}
+	delete(f.promises, promise)
+	if len(f.queued) == 0 {
+		return abi.None
+	}
+	d := f.queued[0]
+	f.queued = f.queued[1:]
+	req, body := f.handle(), f.handle()
+	f.reqs[req] = &fakeMsg{method: d.method, uri: d.uri, hdr: d.hdr}
+	f.bodies[body] = &fakeBody{data: []byte(d.body)}
+	putU32(reqOut, req)
+	putU32(bodyOut, body)
+	return abi.OK
 }
 
-func reqBodyDownstreamGet(reqOut, bodyOut unsafe.Pointer) uint32 {
-	return call("fastly_http_req.body_downstream_get", func(f *fakeHost) abi.Status {
-		if f.downReq == abi.NoHandle {
-			return abi.Error
-		}
-		putU32(reqOut, f.downReq)
-		putU32(bodyOut, f.downBody)
-		return abi.OK
-	})
+func (f *fakeHost) reqBodyDownstreamGet(reqOut, bodyOut unsafe.Pointer) abi.Status {
+	if f.downReq == abi.NoHandle {
+		return abi.Error
+	}
+	putU32(reqOut, f.downReq)
+	putU32(bodyOut, f.downBody)
+	return abi.OK
 }
 
-func reqNew(out unsafe.Pointer) uint32 {
-	return call("fastly_http_req.new", func(f *fakeHost) abi.Status {
-		h := f.handle()
-		f.reqs[h] = &fakeMsg{method: "GET", uri: "/"}
-		putU32(out, h)
-		return abi.OK
-	})
+func (f *fakeHost) reqNew(out unsafe.Pointer) abi.Status {
+	h := f.handle()
+	f.reqs[h] = &fakeMsg{method: "GET", uri: "/"}
+	putU32(out, h)
+	return abi.OK
 }
 
-func reqClose(h uint32) uint32 {
-	return call("fastly_http_req.close", func(f *fakeHost) abi.Status {
-		if f.reqs[h] == nil {
-			return abi.Badf
-		}
-		delete(f.reqs, h)
-		return abi.OK
-	})
+func (f *fakeHost) reqClose(h uint32) abi.Status {
+	if f.reqs[h] == nil {
+		return abi.Badf
+	}
+	delete(f.reqs, h)
+	return abi.OK
 }
 
 func withMsg(m map[uint32]*fakeMsg, h uint32, fn func(*fakeMsg) abi.Status) abi.Status {
@@ -471,28 +446,20 @@ func withMsg(m map[uint32]*fakeMsg, h uint32, fn func(*fakeMsg) abi.Status) abi.
 	return fn(msg)
 }
 
-func reqMethodGet(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_req.method_get", func(f *fakeHost) abi.Status {
-		return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { return writeOut(m.method, buf, bufLen, nw) })
-	})
+func (f *fakeHost) reqMethodGet(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { return writeOut(m.method, buf, bufLen, nw) })
 }
 
-func reqMethodSet(h uint32, p unsafe.Pointer, n uint32) uint32 {
-	return call("fastly_http_req.method_set", func(f *fakeHost) abi.Status {
-		return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { m.method = memStr(p, n); return abi.OK })
-	})
+func (f *fakeHost) reqMethodSet(h uint32, p unsafe.Pointer, n uint32) abi.Status {
+	return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { m.method = memStr(p, n); return abi.OK })
 }
 
-func reqURIGet(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_req.uri_get", func(f *fakeHost) abi.Status {
-		return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { return writeOut(m.uri, buf, bufLen, nw) })
-	})
+func (f *fakeHost) reqURIGet(h uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { return writeOut(m.uri, buf, bufLen, nw) })
 }
 
-func reqURISet(h uint32, p unsafe.Pointer, n uint32) uint32 {
-	return call("fastly_http_req.uri_set", func(f *fakeHost) abi.Status {
-		return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { m.uri = memStr(p, n); return abi.OK })
-	})
+func (f *fakeHost) reqURISet(h uint32, p unsafe.Pointer, n uint32) abi.Status {
+	return withMsg(f.reqs, h, func(m *fakeMsg) abi.Status { m.uri = memStr(p, n); return abi.OK })
 }
 
 func headerNames(m map[uint32]*fakeMsg, h uint32, buf unsafe.Pointer, bufLen, cursor uint32, end, nw unsafe.Pointer) abi.Status {
@@ -516,22 +483,16 @@ func headerAppend(m map[uint32]*fakeMsg, h uint32, name unsafe.Pointer, nameLen 
 	})
 }
 
-func reqHeaderNamesGet(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_req.header_names_get", func(f *fakeHost) abi.Status {
-		return headerNames(f.reqs, h, buf, bufLen, cursor, end, nw)
-	})
+func (f *fakeHost) reqHeaderNamesGet(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) abi.Status {
+	return headerNames(f.reqs, h, buf, bufLen, cursor, end, nw)
 }
 
-func reqHeaderValuesGet(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_req.header_values_get", func(f *fakeHost) abi.Status {
-		return headerValues(f.reqs, h, name, nameLen, buf, bufLen, cursor, end, nw)
-	})
+func (f *fakeHost) reqHeaderValuesGet(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) abi.Status {
+	return headerValues(f.reqs, h, name, nameLen, buf, bufLen, cursor, end, nw)
 }
 
-func reqHeaderAppend(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) uint32 {
-	return call("fastly_http_req.header_append", func(f *fakeHost) abi.Status {
-		return headerAppend(f.reqs, h, name, nameLen, value, valueLen)
-	})
+func (f *fakeHost) reqHeaderAppend(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) abi.Status {
+	return headerAppend(f.reqs, h, name, nameLen, value, valueLen)
 }
 
 // send consumes req and body and asks the origin.
@@ -574,141 +535,117 @@ func (f *fakeHost) deliver(r fakeResult, detail, respOut, bodyOut unsafe.Pointer
 	return abi.OK
 }
 
-func reqSendV2(req, body uint32, backend unsafe.Pointer, backendLen uint32, detail, respOut, bodyOut unsafe.Pointer) uint32 {
-	return call("fastly_http_req.send_v2", func(f *fakeHost) abi.Status {
-		return f.deliver(f.send(req, body, memStr(backend, backendLen)), detail, respOut, bodyOut)
-	})
+func (f *fakeHost) reqSendV2(req, body uint32, backend unsafe.Pointer, backendLen uint32, detail, respOut, bodyOut unsafe.Pointer) abi.Status {
+	return f.deliver(f.send(req, body, memStr(backend, backendLen)), detail, respOut, bodyOut)
 }
 
-func reqSendAsync(req, body uint32, backend unsafe.Pointer, backendLen uint32, pendingOut unsafe.Pointer) uint32 {
-	return call("fastly_http_req.send_async", func(f *fakeHost) abi.Status {
-		name := memStr(backend, backendLen)
-		if f.backends[name] == nil {
-			return abi.Inval
+func (f *fakeHost) reqSendAsync(req, body uint32, backend unsafe.Pointer, backendLen uint32, pendingOut unsafe.Pointer) abi.Status {
+	name := memStr(backend, backendLen)
+	if f.backends[name] == nil {
+		return abi.Inval
+	}
+	r := f.send(req, body, name)
+	h := f.handle()
+	f.pending[h] = r
+	putU32(pendingOut, h)
+	return abi.OK
+}
+
+func (f *fakeHost) reqPendingReqWaitV2(p uint32, detail, respOut, bodyOut unsafe.Pointer) abi.Status {
+	r, ok := f.pending[p]
+	if !ok {
+		return abi.Badf
+	}
+	delete(f.pending, p)
+	return f.deliver(r, detail, respOut, bodyOut)
+}
+
+func (f *fakeHost) reqRegisterDynamicBackend(name unsafe.Pointer, nameLen uint32, target unsafe.Pointer, targetLen uint32, mask uint32, config unsafe.Pointer) abi.Status {
+	n, t := memStr(name, nameLen), memStr(target, targetLen)
+	if mask&abi.BackendReserved != 0 || mask&^abi.BackendKnownBits != 0 || t == "" {
+		return abi.Inval
+	}
+	if f.backends[n] != nil {
+		return abi.Error
+	}
+	raw := append([]byte(nil), mem(config, abi.CfgSize)...)
+	be := &fakeBackend{dynamic: true, target: t, mask: mask, raw: raw, strs: map[int]string{}}
+	for _, off := range []int{abi.CfgHostOverride, abi.CfgCertHostname, abi.CfgCACert, abi.CfgCiphers, abi.CfgSNIHostname} {
+		ptr, l := le32(raw, off), le32(raw, off+4)
+		if ptr == 0 {
+			continue
 		}
-		r := f.send(req, body, name)
-		h := f.handle()
-		f.pending[h] = r
-		putU32(pendingOut, h)
-		return abi.OK
-	})
-}
-
-func reqPendingReqWaitV2(p uint32, detail, respOut, bodyOut unsafe.Pointer) uint32 {
-	return call("fastly_http_req.pending_req_wait_v2", func(f *fakeHost) abi.Status {
-		r, ok := f.pending[p]
+		p, ok := f.pins[ptr]
 		if !ok {
-			return abi.Badf
-		}
-		delete(f.pending, p)
-		return f.deliver(r, detail, respOut, bodyOut)
-	})
-}
-
-func reqRegisterDynamicBackend(name unsafe.Pointer, nameLen uint32, target unsafe.Pointer, targetLen uint32, mask uint32, config unsafe.Pointer) uint32 {
-	return call("fastly_http_req.register_dynamic_backend", func(f *fakeHost) abi.Status {
-		n, t := memStr(name, nameLen), memStr(target, targetLen)
-		if mask&abi.BackendReserved != 0 || mask&^abi.BackendKnownBits != 0 || t == "" {
 			return abi.Inval
 		}
-		if f.backends[n] != nil {
-			return abi.Error
+		be.strs[off] = memStr(p, l)
+	}
+	be.host, be.port = t, 80
+	if i := strings.LastIndexByte(t, ':'); i >= 0 {
+		be.host = t[:i]
+		be.port = 0
+		for _, c := range t[i+1:] {
+			be.port = be.port*10 + uint32(c-'0')
 		}
-		raw := append([]byte(nil), mem(config, abi.CfgSize)...)
-		be := &fakeBackend{dynamic: true, target: t, mask: mask, raw: raw, strs: map[int]string{}}
-		for _, off := range []int{abi.CfgHostOverride, abi.CfgCertHostname, abi.CfgCACert, abi.CfgCiphers, abi.CfgSNIHostname} {
-			ptr, l := le32(raw, off), le32(raw, off+4)
-			if ptr == 0 {
-				continue
-			}
-			p, ok := f.pins[ptr]
-			if !ok {
-				return abi.Inval
-			}
-			be.strs[off] = memStr(p, l)
+	}
+	be.overrideHost = be.strs[abi.CfgHostOverride]
+	f.backends[n] = be
+	return abi.OK
+}
+
+func (f *fakeHost) respNew(out unsafe.Pointer) abi.Status {
+	h := f.handle()
+	f.resps[h] = &fakeMsg{status: 200}
+	putU32(out, h)
+	return abi.OK
+}
+
+func (f *fakeHost) respClose(h uint32) abi.Status {
+	if f.resps[h] == nil {
+		return abi.Badf
+	}
+	delete(f.resps, h)
+	return abi.OK
+}
+
+func (f *fakeHost) respStatusGet(h uint32, out unsafe.Pointer) abi.Status {
+	return withMsg(f.resps, h, func(m *fakeMsg) abi.Status { putU16(out, uint16(m.status)); return abi.OK })
+}
+
+func (f *fakeHost) respStatusSet(h uint32, status uint32) abi.Status {
+	return withMsg(f.resps, h, func(m *fakeMsg) abi.Status {
+		if status < 100 || status > 999 {
+			return abi.HTTPInvalidStatus
 		}
-		be.host, be.port = t, 80
-		if i := strings.LastIndexByte(t, ':'); i >= 0 {
-			be.host = t[:i]
-			be.port = 0
-			for _, c := range t[i+1:] {
-				be.port = be.port*10 + uint32(c-'0')
-			}
-		}
-		be.overrideHost = be.strs[abi.CfgHostOverride]
-		f.backends[n] = be
+		m.status = status
 		return abi.OK
 	})
 }
 
-func respNew(out unsafe.Pointer) uint32 {
-	return call("fastly_http_resp.new", func(f *fakeHost) abi.Status {
-		h := f.handle()
-		f.resps[h] = &fakeMsg{status: 200}
-		putU32(out, h)
-		return abi.OK
-	})
+func (f *fakeHost) respHeaderNamesGet(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) abi.Status {
+	return headerNames(f.resps, h, buf, bufLen, cursor, end, nw)
 }
 
-func respClose(h uint32) uint32 {
-	return call("fastly_http_resp.close", func(f *fakeHost) abi.Status {
-		if f.resps[h] == nil {
-			return abi.Badf
-		}
-		delete(f.resps, h)
-		return abi.OK
-	})
+func (f *fakeHost) respHeaderValuesGet(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) abi.Status {
+	return headerValues(f.resps, h, name, nameLen, buf, bufLen, cursor, end, nw)
 }
 
-func respStatusGet(h uint32, out unsafe.Pointer) uint32 {
-	return call("fastly_http_resp.status_get", func(f *fakeHost) abi.Status {
-		return withMsg(f.resps, h, func(m *fakeMsg) abi.Status { putU16(out, uint16(m.status)); return abi.OK })
-	})
+func (f *fakeHost) respHeaderAppend(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) abi.Status {
+	return headerAppend(f.resps, h, name, nameLen, value, valueLen)
 }
 
-func respStatusSet(h uint32, status uint32) uint32 {
-	return call("fastly_http_resp.status_set", func(f *fakeHost) abi.Status {
-		return withMsg(f.resps, h, func(m *fakeMsg) abi.Status {
-			if status < 100 || status > 999 {
-				return abi.HTTPInvalidStatus
-			}
-			m.status = status
-			return abi.OK
-		})
-	})
-}
-
-func respHeaderNamesGet(h uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_resp.header_names_get", func(f *fakeHost) abi.Status {
-		return headerNames(f.resps, h, buf, bufLen, cursor, end, nw)
-	})
-}
-
-func respHeaderValuesGet(h uint32, name unsafe.Pointer, nameLen uint32, buf unsafe.Pointer, bufLen uint32, cursor uint32, end, nw unsafe.Pointer) uint32 {
-	return call("fastly_http_resp.header_values_get", func(f *fakeHost) abi.Status {
-		return headerValues(f.resps, h, name, nameLen, buf, bufLen, cursor, end, nw)
-	})
-}
-
-func respHeaderAppend(h uint32, name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32) uint32 {
-	return call("fastly_http_resp.header_append", func(f *fakeHost) abi.Status {
-		return headerAppend(f.resps, h, name, nameLen, value, valueLen)
-	})
-}
-
-func respSendDownstream(resp, body uint32, streaming uint32) uint32 {
-	return call("fastly_http_resp.send_downstream", func(f *fakeHost) abi.Status {
-		m := f.resps[resp]
-		if m == nil || f.body(body) == nil {
-			return abi.Badf
-		}
-		if f.down != nil {
-			return abi.Error
-		}
-		delete(f.resps, resp)
-		f.down = &fakeDownstream{resp: m, body: body, streaming: streaming}
-		return abi.OK
-	})
+func (f *fakeHost) respSendDownstream(resp, body uint32, streaming uint32) abi.Status {
+	m := f.resps[resp]
+	if m == nil || f.body(body) == nil {
+		return abi.Badf
+	}
+	if f.down != nil {
+		return abi.Error
+	}
+	delete(f.resps, resp)
+	f.down = &fakeDownstream{resp: m, body: body, streaming: streaming}
+	return abi.OK
 }
 
 func storeOpen(names map[uint32]string, data map[string]map[string]string, f *fakeHost, name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) abi.Status {
@@ -734,33 +671,25 @@ func storeLookup(names map[uint32]string, data map[string]map[string]string, h u
 	return writeOut(v, buf, bufLen, nw)
 }
 
-func dictionaryOpen(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32 {
-	return call("fastly_dictionary.open", func(f *fakeHost) abi.Status {
-		return storeOpen(f.dictH, f.dicts, f, name, nameLen, out)
-	})
+func (f *fakeHost) dictionaryOpen(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) abi.Status {
+	return storeOpen(f.dictH, f.dicts, f, name, nameLen, out)
 }
 
-func dictionaryGet(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_dictionary.get", func(f *fakeHost) abi.Status {
-		return storeLookup(f.dictH, f.dicts, h, key, keyLen, buf, bufLen, nw)
-	})
+func (f *fakeHost) dictionaryGet(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return storeLookup(f.dictH, f.dicts, h, key, keyLen, buf, bufLen, nw)
 }
 
-func configStoreOpen(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) uint32 {
-	return call("fastly_config_store.open", func(f *fakeHost) abi.Status {
-		return storeOpen(f.storeH, f.stores, f, name, nameLen, out)
-	})
+func (f *fakeHost) configStoreOpen(name unsafe.Pointer, nameLen uint32, out unsafe.Pointer) abi.Status {
+	return storeOpen(f.storeH, f.stores, f, name, nameLen, out)
 }
 
-func configStoreGet(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_config_store.get", func(f *fakeHost) abi.Status {
-		return storeLookup(f.storeH, f.stores, h, key, keyLen, buf, bufLen, nw)
-	})
+func (f *fakeHost) configStoreGet(h uint32, key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return storeLookup(f.storeH, f.stores, h, key, keyLen, buf, bufLen, nw)
 }
 
 // backendGet answers a fastly_backend getter from fn.
-func backendGet(op string, name unsafe.Pointer, nameLen uint32, fn func(b *fakeBackend) (uint32, abi.Status), out unsafe.Pointer) uint32 {
-	return call("fastly_backend."+op, func(f *fakeHost) abi.Status {
+func (f *fakeHost) backendGet(op string, name unsafe.Pointer, nameLen uint32, fn func(b *fakeBackend) (uint32, abi.Status), out unsafe.Pointer) abi.Status {
+	{
 		b := f.backends[memStr(name, nameLen)]
 		if b == nil {
 			if op == "exists" {
@@ -774,7 +703,7 @@ func backendGet(op string, name unsafe.Pointer, nameLen uint32, fn func(b *fakeB
 			putU32(out, v)
 		}
 		return st
-	})
+	}
 }
 
 // cfg returns the config field at off when bit is in the mask and the
@@ -788,16 +717,16 @@ func (b *fakeBackend) cfg(bit uint32, off int, def uint32) uint32 {
 	return def
 }
 
-func backendExists(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("exists", name, n, func(*fakeBackend) (uint32, abi.Status) { return 1, abi.OK }, out)
+func (f *fakeHost) backendExists(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("exists", name, n, func(*fakeBackend) (uint32, abi.Status) { return 1, abi.OK }, out)
 }
 
-func backendIsHealthy(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("is_healthy", name, n, func(*fakeBackend) (uint32, abi.Status) { return abi.HealthUnknown, abi.OK }, out)
+func (f *fakeHost) backendIsHealthy(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("is_healthy", name, n, func(*fakeBackend) (uint32, abi.Status) { return abi.HealthUnknown, abi.OK }, out)
 }
 
-func backendIsDynamic(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("is_dynamic", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendIsDynamic(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("is_dynamic", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		if b.dynamic {
 			return 1, abi.OK
 		}
@@ -805,8 +734,8 @@ func backendIsDynamic(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 
 	}, out)
 }
 
-func backendIsSSL(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("is_ssl", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendIsSSL(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("is_ssl", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		if b.mask&abi.BackendUseSSL != 0 {
 			return 1, abi.OK
 		}
@@ -814,8 +743,8 @@ func backendIsSSL(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
 	}, out)
 }
 
-func backendString(op string, name unsafe.Pointer, n uint32, get func(b *fakeBackend) string, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return call("fastly_backend."+op, func(f *fakeHost) abi.Status {
+func (f *fakeHost) backendString(name unsafe.Pointer, n uint32, get func(b *fakeBackend) string, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	{
 		b := f.backends[memStr(name, n)]
 		if b == nil {
 			return abi.Inval
@@ -825,42 +754,40 @@ func backendString(op string, name unsafe.Pointer, n uint32, get func(b *fakeBac
 			return abi.None
 		}
 		return writeOut(v, buf, bufLen, nw)
-	})
+	}
 }
 
-func backendGetHost(name unsafe.Pointer, n uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return backendString("get_host", name, n, func(b *fakeBackend) string { return b.host }, buf, bufLen, nw)
+func (f *fakeHost) backendGetHost(name unsafe.Pointer, n uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return f.backendString(name, n, func(b *fakeBackend) string { return b.host }, buf, bufLen, nw)
 }
 
-func backendGetOverrideHost(name unsafe.Pointer, n uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) uint32 {
-	return backendString("get_override_host", name, n, func(b *fakeBackend) string { return b.overrideHost }, buf, bufLen, nw)
+func (f *fakeHost) backendGetOverrideHost(name unsafe.Pointer, n uint32, buf unsafe.Pointer, bufLen uint32, nw unsafe.Pointer) abi.Status {
+	return f.backendString(name, n, func(b *fakeBackend) string { return b.overrideHost }, buf, bufLen, nw)
 }
 
-func backendGetPort(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return call("fastly_backend.get_port", func(f *fakeHost) abi.Status {
-		b := f.backends[memStr(name, n)]
-		if b == nil {
-			return abi.Inval
-		}
-		putU16(out, uint16(b.port)) // a u16, as in the ABI
-		return abi.OK
-	})
+func (f *fakeHost) backendGetPort(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	b := f.backends[memStr(name, n)]
+	if b == nil {
+		return abi.Inval
+	}
+	putU16(out, uint16(b.port)) // a u16, as in the ABI
+	return abi.OK
 }
 
-func backendGetConnectTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_connect_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetConnectTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_connect_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendConnectTimeout, abi.CfgConnectTimeoutMs, 1000), abi.OK
 	}, out)
 }
 
-func backendGetFirstByteTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_first_byte_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetFirstByteTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_first_byte_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendFirstByteTimeout, abi.CfgFirstByteTimeoutMs, 15000), abi.OK
 	}, out)
 }
 
-func backendGetBetweenBytesTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_between_bytes_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetBetweenBytesTimeoutMs(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_between_bytes_timeout_ms", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendBetweenBytesTimeout, abi.CfgBetweenBytesTimeoutMs, 10000), abi.OK
 	}, out)
 }
@@ -872,26 +799,26 @@ func sslVersion(b *fakeBackend, bit uint32, off int) (uint32, abi.Status) {
 	return le32(b.raw, off), abi.OK
 }
 
-func backendGetSSLMinVersion(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_ssl_min_version", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetSSLMinVersion(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_ssl_min_version", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return sslVersion(b, abi.BackendSSLMinVersion, abi.CfgSSLMinVersion)
 	}, out)
 }
 
-func backendGetSSLMaxVersion(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_ssl_max_version", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetSSLMaxVersion(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_ssl_max_version", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return sslVersion(b, abi.BackendSSLMaxVersion, abi.CfgSSLMaxVersion)
 	}, out)
 }
 
-func backendGetHTTPKeepaliveTime(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_http_keepalive_time", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetHTTPKeepaliveTime(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_http_keepalive_time", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendKeepalive, abi.CfgHTTPKeepaliveTimeMs, 60000), abi.OK
 	}, out)
 }
 
-func backendGetTCPKeepaliveEnable(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_tcp_keepalive_enable", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetTCPKeepaliveEnable(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_tcp_keepalive_enable", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		if b.mask&abi.BackendKeepalive != 0 {
 			return le32(b.raw, abi.CfgTCPKeepaliveEnable), abi.OK
 		}
@@ -899,20 +826,20 @@ func backendGetTCPKeepaliveEnable(name unsafe.Pointer, n uint32, out unsafe.Poin
 	}, out)
 }
 
-func backendGetTCPKeepaliveInterval(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_tcp_keepalive_interval", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetTCPKeepaliveInterval(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_tcp_keepalive_interval", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendKeepalive, abi.CfgTCPKeepaliveInterval, 15), abi.OK
 	}, out)
 }
 
-func backendGetTCPKeepaliveProbes(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_tcp_keepalive_probes", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetTCPKeepaliveProbes(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_tcp_keepalive_probes", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendKeepalive, abi.CfgTCPKeepaliveProbes, 9), abi.OK
 	}, out)
 }
 
-func backendGetTCPKeepaliveTime(name unsafe.Pointer, n uint32, out unsafe.Pointer) uint32 {
-	return backendGet("get_tcp_keepalive_time", name, n, func(b *fakeBackend) (uint32, abi.Status) {
+func (f *fakeHost) backendGetTCPKeepaliveTime(name unsafe.Pointer, n uint32, out unsafe.Pointer) abi.Status {
+	return f.backendGet("get_tcp_keepalive_time", name, n, func(b *fakeBackend) (uint32, abi.Status) {
 		return b.cfg(abi.BackendKeepalive, abi.CfgTCPKeepaliveTime, 15), abi.OK
 	}, out)
 }

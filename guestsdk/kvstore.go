@@ -67,7 +67,7 @@ type KVStore struct {
 // inval, as Fastly answers) is ErrStoreNotFound.
 func OpenKVStore(name string) (*KVStore, error) {
 	var h uint32
-	st := kvOpen(strPtr(name), uint32(len(name)), unsafe.Pointer(&h))
+	st := kvStoreOpen(strPtr(name), uint32(len(name)), unsafe.Pointer(&h))
 	if abi.Status(st) == abi.Inval {
 		return nil, fmt.Errorf("%w %q: %w", ErrStoreNotFound, name, statusErr("fastly_kv_store.open", st))
 	}
@@ -97,14 +97,14 @@ func (s *KVStore) Lookup(key string) (*KVEntry, error) {
 	const op = "fastly_kv_store.lookup"
 	var cfg uint32
 	var h uint32
-	if err := statusErr(op, kvLookup(s.h, strPtr(key), uint32(len(key)), 0, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
+	if err := statusErr(op, kvStoreLookup(s.h, strPtr(key), uint32(len(key)), 0, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
 		return nil, err
 	}
 	meta := make([]byte, kvMetadataBuf)
 	for {
 		var body, nw, code uint32
 		var gen uint64
-		st := kvLookupWaitV2(h, unsafe.Pointer(&body), bytesPtr(meta), uint32(len(meta)), unsafe.Pointer(&nw), unsafe.Pointer(&gen), unsafe.Pointer(&code))
+		st := kvStoreLookupWaitV2(h, unsafe.Pointer(&body), bytesPtr(meta), uint32(len(meta)), unsafe.Pointer(&nw), unsafe.Pointer(&gen), unsafe.Pointer(&code))
 		if abi.Status(st) == abi.Buflen && int(nw) > len(meta) {
 			meta = make([]byte, nw)
 			continue
@@ -202,11 +202,11 @@ func (s *KVStore) Insert(key string, value []byte, opts *KVInsertOptions) error 
 		return err
 	}
 	var h, code uint32
-	if err := statusErr("fastly_kv_store.insert", kvInsert(s.h, strPtr(key), uint32(len(key)), body, mask, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
+	if err := statusErr("fastly_kv_store.insert", kvStoreInsert(s.h, strPtr(key), uint32(len(key)), body, mask, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
 		bodyClose(body)
 		return err
 	}
-	if err := statusErr("fastly_kv_store.insert_wait", kvInsertWait(h, unsafe.Pointer(&code))); err != nil {
+	if err := statusErr("fastly_kv_store.insert_wait", kvStoreInsertWait(h, unsafe.Pointer(&code))); err != nil {
 		return err
 	}
 	if err := kvErr("fastly_kv_store.insert_wait", code); err != nil {
@@ -219,10 +219,10 @@ func (s *KVStore) Insert(key string, value []byte, opts *KVInsertOptions) error 
 // is ErrKeyNotFound.
 func (s *KVStore) Delete(key string) error {
 	var cfg, h, code uint32
-	if err := statusErr("fastly_kv_store.delete", kvDelete(s.h, strPtr(key), uint32(len(key)), 0, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
+	if err := statusErr("fastly_kv_store.delete", kvStoreDelete(s.h, strPtr(key), uint32(len(key)), 0, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
 		return err
 	}
-	if err := statusErr("fastly_kv_store.delete_wait", kvDeleteWait(h, unsafe.Pointer(&code))); err != nil {
+	if err := statusErr("fastly_kv_store.delete_wait", kvStoreDeleteWait(h, unsafe.Pointer(&code))); err != nil {
 		return err
 	}
 	if err := kvErr("fastly_kv_store.delete_wait", code); err != nil {
@@ -263,10 +263,10 @@ func (s *KVStore) List(prefix string, limit int, cursor string) (KVPage, error) 
 		cfg.limit = uint32(limit)
 	}
 	var h, body, code uint32
-	if err := statusErr("fastly_kv_store.list", kvList(s.h, mask, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
+	if err := statusErr("fastly_kv_store.list", kvStoreList(s.h, mask, unsafe.Pointer(&cfg), unsafe.Pointer(&h))); err != nil {
 		return KVPage{}, err
 	}
-	if err := statusErr("fastly_kv_store.list_wait", kvListWait(h, unsafe.Pointer(&body), unsafe.Pointer(&code))); err != nil {
+	if err := statusErr("fastly_kv_store.list_wait", kvStoreListWait(h, unsafe.Pointer(&body), unsafe.Pointer(&code))); err != nil {
 		return KVPage{}, err
 	}
 	if err := kvErr("fastly_kv_store.list_wait", code); err != nil {
@@ -333,7 +333,7 @@ func SecretFromBytes(b []byte) (*Secret, error) {
 	if len(b) > 0 {
 		p = bytesPtr(b)
 	}
-	if err := statusErr("fastly_secret_store.from_bytes", secretFromBytes(p, uint32(len(b)), unsafe.Pointer(&h))); err != nil {
+	if err := statusErr("fastly_secret_store.from_bytes", secretStoreFromBytes(p, uint32(len(b)), unsafe.Pointer(&h))); err != nil {
 		return nil, err
 	}
 	return &Secret{h: h}, nil
@@ -342,7 +342,7 @@ func SecretFromBytes(b []byte) (*Secret, error) {
 // Plaintext returns the secret's value.
 func (s *Secret) Plaintext() ([]byte, error) {
 	v, err := getString("fastly_secret_store.plaintext", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
-		return secretPlaintext(s.h, b, n, w)
+		return secretStorePlaintext(s.h, b, n, w)
 	})
 	return []byte(v), err
 }

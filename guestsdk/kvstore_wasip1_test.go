@@ -28,19 +28,19 @@ func TestKVBindingsAnswerBadInput(t *testing.T) {
 		got  uint32
 		want abi.Status
 	}{
-		{"kv open unknown", kvOpen(np, nl, o), abi.Inval},
-		{"kv lookup bad handle", kvLookup(badHandle, np, nl, 0, c, o), abi.Badf},
-		{"kv lookup_wait_v2 bad handle", kvLookupWaitV2(badHandle, o, bytesPtr(buf), 16, o2, g, o3), abi.Badf},
-		{"kv insert bad handle", kvInsert(badHandle, np, nl, badHandle, 0, c, o), abi.Badf},
-		{"kv insert_wait bad handle", kvInsertWait(badHandle, o), abi.Badf},
-		{"kv delete bad handle", kvDelete(badHandle, np, nl, 0, c, o), abi.Badf},
-		{"kv delete_wait bad handle", kvDeleteWait(badHandle, o), abi.Badf},
-		{"kv list bad handle", kvList(badHandle, 0, c, o), abi.Badf},
-		{"kv list_wait bad handle", kvListWait(badHandle, o, o2), abi.Badf},
+		{"kv open unknown", kvStoreOpen(np, nl, o), abi.Inval},
+		{"kv lookup bad handle", kvStoreLookup(badHandle, np, nl, 0, c, o), abi.Badf},
+		{"kv lookup_wait_v2 bad handle", kvStoreLookupWaitV2(badHandle, o, bytesPtr(buf), 16, o2, g, o3), abi.Badf},
+		{"kv insert bad handle", kvStoreInsert(badHandle, np, nl, badHandle, 0, c, o), abi.Badf},
+		{"kv insert_wait bad handle", kvStoreInsertWait(badHandle, o), abi.Badf},
+		{"kv delete bad handle", kvStoreDelete(badHandle, np, nl, 0, c, o), abi.Badf},
+		{"kv delete_wait bad handle", kvStoreDeleteWait(badHandle, o), abi.Badf},
+		{"kv list bad handle", kvStoreList(badHandle, 0, c, o), abi.Badf},
+		{"kv list_wait bad handle", kvStoreListWait(badHandle, o, o2), abi.Badf},
 		{"secret open unknown", secretStoreOpen(np, nl, o), abi.None},
 		{"secret get bad handle", secretStoreGet(badHandle, np, nl, o), abi.Badf},
-		{"secret plaintext bad handle", secretPlaintext(badHandle, bytesPtr(buf), 16, o), abi.Badf},
-		{"secret from_bytes", secretFromBytes(bytesPtr(buf), 16, o), abi.OK},
+		{"secret plaintext bad handle", secretStorePlaintext(badHandle, bytesPtr(buf), 16, o), abi.Badf},
+		{"secret from_bytes", secretStoreFromBytes(bytesPtr(buf), 16, o), abi.OK},
 	} {
 		if abi.Status(tc.got) != tc.want {
 			t.Errorf("%s: %v, want %v", tc.op, abi.Status(tc.got), tc.want)

@@ -74,7 +74,7 @@ type Config struct {
 	// MaxUploadBytes caps an upload (and a package unpacked); 0 means
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
-	// Logger receives deploy and activation lines; nil means slog.Default().
+	// Logger receives deploy and activation lines; nil discards them.
 	Logger *slog.Logger
 	// KV is the host's KV database, read and written by /v1/kv (kv.go);
 	// nil answers those calls with 503.
@@ -121,7 +121,7 @@ func New(cfg Config) (*Admin, error) {
 	}
 	a := &Admin{cfg: cfg, log: cfg.Logger}
 	if a.log == nil {
-		a.log = slog.Default()
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/guesttest/testhost"
 	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 )
 
@@ -78,20 +77,12 @@ func BenchmarkCompile(b *testing.B) {
 }
 
 func benchServer(b *testing.B, name string, wasm []byte) *server.Server {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := guesttest.NewEngine(name, engine.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { eng.Close(context.Background()) })
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pool.NewManager(log), Logger: log}
-	v, err := loader.Load(context.Background(), "1", wasm, config.Default())
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
-	return srv
+	return testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
 }
 
 // BenchmarkSandbox: one request's sandbox (instantiate, _start, respond,

@@ -41,14 +41,10 @@ const (
 )
 
 func asyncIOImpls() []impl {
-	m := abi.ModuleAsyncIO
 	return []impl{
-		{m, "select", asyncSelect},
-		{m, "is_ready", func(c *call) error {
-			if err := c.checkOut(c.u32(1), 4, 4); err != nil {
-				return err
-			}
-			ready, _, err := c.s.readiness(c.u32(0))
+		bindAsyncIOSelect(asyncSelect),
+		bindAsyncIOIsReady(func(c *call, a asyncIOIsReadyArgs) error {
+			ready, _, err := c.s.readiness(a.Handle)
 			if err != nil {
 				return err
 			}
@@ -56,8 +52,8 @@ func asyncIOImpls() []impl {
 			if ready {
 				v = 1
 			}
-			return c.putU32(c.u32(1), v)
-		}},
+			return c.putU32(a.IsDoneOut, v)
+		}),
 	}
 }
 
@@ -69,11 +65,8 @@ func asyncIOImpls() []impl {
 // inval (it would wait forever; Viceroy answers the same); an empty list
 // with a timeout sleeps for it. The wait always ends with the sandbox
 // (its wall-clock limit): then the status is error.
-func asyncSelect(c *call) error {
-	ptr, n, timeoutMs, out := c.u32(0), c.u32(1), c.u32(2), c.u32(3)
-	if err := c.checkOut(out, 4, 4); err != nil {
-		return err
-	}
+func asyncSelect(c *call, a asyncIOSelectArgs) error {
+	ptr, n, timeoutMs, out := a.Hs.Ptr, a.Hs.Len, a.TimeoutMs, a.ReadyIdxOut
 	if n == 0 && timeoutMs == 0 {
 		return statusErr(abi.Inval, "select with no handles and no timeout would never return")
 	}

@@ -50,16 +50,8 @@ func (p *Policy) check(ctx context.Context, host string, port uint16) error {
 // registerDynamicBackend implements register_dynamic_backend: the target
 // must pass the env's Policy (else unsupported and one log line), and the
 // backend's pool checks every address it dials with the Policy's Guard.
-func registerDynamicBackend(c *call) error {
-	name, err := c.str(0)
-	if err != nil {
-		return err
-	}
-	target, err := c.str(2)
-	if err != nil {
-		return err
-	}
-	mask := c.u32(4)
+func registerDynamicBackend(c *call, a reqRegisterDynamicBackendArgs) error {
+	name, target, mask := string(a.NamePrefix), string(a.Target), a.BackendConfigMask
 	if name == "" || len(name) > 255 {
 		return statusErr(abi.Inval, "backend name must be 1 to 255 bytes")
 	}
@@ -82,9 +74,9 @@ func registerDynamicBackend(c *call) error {
 	if mask&(abi.BackendPoolingLimits|abi.BackendPreferIPv4|abi.BackendHealthcheck) != 0 {
 		size = abi.CfgSize
 	}
-	cfg, ok := c.mem.Read(c.u32(5), size)
+	cfg, ok := c.mem.Read(a.BackendConfiguration, size)
 	if !ok {
-		return statusErr(abi.Inval, "backend config [%d, +%d) outside linear memory", c.u32(5), size)
+		return statusErr(abi.Inval, "backend config [%d, +%d) outside linear memory", a.BackendConfiguration, size)
 	}
 	cfg = append([]byte(nil), cfg...)
 	u32 := func(off int) uint32 { return binary.LittleEndian.Uint32(cfg[off:]) }
@@ -227,24 +219,25 @@ func splitTarget(target, scheme string) (string, uint16, error) {
 	return host, uint16(port), nil
 }
 
-func backendImpls() []impl {
-	m := abi.ModuleBackend
-	lookup := func(c *call) (*backend, error) {
-		name, err := c.str(0)
+// backendU32 binds a fastly_backend getter of a u32: the backend named by
+// the first parameter, the value written to the out-pointer. parts picks
+// the two from the hostcall's argument struct.
+func backendU32[A any](bind func(func(*call, A) error) impl, parts func(A) ([]byte, uint32), v func(c *call, b *backend) (uint32, error)) impl {
+	return bind(func(c *call, a A) error {
+		name, out := parts(a)
+		b, err := c.s.lookupBackend(string(name))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return c.s.lookupBackend(name)
-	}
-	u32Getter := func(name string, v func(b *backend) uint32) impl {
-		return impl{m, name, func(c *call) error {
-			b, err := lookup(c)
-			if err != nil {
-				return err
-			}
-			return c.putU32(c.u32(2), v(b))
-		}}
-	}
+		x, err := v(c, b)
+		if err != nil {
+			return err
+		}
+		return c.putU32(out, x)
+	})
+}
+
+func backendImpls() []impl {
 	ms := func(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 	secs := func(d time.Duration) uint32 { return uint32(d / time.Second) }
 	b2u := func(v bool) uint32 {
@@ -253,74 +246,72 @@ func backendImpls() []impl {
 		}
 		return 0
 	}
-	tlsVersion := func(v uint16) (uint32, bool) {
-		if v < tls.VersionTLS10 || v > tls.VersionTLS13 {
-			return 0, false
-		}
-		return uint32(v - tls.VersionTLS10), true
+	val := func(f func(b *backend) uint32) func(*call, *backend) (uint32, error) {
+		return func(_ *call, b *backend) (uint32, error) { return f(b), nil }
 	}
-	sslGetter := func(name string, pick func(b *backend) uint16) impl {
-		return impl{m, name, func(c *call) error {
-			b, err := lookup(c)
-			if err != nil {
-				return err
-			}
+	tlsVersion := func(pick func(b *backend) uint16) func(*call, *backend) (uint32, error) {
+		return func(_ *call, b *backend) (uint32, error) {
 			if b.settings.Scheme != "https" {
-				return statusErr(abi.None, "backend %q does not use TLS", b.name)
+				return 0, statusErr(abi.None, "backend %q does not use TLS", b.name)
 			}
-			v, ok := tlsVersion(pick(b))
-			if !ok {
-				return statusErr(abi.None, "backend %q uses crypto/tls's default", b.name)
+			v := pick(b)
+			if v < tls.VersionTLS10 || v > tls.VersionTLS13 {
+				return 0, statusErr(abi.None, "backend %q uses crypto/tls's default", b.name)
 			}
-			return c.putU32(c.u32(2), v)
-		}}
+			return uint32(v - tls.VersionTLS10), nil
+		}
 	}
-	return []impl{
-		{m, "exists", func(c *call) error {
-			name, err := c.str(0)
+	timeout := func(a backendGetConnectTimeoutMsArgs) ([]byte, uint32) { return a.Backend, a.TimeoutMsOut }
+	tlsParts := func(a backendGetSSLMinVersionArgs) ([]byte, uint32) { return a.Backend, a.TLSVersionOut }
+	hostGetter := func(override bool) func(c *call, a backendGetHostArgs) error {
+		return func(c *call, a backendGetHostArgs) error {
+			b, err := c.s.lookupBackend(string(a.Backend))
 			if err != nil {
 				return err
 			}
-			_, err = c.s.lookupBackend(name)
-			return c.putU32(c.u32(2), b2u(err == nil))
-		}},
-		u32Getter("is_healthy", func(b *backend) uint32 { return b.health }),
-		u32Getter("is_dynamic", func(b *backend) uint32 { return b2u(b.dynamic) }),
-		u32Getter("is_ssl", func(b *backend) uint32 { return b2u(b.settings.Scheme == "https") }),
-		{m, "get_port", func(c *call) error {
-			b, err := lookup(c)
-			if err != nil {
-				return err
-			}
-			return c.putU16(c.u32(2), b.port)
-		}},
-		{m, "get_host", func(c *call) error {
-			b, err := lookup(c)
-			if err != nil {
-				return err
-			}
-			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), []byte(b.host))
-		}},
-		{m, "get_override_host", func(c *call) error {
-			b, err := lookup(c)
-			if err != nil {
-				return err
+			if !override {
+				return c.writeBuf(a.Value, []byte(b.host))
 			}
 			if b.settings.HostOverride == "" {
 				return statusErr(abi.None, "backend %q has no host override", b.name)
 			}
-			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), []byte(b.settings.HostOverride))
-		}},
-		u32Getter("get_connect_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.Connect) }),
-		u32Getter("get_first_byte_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.FirstByte) }),
-		u32Getter("get_between_bytes_timeout_ms", func(b *backend) uint32 { return ms(b.timeouts.BetweenBytes) }),
-		sslGetter("get_ssl_min_version", func(b *backend) uint16 { return b.settings.TLS.MinVersion }),
-		sslGetter("get_ssl_max_version", func(b *backend) uint16 { return b.settings.TLS.MaxVersion }),
-		u32Getter("get_http_keepalive_time", func(b *backend) uint32 { return ms(b.settings.Keepalive.HTTPKeepaliveTime) }),
-		u32Getter("get_tcp_keepalive_enable", func(b *backend) uint32 { return b2u(!b.settings.Keepalive.TCPDisabled) }),
-		u32Getter("get_tcp_keepalive_interval", func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPInterval) }),
-		u32Getter("get_tcp_keepalive_probes", func(b *backend) uint32 { return uint32(b.settings.Keepalive.TCPCount) }),
-		u32Getter("get_tcp_keepalive_time", func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPIdle) }),
+			return c.writeBuf(a.Value, []byte(b.settings.HostOverride))
+		}
+	}
+	return []impl{
+		bindBackendExists(func(c *call, a backendExistsArgs) error {
+			_, err := c.s.lookupBackend(string(a.Backend))
+			return c.putU32(a.BackendExistsOut, b2u(err == nil))
+		}),
+		backendU32(bindBackendIsHealthy, func(a backendIsHealthyArgs) ([]byte, uint32) { return a.Backend, a.BackendHealthOut },
+			val(func(b *backend) uint32 { return b.health })),
+		backendU32(bindBackendIsDynamic, func(a backendIsDynamicArgs) ([]byte, uint32) { return a.Backend, a.IsDynamicOut },
+			val(func(b *backend) uint32 { return b2u(b.dynamic) })),
+		backendU32(bindBackendIsSSL, func(a backendIsSSLArgs) ([]byte, uint32) { return a.Backend, a.IsSSLOut },
+			val(func(b *backend) uint32 { return b2u(b.settings.Scheme == "https") })),
+		bindBackendGetPort(func(c *call, a backendGetPortArgs) error {
+			b, err := c.s.lookupBackend(string(a.Backend))
+			if err != nil {
+				return err
+			}
+			return c.putU16(a.PortOut, b.port)
+		}),
+		bindBackendGetHost(hostGetter(false)),
+		bindBackendGetOverrideHost(hostGetter(true)),
+		backendU32(bindBackendGetConnectTimeoutMs, timeout, val(func(b *backend) uint32 { return ms(b.timeouts.Connect) })),
+		backendU32(bindBackendGetFirstByteTimeoutMs, timeout, val(func(b *backend) uint32 { return ms(b.timeouts.FirstByte) })),
+		backendU32(bindBackendGetBetweenBytesTimeoutMs, timeout, val(func(b *backend) uint32 { return ms(b.timeouts.BetweenBytes) })),
+		backendU32(bindBackendGetSSLMinVersion, tlsParts, tlsVersion(func(b *backend) uint16 { return b.settings.TLS.MinVersion })),
+		backendU32(bindBackendGetSSLMaxVersion, tlsParts, tlsVersion(func(b *backend) uint16 { return b.settings.TLS.MaxVersion })),
+		backendU32(bindBackendGetHTTPKeepaliveTime, timeout, val(func(b *backend) uint32 { return ms(b.settings.Keepalive.HTTPKeepaliveTime) })),
+		backendU32(bindBackendGetTCPKeepaliveEnable, func(a backendGetTCPKeepaliveEnableArgs) ([]byte, uint32) { return a.Backend, a.IsKeepaliveOut },
+			val(func(b *backend) uint32 { return b2u(!b.settings.Keepalive.TCPDisabled) })),
+		backendU32(bindBackendGetTCPKeepaliveInterval, func(a backendGetTCPKeepaliveIntervalArgs) ([]byte, uint32) { return a.Backend, a.TimeoutSecsOut },
+			val(func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPInterval) })),
+		backendU32(bindBackendGetTCPKeepaliveProbes, func(a backendGetTCPKeepaliveProbesArgs) ([]byte, uint32) { return a.Backend, a.ProbeCountOut },
+			val(func(b *backend) uint32 { return uint32(b.settings.Keepalive.TCPCount) })),
+		backendU32(bindBackendGetTCPKeepaliveTime, func(a backendGetTCPKeepaliveTimeArgs) ([]byte, uint32) { return a.Backend, a.TimeoutSecsOut },
+			val(func(b *backend) uint32 { return secs(b.settings.Keepalive.TCPIdle) })),
 	}
 }
 

@@ -284,50 +284,42 @@ func (b *body) dropParts() {
 }
 
 func bodyImpls() []impl {
-	m := abi.ModuleHTTPBody
-	get := func(c *call, i int) (*body, error) { return c.s.bodies.get(c.u32(i)) }
-	trailers := func(c *call) (*header, error) {
-		b, err := get(c, 0)
+	get := func(c *call, h uint32) (*body, error) { return c.s.bodies.get(h) }
+	trailers := func(c *call, h uint32) (*header, error) {
+		b, err := get(c, h)
 		if err != nil {
 			return nil, err
 		}
 		return b.trailers, nil
 	}
-	impls := fieldGetters(m, "trailer", trailers, (*call).str)
-	return append(impls, []impl{
-		{m, "new", func(c *call) error {
-			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(0), c.s.bodies.add(newBody(c.s)))
-		}},
-		{m, "append", func(c *call) error {
-			dst, err := get(c, 0)
+	plain := func(b []byte) (string, error) { return string(b), nil }
+	impls := fieldGetters(fieldBinders{bindBodyTrailerNamesGet, bindBodyTrailerValueGet, bindBodyTrailerValuesGet}, trailers, plain)
+	return append(impls,
+		bindBodyNew(func(c *call, a bodyNewArgs) error { return c.putU32(a.BodyOut, c.s.bodies.add(newBody(c.s))) }),
+		bindBodyAppend(func(c *call, a bodyAppendArgs) error {
+			dst, err := get(c, a.Dest)
 			if err != nil {
 				return err
 			}
-			if c.u32(0) == c.u32(1) {
+			if a.Dest == a.Src {
 				return statusErr(abi.Inval, "cannot append a body to itself")
 			}
-			src, err := get(c, 1)
+			src, err := get(c, a.Src)
 			if err != nil {
 				return err
 			}
 			if src.sink != nil {
 				return statusErr(abi.Inval, "cannot append a streaming body")
 			}
-			c.s.bodies.remove(c.u32(1))
+			c.s.bodies.remove(a.Src)
 			return dst.appendBody(src)
-		}},
-		{m, "read", func(c *call) error {
-			b, err := get(c, 0)
+		}),
+		bindBodyRead(func(c *call, a bodyReadArgs) error {
+			b, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
-				return err
-			}
-			buf, ok := c.mem.Read(c.u32(1), c.u32(2))
+			buf, ok := c.mem.Read(a.Buf.Ptr, a.Buf.Cap)
 			if !ok {
 				return statusErr(abi.Inval, "buffer outside linear memory")
 			}
@@ -338,77 +330,63 @@ func bodyImpls() []impl {
 			if err != nil {
 				return statusErr(abi.Error, "body read failed: %v", err)
 			}
-			return c.putU32(c.u32(3), uint32(n))
-		}},
-		{m, "write", func(c *call) error {
-			b, err := get(c, 0)
-			if err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(4), 4, 4); err != nil {
-				return err
-			}
-			p, err := c.bytes(1, 1<<30)
+			return c.putU32(a.Buf.NWritten, uint32(n))
+		}),
+		bindBodyWrite(func(c *call, a bodyWriteArgs) error {
+			b, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
 			var front bool
-			switch c.u32(3) {
+			switch a.End {
 			case abi.BodyWriteBack:
 			case abi.BodyWriteFront:
 				front = true
 			default:
-				return statusErr(abi.Inval, "unknown body write end %d", c.u32(3))
+				return statusErr(abi.Inval, "unknown body write end %d", a.End)
 			}
-			n, err := b.write(p, front)
+			n, err := b.write(a.Buf, front)
 			if err != nil {
 				return err
 			}
-			return c.putU32(c.u32(4), uint32(n))
-		}},
-		{m, "close", func(c *call) error {
-			b, err := c.s.bodies.remove(c.u32(0))
+			return c.putU32(a.NwrittenOut, uint32(n))
+		}),
+		bindBodyClose(func(c *call, a bodyCloseArgs) error {
+			b, err := c.s.bodies.remove(a.H)
 			if err != nil {
 				return err
 			}
 			return b.finish()
-		}},
-		{m, "abandon", func(c *call) error {
-			b, err := c.s.bodies.remove(c.u32(0))
+		}),
+		bindBodyAbandon(func(c *call, a bodyAbandonArgs) error {
+			b, err := c.s.bodies.remove(a.H)
 			if err != nil {
 				return err
 			}
 			b.abandon()
 			return nil
-		}},
-		{m, "known_length", func(c *call) error {
-			b, err := get(c, 0)
+		}),
+		bindBodyKnownLength(func(c *call, a bodyKnownLengthArgs) error {
+			b, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
 			if b.knownLen < 0 || b.sink != nil {
 				return errNone
 			}
-			return c.putU64(c.u32(1), uint64(b.knownLen))
-		}},
-		{m, "trailer_append", func(c *call) error {
-			b, err := get(c, 0)
+			return c.putU64(a.BodyLengthOut, uint64(b.knownLen))
+		}),
+		bindBodyTrailerAppend(func(c *call, a bodyTrailerAppendArgs) error {
+			b, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			name, err := c.str(1)
-			if err != nil {
-				return err
-			}
-			v, err := c.str(3)
-			if err != nil {
-				return err
-			}
+			name, v := string(a.Name), string(a.Value)
 			if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
 				return statusErr(abi.Inval, "invalid trailer field %q", name)
 			}
 			b.trailers.add(name, v)
 			return nil
-		}},
-	}...)
+		}),
+	)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pool"
 )
 
 // downstream is the client side of a session: the request the guest reads
@@ -91,10 +92,6 @@ func absoluteURI(r *http.Request) string {
 	}
 	return scheme + "://" + host + r.URL.RequestURI()
 }
-
-// hopHeaders are never copied onto the downstream response: the host owns
-// framing and connection management.
-var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer", "Content-Length"}
 
 // send writes the response head and, unless streaming, the whole body
 // (read through, not buffered). Streaming keeps the body handle open; what
@@ -193,9 +190,8 @@ func (d *downstream) head(resp *response) http.Header {
 	for k, vs := range resp.hdr.httpHeader() {
 		h[k] = vs
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
+	pool.RemoveHopByHop(h)
+	h.Del("Content-Length") // framing is the host's
 	if resp.noKeepalive {
 		h.Set("Connection", "close")
 	}

@@ -23,41 +23,33 @@ import (
 // 0 for the DDoS flag and for "bot analyzed" / "bot detected"; "none" for
 // the compliance region. See abi/README.md.
 
-// metaGetter is the body of one metadata getter: arg is the index of its
-// first parameter after the (optional) request handle.
-type metaGetter func(c *call, d *downstream, arg int) error
-
-// metaForms returns the getter as reqName in fastly_http_req (no handle)
-// and dnName in fastly_http_downstream (handle first); an empty name
-// leaves that form out.
-func metaForms(reqName, dnName string, fn metaGetter) []impl {
-	var impls []impl
-	if reqName != "" {
-		impls = append(impls, impl{abi.ModuleHTTPReq, reqName, func(c *call) error {
-			d, err := currentDownstream(c)
-			if err != nil {
-				return err
-			}
-			return fn(c, d, 0)
-		}})
-	}
-	if dnName != "" {
-		impls = append(impls, impl{abi.ModuleHTTPDownstream, dnName, func(c *call) error {
-			d, err := currentDownstream(c)
-			if err != nil {
-				return err
-			}
-			if !d.taken || c.u32(0) != d.reqH {
-				return statusErr(abi.Badf, "handle %d is not the downstream request", c.u32(0))
-			}
-			return fn(c, d, 1)
-		}})
-	}
-	return impls
+// current binds the fastly_http_req form of a getter: it answers for
+// the sandbox's current downstream request.
+func current[A any](bind func(func(*call, A) error) impl, fn func(c *call, d *downstream, a A) error) impl {
+	return bind(func(c *call, a A) error {
+		d, err := currentDownstream(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, d, a)
+	})
 }
 
-// both names a getter the same in both modules.
-func both(name string, fn metaGetter) []impl { return metaForms(name, name, fn) }
+// ofRequest binds the fastly_http_downstream form of a getter: its first
+// parameter is a downstream request handle, which must be the current
+// downstream request's (else badf).
+func ofRequest[A interface{ handle() uint32 }](bind func(func(*call, A) error) impl, fn func(c *call, d *downstream, a A) error) impl {
+	return bind(func(c *call, a A) error {
+		d, err := currentDownstream(c)
+		if err != nil {
+			return err
+		}
+		if !d.taken || a.handle() != d.reqH {
+			return statusErr(abi.Badf, "handle %d is not the downstream request", a.handle())
+		}
+		return fn(c, d, a)
+	})
+}
 
 func currentDownstream(c *call) (*downstream, error) {
 	if c.s.down == nil {
@@ -66,34 +58,39 @@ func currentDownstream(c *call) (*downstream, error) {
 	return c.s.down, nil
 }
 
-// absent answers none: the fact does not apply to this request.
-func absent(what string) metaGetter {
-	return func(*call, *downstream, int) error {
-		return statusErr(abi.None, "%s: not available for this request", what)
-	}
+// The facts that do not apply: each answers none.
+
+func notTLS[A any](*call, *downstream, A) error {
+	return statusErr(abi.None, "the downstream connection is not TLS: not available for this request")
 }
 
-// zero answers ok with the u32 0 at the out-pointer: a flag that is off.
-func zero(c *call, _ *downstream, arg int) error { return c.putU32(c.u32(arg), 0) }
+func noFingerprint[A any](*call, *downstream, A) error {
+	return statusErr(abi.None, "edgehost computes no client fingerprint: not available for this request")
+}
 
-func ipGetter(client bool) metaGetter {
-	return func(c *call, d *downstream, arg int) error {
-		ip := d.d.ServerIP
-		if client {
-			ip = d.d.ClientIP
-		}
-		if ip == nil {
-			return errNone
-		}
-		b := ipBytes(ip)
-		if err := c.checkOut(c.u32(arg+1), 4, 4); err != nil {
-			return err
-		}
-		if !c.mem.Write(c.u32(arg), b) {
-			return statusErr(abi.Inval, "address buffer outside linear memory")
-		}
-		return c.putU32(c.u32(arg+1), uint32(len(b)))
+func noBot[A any](*call, *downstream, A) error {
+	return statusErr(abi.None, "no bot was detected: not available for this request")
+}
+
+func noProxyData[A any](*call, *downstream, A) error {
+	return statusErr(abi.None, "proxy intelligence is not enabled: not available for this request")
+}
+
+// putIP writes the client's (or the server's) address: 4 or 16 bytes at
+// addr, their number at nwritten.
+func putIP(c *call, d *downstream, client bool, addr, nwritten uint32) error {
+	ip := d.d.ServerIP
+	if client {
+		ip = d.d.ClientIP
 	}
+	if ip == nil {
+		return errNone
+	}
+	b := ipBytes(ip)
+	if !c.mem.Write(addr, b) {
+		return statusErr(abi.Inval, "address buffer outside linear memory")
+	}
+	return c.putU32(nwritten, uint32(len(b)))
 }
 
 func ipBytes(ip net.IP) []byte {
@@ -131,69 +128,127 @@ func fastlyKeyValid(c *call, d *downstream) bool {
 }
 
 func downstreamImpls() []impl {
-	dn := abi.ModuleHTTPDownstream
-	impls := []impl{
-		{dn, "next_request", nextRequest},
-		{dn, "next_request_wait", nextRequestWait},
-		{dn, "next_request_abandon", func(c *call) error { _, err := c.s.promises.remove(c.u32(0)); return err }},
+	ip := func(client bool) func(c *call, d *downstream, a reqDownstreamClientIPAddrArgs) error {
+		return func(c *call, d *downstream, a reqDownstreamClientIPAddrArgs) error {
+			return putIP(c, d, client, a.AddrOctetsOut, a.NwrittenOut)
+		}
 	}
-	add := func(is []impl) { impls = append(impls, is...) }
-
-	add(both("downstream_client_ip_addr", ipGetter(true)))
-	add(both("downstream_server_ip_addr", ipGetter(false)))
-	add(both("downstream_client_request_id", func(c *call, _ *downstream, arg int) error {
-		return c.putBuf(c.u32(arg), c.u32(arg+1), c.u32(arg+2), []byte(c.s.id))
-	}))
-	add(metaForms("original_header_names_get", "downstream_original_header_names", func(c *call, d *downstream, arg int) error {
-		h := originalHeader(d.d.Request)
-		return c.putMulti(h.names, c.u32(arg), c.u32(arg+1), c.u32(arg+2), c.u32(arg+3), c.u32(arg+4))
-	}))
-	add(metaForms("original_header_count", "downstream_original_header_count", func(c *call, d *downstream, arg int) error {
+	dnIP := func(client bool) func(c *call, d *downstream, a downstreamDownstreamClientIPAddrArgs) error {
+		return func(c *call, d *downstream, a downstreamDownstreamClientIPAddrArgs) error {
+			return putIP(c, d, client, a.AddrOctetsOut, a.NwrittenOut)
+		}
+	}
+	origNames := func(c *call, d *downstream, b cursorBuf) error {
+		return c.writeMulti(b, originalHeader(d.d.Request).names)
+	}
+	origCount := func(c *call, d *downstream, out uint32) error {
 		h := originalHeader(d.d.Request)
 		n := 0
 		for _, name := range h.names {
 			n += len(h.vals[name])
 		}
-		return c.putU32(c.u32(arg), uint32(n))
-	}))
-
-	// Plain HTTP: no TLS facts.
-	for _, name := range []string{"downstream_tls_cipher_openssl_name", "downstream_tls_protocol", "downstream_tls_client_hello",
-		"downstream_tls_raw_client_certificate", "downstream_tls_client_cert_verify_result", "downstream_tls_ja3_md5", "downstream_tls_ja4"} {
-		add(both(name, absent("the downstream connection is not TLS")))
+		return c.putU32(out, uint32(n))
 	}
-	add(metaForms("", "downstream_tls_client_servername", absent("the downstream connection is not TLS")))
-
-	// Fingerprints edgehost does not compute.
-	add(both("downstream_client_h2_fingerprint", absent("HTTP/2 fingerprint")))
-	add(both("downstream_client_oh_fingerprint", absent("original-headers fingerprint")))
-
-	// Flags that are off.
-	add(both("downstream_client_ddos_detected", zero))
-	add(both("downstream_compliance_region", func(c *call, _ *downstream, arg int) error {
-		return c.putBuf(c.u32(arg), c.u32(arg+1), c.u32(arg+2), []byte(abi.ComplianceRegionNone))
-	}))
-	add(both("fastly_key_is_valid", func(c *call, d *downstream, arg int) error {
+	region := []byte(abi.ComplianceRegionNone)
+	keyValid := func(c *call, d *downstream, out uint32) error {
 		v := uint32(0)
 		if fastlyKeyValid(c, d) {
 			v = 1
 		}
-		return c.putU32(c.u32(arg), v)
-	}))
-
-	// Bot detection: the request was not analysed, so nothing was detected
-	// and the details do not apply.
-	add(metaForms("", "downstream_bot_analyzed", zero))
-	add(metaForms("", "downstream_bot_detected", zero))
-	for _, name := range []string{"downstream_bot_name", "downstream_bot_category", "downstream_bot_category_kind", "downstream_bot_verified"} {
-		add(metaForms("", name, absent("no bot was detected")))
+		return c.putU32(out, v)
 	}
+	return []impl{
+		bindDownstreamNextRequest(nextRequest),
+		bindDownstreamNextRequestWait(nextRequestWait),
+		bindDownstreamNextRequestAbandon(func(c *call, a downstreamNextRequestAbandonArgs) error {
+			_, err := c.s.promises.remove(a.Handle)
+			return err
+		}),
 
-	// Proxy and VPN intelligence: the data set is not enabled.
-	for _, name := range []string{"anonymous", "anonymous_vpn", "hosting_provider", "proxy_over_vpn", "public_proxy",
-		"relay_proxy", "residential_proxy", "smart_dns_proxy", "tor_exit_node", "vpn_datacenter"} {
-		add(metaForms("", "downstream_resvpnproxy_is_"+name, absent("proxy intelligence is not enabled")))
+		// fastly_http_req: the current downstream request.
+		current(bindReqDownstreamClientIPAddr, ip(true)),
+		current(bindReqDownstreamServerIPAddr, ip(false)),
+		current(bindReqDownstreamClientRequestID, func(c *call, _ *downstream, a reqDownstreamClientRequestIDArgs) error {
+			return c.writeBuf(a.ReqidOut, []byte(c.s.id))
+		}),
+		current(bindReqOriginalHeaderNamesGet, func(c *call, d *downstream, a reqOriginalHeaderNamesGetArgs) error { return origNames(c, d, a.Buf) }),
+		current(bindReqOriginalHeaderCount, func(c *call, d *downstream, a reqOriginalHeaderCountArgs) error {
+			return origCount(c, d, a.HeaderCountOut)
+		}),
+		current(bindReqDownstreamTLSCipherOpensslName, notTLS),
+		current(bindReqDownstreamTLSProtocol, notTLS),
+		current(bindReqDownstreamTLSClientHello, notTLS),
+		current(bindReqDownstreamTLSRawClientCertificate, notTLS),
+		current(bindReqDownstreamTLSClientCertVerifyResult, notTLS),
+		current(bindReqDownstreamTLSJA3MD5, notTLS),
+		current(bindReqDownstreamTLSJA4, notTLS),
+		current(bindReqDownstreamClientH2Fingerprint, noFingerprint),
+		current(bindReqDownstreamClientOHFingerprint, noFingerprint),
+		// A flag that is off.
+		current(bindReqDownstreamClientDDoSDetected, func(c *call, _ *downstream, a reqDownstreamClientDDoSDetectedArgs) error {
+			return c.putU32(a.DDoSDetectedOut, 0)
+		}),
+		current(bindReqDownstreamComplianceRegion, func(c *call, _ *downstream, a reqDownstreamComplianceRegionArgs) error {
+			return c.writeBuf(a.RegionOut, region)
+		}),
+		current(bindReqFastlyKeyIsValid, func(c *call, d *downstream, a reqFastlyKeyIsValidArgs) error { return keyValid(c, d, a.IsValidOut) }),
+
+		// fastly_http_downstream: the downstream request's handle first.
+		ofRequest(bindDownstreamDownstreamClientIPAddr, dnIP(true)),
+		ofRequest(bindDownstreamDownstreamServerIPAddr, dnIP(false)),
+		ofRequest(bindDownstreamDownstreamClientRequestID, func(c *call, _ *downstream, a downstreamDownstreamClientRequestIDArgs) error {
+			return c.writeBuf(a.ReqidOut, []byte(c.s.id))
+		}),
+		ofRequest(bindDownstreamDownstreamOriginalHeaderNames, func(c *call, d *downstream, a downstreamDownstreamOriginalHeaderNamesArgs) error {
+			return origNames(c, d, a.Buf)
+		}),
+		ofRequest(bindDownstreamDownstreamOriginalHeaderCount, func(c *call, d *downstream, a downstreamDownstreamOriginalHeaderCountArgs) error {
+			return origCount(c, d, a.HeaderCountOut)
+		}),
+		ofRequest(bindDownstreamDownstreamTLSCipherOpensslName, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSProtocol, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSClientHello, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSRawClientCertificate, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSClientCertVerifyResult, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSClientServername, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSJA3MD5, notTLS),
+		ofRequest(bindDownstreamDownstreamTLSJA4, notTLS),
+		ofRequest(bindDownstreamDownstreamClientH2Fingerprint, noFingerprint),
+		ofRequest(bindDownstreamDownstreamClientOHFingerprint, noFingerprint),
+		ofRequest(bindDownstreamDownstreamClientDDoSDetected, func(c *call, _ *downstream, a downstreamDownstreamClientDDoSDetectedArgs) error {
+			return c.putU32(a.DDoSDetectedOut, 0)
+		}),
+		ofRequest(bindDownstreamDownstreamComplianceRegion, func(c *call, _ *downstream, a downstreamDownstreamComplianceRegionArgs) error {
+			return c.writeBuf(a.RegionOut, region)
+		}),
+		ofRequest(bindDownstreamFastlyKeyIsValid, func(c *call, d *downstream, a downstreamFastlyKeyIsValidArgs) error {
+			return keyValid(c, d, a.IsValidOut)
+		}),
+
+		// Bot detection: the request was not analysed, so nothing was
+		// detected and the details do not apply.
+		ofRequest(bindDownstreamDownstreamBotAnalyzed, func(c *call, _ *downstream, a downstreamDownstreamBotAnalyzedArgs) error {
+			return c.putU32(a.BotAnalyzedOut, 0)
+		}),
+		ofRequest(bindDownstreamDownstreamBotDetected, func(c *call, _ *downstream, a downstreamDownstreamBotDetectedArgs) error {
+			return c.putU32(a.BotDetectedOut, 0)
+		}),
+		ofRequest(bindDownstreamDownstreamBotName, noBot),
+		ofRequest(bindDownstreamDownstreamBotCategory, noBot),
+		ofRequest(bindDownstreamDownstreamBotCategoryKind, noBot),
+		ofRequest(bindDownstreamDownstreamBotVerified, noBot),
+
+		// Proxy and VPN intelligence: the data set is not enabled.
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsAnonymous, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsAnonymousVPN, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsHostingProvider, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsProxyOverVPN, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsPublicProxy, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsRelayProxy, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsResidentialProxy, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsSmartDNSProxy, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsTorExitNode, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyIsVPNDatacenter, noProxyData),
+		ofRequest(bindDownstreamDownstreamResvpnproxyVPNServiceName, noProxyData),
 	}
-	add(metaForms("", "downstream_resvpnproxy_vpn_service_name", absent("proxy intelligence is not enabled")))
-	return impls
 }

@@ -76,6 +76,7 @@ func (l Limits) withDefaults() Limits {
 
 // EnvConfig is what NewEnv builds an Env from.
 type EnvConfig struct {
+	// Logger receives the hostcalls' and guests' lines; nil discards them.
 	Logger       *slog.Logger
 	Pools        *pool.Manager
 	Backends     []StaticBackend
@@ -128,7 +129,7 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		e.kvNames[n] = true
 	}
 	if e.Logger == nil {
-		e.Logger = slog.Default()
+		e.Logger = slog.New(slog.DiscardHandler)
 	}
 	if e.policy == nil {
 		e.policy = &Policy{}

@@ -107,42 +107,38 @@ type message interface {
 	framingMode() *bool   // true: manual framing (framing_headers_mode_set 1)
 }
 
-// messageImpls returns the hostcalls of module m that requests and
-// responses share, written once: the header calls, version_get/_set and
-// framing_headers_mode_set. lookup resolves a handle to its message.
+// messageImpls returns the hostcalls of module m (fastly_http_req or
+// fastly_http_resp) that requests and responses share, written once: the
+// header calls, version_get/_set and framing_headers_mode_set. lookup
+// resolves a handle to its message. Both modules' argument structs are the
+// same types (args_gen.go); only the bindings differ.
 func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []impl {
-	hdr := func(c *call) (*header, error) {
-		o, err := lookup(c, c.u32(0))
+	hdr := func(c *call, h uint32) (*header, error) {
+		o, err := lookup(c, h)
 		if err != nil {
 			return nil, err
 		}
 		return o.headers(), nil
 	}
-	nameArg := func(c *call, i int) (string, error) {
-		name, err := c.str(i)
-		if err != nil {
-			return "", err
-		}
+	nameArg := func(b []byte) (string, error) {
+		name := string(b)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return "", statusErr(abi.Inval, "invalid header name %q", name)
 		}
 		return name, nil
 	}
-	// hdrName resolves the handle (parameter 0) and the header name
-	// (parameters 1-2) that most header calls start with.
-	hdrName := func(c *call) (*header, string, error) {
-		h, err := hdr(c)
+	// hdrName resolves the handle and the header name that most header
+	// calls start with.
+	hdrName := func(c *call, h uint32, name []byte) (*header, string, error) {
+		hd, err := hdr(c, h)
 		if err != nil {
 			return nil, "", err
 		}
-		name, err := nameArg(c, 1)
-		return h, name, err
+		n, err := nameArg(name)
+		return hd, n, err
 	}
-	valueArg := func(c *call, i int) (string, error) {
-		v, err := c.str(i)
-		if err != nil {
-			return "", err
-		}
+	valueArg := func(b []byte) (string, error) {
+		v := string(b)
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return "", statusErr(abi.Inval, "invalid header value for %q", v)
 		}
@@ -159,123 +155,131 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		*h = *next
 		return nil
 	}
-	impls := fieldGetters(m, "header", hdr, nameArg)
-	return append(impls, []impl{
-		{m, "version_get", func(c *call) error {
-			msg, err := lookup(c, c.u32(0))
-			if err != nil {
-				return err
-			}
-			return c.putU32(c.u32(1), *msg.httpVersion())
-		}},
-		{m, "version_set", func(c *call) error {
-			msg, err := lookup(c, c.u32(0))
-			if err != nil {
-				return err
-			}
-			if c.u32(1) > abi.HTTP3 {
-				return statusErr(abi.Inval, "unknown HTTP version %d", c.u32(1))
-			}
-			*msg.httpVersion() = c.u32(1)
-			return nil
-		}},
-		// Mode 1 lets valid Content-Length / Transfer-Encoding headers of
-		// the guest frame the message (framing.go).
-		{m, "framing_headers_mode_set", func(c *call) error {
-			msg, err := lookup(c, c.u32(0))
-			if err != nil {
-				return err
-			}
-			switch c.u32(1) {
-			case abi.FramingAutomatic:
-				*msg.framingMode() = false
-			case abi.FramingManuallyFromHeader:
-				*msg.framingMode() = true
-			default:
-				return statusErr(abi.Inval, "unknown framing mode %d", c.u32(1))
-			}
-			return nil
-		}},
-		{m, "header_values_set", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			raw, err := c.bytes(3, maxStringLen)
-			if err != nil {
-				return err
-			}
-			var values []string // none: the header is removed
-			if len(raw) > 0 {
-				for _, v := range bytes.Split(bytes.TrimSuffix(raw, []byte{0}), []byte{0}) {
-					if !httpguts.ValidHeaderFieldValue(string(v)) {
-						return statusErr(abi.Inval, "invalid header value")
-					}
-					values = append(values, string(v))
+	versionGet := func(c *call, a reqVersionGetArgs) error {
+		msg, err := lookup(c, a.H)
+		if err != nil {
+			return err
+		}
+		return c.putU32(a.VersionOut, *msg.httpVersion())
+	}
+	versionSet := func(c *call, a reqVersionSetArgs) error {
+		msg, err := lookup(c, a.H)
+		if err != nil {
+			return err
+		}
+		if a.Version > abi.HTTP3 {
+			return statusErr(abi.Inval, "unknown HTTP version %d", a.Version)
+		}
+		*msg.httpVersion() = a.Version
+		return nil
+	}
+	// Mode 1 lets valid Content-Length / Transfer-Encoding headers of the
+	// guest frame the message (framing.go).
+	framingSet := func(c *call, a reqFramingHeadersModeSetArgs) error {
+		msg, err := lookup(c, a.H)
+		if err != nil {
+			return err
+		}
+		switch a.Mode {
+		case abi.FramingAutomatic:
+			*msg.framingMode() = false
+		case abi.FramingManuallyFromHeader:
+			*msg.framingMode() = true
+		default:
+			return statusErr(abi.Inval, "unknown framing mode %d", a.Mode)
+		}
+		return nil
+	}
+	valuesSet := func(c *call, a reqHeaderValuesSetArgs) error {
+		h, name, err := hdrName(c, a.H, a.Name)
+		if err != nil {
+			return err
+		}
+		var values []string // none: the header is removed
+		if len(a.Values) > 0 {
+			for _, v := range bytes.Split(bytes.TrimSuffix(a.Values, []byte{0}), []byte{0}) {
+				if !httpguts.ValidHeaderFieldValue(string(v)) {
+					return statusErr(abi.Inval, "invalid header value")
 				}
+				values = append(values, string(v))
 			}
-			return update(c, h, func(h *header) { h.set(name, values) })
-		}},
-		{m, "header_insert", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			v, err := valueArg(c, 3)
-			if err != nil {
-				return err
-			}
-			return update(c, h, func(h *header) { h.set(name, []string{v}) })
-		}},
-		{m, "header_append", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			v, err := valueArg(c, 3)
-			if err != nil {
-				return err
-			}
-			return update(c, h, func(h *header) { h.add(name, v) })
-		}},
-		{m, "header_remove", func(c *call) error {
-			h, name, err := hdrName(c)
-			if err != nil {
-				return err
-			}
-			if !h.del(name) {
-				return errNone
-			}
-			return nil
-		}},
-	}...)
+		}
+		return update(c, h, func(h *header) { h.set(name, values) })
+	}
+	insert := func(c *call, a reqHeaderInsertArgs) error {
+		h, name, err := hdrName(c, a.H, a.Name)
+		if err != nil {
+			return err
+		}
+		v, err := valueArg(a.Value)
+		if err != nil {
+			return err
+		}
+		return update(c, h, func(h *header) { h.set(name, []string{v}) })
+	}
+	appendV := func(c *call, a reqHeaderAppendArgs) error {
+		h, name, err := hdrName(c, a.H, a.Name)
+		if err != nil {
+			return err
+		}
+		v, err := valueArg(a.Value)
+		if err != nil {
+			return err
+		}
+		return update(c, h, func(h *header) { h.add(name, v) })
+	}
+	remove := func(c *call, a reqHeaderRemoveArgs) error {
+		h, name, err := hdrName(c, a.H, a.Name)
+		if err != nil {
+			return err
+		}
+		if !h.del(name) {
+			return errNone
+		}
+		return nil
+	}
+	if m == abi.ModuleHTTPResp {
+		return append(fieldGetters(fieldBinders{bindRespHeaderNamesGet, bindRespHeaderValueGet, bindRespHeaderValuesGet}, hdr, nameArg),
+			bindRespVersionGet(versionGet), bindRespVersionSet(versionSet), bindRespFramingHeadersModeSet(framingSet),
+			bindRespHeaderValuesSet(valuesSet), bindRespHeaderInsert(insert), bindRespHeaderAppend(appendV), bindRespHeaderRemove(remove))
+	}
+	return append(fieldGetters(fieldBinders{bindReqHeaderNamesGet, bindReqHeaderValueGet, bindReqHeaderValuesGet}, hdr, nameArg),
+		bindReqVersionGet(versionGet), bindReqVersionSet(versionSet), bindReqFramingHeadersModeSet(framingSet),
+		bindReqHeaderValuesSet(valuesSet), bindReqHeaderInsert(insert), bindReqHeaderAppend(appendV), bindReqHeaderRemove(remove))
+}
+
+// fieldBinders are the bindings of one module's three field-block getters
+// (headers of a request or response, trailers of a body): their argument
+// structs are the same types.
+type fieldBinders struct {
+	namesGet  func(func(*call, reqHeaderNamesGetArgs) error) impl
+	valueGet  func(func(*call, reqHeaderValueGetArgs) error) impl
+	valuesGet func(func(*call, reqHeaderValuesGetArgs) error) impl
 }
 
 // fieldGetters returns the three getters of a field block, written once
-// for headers and trailers: <prefix>_names_get (h, buf, buf_len, cursor,
-// ending_cursor_out, nwritten_out), <prefix>_value_get (h, name, buf, max,
-// nwritten_out) and <prefix>_values_get (h, name, buf, buf_len, cursor,
-// ending_cursor_out, nwritten_out). block resolves parameter 0 to the
-// block; name reads the name at parameters 1-2.
-func fieldGetters(m, prefix string, block func(c *call) (*header, error), name func(c *call, i int) (string, error)) []impl {
-	blockName := func(c *call) (*header, string, error) {
-		h, err := block(c)
+// for headers and trailers: <prefix>_names_get, <prefix>_value_get and
+// <prefix>_values_get. block resolves a handle to the block; name checks
+// a field name the guest passed.
+func fieldGetters(b fieldBinders, block func(c *call, h uint32) (*header, error), name func([]byte) (string, error)) []impl {
+	blockName := func(c *call, h uint32, n []byte) (*header, string, error) {
+		hd, err := block(c, h)
 		if err != nil {
 			return nil, "", err
 		}
-		n, err := name(c, 1)
-		return h, n, err
+		s, err := name(n)
+		return hd, s, err
 	}
 	return []impl{
-		{m, prefix + "_names_get", func(c *call) error {
-			h, err := block(c)
+		b.namesGet(func(c *call, a reqHeaderNamesGetArgs) error {
+			h, err := block(c, a.H)
 			if err != nil {
 				return err
 			}
-			return c.putMulti(h.names, c.u32(1), c.u32(2), c.u32(3), c.u32(4), c.u32(5))
-		}},
-		{m, prefix + "_value_get", func(c *call) error {
-			h, n, err := blockName(c)
+			return c.writeMulti(a.Buf, h.names)
+		}),
+		b.valueGet(func(c *call, a reqHeaderValueGetArgs) error {
+			h, n, err := blockName(c, a.H, a.Name)
 			if err != nil {
 				return err
 			}
@@ -283,15 +287,15 @@ func fieldGetters(m, prefix string, block func(c *call) (*header, error), name f
 			if len(vs) == 0 {
 				return errNone
 			}
-			return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(vs[0]))
-		}},
-		{m, prefix + "_values_get", func(c *call) error {
-			h, n, err := blockName(c)
+			return c.writeBuf(a.Value, []byte(vs[0]))
+		}),
+		b.valuesGet(func(c *call, a reqHeaderValuesGetArgs) error {
+			h, n, err := blockName(c, a.H, a.Name)
 			if err != nil {
 				return err
 			}
 			// No value: an empty, finished listing.
-			return c.putMulti(h.get(n), c.u32(3), c.u32(4), c.u32(5), c.u32(6), c.u32(7))
-		}},
+			return c.writeMulti(a.Buf, h.get(n))
+		}),
 	}
 }

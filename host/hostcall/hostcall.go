@@ -4,6 +4,13 @@
 // module and function, takes its signature from abi.Funcs, and returns a Go
 // error that statusFor maps onto a fastly_status.
 //
+// An implementation gets its arguments as one typed struct (args_gen.go,
+// generated from abi.Hostcalls by go generate in abi/): its binding
+// (bindX) decodes the Wasm parameters, checks input ranges and
+// out-pointers once, before the implementation runs, and only then calls
+// it. The positional accessors of call (u32, u64, str, bytes, checkOut)
+// remain for entries written as impl{module, name, fn} directly.
+//
 // Per-request state lives in a Session (typed handle tables); host-wide
 // state (manifest, static backends, origin pools) lives in an Env shared by
 // every session of a module version.
@@ -212,7 +219,8 @@ type Hostcall struct {
 }
 
 // impl is the implementation half of a table entry, before its signature
-// is looked up in abi.Funcs.
+// is looked up in abi.Funcs: a generated binding (bindX(fn), args_gen.go)
+// or, written by hand, a function reading its parameters positionally.
 type impl struct {
 	module, name string
 	fn           func(c *call) error
@@ -269,8 +277,11 @@ type Linker struct {
 }
 
 // NewLinker builds the linker from Table and abi.Hostcalls. logger
-// receives stub notices.
+// receives stub notices; nil discards them.
 func NewLinker(logger *slog.Logger) *Linker {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	l := &Linker{table: map[[2]string]Hostcall{}, described: map[[2]string]abi.Hostcall{}, logger: logger}
 	for _, h := range Table() {
 		l.table[[2]string{h.Module, h.Name}] = h

@@ -265,3 +265,20 @@ func (w wrapped) Error() string { return "wrapped: " + w.err.Error() }
 func (w wrapped) Unwrap() error { return w.err }
 
 func wrapErr(err error) error { return wrapped{err} }
+
+// TestLinkerNilLogger: NewLinker(nil) discards the stub notice instead of
+// panicking on a stub's first call, and the stub still answers
+// unsupported.
+func TestLinkerNilLogger(t *testing.T) {
+	fn, err := NewLinker(nil).Link()(engine.Import{Module: "fastly_kv_store", Name: "open", Signature: engine.Signature{Params: "iii", Results: "i"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		stack := []uint64{0, 0, 0}
+		fn(context.Background(), newFakeMem(64), stack)
+		if abi.Status(stack[0]) != abi.Unsupported {
+			t.Fatalf("stub answered %v, want unsupported", abi.Status(stack[0]))
+		}
+	}
+}

@@ -9,47 +9,33 @@ type logEndpoint struct{ name string }
 
 func abiImpls() []impl {
 	return []impl{
-		{abi.ModuleABI, "init", func(c *call) error {
-			if c.u64(0) != abi.Version {
-				return statusErr(abi.Error, "ABI version %d is not supported (only %d)", c.u64(0), abi.Version)
+		bindABIInit(func(c *call, a abiInitArgs) error {
+			if a.ABIVersion != abi.Version {
+				return statusErr(abi.Error, "ABI version %d is not supported (only %d)", a.ABIVersion, abi.Version)
 			}
 			return nil
-		}},
+		}),
 	}
 }
 
 func logImpls() []impl {
-	m := abi.ModuleLog
 	return []impl{
-		{m, "endpoint_get", func(c *call) error {
-			name, err := c.str(0)
-			if err != nil {
-				return err
-			}
+		bindLogEndpointGet(func(c *call, a logEndpointGetArgs) error {
+			name := string(a.Name)
 			switch {
 			case name == "", name == "stdout", name == "stderr", len(name) >= 12 && name[:12] == "fst_managed_":
 				return statusErr(abi.Inval, "log endpoint name %q is reserved", name)
 			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(2), c.s.logs.add(&logEndpoint{name: name}))
-		}},
-		{m, "write", func(c *call) error {
-			ep, err := c.s.logs.get(c.u32(0))
+			return c.putU32(a.EndpointOut, c.s.logs.add(&logEndpoint{name: name}))
+		}),
+		bindLogWrite(func(c *call, a logWriteArgs) error {
+			ep, err := c.s.logs.get(a.H)
 			if err != nil {
 				return err
 			}
-			msg, err := c.bytes(1, 1<<20)
-			if err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
-				return err
-			}
-			c.s.logger().Info(string(msg), "log_endpoint", ep.name)
-			return c.putU32(c.u32(3), uint32(len(msg)))
-		}},
+			c.s.logger().Info(string(a.Msg), "log_endpoint", ep.name)
+			return c.putU32(a.NwrittenOut, uint32(len(a.Msg)))
+		}),
 	}
 }
 
@@ -58,52 +44,38 @@ func logImpls() []impl {
 // one namespace (as in Viceroy): either open finds a store declared in
 // either section, its own section first.
 func storeImpls() []impl {
-	var impls []impl
-	for _, m := range []struct {
-		module string
-		first  bool // look in the config stores first
-	}{
-		{abi.ModuleDictionary, false},
-		{abi.ModuleConfigStore, true},
-	} {
-		impls = append(impls,
-			impl{m.module, "open", func(c *call) error {
-				name, err := c.str(0)
-				if err != nil {
-					return err
-				}
-				sections := [2]map[string]map[string]string{c.s.env.dictionaries, c.s.env.configStores}
-				if m.first {
-					sections[0], sections[1] = sections[1], sections[0]
-				}
-				st, ok := sections[0][name]
-				if !ok {
-					st, ok = sections[1][name]
-				}
-				if !ok {
-					return statusErr(abi.Badf, "no config store or dictionary named %q", name)
-				}
-				if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-					return err
-				}
-				return c.putU32(c.u32(2), c.s.stores.add(st))
-			}},
-			impl{m.module, "get", func(c *call) error {
-				st, err := c.s.stores.get(c.u32(0))
-				if err != nil {
-					return err
-				}
-				key, err := c.str(1)
-				if err != nil {
-					return err
-				}
-				v, ok := st[key]
-				if !ok {
-					return errNone
-				}
-				return c.putBuf(c.u32(3), c.u32(4), c.u32(5), []byte(v))
-			}},
-		)
+	open := func(configFirst bool) func(c *call, name []byte, out uint32) error {
+		return func(c *call, name []byte, out uint32) error {
+			sections := [2]map[string]map[string]string{c.s.env.dictionaries, c.s.env.configStores}
+			if configFirst {
+				sections[0], sections[1] = sections[1], sections[0]
+			}
+			st, ok := sections[0][string(name)]
+			if !ok {
+				st, ok = sections[1][string(name)]
+			}
+			if !ok {
+				return statusErr(abi.Badf, "no config store or dictionary named %q", name)
+			}
+			return c.putU32(out, c.s.stores.add(st))
+		}
 	}
-	return impls
+	dictOpen, storeOpen := open(false), open(true)
+	get := func(c *call, a dictionaryGetArgs) error {
+		st, err := c.s.stores.get(a.H)
+		if err != nil {
+			return err
+		}
+		v, ok := st[string(a.Key)]
+		if !ok {
+			return errNone
+		}
+		return c.writeBuf(a.Value, []byte(v))
+	}
+	return []impl{
+		bindDictionaryOpen(func(c *call, a dictionaryOpenArgs) error { return dictOpen(c, a.Name, a.DictionaryOut) }),
+		bindDictionaryGet(get),
+		bindConfigStoreOpen(func(c *call, a configStoreOpenArgs) error { return storeOpen(c, a.Name, a.ConfigStoreOut) }),
+		bindConfigStoreGet(get),
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pool"
 )
 
 // request is a guest-built (or the downstream) request.
@@ -56,118 +57,125 @@ func (p *pendingRequest) discard() {
 
 func reqImpls() []impl {
 	m := abi.ModuleHTTPReq
-	get := func(c *call, i int) (*request, error) { return c.s.reqs.get(c.u32(i)) }
+	get := func(c *call, h uint32) (*request, error) { return c.s.reqs.get(h) }
+	// Sends: the error detail pointer is noDetail for send, which has none.
+	send := func(c *call, a reqSendArgs) error {
+		return c.sendBlocking(a.H, a.B, a.Backend, sendOuts{detail: noDetail, resp: a.RespOut, body: a.RespBodyOut})
+	}
+	sendV2 := func(c *call, a reqSendV2Args) error {
+		return c.sendBlocking(a.H, a.B, a.Backend, sendOuts{detail: a.ErrorDetail, resp: a.RespOut, body: a.RespBodyOut})
+	}
+	sendAsync := func(streaming bool) func(c *call, a reqSendAsyncArgs) error {
+		return func(c *call, a reqSendAsyncArgs) error {
+			return c.sendAsync(a.H, a.B, a.Backend, streaming, a.PendingOut)
+		}
+	}
 	impls := []impl{
-		{m, "new", func(c *call) error {
-			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(0), c.s.reqs.add(newRequest()))
-		}},
-		{m, "close", func(c *call) error {
-			_, err := c.s.reqs.remove(c.u32(0))
+		bindReqNew(func(c *call, a reqNewArgs) error { return c.putU32(a.ReqOut, c.s.reqs.add(newRequest())) }),
+		bindReqClose(func(c *call, a reqCloseArgs) error {
+			_, err := c.s.reqs.remove(a.H)
 			return err
-		}},
-		{m, "body_downstream_get", func(c *call) error {
+		}),
+		bindReqBodyDownstreamGet(func(c *call, a reqBodyDownstreamGetArgs) error {
 			if c.s.down == nil {
 				return statusErr(abi.Unsupported, "this sandbox has no downstream request")
-			}
-			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(1), 4, 4); err != nil {
-				return err
 			}
 			rh, bh, err := c.s.down.takeRequest()
 			if err != nil {
 				return err
 			}
-			if err := c.putU32(c.u32(0), rh); err != nil {
+			if err := c.putU32(a.ReqOut, rh); err != nil {
 				return err
 			}
-			return c.putU32(c.u32(1), bh)
-		}},
-		{m, "method_get", func(c *call) error {
-			r, err := get(c, 0)
+			return c.putU32(a.BodyOut, bh)
+		}),
+		bindReqMethodGet(func(c *call, a reqMethodGetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			return c.putBuf(c.u32(1), c.u32(2), c.u32(3), []byte(r.method))
-		}},
-		{m, "method_set", func(c *call) error {
-			r, err := get(c, 0)
+			return c.writeBuf(a.Buf, []byte(r.method))
+		}),
+		bindReqMethodSet(func(c *call, a reqMethodSetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			v, err := c.str(1)
-			if err != nil {
-				return err
-			}
+			v := string(a.Method)
 			if v == "" || strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) }) >= 0 {
 				return statusErr(abi.HTTPInvalid, "invalid method %q", v)
 			}
 			r.method = v
 			return nil
-		}},
-		{m, "uri_get", func(c *call) error {
-			r, err := get(c, 0)
+		}),
+		bindReqURIGet(func(c *call, a reqURIGetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			return c.putBuf(c.u32(1), c.u32(2), c.u32(3), []byte(r.uri))
-		}},
-		{m, "uri_set", func(c *call) error {
-			r, err := get(c, 0)
+			return c.writeBuf(a.Buf, []byte(r.uri))
+		}),
+		bindReqURISet(func(c *call, a reqURISetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			v, err := c.str(1)
-			if err != nil {
-				return err
-			}
+			v := string(a.URI)
 			if _, err := url.Parse(v); err != nil || v == "" {
 				return statusErr(abi.HTTPInvalid, "invalid URI %q", v)
 			}
 			r.uri = v
 			return nil
-		}},
+		}),
 		// edgehost has no cache: overrides are accepted and ignored.
-		{m, "cache_override_set", func(c *call) error { _, err := get(c, 0); return err }},
-		{m, "cache_override_v2_set", func(c *call) error {
-			if _, err := get(c, 0); err != nil {
-				return err
-			}
-			_, err := c.bytes(4, maxStringLen)
-			return err
-		}},
-		{m, "auto_decompress_response_set", func(c *call) error { _, err := get(c, 0); return err }},
+		bindReqCacheOverrideSet(func(c *call, a reqCacheOverrideSetArgs) error { _, err := get(c, a.H); return err }),
+		bindReqCacheOverrideV2Set(func(c *call, a reqCacheOverrideV2SetArgs) error { _, err := get(c, a.H); return err }),
+		bindReqAutoDecompressResponseSet(func(c *call, a reqAutoDecompressResponseSetArgs) error { _, err := get(c, a.H); return err }),
 
-		// Parameters: req 0, body 1, backend 2-3, then the rest.
-		{m, "send", func(c *call) error { return c.sendBlocking(-1, 4, 5) }},
-		{m, "send_v2", func(c *call) error { return c.sendBlocking(4, 5, 6) }},
-		{m, "send_v3", func(c *call) error { return c.sendBlocking(4, 5, 6) }},
-		{m, "send_async", func(c *call) error { return c.sendAsync(false, 4) }},
-		{m, "send_async_streaming", func(c *call) error { return c.sendAsync(true, 4) }},
-		{m, "send_async_v2", func(c *call) error { return c.sendAsync(c.u32(4) != 0, 5) }},
-		{m, "pending_req_poll", func(c *call) error { return c.pendingPoll(-1, 1, 2, 3) }},
-		{m, "pending_req_poll_v2", func(c *call) error { return c.pendingPoll(1, 2, 3, 4) }},
-		{m, "pending_req_wait", func(c *call) error { return c.pendingWait(-1, 1, 2) }},
-		{m, "pending_req_wait_v2", func(c *call) error { return c.pendingWait(1, 2, 3) }},
-		{m, "register_dynamic_backend", registerDynamicBackend},
+		bindReqSend(send),
+		bindReqSendV2(sendV2),
+		bindReqSendV3(sendV2),
+		bindReqSendAsync(sendAsync(false)),
+		bindReqSendAsyncStreaming(sendAsync(true)),
+		bindReqSendAsyncV2(func(c *call, a reqSendAsyncV2Args) error {
+			return c.sendAsync(a.H, a.B, a.Backend, a.Streaming != 0, a.PendingOut)
+		}),
+		bindReqPendingReqPoll(func(c *call, a reqPendingReqPollArgs) error {
+			return c.pendingPoll(a.H, a.IsDoneOut, sendOuts{detail: noDetail, resp: a.RespOut, body: a.RespBodyOut})
+		}),
+		bindReqPendingReqPollV2(func(c *call, a reqPendingReqPollV2Args) error {
+			return c.pendingPoll(a.H, a.IsDoneOut, sendOuts{detail: a.ErrorDetail, resp: a.RespOut, body: a.RespBodyOut})
+		}),
+		bindReqPendingReqWait(func(c *call, a reqPendingReqWaitArgs) error {
+			return c.pendingWait(a.H, sendOuts{detail: noDetail, resp: a.RespOut, body: a.RespBodyOut})
+		}),
+		bindReqPendingReqWaitV2(func(c *call, a reqPendingReqWaitV2Args) error {
+			return c.pendingWait(a.H, sendOuts{detail: a.ErrorDetail, resp: a.RespOut, body: a.RespBodyOut})
+		}),
+		bindReqRegisterDynamicBackend(registerDynamicBackend),
 	}
 	impls = append(impls, messageImpls(m, func(c *call, h uint32) (message, error) { return c.s.reqs.get(h) })...)
 	return impls
 }
 
-// buildOrigin turns request handle reqH with body handle bodyH into the
+// noDetail is sendOuts.detail for a send or pending call without a
+// send_error_detail out-pointer. 0 is never it: the generated binding
+// checked every out-pointer, and 0 is a valid address.
+const noDetail = ^uint32(0)
+
+// sendOuts are the out-pointers a send or pending call delivers its
+// response to, all checked by the binding: the send_error_detail struct
+// (noDetail: none), the response handle and the body handle.
+type sendOuts struct{ detail, resp, body uint32 }
+
+// buildOrigin turns request handle rh with body handle bh into the
 // origin request for the named backend; the body handle is consumed (or,
 // streaming, kept as the request's sink).
-func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
-	r, err := c.s.reqs.get(c.u32(0))
+func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*backend, *http.Request, error) {
+	r, err := c.s.reqs.get(rh)
 	if err != nil {
 		return nil, nil, err
 	}
-	bh := c.u32(1)
 	var b *body
 	if bh != abi.NoHandle {
 		if b, err = c.s.bodies.get(bh); err != nil {
@@ -177,11 +185,7 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 			return nil, nil, statusErr(abi.Inval, "body %d is already streaming", bh)
 		}
 	}
-	name, err := c.str(2)
-	if err != nil {
-		return nil, nil, err
-	}
-	be, err := c.s.lookupBackend(name)
+	be, err := c.s.lookupBackend(string(backendName))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -189,7 +193,10 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 	if err != nil {
 		return nil, nil, statusErr(abi.HTTPInvalid, "invalid URI %q", r.uri)
 	}
-	target := &url.URL{Scheme: be.settings.Scheme, Host: be.settings.Addr, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	// The pool aims the request at its origin and chooses the Host header
+	// (pool.Pool.OriginHost): the override, else the guest's Host header,
+	// else the host of the guest's URI, else the origin's address.
+	target := &url.URL{Scheme: be.settings.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 	if target.Path == "" {
 		target.Path = "/"
 	}
@@ -200,19 +207,12 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 	}
 	fr := c.s.framingFor(r.manualFraming, r.hdr, "backend request")
 	h := r.hdr.httpHeader()
-	host := be.settings.HostOverride
-	if host == "" {
-		host = h.Get("Host")
-	}
-	if host == "" {
-		host = u.Host
-	}
-	if host == "" {
-		host = be.settings.Addr
-	}
-	for _, k := range []string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"} {
-		h.Del(k)
-	}
+	host := h.Get("Host")
+	// Framing is the host's (framingFor), the Host header goes in
+	// Request.Host.
+	pool.RemoveHopByHop(h)
+	h.Del("Host")
+	h.Del("Content-Length")
 	var rd io.ReadCloser = http.NoBody
 	var getBody func() (io.ReadCloser, error)
 	n := int64(0)
@@ -299,34 +299,21 @@ func (m multiCloser) Close() error {
 }
 
 // sendBlocking implements send, send_v2 and send_v3: the guest blocks in
-// the host until the response headers arrive. detailArg is the index of
-// the send_error_detail pointer, or -1 (send has none).
-func (c *call) sendBlocking(detailArg, respOut, bodyOut int) error {
-	withDetail := detailArg >= 0
-	if withDetail {
-		if err := c.checkOut(c.u32(detailArg), abi.SendErrDetailSize, 4); err != nil {
-			return err
-		}
-	}
-	if err := c.checkOut(c.u32(respOut), 4, 4); err != nil {
-		return err
-	}
-	if err := c.checkOut(c.u32(bodyOut), 4, 4); err != nil {
-		return err
-	}
-	be, req, err := c.buildOrigin(false)
+// the host until the response headers arrive.
+func (c *call) sendBlocking(rh, bh uint32, backendName []byte, out sendOuts) error {
+	be, req, err := c.buildOrigin(rh, bh, backendName, false)
 	if err != nil {
 		return err
 	}
 	resp, err := be.pool.Do(c.s.ctx, req, be.timeouts)
-	if withDetail {
-		c.putSendDetail(c.u32(detailArg), err)
+	if out.detail != noDetail {
+		c.putSendDetail(out.detail, err)
 	}
 	if err != nil {
 		c.s.logger().Info("backend request failed", "backend", be.name, "err", err)
 		return statusErr(abi.Error, "send to %q: %v", be.name, err)
 	}
-	return c.putResponse(resp, c.u32(respOut), c.u32(bodyOut))
+	return c.putResponse(resp, out.resp, out.body)
 }
 
 // putResponse registers resp as response and body handles.
@@ -345,14 +332,11 @@ func (c *call) putSendDetail(ptr uint32, err error) {
 	c.mem.Write(ptr, b[:])
 }
 
-func (c *call) sendAsync(streaming bool, pendingOut int) error {
-	if err := c.checkOut(c.u32(pendingOut), 4, 4); err != nil {
-		return err
-	}
+func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pendingOut uint32) error {
 	if c.s.pendingOpen >= c.s.env.limits.MaxPendingRequests {
 		return statusErr(abi.LimitExceeded, "more than %d backend requests in flight", c.s.env.limits.MaxPendingRequests)
 	}
-	be, req, err := c.buildOrigin(streaming)
+	be, req, err := c.buildOrigin(rh, bh, backendName, streaming)
 	if err != nil {
 		return err
 	}
@@ -372,70 +356,50 @@ func (c *call) sendAsync(streaming bool, pendingOut int) error {
 			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}
 	}()
-	return c.putU32(c.u32(pendingOut), c.s.pending.add(p))
+	return c.putU32(pendingOut, c.s.pending.add(p))
 }
 
 // pendingPoll: is_done 0 leaves the request pending; when done the
 // handle is consumed and the response (or error) delivered.
-func (c *call) pendingPoll(detailArg, doneOut, respOut, bodyOut int) error {
-	p, err := c.s.pending.get(c.u32(0))
+func (c *call) pendingPoll(ph, doneOut uint32, out sendOuts) error {
+	p, err := c.s.pending.get(ph)
 	if err != nil {
 		return err
-	}
-	for _, o := range []int{doneOut, respOut, bodyOut} {
-		if err := c.checkOut(c.u32(o), 4, 4); err != nil {
-			return err
-		}
-	}
-	if detailArg >= 0 {
-		if err := c.checkOut(c.u32(detailArg), abi.SendErrDetailSize, 4); err != nil {
-			return err
-		}
 	}
 	if !p.isDone() {
-		c.putU32(c.u32(respOut), abi.NoHandle)
-		c.putU32(c.u32(bodyOut), abi.NoHandle)
-		return c.putU32(c.u32(doneOut), 0)
+		c.putU32(out.resp, abi.NoHandle)
+		c.putU32(out.body, abi.NoHandle)
+		return c.putU32(doneOut, 0)
 	}
-	if err := c.putU32(c.u32(doneOut), 1); err != nil {
+	if err := c.putU32(doneOut, 1); err != nil {
 		return err
 	}
-	return c.deliver(p, detailArg, respOut, bodyOut)
+	return c.deliver(ph, p, out)
 }
 
-func (c *call) pendingWait(detailArg, respOut, bodyOut int) error {
-	p, err := c.s.pending.get(c.u32(0))
+func (c *call) pendingWait(ph uint32, out sendOuts) error {
+	p, err := c.s.pending.get(ph)
 	if err != nil {
 		return err
-	}
-	for _, o := range []int{respOut, bodyOut} {
-		if err := c.checkOut(c.u32(o), 4, 4); err != nil {
-			return err
-		}
-	}
-	if detailArg >= 0 {
-		if err := c.checkOut(c.u32(detailArg), abi.SendErrDetailSize, 4); err != nil {
-			return err
-		}
 	}
 	select {
 	case <-p.done:
 	case <-c.ctx.Done():
 		return statusErr(abi.Error, "sandbox ended while waiting: %v", c.ctx.Err())
 	}
-	return c.deliver(p, detailArg, respOut, bodyOut)
+	return c.deliver(ph, p, out)
 }
 
-func (c *call) deliver(p *pendingRequest, detailArg, respOut, bodyOut int) error {
-	c.s.pending.remove(c.u32(0))
+func (c *call) deliver(ph uint32, p *pendingRequest, out sendOuts) error {
+	c.s.pending.remove(ph)
 	c.s.pendingOpen--
-	if detailArg >= 0 {
-		c.putSendDetail(c.u32(detailArg), p.err)
+	if out.detail != noDetail {
+		c.putSendDetail(out.detail, p.err)
 	}
 	if p.err != nil {
-		c.putU32(c.u32(respOut), abi.NoHandle)
-		c.putU32(c.u32(bodyOut), abi.NoHandle)
+		c.putU32(out.resp, abi.NoHandle)
+		c.putU32(out.body, abi.NoHandle)
 		return statusErr(abi.Error, "backend request: %v", p.err)
 	}
-	return c.putResponse(p.resp, c.u32(respOut), c.u32(bodyOut))
+	return c.putResponse(p.resp, out.resp, out.body)
 }

@@ -44,58 +44,52 @@ func versionCode(major, minor int) uint32 {
 
 func respImpls() []impl {
 	m := abi.ModuleHTTPResp
-	get := func(c *call, i int) (*response, error) { return c.s.resps.get(c.u32(i)) }
+	get := func(c *call, h uint32) (*response, error) { return c.s.resps.get(h) }
 	impls := []impl{
-		{m, "new", func(c *call) error {
-			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(0), c.s.resps.add(newResponse()))
-		}},
-		{m, "close", func(c *call) error {
-			_, err := c.s.resps.remove(c.u32(0))
+		bindRespNew(func(c *call, a respNewArgs) error { return c.putU32(a.RespOut, c.s.resps.add(newResponse())) }),
+		bindRespClose(func(c *call, a respCloseArgs) error {
+			_, err := c.s.resps.remove(a.H)
 			return err
-		}},
-		{m, "status_get", func(c *call) error {
-			r, err := get(c, 0)
+		}),
+		bindRespStatusGet(func(c *call, a respStatusGetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			return c.putU16(c.u32(1), uint16(r.status))
-		}},
-		{m, "status_set", func(c *call) error {
-			r, err := get(c, 0)
+			return c.putU16(a.StatusOut, uint16(r.status))
+		}),
+		bindRespStatusSet(func(c *call, a respStatusSetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			st := c.u32(1)
-			if st < 100 || st > 999 {
-				return statusErr(abi.HTTPInvalidStatus, "status %d", st)
+			if a.Status < 100 || a.Status > 999 {
+				return statusErr(abi.HTTPInvalidStatus, "status %d", a.Status)
 			}
-			r.status = int(st)
+			r.status = int(a.Status)
 			return nil
-		}},
-		{m, "http_keepalive_mode_set", func(c *call) error {
-			r, err := get(c, 0)
+		}),
+		bindRespHTTPKeepaliveModeSet(func(c *call, a respHTTPKeepaliveModeSetArgs) error {
+			r, err := get(c, a.H)
 			if err != nil {
 				return err
 			}
-			switch c.u32(1) {
+			switch a.Mode {
 			case abi.KeepaliveAutomatic:
 				r.noKeepalive = false
 			case abi.KeepaliveNone:
 				r.noKeepalive = true
 			default:
-				return statusErr(abi.Inval, "unknown keepalive mode %d", c.u32(1))
+				return statusErr(abi.Inval, "unknown keepalive mode %d", a.Mode)
 			}
 			return nil
-		}},
-		{m, "send_downstream", func(c *call) error {
+		}),
+		bindRespSendDownstream(func(c *call, a respSendDownstreamArgs) error {
 			if c.s.down == nil {
 				return statusErr(abi.Unsupported, "this sandbox has no downstream client")
 			}
-			return c.s.down.send(c.u32(0), c.u32(1), c.u32(2) != 0)
-		}},
+			return c.s.down.send(a.H, a.B, a.Streaming != 0)
+		}),
 	}
 	impls = append(impls, messageImpls(m, func(c *call, h uint32) (message, error) { return c.s.resps.get(h) })...)
 	return impls

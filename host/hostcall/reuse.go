@@ -39,25 +39,22 @@ const (
 // nextRequest implements next_request(mask, opts_ptr, promise_out): the
 // current downstream request is finished (a guest that sent no response
 // gets the client a 500) and a promise is returned for the next one.
-func nextRequest(c *call) error {
+func nextRequest(c *call, a downstreamNextRequestArgs) error {
 	if c.s.reuse == nil {
 		return statusErr(abi.Unsupported, "sandbox reuse is not offered to this sandbox")
 	}
-	mask := c.u32(0)
+	mask := a.OptionsMask
 	if mask&nextReqReserved != 0 || mask&^nextReqKnownBits != 0 {
 		return statusErr(abi.Inval, "bad next_request options mask %#x", mask)
 	}
 	wait := defaultNextWait
 	if mask&nextReqTimeout != 0 {
-		b, ok := c.mem.Read(c.u32(1), nextReqOptionsLen)
+		b, ok := c.mem.Read(a.Options, nextReqOptionsLen)
 		if !ok {
 			return statusErr(abi.Inval, "next_request options outside linear memory")
 		}
 		ms := binary.LittleEndian.Uint64(b)
 		wait = time.Duration(min(ms, uint64(maxNextWait/time.Millisecond))) * time.Millisecond
-	}
-	if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-		return err
 	}
 	if c.s.down != nil {
 		c.s.stopDownstreamReads()
@@ -65,21 +62,15 @@ func nextRequest(c *call) error {
 		c.s.down = nil
 		c.s.reuse.Done(out)
 	}
-	return c.putU32(c.u32(2), c.s.promises.add(wait))
+	return c.putU32(a.PromiseOut, c.s.promises.add(wait))
 }
 
 // nextRequestWait implements next_request_wait(promise, req_out,
 // body_out): it blocks until the next downstream request, or returns
 // `none` when none came in time (the guest should end).
-func nextRequestWait(c *call) error {
-	wait, err := c.s.promises.remove(c.u32(0))
+func nextRequestWait(c *call, a downstreamNextRequestWaitArgs) error {
+	wait, err := c.s.promises.remove(a.Handle)
 	if err != nil {
-		return err
-	}
-	if err := c.checkOut(c.u32(1), 4, 4); err != nil {
-		return err
-	}
-	if err := c.checkOut(c.u32(2), 4, 4); err != nil {
 		return err
 	}
 	id, d, ok := c.s.reuse.Next(c.ctx, wait)
@@ -92,8 +83,8 @@ func nextRequestWait(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := c.putU32(c.u32(1), rh); err != nil {
+	if err := c.putU32(a.ReqOut, rh); err != nil {
 		return err
 	}
-	return c.putU32(c.u32(2), bh)
+	return c.putU32(a.BodyOut, bh)
 }

@@ -3,8 +3,6 @@ package hostcall
 import (
 	"runtime"
 	"time"
-
-	"github.com/edgehost/edgehost/abi"
 )
 
 // fastly_compute_runtime: the sandbox's own resource counters.
@@ -55,21 +53,14 @@ func (k *cpuClock) used() time.Duration {
 }
 
 func runtimeImpls() []impl {
-	m := abi.ModuleComputeRuntime
 	return []impl{
-		{m, "get_vcpu_ms", func(c *call) error {
-			if err := c.checkOut(c.u32(0), 8, 8); err != nil {
-				return err
-			}
-			return c.putU64(c.u32(0), uint64(c.s.cpu.used()/time.Millisecond))
-		}},
-		{m, "get_heap_mib", func(c *call) error {
-			if err := c.checkOut(c.u32(0), 4, 4); err != nil {
-				return err
-			}
+		bindComputeRuntimeGetVcpuMs(func(c *call, a computeRuntimeGetVcpuMsArgs) error {
+			return c.putU64(a.VcpuMsOut, uint64(c.s.cpu.used()/time.Millisecond))
+		}),
+		bindComputeRuntimeGetHeapMiB(func(c *call, a computeRuntimeGetHeapMiBArgs) error {
 			const mib = 1 << 20
 			n := uint64(c.mem.Size()) + uint64(max(c.s.bufferedLen, 0))
-			return c.putU32(c.u32(0), uint32((n+mib-1)/mib))
-		}},
+			return c.putU32(a.MemoryMiBOut, uint32((n+mib-1)/mib))
+		}),
 	}
 }

@@ -8,12 +8,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/guesttest/testhost"
 	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/pool"
-	"github.com/edgehost/edgehost/host/server"
 )
 
 // The benchmarks run testdata/jsguests/hello.js on every engine:
@@ -67,22 +65,12 @@ func BenchmarkJSSandbox(b *testing.B) {
 	wasm := jsGuest(b, "hello")
 	for _, name := range guesttest.EngineNames() {
 		b.Run(name, func(b *testing.B) {
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer eng.Close(context.Background())
-			pools := pool.NewManager(log)
-			defer pools.Close()
-			loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}
-			v, err := loader.Load(context.Background(), "1", wasm, config.Default())
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := server.New(server.Config{Logger: log})
-			srv.Activate(v)
-			defer server.Retire(context.Background(), v)
+			b.Cleanup(func() { eng.Close(context.Background()) })
+			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			b.ReportAllocs()
 			for b.Loop() {

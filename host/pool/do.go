@@ -21,10 +21,11 @@ import (
 //
 // req.URL is absolute; Do sends to the pool's Settings.Scheme and Addr
 // whatever its scheme and host. The Host header is Settings.HostOverride
-// when set, else req.Host, else req.URL.Host. Do sends req's headers as
-// they are, except the hop-by-hop ones that would change connection
-// handling (Connection and the headers it names, Keep-Alive,
-// Proxy-Connection), and adds no User-Agent or Accept-Encoding of its own.
+// when set, else req.Host, else req.URL.Host (OriginHost). Do sends req's
+// headers as they are, except the hop-by-hop ones (RemoveHopByHop:
+// Connection and the headers it names, Keep-Alive, Proxy-Connection, Te,
+// Trailer, Transfer-Encoding, Upgrade), and adds no User-Agent or
+// Accept-Encoding of its own.
 // req is not modified; its body is consumed and closed.
 //
 // t bounds the request (zero fields mean the defaults): Connect the time
@@ -86,6 +87,47 @@ func (p *Pool) Do(ctx context.Context, req *http.Request, t Timeouts) (*http.Res
 	return resp, err
 }
 
+// OriginHost is the Host header a request to this pool's origin carries:
+// the pool's Settings.HostOverride when set, else host (the Host header
+// the caller asked for), else urlHost (the host of the request's URL),
+// else the origin's address. It is the only place the origin's Host is
+// chosen.
+func (p *Pool) OriginHost(host, urlHost string) string {
+	switch {
+	case p.s.HostOverride != "":
+		return p.s.HostOverride
+	case host != "":
+		return host
+	case urlHost != "":
+		return urlHost
+	}
+	return p.s.Addr
+}
+
+// hopByHop are the header fields that describe one connection rather
+// than the message (RFC 9110, section 7.6.1, and Proxy-Connection,
+// Keep-Alive of HTTP/1.0), so they never cross from one connection to
+// another: neither from a guest onto an origin request or the downstream
+// response, nor from a caller of Do onto the wire.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// RemoveHopByHop deletes from h the hop-by-hop fields (hopByHop) and
+// every field the Connection header names. It is the one such list and
+// function of edgehost: the hostcalls use it for origin requests and the
+// downstream response, and Do for what it sends.
+func RemoveHopByHop(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
 // outgoing returns the request to send: a copy of req aimed at the pool's
 // origin, with connection-level headers removed.
 func (p *Pool) outgoing(req *http.Request) *http.Request {
@@ -98,23 +140,9 @@ func (p *Pool) outgoing(req *http.Request) *http.Request {
 		out.URL.Scheme = "http"
 	}
 	out.URL.Host = p.s.Addr
-	switch {
-	case p.s.HostOverride != "":
-		out.Host = p.s.HostOverride
-	case out.Host == "":
-		out.Host = req.URL.Host
-	}
+	out.Host = p.OriginHost(req.Host, req.URL.Host)
 	out.Close = false
-	for _, f := range out.Header.Values("Connection") {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				out.Header.Del(name)
-			}
-		}
-	}
-	out.Header.Del("Connection")
-	out.Header.Del("Keep-Alive")
-	out.Header.Del("Proxy-Connection")
+	RemoveHopByHop(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // present but empty: Transport sends none
 	}

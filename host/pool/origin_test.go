@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,4 +247,45 @@ func testPool(t *testing.T, s Settings) *Pool {
 	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(m.Close)
 	return m.Pool(s)
+}
+
+// TestRemoveHopByHop: the hop-by-hop fields and every field Connection
+// names go; the message's own fields stay.
+func TestRemoveHopByHop(t *testing.T) {
+	h := http.Header{
+		"Connection":        {"close, X-Conn-Only", " x-other "},
+		"X-Conn-Only":       {"1"},
+		"X-Other":           {"2"},
+		"Keep-Alive":        {"timeout=5"},
+		"Proxy-Connection":  {"keep-alive"},
+		"Te":                {"trailers"},
+		"Trailer":           {"X-T"},
+		"Transfer-Encoding": {"chunked"},
+		"Upgrade":           {"h2c"},
+		"X-Kept":            {"3"},
+		"Content-Type":      {"text/plain"},
+	}
+	RemoveHopByHop(h)
+	want := http.Header{"X-Kept": {"3"}, "Content-Type": {"text/plain"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("after RemoveHopByHop: %v, want %v", h, want)
+	}
+}
+
+// TestOriginHost: the override wins, then the caller's Host, then the
+// URL's host, then the origin's address.
+func TestOriginHost(t *testing.T) {
+	for _, tc := range []struct {
+		override, host, urlHost, want string
+	}{
+		{"over.example", "guest.example", "uri.example", "over.example"},
+		{"", "guest.example", "uri.example", "guest.example"},
+		{"", "", "uri.example", "uri.example"},
+		{"", "", "", "127.0.0.1:9"},
+	} {
+		p := &Pool{s: Settings{Addr: "127.0.0.1:9", HostOverride: tc.override}}
+		if got := p.OriginHost(tc.host, tc.urlHost); got != tc.want {
+			t.Errorf("OriginHost(%q, %q) with override %q = %q, want %q", tc.host, tc.urlHost, tc.override, got, tc.want)
+		}
+	}
 }

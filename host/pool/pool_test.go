@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/host/guesttest"
 )
 
 func TestReuse(t *testing.T) {
@@ -715,27 +717,9 @@ func TestCallerContext(t *testing.T) {
 	checkBalance(t, p)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestDebugLog(t *testing.T) {
 	o := newOrigin(t, okHandler, originConfig{})
-	var buf syncBuffer
+	var buf guesttest.LogBuffer
 	m := NewManager(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer m.Close()
 	s := o.settings()

@@ -3,16 +3,14 @@ package server_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/guesttest/testhost"
 	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
 )
 
@@ -28,29 +26,9 @@ import (
 // benchServer serves the guest module wasm with manifest (config text,
 // "" for none), with no network.
 func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { eng.Close(context.Background()) })
-	m := config.Default()
-	if manifest != "" {
-		if m, err = config.Parse("fastly.toml", []byte(manifest), b.TempDir()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	pools := pool.NewManager(log)
-	b.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
-	b.Cleanup(func() { server.Retire(context.Background(), v) })
-	return srv
+	return testhost.New(b, wasm, testhost.Config{
+		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: manifest, DiscardLogs: true,
+	}).Server
 }
 
 // BenchmarkSandbox measures one request's sandbox cost, no network:

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/host/guesttest/testhost"
 	"github.com/edgehost/edgehost/host/hostcall"
 	"github.com/edgehost/edgehost/host/pool"
 	"github.com/edgehost/edgehost/host/server"
@@ -52,30 +52,12 @@ type hostOpts struct {
 // startHost serves wasm with the manifest text on a real loopback server.
 func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	t.Helper()
-	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
-	if err != nil {
-		t.Fatalf("manifest: %v", err)
-	}
-	logs := &guesttest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	eng, err := guesttest.Engine(engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	pools := pool.NewManager(log)
-	t.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("test"), Policy: localDev(t)}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	srv := server.New(server.Config{Logger: log, SandboxTimeout: o.timeout})
-	srv.Activate(v)
-	t.Cleanup(func() { server.Retire(context.Background(), v) })
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &host{url: hs.URL, srv: srv, loader: loader, logs: logs}
+	h := testhost.New(t, wasm, testhost.Config{
+		EngineConfig: engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache},
+		Manifest:     manifest, LogLevel: slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
+		Server: server.Config{SandboxTimeout: o.timeout},
+	})
+	return &host{url: h.Listen(t), srv: h.Server, loader: h.Loader, logs: h.Logs}
 }
 
 func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {

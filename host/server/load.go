@@ -22,6 +22,8 @@ type Loader struct {
 	Engine engine.Engine
 	Linker *hostcall.Linker
 	Pools  *pool.Manager
+	// Logger receives load warnings and is handed to the hostcalls; nil
+	// discards.
 	Logger *slog.Logger
 	// Policy is the dynamic backend policy; nil is the zero Policy (public
 	// addresses only). One Policy for every version keeps pools shared.

@@ -18,8 +18,12 @@ type LogWriter struct {
 	buf    bytes.Buffer
 }
 
-// NewLogWriter returns a writer logging at info level to log.
+// NewLogWriter returns a writer logging at info level to log; a nil log
+// discards the lines.
 func NewLogWriter(log *slog.Logger, requestID, stream string) *LogWriter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &LogWriter{log: log, id: requestID, stream: stream}
 }
 

@@ -39,6 +39,7 @@ type Version struct {
 
 // Config configures a Server. Zero fields take the defaults named.
 type Config struct {
+	// Logger receives the server's lines; nil discards them.
 	Logger *slog.Logger
 	// MaxConcurrentSandboxes caps sandboxes running at once (default
 	// 1024); beyond it a request gets 503 with Retry-After.
@@ -66,7 +67,7 @@ type Server struct {
 // Activate).
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxConcurrentSandboxes <= 0 {
 		cfg.MaxConcurrentSandboxes = 1024
