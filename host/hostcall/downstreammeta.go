@@ -18,7 +18,8 @@ import (
 // current downstream request.
 //
 // What edgehost does not compute answers as Compute does when a fact does
-// not apply: none for a fingerprint, a TLS fact on plain HTTP, a bot name
+// not apply: none for the original-headers fingerprint, a TLS fact on
+// plain HTTP (tlsmeta.go), the HTTP/2 fingerprint on HTTP/1, a bot name
 // or category, a proxy intelligence fact (the data set is not enabled);
 // 0 for the DDoS flag and for "bot analyzed" / "bot detected"; "none" for
 // the compliance region. See abi/README.md.
@@ -157,15 +158,10 @@ func downstreamImpls() []impl {
 		return c.putU32(c.u32(arg), uint32(n))
 	}))
 
-	// Plain HTTP: no TLS facts.
-	for _, name := range []string{"downstream_tls_cipher_openssl_name", "downstream_tls_protocol", "downstream_tls_client_hello",
-		"downstream_tls_raw_client_certificate", "downstream_tls_client_cert_verify_result", "downstream_tls_ja3_md5", "downstream_tls_ja4"} {
-		add(both(name, absent("the downstream connection is not TLS")))
-	}
-	add(metaForms("", "downstream_tls_client_servername", absent("the downstream connection is not TLS")))
+	// TLS facts and the HTTP/2 fingerprint (tlsmeta.go).
+	add(tlsMetaImpls())
 
 	// Fingerprints edgehost does not compute.
-	add(both("downstream_client_h2_fingerprint", absent("HTTP/2 fingerprint")))
 	add(both("downstream_client_oh_fingerprint", absent("original-headers fingerprint")))
 
 	// Flags that are off.

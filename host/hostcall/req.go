@@ -251,6 +251,7 @@ func (c *call) buildOrigin(streaming bool) (*backend, *http.Request, error) {
 		Body:          rd,
 		GetBody:       getBody,
 	}
+	c.s.countBackendRequest()
 	switch {
 	case fr.length >= 0:
 		// The guest's Content-Length; a body of another length fails
