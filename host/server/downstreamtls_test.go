@@ -344,6 +344,7 @@ func TestDownstreamTLSGetters(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got[k], v)
 				}
 			}
+			t.Logf("JA4 %s, h2 fingerprint %s", got["ja4"], got["h2"])
 		})
 	}
 }
