@@ -590,3 +590,27 @@ func TestDownstreamCurlHTTP2(t *testing.T) {
 		t.Errorf("h2 fingerprint %q is not SETTINGS|WINDOW_UPDATE|PRIORITY|pseudo-headers", got["h2"])
 	}
 }
+
+func TestTLSOptionsErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "x.pem")
+	os.WriteFile(notPEM, []byte("not PEM"), 0o600)
+	tests := []struct {
+		o    server.TLSOptions
+		want string
+	}{
+		{server.TLSOptions{CertFile: "c.pem"}, "tls_cert needs tls_key"},
+		{server.TLSOptions{KeyFile: "k.pem"}, "tls_key needs tls_cert"},
+		{server.TLSOptions{ClientCAFile: notPEM}, "tls_client_ca needs tls_cert and tls_key, or tls_self_signed"},
+		{server.TLSOptions{CertFile: filepath.Join(dir, "none.pem"), KeyFile: notPEM}, "tls_cert " + filepath.Join(dir, "none.pem")},
+		{server.TLSOptions{SelfSigned: true, ClientCAFile: notPEM}, "no PEM certificate"},
+		{server.TLSOptions{SelfSigned: true, ClientCAFile: filepath.Join(dir, "none.pem")}, "tls_client_ca: open"},
+		{server.TLSOptions{SelfSigned: true, ClientCAFile: newCA(t, "x").file(t), ClientAuth: "maybe"}, `tls_client_auth "maybe"`},
+	}
+	for _, tc := range tests {
+		_, err := tc.o.ListenConfig()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one containing %q", tc.o, err, tc.want)
+		}
+	}
+}

@@ -74,6 +74,12 @@ type ListenConfig struct {
 func (o TLSOptions) ListenConfig() (ListenConfig, error) {
 	var lc ListenConfig
 	if !o.Enabled() {
+		switch {
+		case o.KeyFile != "":
+			return lc, errors.New("tls_key needs tls_cert")
+		case o.ClientCAFile != "":
+			return lc, errors.New("tls_client_ca needs tls_cert and tls_key, or tls_self_signed")
+		}
 		return lc, nil
 	}
 	var cert tls.Certificate
