@@ -614,3 +614,29 @@ func TestTLSOptionsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPToHTTPSListener: plain HTTP to the HTTPS listener gets a 400
+// saying so, and the listener goes on serving TLS.
+func TestHTTPToHTTPSListener(t *testing.T) {
+	lc, roots := tlsListen(t)
+	addr := listenHost(t, guests["tlsmeta"], "", lc, slog.NewTextHandler(io.Discard, nil))
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "HTTPS server") {
+		t.Errorf("plain HTTP: %d %q", resp.StatusCode, b)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	_, port, _ := net.SplitHostPort(addr)
+	resp, err = c.Get("https://localhost:" + port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HTTPS after it: %d", resp.StatusCode)
+	}
+}

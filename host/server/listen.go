@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -267,6 +268,12 @@ func (l *listener) prepare(raw net.Conn) {
 	} else {
 		var err error
 		if c, err = l.handshake(raw); err != nil {
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader) {
+				// As net/http does: say why, in plain HTTP.
+				rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+				io.WriteString(rh.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			}
 			l.lc.Logger.Debug("TLS handshake failed", "client", raw.RemoteAddr().String(), "err", err)
 			raw.Close()
 			return
@@ -277,6 +284,16 @@ func (l *listener) prepare(raw net.Conn) {
 	case <-l.done:
 		c.Close()
 	}
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of an
+// HTTP/1 request line.
+func looksLikeHTTP(h [5]byte) bool {
+	switch string(h[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "PRI *":
+		return true
+	}
+	return false
 }
 
 // maxRecord bounds what is kept of a connection's first bytes to read the
