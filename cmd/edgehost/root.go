@@ -26,6 +26,7 @@ type common struct {
 	configPath string
 	engineName string
 	logLevel   string
+	logFormat  string
 	toolchain  string
 }
 
@@ -33,6 +34,7 @@ func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&c.configPath, "config", "C", "", "fastly.toml manifest (default: the module folder's, else ./fastly.toml when present)")
 	cmd.Flags().StringVar(&c.engineName, "engine", "", "WebAssembly engine: wazero (default; pure Go, fast start-up) or wasmtime (Cranelift; faster guest code, slower compile)")
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&c.logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line)")
 	toolchainFlag(cmd, &c.toolchain)
 }
 
@@ -56,7 +58,14 @@ func (c *common) logger(cmd *cobra.Command) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.logFormat {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 }
 
 // manifest loads -C, else moduleDir/fastly.toml, else ./fastly.toml, else

@@ -27,6 +27,7 @@ type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
 	allowPrivateBackends                 bool
 	adminPprof                           bool
+	tls                                  tlsFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -53,6 +54,7 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	c.register(cmd)
+	f.tls.register(cmd)
 	cmd.Flags().StringVar(&f.addr, "addr", config.DefaultAddr, "downstream listen address")
 	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin API listen address; "" turns it off`)
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
@@ -251,17 +253,26 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		serving = "the welcome page (nothing deployed yet)"
 	}
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
+	lc, err := f.tls.listenConfig(flags, m.Host, log)
+	if err != nil {
+		return err
+	}
+	hs, sln := srv.HTTPServer(ln, lc)
+	hs.ReadHeaderTimeout, hs.MaxHeaderBytes = 10*time.Second, m.Host.MaxHeaderBytes
+	scheme := "http://"
+	if lc.TLS != nil {
+		scheme = "https://"
+	}
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(sln) }()
 	var as *http.Server
 	if adminLn != nil {
 		as = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- as.Serve(adminLn) }()
 	}
-	log.Info("serving", append([]any{"addr", "http://" + ln.Addr().String(), "module", serving, "engine", eng.Name(),
+	log.Info("serving", append([]any{"addr", scheme + ln.Addr().String(), "module", serving, "engine", eng.Name(),
 		"admin", adminURL, "data_dir", dataDirOf(st)}, append(server.StoresLogAttrs(srv.Active(), loader.KV), "services", srv.Active().Env.Services().String())...)...)
-	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on http://%s (Ctrl-C to stop)\n", serving, ln.Addr())
+	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on %s%s (Ctrl-C to stop)\n", serving, scheme, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
 	}

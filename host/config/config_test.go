@@ -405,6 +405,19 @@ max_concurrent_sandboxes = 0 #<-g
 			},
 		},
 		{
+			name: "downstream TLS",
+			doc: `[edgehost]
+tls_cert = "cert.pem" #<-a
+tls_client_auth = "optional" #<-b
+h2c = "yes" #<-c
+`,
+			want: []problem{
+				{"a", `key "edgehost.tls_cert": needs tls_key`},
+				{"b", `key "edgehost.tls_client_auth": unknown mode "optional"; want "require" or "request"`},
+				{"c", `key "edgehost.h2c": want a boolean (true or false), have a string`},
+			},
+		},
+		{
 			name: "structure",
 			doc: `[local_server]
 dictionaries = "d" #<-a

@@ -106,6 +106,27 @@ type Host struct {
 	// in MiB (cache_memory_mib, 1 to 1048576).
 	CacheMemoryMiB int
 
+	// Downstream HTTPS and HTTP/2 (README.md, "HTTPS and HTTP/2"). Paths
+	// in the file are resolved against the manifest's directory.
+
+	// TLSCert and TLSKey are PEM files (tls_cert, tls_key): with them the
+	// downstream listener serves HTTPS. One without the other is an error.
+	TLSCert, TLSKey string
+	// TLSSelfSigned serves HTTPS with a certificate for localhost made at
+	// start (tls_self_signed, default false), for development.
+	TLSSelfSigned bool
+	// TLSClientCA is a PEM file of CAs client certificates are verified
+	// against (tls_client_ca); "" asks clients for none.
+	TLSClientCA string
+	// TLSClientAuth is "require" (the default: a client without a
+	// certificate the CA signed is refused) or "request" (any client is
+	// served and the guest reads how its certificate verified)
+	// (tls_client_auth).
+	TLSClientAuth string
+	// H2C serves HTTP/2 without TLS to clients that start with its preface
+	// (h2c, default false).
+	H2C bool
+
 	// The guest environment (README.md, "WASI"): what every sandbox sees
 	// in its FASTLY_* variables.
 
@@ -146,6 +167,7 @@ func DefaultHost() Host {
 		POP:                    DefaultPOP,
 		Region:                 DefaultRegion,
 		CustomerID:             DefaultCustomerID,
+		TLSClientAuth:          "require",
 	}
 }
 
@@ -230,6 +252,41 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("cache_generation", 0, math.MaxInt64); ok {
 		h.CacheGeneration = n
+	}
+	p.hostTLS(t, dir, h)
+}
+
+// hostTLS reads the downstream TLS and HTTP/2 keys of [edgehost].
+func (p *parser) hostTLS(t *table, dir string, h *Host) {
+	for _, k := range []struct {
+		key string
+		v   *string
+	}{{"tls_cert", &h.TLSCert}, {"tls_key", &h.TLSKey}, {"tls_client_ca", &h.TLSClientCA}} {
+		if s, ok := t.str(k.key); ok {
+			if s != "" && !filepath.IsAbs(s) && dir != "" {
+				s = filepath.Join(dir, s)
+			}
+			*k.v = s
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		if h.TLSCert == "" {
+			t.errorf("tls_key", "needs tls_cert")
+		} else {
+			t.errorf("tls_cert", "needs tls_key")
+		}
+	}
+	if s, ok := t.str("tls_client_auth"); ok {
+		if s != "require" && s != "request" {
+			t.errorf("tls_client_auth", "unknown mode %q; want \"require\" or \"request\"", s)
+		}
+		h.TLSClientAuth = s
+	}
+	if b, ok := t.boolean("tls_self_signed"); ok {
+		h.TLSSelfSigned = b
+	}
+	if b, ok := t.boolean("h2c"); ok {
+		h.H2C = b
 	}
 }
 

@@ -274,6 +274,9 @@ type reqDownstreamTLSCipherOpensslNameArgs struct {
 
 func (a *reqDownstreamTLSCipherOpensslNameArgs) decode(c *call) error {
 	a.CipherOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	if err := c.checkOut(a.CipherOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -295,6 +298,9 @@ type reqDownstreamTLSProtocolArgs struct {
 
 func (a *reqDownstreamTLSProtocolArgs) decode(c *call) error {
 	a.ProtocolOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	if err := c.checkOut(a.ProtocolOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -316,6 +322,9 @@ type reqDownstreamTLSClientHelloArgs struct {
 
 func (a *reqDownstreamTLSClientHelloArgs) decode(c *call) error {
 	a.ChelloOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	if err := c.checkOut(a.ChelloOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -337,6 +346,9 @@ type reqDownstreamTLSRawClientCertificateArgs struct {
 
 func (a *reqDownstreamTLSRawClientCertificateArgs) decode(c *call) error {
 	a.RawClientCertOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	if err := c.checkOut(a.RawClientCertOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -358,6 +370,9 @@ type reqDownstreamTLSClientCertVerifyResultArgs struct {
 
 func (a *reqDownstreamTLSClientCertVerifyResultArgs) decode(c *call) error {
 	a.ClientCertVerifyResultOut = c.u32(0)
+	if err := c.checkOut(a.ClientCertVerifyResultOut, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -381,6 +396,12 @@ type reqDownstreamTLSJA3MD5Args struct {
 func (a *reqDownstreamTLSJA3MD5Args) decode(c *call) error {
 	a.Cja3MD5Out = c.u32(0)
 	a.NwrittenOut = c.u32(1)
+	if err := c.checkOut(a.Cja3MD5Out, 16, 1); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.NwrittenOut, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2174,6 +2195,9 @@ func (a downstreamDownstreamTLSCipherOpensslNameArgs) handle() uint32 { return a
 func (a *downstreamDownstreamTLSCipherOpensslNameArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.CipherOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.CipherOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2200,6 +2224,9 @@ func (a downstreamDownstreamTLSProtocolArgs) handle() uint32 { return a.Req }
 func (a *downstreamDownstreamTLSProtocolArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.ProtocolOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.ProtocolOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2226,6 +2253,9 @@ func (a downstreamDownstreamTLSClientHelloArgs) handle() uint32 { return a.Req }
 func (a *downstreamDownstreamTLSClientHelloArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.ChelloOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.ChelloOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2252,6 +2282,9 @@ func (a downstreamDownstreamTLSRawClientCertificateArgs) handle() uint32 { retur
 func (a *downstreamDownstreamTLSRawClientCertificateArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.RawClientCertOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.RawClientCertOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2278,6 +2311,9 @@ func (a downstreamDownstreamTLSClientCertVerifyResultArgs) handle() uint32 { ret
 func (a *downstreamDownstreamTLSClientCertVerifyResultArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.ClientCertVerifyResultOut = c.u32(1)
+	if err := c.checkOut(a.ClientCertVerifyResultOut, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2304,6 +2340,9 @@ func (a downstreamDownstreamTLSClientServernameArgs) handle() uint32 { return a.
 func (a *downstreamDownstreamTLSClientServernameArgs) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.TLSSNIOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.TLSSNIOut.NWritten, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -2332,6 +2371,12 @@ func (a *downstreamDownstreamTLSJA3MD5Args) decode(c *call) error {
 	a.Req = c.u32(0)
 	a.Cja3MD5Out = c.u32(1)
 	a.NwrittenOut = c.u32(2)
+	if err := c.checkOut(a.Cja3MD5Out, 16, 1); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.NwrittenOut, 4, 4); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ type downstream struct {
 	status    int
 	streamed  *body  // the open streaming response body, if any
 	streamedH uint32 // its handle
+	backend   int    // backend requests sent for this request
 }
 
 // CommandDownstream returns the downstream request of a sandbox run as a
@@ -233,6 +234,17 @@ type Outcome struct {
 	// Aborted is true when a streamed response could not be completed:
 	// the server must cut the connection so the client sees it incomplete.
 	Aborted bool
+	// BackendRequests counts the backend requests the guest sent while
+	// serving this request (for the request log).
+	BackendRequests int
+}
+
+// countBackendRequest counts a backend request of the current downstream
+// request.
+func (s *Session) countBackendRequest() {
+	if s.down != nil {
+		s.down.backend++
+	}
 }
 
 // Finish completes the downstream response after the guest ended with
@@ -254,7 +266,7 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 		s.bodies.remove(d.streamedH)
 	}
 	if d.sent {
-		return Outcome{Sent: true, Status: d.status, Aborted: d.aborted}
+		return Outcome{Sent: true, Status: d.status, Aborted: d.aborted, BackendRequests: d.backend}
 	}
 	msg := "guest sent no response"
 	if runErr != nil {
@@ -270,5 +282,5 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 	h.Set("X-Content-Type-Options", "nosniff")
 	d.d.Writer.WriteHeader(errStatus)
 	fmt.Fprintf(d.d.Writer, "%d %s: %s (request id %s)\n", errStatus, http.StatusText(errStatus), msg, s.id)
-	return Outcome{Status: errStatus}
+	return Outcome{Status: errStatus, BackendRequests: d.backend}
 }

@@ -18,7 +18,8 @@ import (
 // current downstream request.
 //
 // What edgehost does not compute answers as Compute does when a fact does
-// not apply: none for a fingerprint, a TLS fact on plain HTTP, a bot name
+// not apply: none for a fingerprint, a TLS fact on plain HTTP and the HTTP/2 fingerprint on HTTP/1
+// (tlsmeta.go), a bot name
 // or category, a proxy intelligence fact (the data set is not enabled);
 // 0 for the DDoS flag and for "bot analyzed" / "bot detected"; "none" for
 // the compliance region. See abi/README.md.
@@ -59,10 +60,6 @@ func currentDownstream(c *call) (*downstream, error) {
 }
 
 // The facts that do not apply: each answers none.
-
-func notTLS[A any](*call, *downstream, A) error {
-	return statusErr(abi.None, "the downstream connection is not TLS: not available for this request")
-}
 
 func noFingerprint[A any](*call, *downstream, A) error {
 	return statusErr(abi.None, "edgehost computes no client fingerprint: not available for this request")
@@ -157,7 +154,7 @@ func downstreamImpls() []impl {
 		}
 		return c.putU32(out, v)
 	}
-	return []impl{
+	return append(tlsMetaImpls(), // tlsmeta.go
 		bindDownstreamNextRequest(nextRequest),
 		bindDownstreamNextRequestWait(nextRequestWait),
 		bindDownstreamNextRequestAbandon(func(c *call, a downstreamNextRequestAbandonArgs) error {
@@ -175,14 +172,6 @@ func downstreamImpls() []impl {
 		current(bindReqOriginalHeaderCount, func(c *call, d *downstream, a reqOriginalHeaderCountArgs) error {
 			return origCount(c, d, a.HeaderCountOut)
 		}),
-		current(bindReqDownstreamTLSCipherOpensslName, notTLS),
-		current(bindReqDownstreamTLSProtocol, notTLS),
-		current(bindReqDownstreamTLSClientHello, notTLS),
-		current(bindReqDownstreamTLSRawClientCertificate, notTLS),
-		current(bindReqDownstreamTLSClientCertVerifyResult, notTLS),
-		current(bindReqDownstreamTLSJA3MD5, notTLS),
-		current(bindReqDownstreamTLSJA4, notTLS),
-		current(bindReqDownstreamClientH2Fingerprint, noFingerprint),
 		current(bindReqDownstreamClientOHFingerprint, noFingerprint),
 		// A flag that is off.
 		current(bindReqDownstreamClientDDoSDetected, func(c *call, _ *downstream, a reqDownstreamClientDDoSDetectedArgs) error {
@@ -205,15 +194,6 @@ func downstreamImpls() []impl {
 		ofRequest(bindDownstreamDownstreamOriginalHeaderCount, func(c *call, d *downstream, a downstreamDownstreamOriginalHeaderCountArgs) error {
 			return origCount(c, d, a.HeaderCountOut)
 		}),
-		ofRequest(bindDownstreamDownstreamTLSCipherOpensslName, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSProtocol, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSClientHello, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSRawClientCertificate, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSClientCertVerifyResult, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSClientServername, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSJA3MD5, notTLS),
-		ofRequest(bindDownstreamDownstreamTLSJA4, notTLS),
-		ofRequest(bindDownstreamDownstreamClientH2Fingerprint, noFingerprint),
 		ofRequest(bindDownstreamDownstreamClientOHFingerprint, noFingerprint),
 		ofRequest(bindDownstreamDownstreamClientDDoSDetected, func(c *call, _ *downstream, a downstreamDownstreamClientDDoSDetectedArgs) error {
 			return c.putU32(a.DDoSDetectedOut, 0)
@@ -250,5 +230,5 @@ func downstreamImpls() []impl {
 		ofRequest(bindDownstreamDownstreamResvpnproxyIsTorExitNode, noProxyData),
 		ofRequest(bindDownstreamDownstreamResvpnproxyIsVPNDatacenter, noProxyData),
 		ofRequest(bindDownstreamDownstreamResvpnproxyVPNServiceName, noProxyData),
-	}
+	)
 }

@@ -212,9 +212,11 @@ type harnessOpts struct {
 	envCfg       EnvConfig
 	memSize      uint32 // default 64 KiB
 	noDownstream bool
-	req          *http.Request // downstream request; default a POST with a body
-	clientIP     net.IP        // default 192.0.2.7
-	serverIP     net.IP        // default 127.0.0.1
+	req          *http.Request  // downstream request; default a POST with a body
+	clientIP     net.IP         // default 192.0.2.7
+	serverIP     net.IP         // default 127.0.0.1
+	downTLS      *DownstreamTLS // the downstream connection's TLS; default plain HTTP
+	h2fp         func() string  // the downstream connection's HTTP/2 fingerprint
 }
 
 const (
@@ -260,7 +262,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 			req = newDownstreamRequest()
 		}
 		h.rec = httptest.NewRecorder()
-		d = &Downstream{Request: req, Writer: h.rec, ClientIP: o.clientIP, ServerIP: o.serverIP}
+		d = &Downstream{Request: req, Writer: h.rec, ClientIP: o.clientIP, ServerIP: o.serverIP, TLS: o.downTLS, H2Fingerprint: o.h2fp}
 		if d.ClientIP == nil {
 			d.ClientIP = net.ParseIP("192.0.2.7")
 		}

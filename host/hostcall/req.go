@@ -251,6 +251,7 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 		Body:          rd,
 		GetBody:       getBody,
 	}
+	c.s.countBackendRequest()
 	switch {
 	case fr.length >= 0:
 		// The guest's Content-Length; a body of another length fails

@@ -62,6 +62,11 @@ type Downstream struct {
 	Writer http.ResponseWriter
 	// ClientIP and ServerIP are the two ends of the client connection.
 	ClientIP, ServerIP net.IP
+	// TLS describes the client connection's TLS; nil on plain HTTP.
+	TLS *DownstreamTLS
+	// H2Fingerprint, when set, returns the connection's HTTP/2
+	// fingerprint (tlsfp.H2), "" when the request is not HTTP/2.
+	H2Fingerprint func() string
 }
 
 // Session is the per-sandbox state: handle tables for requests,

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = dir + "/compile-cache"
-	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"))
+	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta"))
 }
 
 type host struct {

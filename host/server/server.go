@@ -153,26 +153,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "503 Service Unavailable: too many sandboxes running, retry shortly", http.StatusServiceUnavailable)
 		s.observe(http.StatusServiceUnavailable, false, start)
+		s.logRequest(r.Context(), r, "", "", http.StatusServiceUnavailable, nil, start, sandboxNone, 0)
 		return
 	}
 	v := s.acquire()
 	if v == nil {
 		http.Error(w, "503 Service Unavailable: no module is active; deploy one", http.StatusServiceUnavailable)
 		s.observe(http.StatusServiceUnavailable, false, start)
+		s.logRequest(r.Context(), r, "", "", http.StatusServiceUnavailable, nil, start, sandboxNone, 0)
 		return
 	}
 	defer v.inflight.Done()
 
+	cw := &countingWriter{ResponseWriter: w}
 	h := &handoff{
 		id:   newRequestID(),
 		done: make(chan result, 1),
 		ds: hostcall.Downstream{
 			Request:  r,
-			Writer:   w,
+			Writer:   cw,
 			ClientIP: addrIP(r.RemoteAddr),
 			ServerIP: localIP(r),
 		},
 	}
+	downstreamConn(r, &h.ds)
 	h.d = &h.ds
 	v.mu.Lock()
 	var sb *sandbox
@@ -181,15 +185,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.parked = v.parked[:n-1]
 	}
 	v.mu.Unlock()
+	kind := sandboxFresh
 	if sb != nil {
+		kind = sandboxReused
 		sb.inbox <- h
 	} else {
 		s.startSandbox(v, h)
 	}
 	res := <-h.done
 	s.observe(res.out.Status, true, start)
-	// The attributes are built only for a line that is logged: a request
-	// that went well costs no allocation here unless debug logging is on.
+	s.logRequest(r.Context(), r, h.id, v.ID, res.out.Status, cw, start, kind, res.out.BackendRequests)
+	// The attributes are built only for a warning: the request line
+	// (logRequest) is logged above.
 	attrs := func() []any {
 		return []any{"request_id", h.id, "version", v.ID, "method", r.Method, "path", r.URL.Path,
 			"status", res.out.Status, "duration", time.Since(start)}
@@ -199,8 +206,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("sandbox failed", append(attrs(), "err", res.err)...)
 	case !res.out.Sent:
 		s.log.Warn("guest sent no response", attrs()...)
-	case s.log.Enabled(r.Context(), slog.LevelDebug):
-		s.log.Debug("request", attrs()...)
 	}
 	if res.out.Aborted {
 		// The client must see the streamed body as incomplete.
