@@ -26,6 +26,7 @@ type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
 	allowPrivateBackends                 bool
 	adminPprof                           bool
+	watch                                string
 }
 
 func newServeCmd() *cobra.Command {
@@ -57,6 +58,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
 	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
+	cmd.Flags().StringVar(&f.watch, "watch", "", "rebuild and swap in the guest when a file under DIR changes (MODULE defaults to DIR); a failed build is printed and the previous one keeps serving")
 	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
@@ -68,6 +70,12 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.watch != "" && len(args) == 0 {
+		args = []string{f.watch}
+	}
+	if f.watch != "" && isPackage(args[0]) {
+		return fmt.Errorf("--watch needs MODULE to be a folder or a .wasm file, not a package")
+	}
 
 	// The host manifest: -C, the module folder's, ./fastly.toml, defaults.
 	var wasm []byte
@@ -233,7 +241,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
 	var as *http.Server
 	if adminLn != nil {
@@ -245,6 +253,16 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on http://%s (Ctrl-C to stop)\n", serving, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
+	}
+	if f.watch != "" {
+		w := &watcher{dir: f.watch, module: args[0], load: watchLoad(c, loader, args[0], log), srv: srv, log: log,
+			out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr()}
+		go func() {
+			if err := w.run(ctx); err != nil {
+				errc <- err
+			}
+		}()
+		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: watching %s for changes\n", f.watch)
 	}
 	select {
 	case err := <-errc:
