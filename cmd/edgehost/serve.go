@@ -27,6 +27,7 @@ type serveFlags struct {
 	allowPrivateBackends                 bool
 	adminPprof                           bool
 	watch                                string
+	verbose                              int
 }
 
 func newServeCmd() *cobra.Command {
@@ -59,11 +60,15 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
 	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
 	cmd.Flags().StringVar(&f.watch, "watch", "", "rebuild and swap in the guest when a file under DIR changes (MODULE defaults to DIR); a failed build is printed and the previous one keeps serving")
+	cmd.Flags().CountVarP(&f.verbose, "verbose", "v", "Viceroy's verbosity flag, which Fastly's CLI passes: -v is the default info log, -vv debug (unless --log-level is given)")
 	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
 
 func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
+	if f.verbose >= 2 && !cmd.Flags().Changed("log-level") {
+		c.logLevel = "debug"
+	}
 	log, err := c.logger(cmd)
 	if err != nil {
 		return err
