@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -73,6 +74,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	guestErrors := admin.NewGuestErrors(0) // the status page's recent guest errors
+	log = slog.New(guestErrors.Handler(log.Handler()))
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if f.watch != "" && len(args) == 0 {
@@ -195,7 +198,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log,
+			GuestErrors: guestErrors, Engine: eng.Name()})
 		if err != nil {
 			return err
 		}
