@@ -187,6 +187,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		return err
 	}
 	defer loader.Pools.Close()
+	loader.Progress = compileProgress(cmd.ErrOrStderr(), eng.Name())
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
 	srv := server.New(server.Config{
