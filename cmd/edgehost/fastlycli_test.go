@@ -60,7 +60,20 @@ func TestFastlyCLIServe(t *testing.T) {
 	project := filepath.Join(tmp, "project")
 	os.Mkdir(project, 0o755)
 	writeGuestModule(t, project, "body one")
-	manifest := "manifest_version = 3\nname = \"cliproject\"\nlanguage = \"go\"\n\n[scripts]\nbuild = \"go build -o bin/main.wasm .\"\nenv_vars = [\"GOOS=wasip1\", \"GOARCH=wasm\"]\n"
+	// The project's build: TinyGo when there is one (quickTinyGo), as
+	// Fastly's Go starter kits do, else Go's wasip1 port.
+	build := "build = \"go build -o bin/main.wasm .\"\nenv_vars = [\"GOOS=wasip1\", \"GOARCH=wasm\"]\n"
+	path := os.Getenv("PATH")
+	if c, ok := quickTinyGo(); ok {
+		bin := filepath.Join(tmp, "tinygo-bin")
+		os.Mkdir(bin, 0o755)
+		if err := os.WriteFile(filepath.Join(bin, "tinygo"), []byte(fmt.Sprintf("#!/bin/sh\nexec '%s' \"$@\"\n", c.Path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path = bin + string(os.PathListSeparator) + path
+		build = "build = \"tinygo build -target=wasip1 -no-debug -o bin/main.wasm .\"\n"
+	}
+	manifest := "manifest_version = 3\nname = \"cliproject\"\nlanguage = \"go\"\n\n[scripts]\n" + build
 	if err := os.WriteFile(filepath.Join(project, "fastly.toml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +92,7 @@ func TestFastlyCLIServe(t *testing.T) {
 	cmd := exec.Command(fastly, "compute", "serve", "--verbose", "--non-interactive", "--watch",
 		"--addr", addr, "--viceroy-path", shim, "--viceroy-args=--admin-addr=")
 	cmd.Dir = project
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+	cmd.Env = append(os.Environ(), "PATH="+path, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 		"XDG_DATA_HOME="+filepath.Join(home, ".local/share"),
 		"HTTPS_PROXY=http://"+pl.Addr().String(), "HTTP_PROXY=http://"+pl.Addr().String(), "NO_PROXY=",
 		"GOCACHE="+goEnv["GOCACHE"], "GOMODCACHE="+goEnv["GOMODCACHE"], "GOPATH="+goEnv["GOPATH"])

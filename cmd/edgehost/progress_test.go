@@ -35,20 +35,34 @@ func terminal(t *testing.T) (*os.File, *guesttest.LogBuffer) {
 	return tty, out
 }
 
+// paddedModule is guesttest.NopModule with a custom section (which
+// engines skip) that makes it size bytes or a little more: large enough
+// for a progress line, yet quick to compile (under -race too).
+func paddedModule(size int) []byte {
+	uleb := func(n int) []byte {
+		var b []byte
+		for {
+			c := byte(n & 0x7f)
+			n >>= 7
+			if n == 0 {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	name := "edgehost-test-padding"
+	content := append(append(uleb(len(name)), name...), make([]byte, size)...)
+	return append(append(guesttest.NopModule(), 0x00), append(uleb(len(content)), content...)...)
+}
+
 // TestProgressOnTerminal: on a terminal, edgehost deploy shows the upload
-// of a large module (the 3 MiB Go hello) and then the host's compile, and
+// of a large module (2 MiB) and then the host's compile, and
 // serve shows the compile of the upload on its own terminal; with output
 // that is not a terminal neither shows anything.
 func TestProgressOnTerminal(t *testing.T) {
 	tmp := t.TempDir()
-	hello, err := guesttest.Build("examples/hello", tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(hello) < largeModule {
-		t.Fatalf("hello is %d bytes, below the progress threshold %d", len(hello), largeModule)
-	}
-	mod := filepath.Join(tmp, "hello.wasm")
+	hello := paddedModule(2 << 20)
+	mod := filepath.Join(tmp, "large.wasm")
 	os.WriteFile(mod, hello, 0o644)
 
 	hostTTY, hostOut := terminal(t)

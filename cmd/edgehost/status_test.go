@@ -78,9 +78,18 @@ func writePackage(t *testing.T, path string, manifest string, wasm []byte) {
 func TestStatusPageInBrowser(t *testing.T) {
 	browser := chromium(t)
 	tmp := t.TempDir()
-	proxy, err := guesttest.Build("examples/proxy", tmp)
-	if err != nil {
-		t.Fatal(err)
+	var proxy []byte
+	if c, ok := quickTinyGo(); ok {
+		mods, err := guesttest.TinyGoFixtures(context.Background(), c, "examples/proxy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = mods["proxy"]
+	} else {
+		var err error
+		if proxy, err = guesttest.Build("examples/proxy", tmp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "origin saw "+r.URL.Path)
