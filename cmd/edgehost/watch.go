@@ -34,8 +34,6 @@ type watcher struct {
 	log  *slog.Logger
 	out  io.Writer // "rebuilt" lines
 	errw io.Writer // build errors, in full
-	// swapped, when set, is called after each swap (tests).
-	swapped func(*server.Version)
 }
 
 // run watches until ctx ends. Errors: the folder cannot be watched.
@@ -103,9 +101,6 @@ func (w *watcher) rebuild(ctx context.Context) {
 	}
 	old := w.srv.Activate(v)
 	fmt.Fprintf(w.out, "edgehost: rebuilt %s in %s, now serving it\n", w.module, time.Since(start).Round(time.Millisecond))
-	if w.swapped != nil {
-		w.swapped(v)
-	}
 	if old != nil {
 		go func() {
 			if err := server.Retire(context.Background(), old); err != nil {
