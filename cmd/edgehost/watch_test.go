@@ -108,7 +108,7 @@ func startLogged(t *testing.T, args []string) *served {
 		}
 	})
 	re := regexp.MustCompile(`serving .* on (http://[0-9.:]+)`)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if m := re.FindStringSubmatch(s.stdout.String()); m != nil {
 			s.url = m[1]
@@ -174,6 +174,11 @@ func TestServeWatch(t *testing.T) {
 		t.Setenv(guestbuild.TinyGoEnv, c.Path)
 	}
 	s := startLogged(t, withEngine("serve", "--addr", "127.0.0.1:0", "--admin-addr", "", "--toolchain", toolchain, "--watch", dir))
+	defer func() {
+		if t.Failed() {
+			t.Logf("serve's stdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
+		}
+	}()
 	if got := getBody(t, s.url+"/"); got != "body one\n" {
 		t.Fatalf("first build answers %q", got)
 	}
@@ -193,7 +198,7 @@ func TestServeWatch(t *testing.T) {
 	<-started
 
 	writeGuestMain(t, dir, "body two")
-	waitFor(t, 2*time.Minute, "the rebuilt guest", func() bool { return getBody(t, s.url+"/") == "body two\n" })
+	waitFor(t, 5*time.Minute, "the rebuilt guest", func() bool { return getBody(t, s.url+"/") == "body two\n" })
 	if !strings.Contains(s.stdout.String(), "now serving it") {
 		t.Errorf("no rebuilt line on stdout:\n%s", s.stdout)
 	}
@@ -206,7 +211,7 @@ func TestServeWatch(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "the build error", func() bool { return strings.Contains(s.stderr.String(), "still serving the previous build") })
+	waitFor(t, 5*time.Minute, "the build error", func() bool { return strings.Contains(s.stderr.String(), "still serving the previous build") })
 	if e := s.stderr.String(); !strings.Contains(e, "main.go:3:15: undefined: undefinedThing") || !strings.Contains(e, "with "+toolchain) {
 		t.Errorf("the build error is not printed in full:\n%s", e)
 	}
@@ -216,5 +221,5 @@ func TestServeWatch(t *testing.T) {
 
 	// Fixed again: served.
 	writeGuestMain(t, dir, "body three")
-	waitFor(t, 2*time.Minute, "the fixed guest", func() bool { return getBody(t, s.url+"/") == "body three\n" })
+	waitFor(t, 5*time.Minute, "the fixed guest", func() bool { return getBody(t, s.url+"/") == "body three\n" })
 }
