@@ -66,6 +66,9 @@ func (a *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	if err != nil {
 		return err
 	}
+	if u, ok := body.(*uploadProgress); ok {
+		req.ContentLength = u.size
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -142,7 +145,16 @@ func newDeployCmd() *cobra.Command {
 				path += "?activate=false"
 			}
 			var v admin.VersionInfo
-			if err := a.do(cmd.Context(), http.MethodPost, path, bytes.NewReader(body), kind, &v); err != nil {
+			var rd io.Reader = bytes.NewReader(body)
+			up := newUploadProgress(cmd.ErrOrStderr(), body) // a progress line on a terminal
+			if up != nil {
+				rd = up
+			}
+			err = a.do(cmd.Context(), http.MethodPost, path, rd, kind, &v)
+			if up != nil {
+				up.done(err)
+			}
+			if err != nil {
 				return err
 			}
 			state := "active"

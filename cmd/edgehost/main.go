@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/edgehost/edgehost/host/engine"
 )
@@ -24,7 +25,7 @@ func main() {
 // are printed as one line to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
-	root.SetArgs(args)
+	root.SetArgs(viceroyStyle(args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -38,6 +39,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, "edgehost:", err)
 	return 1
+}
+
+// viceroyStyle turns a command line written for Viceroy, Fastly's local
+// server, into a serve: Fastly's CLI runs its local server as
+// `BIN -v -C /abs/fastly.toml --addr 127.0.0.1:PORT bin/main.wasm`, with
+// no subcommand (README.md, "Fastly's CLI"). A first argument that is a
+// flag other than help or --version, or a .wasm file, means serve.
+func viceroyStyle(args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	switch a := args[0]; {
+	case a == "-h" || a == "--help" || a == "--version":
+		return args
+	case strings.HasPrefix(a, "-") || strings.HasSuffix(a, ".wasm"):
+		return append([]string{"serve"}, args...)
+	}
+	return args
 }
 
 // exitCodeError ends the process with code without printing anything more

@@ -167,7 +167,11 @@ func newRootCmd() *cobra.Command {
 		Short:         "A self-hostable, Compute-style WebAssembly edge host",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version answers "edgehost VERSION": a name and a version, the
+		// shape Fastly's CLI reads from a local server binary.
+		Version: version,
 	}
+	root.SetVersionTemplate("edgehost {{.Version}}\n")
 	root.AddCommand(clientCommands()...)
 	root.AddCommand(newServeCmd(), newRunCmd(), newBuildCmd(), &cobra.Command{
 		Use:   "version",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +29,8 @@ type serveFlags struct {
 	allowPrivateBackends                 bool
 	adminPprof                           bool
 	tls                                  tlsFlags
+	watch                                string
+	verbose                              int
 }
 
 func newServeCmd() *cobra.Command {
@@ -60,17 +63,30 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "admin API token (default $"+admin.TokenEnv+"; prefer the variable, flags show in ps)")
 	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
+	cmd.Flags().StringVar(&f.watch, "watch", "", "rebuild and swap in the guest when a file under DIR changes (MODULE defaults to DIR); a failed build is printed and the previous one keeps serving")
+	cmd.Flags().CountVarP(&f.verbose, "verbose", "v", "Viceroy's verbosity flag, which Fastly's CLI passes: -v is the default info log, -vv debug (unless --log-level is given)")
 	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
 
 func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
+	if f.verbose >= 2 && !cmd.Flags().Changed("log-level") {
+		c.logLevel = "debug"
+	}
 	log, err := c.logger(cmd)
 	if err != nil {
 		return err
 	}
+	guestErrors := admin.NewGuestErrors(0) // the status page's recent guest errors
+	log = slog.New(guestErrors.Handler(log.Handler()))
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.watch != "" && len(args) == 0 {
+		args = []string{f.watch}
+	}
+	if f.watch != "" && isPackage(args[0]) {
+		return fmt.Errorf("--watch needs MODULE to be a folder or a .wasm file, not a package")
+	}
 
 	// The host manifest: -C, the module folder's, ./fastly.toml, defaults.
 	var wasm []byte
@@ -189,6 +205,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		defer stopSweep()
 		go sweepKV(sweepCtx, loader.KV, time.Minute, log)
 	}
+	loader.Progress = compileProgress(cmd.ErrOrStderr(), eng.Name())
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
 	// The readthrough cache, host wide (it outlives deploys, as pools do).
@@ -203,7 +220,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 
 	var adm *admin.Admin
 	if st != nil {
-		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: readCache, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV})
+		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: readCache, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV,
+			GuestErrors: guestErrors, Engine: eng.Name()})
 		if err != nil {
 			return err
 		}
@@ -263,7 +281,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	if lc.TLS != nil {
 		scheme = "https://"
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(sln) }()
 	var as *http.Server
 	if adminLn != nil {
@@ -275,6 +293,16 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on %s%s (Ctrl-C to stop)\n", serving, scheme, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
+	}
+	if f.watch != "" {
+		w := &watcher{dir: f.watch, module: args[0], load: watchLoad(c, loader, args[0], log), srv: srv, log: log,
+			out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr()}
+		go func() {
+			if err := w.run(ctx); err != nil {
+				errc <- err
+			}
+		}()
+		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: watching %s for changes\n", f.watch)
 	}
 	select {
 	case err := <-errc:

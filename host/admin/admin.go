@@ -10,6 +10,8 @@
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
 //	GET  /v1/services                     the active version's ACLs, geolocation, device detection, rate counters, shielding sites (names and sizes)
 //	GET  /healthz                         {status: "ok", active}
+//	GET  /                                the status page (HTML; see statusPage)
+//	POST /ui/activate                     the status page's activate and roll-back buttons (a form)
 //	GET  /metrics                         Prometheus text format (see Metrics)
 //	POST /v1/purge/{surrogate_key}, POST /v1/purge, GET /v1/cache   the readthrough cache (see cache.go)
 //
@@ -79,6 +81,11 @@ type Config struct {
 	// KV is the host's KV database, read and written by /v1/kv (kv.go);
 	// nil answers those calls with 503.
 	KV *kvstore.DB
+	// GuestErrors, when set, holds the recent guest errors the status
+	// page (GET /) lists; its Handler must be in the host logger.
+	GuestErrors *GuestErrors
+	// Engine names the engine, for the status page.
+	Engine string
 }
 
 // Admin is the admin API. Its handler is safe for concurrent use.
@@ -87,9 +94,10 @@ type Admin struct {
 	log  *slog.Logger
 	echo *echo.Echo
 
-	mu      sync.Mutex // serialises activations
-	active  int        // stored version number active on cfg.Server, 0 if none
-	retires sync.WaitGroup
+	mu       sync.Mutex // serialises activations
+	active   int        // stored version number active on cfg.Server, 0 if none
+	previous int        // the stored version active before it, 0 if none (the status page's roll-back)
+	retires  sync.WaitGroup
 }
 
 // CheckAddr refuses to serve the admin API on addr without a token unless
@@ -134,6 +142,8 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/healthz", a.health)
 	a.routeKV(e)
 	a.routeCache(e)
+	e.GET("/", a.statusPage)
+	e.POST("/ui/activate", a.uiActivate)
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()))
 	}
@@ -220,6 +230,9 @@ func (a *Admin) activate(n int, v *server.Version) (previous int, err error) {
 		return 0, err
 	}
 	previous = a.active
+	if previous != 0 && previous != n {
+		a.previous = previous
+	}
 	a.swap(n, v)
 	return previous, nil
 }
@@ -329,33 +342,45 @@ func (a *Admin) list(c echo.Context) error {
 
 // activateHandler handles POST /v1/modules/{version}/activate.
 func (a *Admin) activateHandler(c echo.Context) error {
-	n, err := strconv.Atoi(c.Param("version"))
+	info, err := a.activateParam(c.Request().Context(), c.Param("version"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
+
+// activateParam activates the stored version that param names (the
+// activate call, and the status page's buttons). Errors are
+// *echo.HTTPError: 400 not a version number, 404 not stored, 500 it does
+// not load or cannot be made active.
+func (a *Admin) activateParam(ctx context.Context, param string) (VersionInfo, error) {
+	n, err := strconv.Atoi(param)
 	if err != nil || n <= 0 {
-		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("version %q: want a version number such as 3 (see GET /v1/modules)", c.Param("version")))
+		return VersionInfo{}, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("version %q: want a version number such as 3 (see GET /v1/modules)", param))
 	}
 	rec, err := a.cfg.Store.Get(n)
 	if errors.Is(err, store.ErrNotFound) {
-		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("version %d does not exist; GET /v1/modules (edgehost versions) lists the stored ones", n))
+		return VersionInfo{}, echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("version %d does not exist; GET /v1/modules (edgehost versions) lists the stored ones", n))
 	}
 	if err != nil {
-		return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+		return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 	}
 	a.mu.Lock()
 	already := a.active == n
 	a.mu.Unlock()
 	previous := n
 	if !already {
-		v, err := a.load(c.Request().Context(), n)
+		v, err := a.load(ctx, n)
 		if err != nil {
-			return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+			return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 		}
 		if previous, err = a.activate(n, v); err != nil {
 			v.Module.Close(context.Background())
-			return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+			return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 		}
 		a.log.Info("activated", "version", n, "previous", previous)
 	}
-	return c.JSON(http.StatusOK, VersionInfo{Version: rec, Active: true, Previous: previous})
+	return VersionInfo{Version: rec, Active: true, Previous: previous}, nil
 }
 
 // PoolInfo is one origin pool as GET /v1/pools reports it. Durations are

@@ -36,6 +36,7 @@ type Metrics struct {
 	deploys        *prometheus.CounterVec
 	activations    prometheus.Counter
 	activeVersion  prometheus.Gauge
+	traffic        traffic // the status page's request rate and status mix
 }
 
 // NewMetrics returns the metrics; pools (may be nil) are read at each
@@ -75,6 +76,7 @@ func NewMetrics(pools *pool.Manager) *Metrics {
 // ObserveRequest implements server.Metrics.
 func (m *Metrics) ObserveRequest(status int, sandbox bool, d time.Duration) {
 	m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	m.traffic.observe(time.Now(), status)
 	if sandbox {
 		m.duration.Observe(d.Seconds())
 	}

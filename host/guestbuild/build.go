@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Toolchain names a compiler choice, as the --toolchain flag spells it.
@@ -180,6 +181,9 @@ func (c Compiler) Build(ctx context.Context, dir, out string) error {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args(absOut)...)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
+	// When ctx ends, stop waiting for output from what the compiler
+	// started (a wrapper's linker) soon after the compiler is killed.
+	cmd.WaitDelay = 5 * time.Second
 	switch c.Toolchain {
 	case TinyGo:
 		if _, set := os.LookupEnv("GOWORK"); !set {

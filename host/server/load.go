@@ -38,6 +38,11 @@ type Loader struct {
 	// RateLimits holds the host's rate counters and penalty boxes, shared
 	// by every version (fastly_erl); nil gives each version its own.
 	RateLimits *erl.Store
+	// Progress, when set, is called before each compile with the version
+	// id and the module's size in bytes; the function it returns (nil for
+	// none) is called with the compile's error when it ends. The CLI
+	// shows a progress line on a terminal with it.
+	Progress func(id string, size int) func(error)
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
@@ -59,7 +64,14 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 		l.Logger.Warn("the manifest has parts edgehost does not implement yet; they are ignored",
 			"version", id, "ignored", strings.Join(m.Ignored, ", "))
 	}
+	var done func(error)
+	if l.Progress != nil {
+		done = l.Progress(id, len(wasm))
+	}
 	mod, err := l.Engine.Compile(ctx, wasm, l.Linker.Link())
+	if done != nil {
+		done(err)
+	}
 	if err != nil {
 		return nil, err
 	}

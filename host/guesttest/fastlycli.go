@@ -1,0 +1,85 @@
+package guesttest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// FastlyCLIDir holds the package.json and package-lock.json that pin
+// Fastly's CLI (@fastly/cli on npm), relative to the repository root.
+const FastlyCLIDir = "testdata/fastlycli"
+
+// FastlyCLI returns the path of the `fastly` command the lockfile in
+// FastlyCLIDir pins, running npm ci there first when node_modules is
+// missing or holds another version. Errors: ErrNoNode, or npm's output.
+func FastlyCLI(ctx context.Context) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, FastlyCLIDir)
+	bin := filepath.Join(dir, "node_modules", ".bin", "fastly")
+	if fastlyCLIInstalled(dir) {
+		return bin, nil
+	}
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Errorf("%w (%s: %v)", ErrNoNode, tool, err)
+		}
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".install.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if !fastlyCLIInstalled(dir) {
+		if err := run(ctx, dir, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
+			return "", err
+		}
+	}
+	return bin, nil
+}
+
+// RequireFastlyCLI is FastlyCLI for a test: without node and npm it skips
+// t, except when $CI is "true", when it fails t.
+func RequireFastlyCLI(t testing.TB) string {
+	t.Helper()
+	bin, err := FastlyCLI(context.Background())
+	switch {
+	case err == nil:
+		return bin
+	case errors.Is(err, ErrNoNode) && os.Getenv("CI") != "true":
+		t.Skipf("skipped: %v", err)
+	}
+	t.Fatalf("Fastly CLI: %v", err)
+	return ""
+}
+
+// fastlyCLIInstalled reports whether dir's node_modules holds the
+// @fastly/cli version its lockfile pins, with its command.
+func fastlyCLIInstalled(dir string) bool {
+	const pkg = "node_modules/@fastly/cli"
+	var lock struct {
+		Packages map[string]struct{ Version string } `json:"packages"`
+	}
+	var installed struct{ Version string }
+	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil || json.Unmarshal(b, &lock) != nil {
+		return false
+	}
+	b, err = os.ReadFile(filepath.Join(dir, pkg, "package.json"))
+	if err != nil || json.Unmarshal(b, &installed) != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "fastly")); err != nil {
+		return false
+	}
+	want := lock.Packages[pkg].Version
+	return want != "" && installed.Version == want
+}
