@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = dir + "/compile-cache"
-	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"))
+	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/flood"))
 }
 
 type host struct {
@@ -47,6 +47,10 @@ type host struct {
 type hostOpts struct {
 	timeout time.Duration
 	memMiB  int
+	// sandboxes caps sandboxes at once; readStall and writeStall are
+	// the downstream stall timeouts (server.Config; 0: the defaults).
+	sandboxes             int
+	readStall, writeStall time.Duration
 }
 
 // startHost serves wasm with the manifest text on a real loopback server.
@@ -70,10 +74,15 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	srv := server.New(server.Config{Logger: log, SandboxTimeout: o.timeout})
+	srv := server.New(server.Config{Logger: log, SandboxTimeout: o.timeout, MaxConcurrentSandboxes: o.sandboxes,
+		ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall})
 	srv.Activate(v)
 	t.Cleanup(func() { server.Retire(context.Background(), v) })
-	hs := httptest.NewServer(srv)
+	// As edgehost serve: the listener watches request framing (CL+TE).
+	hs := httptest.NewUnstartedServer(srv)
+	hs.Listener = server.FramingListener(hs.Listener)
+	hs.Config.ConnContext = server.ConnContext
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return &host{url: hs.URL, srv: srv, loader: loader, logs: logs}
 }
