@@ -246,10 +246,10 @@ type sandbox struct {
 	cancel context.CancelCauseFunc
 	cur    *handoff
 	live   atomic.Pointer[handoff] // cur, for the time limit's goroutine
-	held   result      // cur's result, held until the sandbox parks or ends
-	isHeld bool        // held is set
-	timer  *time.Timer // the current request's wall-clock limit, reused
-	park   *time.Timer // Next's wait, reused
+	held   result                  // cur's result, held until the sandbox parks or ends
+	isHeld bool                    // held is set
+	timer  *time.Timer             // the current request's wall-clock limit, reused
+	park   *time.Timer             // Next's wait, reused
 	logs   [2]*LogWriter
 }
 
