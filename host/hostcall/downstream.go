@@ -23,8 +23,9 @@ type downstream struct {
 	sent      bool
 	aborted   bool
 	status    int
-	streamed  *body  // the open streaming response body, if any
-	streamedH uint32 // its handle
+	bodyHs    []uint32 // the request body handles handed out (releaseDownstream)
+	streamed  *body    // the open streaming response body, if any
+	streamedH uint32   // its handle
 }
 
 // CommandDownstream returns the downstream request of a sandbox run as a
@@ -65,7 +66,9 @@ func newDownstream(s *Session, d *Downstream) *downstream {
 // second call returns the same request handle with an empty body.
 func (d *downstream) takeRequest() (uint32, uint32, error) {
 	if d.taken {
-		return d.reqH, d.s.bodies.add(newBody(d.s)), nil
+		bh := d.s.bodies.add(newBody(d.s))
+		d.bodyHs = append(d.bodyHs, bh)
+		return d.reqH, bh, nil
 	}
 	d.taken = true
 	r := d.d.Request
@@ -76,7 +79,9 @@ func (d *downstream) takeRequest() (uint32, uint32, error) {
 		hdr:     originalHeader(r),
 	}
 	d.reqH = d.s.reqs.add(req)
-	return d.reqH, d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength)), nil
+	bh := d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength))
+	d.bodyHs = append(d.bodyHs, bh)
+	return d.reqH, bh, nil
 }
 
 // absoluteURI gives the guest http://host/path?query, as Compute does.

@@ -33,7 +33,7 @@ func logImpls() []impl {
 			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
 				return err
 			}
-			return c.putU32(c.u32(2), c.s.logs.add(&logEndpoint{name: name}))
+			return c.putU32(c.u32(2), c.s.logHandle(name))
 		}},
 		{m, "write", func(c *call) error {
 			ep, err := c.s.logs.get(c.u32(0))
@@ -45,6 +45,9 @@ func logImpls() []impl {
 				return err
 			}
 			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
+				return err
+			}
+			if err := c.s.checkLog(ep.name, len(msg)); err != nil {
 				return err
 			}
 			c.s.logger().Info(string(msg), "log_endpoint", ep.name)
@@ -86,7 +89,7 @@ func storeImpls() []impl {
 				if err := c.checkOut(c.u32(2), 4, 4); err != nil {
 					return err
 				}
-				return c.putU32(c.u32(2), c.s.stores.add(st))
+				return c.putU32(c.u32(2), c.s.storeHandle(m.module+"\x00"+name, st))
 			}},
 			impl{m.module, "get", func(c *call) error {
 				st, err := c.s.stores.get(c.u32(0))

@@ -105,10 +105,12 @@ func (c *client) disarmRead() {
 func (c *client) armWrite(final bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.expired && c.started {
-		return false
-	}
-	if final {
+	if c.expired {
+		if c.started {
+			return false // cut: the client must see the response incomplete
+		}
+		// The error response the server writes once the guest is stopped.
+	} else if final {
 		c.started = true
 	}
 	_ = c.rc.SetWriteDeadline(time.Now().Add(c.writeStall))

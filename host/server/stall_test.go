@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -83,7 +84,7 @@ func TestStalledClientsAreCut(t *testing.T) {
 		cutBy                          time.Duration // the bound that must cut them
 	}{
 		{"stall timeouts", 30 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond},
-		{"wall-clock limit unblocks a blocked write or read", time.Second, time.Minute, time.Minute, time.Second},
+		{"wall-clock limit unblocks a blocked write or read", 2 * time.Second, time.Minute, time.Minute, 2 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,22 +96,25 @@ func TestStalledClientsAreCut(t *testing.T) {
 			// 2-core machine (race detector on).
 			limit := tc.cutBy + 5*time.Second
 			for _, stall := range []struct {
-				what  string
-				start func()
+				what, path string
+				start      func()
 			}{
-				{"non-reading clients", func() { nonReader(t, h.url); nonReader(t, h.url) }},
-				{"slow uploaders", func() { slowUploader(t, h.url); slowUploader(t, h.url) }},
+				{"non-reading clients", "/big", func() { nonReader(t, h.url); nonReader(t, h.url) }},
+				{"slow uploaders", "/upload", func() { slowUploader(t, h.url); slowUploader(t, h.url) }},
 			} {
 				start := time.Now()
 				stall.start()
-				// Both sandboxes are taken: the host answers 503 until they are cut.
-				for statusOf(h.url+"/") != http.StatusServiceUnavailable {
-					if time.Since(start) > tc.cutBy {
-						t.Fatalf("%s: no 503 within %v: the stalled clients did not hold the 2 sandboxes", stall.what, tc.cutBy)
+				untilOK(t, h.url+"/", limit)
+				// The host's own log says how long each stalled request
+				// held its sandbox.
+				held := heldFor(t, h, stall.path, 2, limit)
+				t.Logf("%s: other clients got 200 again %v after the stalled ones came; the stalled requests held their sandboxes %v",
+					stall.what, time.Since(start), held)
+				for _, d := range held {
+					if d < tc.cutBy || d > tc.cutBy+3*time.Second {
+						t.Fatalf("%s: a stalled request held its sandbox %v; the bound is %v", stall.what, d, tc.cutBy)
 					}
 				}
-				untilOK(t, h.url+"/", limit)
-				t.Logf("%s: other clients got 200 again %v after the stalled ones came", stall.what, time.Since(start))
 				for i := range 10 {
 					if st := statusOf(h.url + "/"); st != 200 {
 						t.Fatalf("%s: request %d after the cut: status %d", stall.what, i, st)
@@ -118,6 +122,36 @@ func TestStalledClientsAreCut(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// heldFor waits (up to limit) for n requests to path in the host's log
+// and returns their durations.
+func heldFor(t *testing.T, h *host, path string, n int, limit time.Duration) []time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var out []time.Duration
+		for _, line := range strings.Split(h.logs.String(), "\n") {
+			if !strings.Contains(line, " path="+path+" ") {
+				continue
+			}
+			_, v, ok := strings.Cut(line, " duration=")
+			if !ok {
+				continue
+			}
+			v, _, _ = strings.Cut(v, " ")
+			if d, err := time.ParseDuration(v); err == nil {
+				out = append(out, d)
+			}
+		}
+		if len(out) >= n || time.Now().After(deadline) {
+			if len(out) < n {
+				t.Fatalf("%d of %d requests to %s ended within %v", len(out), n, path, limit)
+			}
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -215,5 +249,64 @@ wait:
 		n, stall, took.Round(time.Millisecond), rss0/1024, peakRSS/1024, rssKB(t)/1024, fd0, peakFD, openFDs(t))
 	if took > stall+30*time.Second {
 		t.Fatalf("cutting %d slow uploads took %v, read stall %v", n, took, stall)
+	}
+}
+
+// TestContentLengthWithTransferEncodingCloses: a request with both
+// Content-Length and Transfer-Encoding is answered and its connection
+// closed (RFC 9112, section 6.1), also when it comes after another
+// request on a kept-alive connection; a chunked request alone keeps the
+// connection open.
+func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
+	h := startHost(t, guests["flood"], "", hostOpts{})
+	chunked := "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	both := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	plain := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	tests := []struct {
+		name     string
+		requests []string
+		closed   bool // the connection is closed after the last response
+	}{
+		{"CL and TE", []string{both}, true},
+		{"CL and TE after a chunked request", []string{chunked, both}, true},
+		{"CL and TE after a Content-Length request", []string{plain, both}, true},
+		{"CL and TE with Transfer-Encoding first, in lower case", []string{"POST /upload HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n"}, true},
+		{"chunked only", []string{chunked, chunked}, false},
+		{"Content-Length only", []string{plain, plain}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, h.url)
+			br := bufio.NewReader(c)
+			for i, req := range tc.requests {
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "upload 5\n" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+				}
+				last := i == len(tc.requests)-1
+				if want := last && tc.closed; resp.Close != want {
+					t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err := br.ReadByte()
+			var ne net.Error
+			timedOut := errors.As(err, &ne) && ne.Timeout()
+			if tc.closed && timedOut {
+				t.Fatal("the host kept the connection open")
+			}
+			if !tc.closed && !timedOut {
+				t.Fatalf("the host closed a connection it should keep: %v", err)
+			}
+		})
 	}
 }
