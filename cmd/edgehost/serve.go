@@ -177,6 +177,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		Logger:                 log,
 		MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
 		SandboxTimeout:         m.Host.SandboxTimeout,
+		ReadStallTimeout:       m.Host.ClientReadStall,
+		WriteStallTimeout:      m.Host.ClientWriteStall,
 		Metrics:                metrics,
 	})
 
@@ -232,9 +234,12 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		serving = "the welcome page (nothing deployed yet)"
 	}
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes}
+	// FramingListener and ConnContext: a request with both Content-Length
+	// and Transfer-Encoding closes its connection (RFC 9112, section 6.1).
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: m.Host.MaxHeaderBytes,
+		ConnContext: server.ConnContext}
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(server.FramingListener(ln)) }()
 	var as *http.Server
 	if adminLn != nil {
 		as = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}

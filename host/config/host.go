@@ -38,6 +38,24 @@ const (
 	// DefaultMaxBodyBytes caps a body the host has to hold in memory, in
 	// bytes (max_body_bytes): 32 MiB. Streamed bodies are not capped.
 	DefaultMaxBodyBytes = 32 << 20
+	// DefaultClientStall is the downstream read and write stall timeout
+	// (client_read_stall_ms, client_write_stall_ms): a client that sends
+	// or takes nothing for that long is cut.
+	DefaultClientStall = 10 * time.Second
+	// DefaultMaxHandles caps the handles one sandbox holds (max_handles).
+	DefaultMaxHandles = 4096
+	// DefaultMaxSandboxHeaderBytes caps the header and trailer bytes a
+	// sandbox's guest built, together (max_sandbox_header_bytes): 16 MiB.
+	DefaultMaxSandboxHeaderBytes = 16 << 20
+	// DefaultMaxLogRecordBytes caps one guest log record
+	// (max_log_record_bytes): 64 KiB.
+	DefaultMaxLogRecordBytes = 64 << 10
+	// DefaultLogBytesPerSec is what one sandbox may log per second, with
+	// a burst of as much (log_bytes_per_sec): 1 MiB.
+	DefaultLogBytesPerSec = 1 << 20
+	// DefaultMaxOriginPools caps the host's origin pools
+	// (max_origin_pools).
+	DefaultMaxOriginPools = 10000
 	// DefaultPOP is the guest's FASTLY_POP (pop).
 	DefaultPOP = "EDGEHOST"
 	// DefaultRegion is the guest's FASTLY_REGION (region).
@@ -99,6 +117,29 @@ type Host struct {
 	// MaxBodyBytes caps a body held in memory, in bytes (max_body_bytes,
 	// >= 1).
 	MaxBodyBytes int64
+	// ClientReadStall and ClientWriteStall are the downstream stall
+	// timeouts (client_read_stall_ms, client_write_stall_ms, in
+	// milliseconds in the file, >= 1).
+	ClientReadStall, ClientWriteStall time.Duration
+	// MaxHandles caps the handles a sandbox holds at once (max_handles,
+	// >= 16).
+	MaxHandles int
+	// MaxSandboxHeaderBytes caps the header and trailer bytes of the
+	// blocks a sandbox's guest changed, together (max_sandbox_header_bytes,
+	// >= 1).
+	MaxSandboxHeaderBytes int64
+	// MaxLogRecordBytes caps one fastly_log.write record
+	// (max_log_record_bytes, >= 1).
+	MaxLogRecordBytes int
+	// LogBytesPerSec is what a sandbox may log per second
+	// (log_bytes_per_sec, >= 1).
+	LogBytesPerSec int
+	// MaxOriginPools caps the host's origin pools (max_origin_pools, >= 1).
+	MaxOriginPools int
+	// MaxOriginRequests caps origin requests in flight host-wide
+	// (max_origin_requests, >= 0); 0 (the default) sizes it from the
+	// open-file limit at start (README.md, "Limits").
+	MaxOriginRequests int
 
 	// The guest environment (README.md, "WASI"): what every sandbox sees
 	// in its FASTLY_* variables.
@@ -136,6 +177,13 @@ func DefaultHost() Host {
 		MaxPendingRequests:     DefaultMaxPendingRequests,
 		MaxHeaderBytes:         DefaultMaxHeaderBytes,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
+		ClientReadStall:        DefaultClientStall,
+		ClientWriteStall:       DefaultClientStall,
+		MaxHandles:             DefaultMaxHandles,
+		MaxSandboxHeaderBytes:  DefaultMaxSandboxHeaderBytes,
+		MaxLogRecordBytes:      DefaultMaxLogRecordBytes,
+		LogBytesPerSec:         DefaultLogBytesPerSec,
+		MaxOriginPools:         DefaultMaxOriginPools,
 		POP:                    DefaultPOP,
 		Region:                 DefaultRegion,
 		CustomerID:             DefaultCustomerID,
@@ -205,6 +253,30 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("max_body_bytes", 1, math.MaxInt64); ok {
 		h.MaxBodyBytes = n
+	}
+	if n, ok := t.integer("client_read_stall_ms", 1, maxMillis); ok {
+		h.ClientReadStall = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := t.integer("client_write_stall_ms", 1, maxMillis); ok {
+		h.ClientWriteStall = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := t.integer("max_handles", 16, math.MaxInt32); ok {
+		h.MaxHandles = int(n)
+	}
+	if n, ok := t.integer("max_sandbox_header_bytes", 1, math.MaxInt64); ok {
+		h.MaxSandboxHeaderBytes = n
+	}
+	if n, ok := t.integer("max_log_record_bytes", 1, math.MaxInt32); ok {
+		h.MaxLogRecordBytes = int(n)
+	}
+	if n, ok := t.integer("log_bytes_per_sec", 1, math.MaxInt32); ok {
+		h.LogBytesPerSec = int(n)
+	}
+	if n, ok := t.integer("max_origin_pools", 1, math.MaxInt32); ok {
+		h.MaxOriginPools = int(n)
+	}
+	if n, ok := t.integer("max_origin_requests", 0, math.MaxInt32); ok {
+		h.MaxOriginRequests = int(n)
 	}
 	for _, k := range []struct {
 		key string

@@ -51,6 +51,8 @@ type hostOpts struct {
 	// the downstream stall timeouts (server.Config; 0: the defaults).
 	sandboxes             int
 	readStall, writeStall time.Duration
+	// pools configures the host's origin pools (nil: pool.NewManager).
+	pools *pool.ManagerConfig
 }
 
 // startHost serves wasm with the manifest text on a real loopback server.
@@ -68,6 +70,11 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	}
 	t.Cleanup(func() { eng.Close(context.Background()) })
 	pools := pool.NewManager(log)
+	if o.pools != nil {
+		cfg := *o.pools
+		cfg.Logger = log
+		pools = pool.NewManagerConfig(cfg)
+	}
 	t.Cleanup(pools.Close)
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnv("test"), Policy: localDev(t)}
 	v, err := loader.Load(context.Background(), "1", wasm, m)

@@ -27,6 +27,11 @@ type Loader struct {
 	// Env is the base guest environment (FASTLY_* variables, from
 	// GuestEnvFor or GuestEnv); Load adds FASTLY_SERVICE_VERSION.
 	Env [][2]string
+	// Host, when set, holds the host's own [edgehost] settings: their
+	// per-sandbox limits apply to every version loaded, whatever the
+	// version's manifest says (a package deployed through the admin API
+	// carries its own fastly.toml). Nil takes each version's own.
+	Host *config.Host
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
@@ -58,11 +63,10 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		Policy:       l.Policy,
 		Env:          append(append([][2]string(nil), l.Env...), [2]string{"FASTLY_SERVICE_VERSION", serviceVersion(id)}),
 		FastlyKeys:   m.FastlyKeys,
-		Limits: hostcall.Limits{
-			MaxPendingRequests:   m.Host.MaxPendingRequests,
-			MaxBufferedBodyBytes: m.Host.MaxBodyBytes,
-			MaxHeaderBytes:       m.Host.MaxHeaderBytes,
-		},
+		Limits:       Limits(m.Host),
+	}
+	if l.Host != nil {
+		cfg.Limits = Limits(*l.Host)
 	}
 	for name, b := range m.Backends {
 		cfg.Backends = append(cfg.Backends, hostcall.StaticBackend{
@@ -70,6 +74,19 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		})
 	}
 	return cfg
+}
+
+// Limits returns the per-sandbox limits of the [edgehost] settings h.
+func Limits(h config.Host) hostcall.Limits {
+	return hostcall.Limits{
+		MaxPendingRequests:    h.MaxPendingRequests,
+		MaxBufferedBodyBytes:  h.MaxBodyBytes,
+		MaxHeaderBytes:        h.MaxHeaderBytes,
+		MaxSandboxHeaderBytes: h.MaxSandboxHeaderBytes,
+		MaxHandles:            h.MaxHandles,
+		MaxLogRecordBytes:     h.MaxLogRecordBytes,
+		LogBytesPerSecond:     h.LogBytesPerSec,
+	}
 }
 
 // serviceVersion is FASTLY_SERVICE_VERSION for version id: the deployed

@@ -12,7 +12,7 @@
 //	/handles?n=N        fastly_http_req.new, N times at most
 //	/headers?n=N        header_append on one new response, N times
 //	/log?n=N&size=S     N records of S bytes to the log endpoint "flood"
-//	/pools?n=N&port=P   N dynamic backends to 127.0.0.1:P, each with its own connect timeout
+//	/pools?n=N&port=P   N dynamic backends to 127.0.0.1:P, each with its own max_connections (so its own pool)
 package main
 
 import (
@@ -28,6 +28,9 @@ import (
 
 //go:wasmimport fastly_http_req new
 func reqNew(h *uint32) uint32
+
+//go:wasmimport fastly_http_req close
+func reqClose(h uint32) uint32
 
 //go:wasmimport fastly_http_resp new
 func respNew(h *uint32) uint32
@@ -95,11 +98,16 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 		report("trailers", i, st)
 	case "/handles":
 		i, st := 0, uint32(0)
+		var made []uint32
 		for ; i < n; i++ {
 			var h uint32
 			if st = reqNew(&h); st != 0 {
 				break
 			}
+			made = append(made, h)
+		}
+		for _, h := range made { // room for the report's own handles
+			reqClose(h)
 		}
 		report("handles", i, st)
 	case "/headers":
@@ -138,7 +146,7 @@ func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request)
 		var err error
 		for ; i < n; i++ {
 			_, err = guestsdk.RegisterDynamicBackend("b"+strconv.Itoa(i), target,
-				guestsdk.BackendOptions{ConnectTimeout: time.Duration(i%100000+1) * time.Millisecond})
+				guestsdk.BackendOptions{MaxConnections: i%100000 + 1})
 			if err != nil {
 				break
 			}
