@@ -57,7 +57,9 @@ func TestPoolEviction(t *testing.T) {
 	o := newOrigin(t, okHandler, originConfig{})
 	m := NewManagerConfig(ManagerConfig{MaxPools: 3, PoolSweep: time.Hour})
 	t.Cleanup(m.Close)
-	set := func(n int) Settings { return Settings{Scheme: "http", Addr: o.addr(), Limits: Limits{MaxConnections: n}} }
+	set := func(n int) Settings {
+		return Settings{Scheme: "http", Addr: o.addr(), Limits: Limits{MaxConnections: n}}
+	}
 	static := m.Pool(set(100))
 	p1, _ := m.Acquire(set(1))
 	p2, _ := m.Acquire(set(2))
