@@ -17,8 +17,10 @@ import (
 // they arrive, beside net/http's own parser. Use it with ConnContext as the
 // http.Server's ConnContext. A connection the reader cannot follow (not
 // HTTP/1.x, a head over 1 MiB + 4 KiB, a malformed chunk) is left to
-// net/http unwatched, which rejects such input itself. TLS connections
-// must be wrapped after the handshake to be watched.
+// net/http unwatched, which rejects such input itself. A connection that
+// starts with a TLS handshake record is not watched: under a TLS
+// listener, wrap the connections the TLS layer reads plain text from
+// (and ConnContext must see them) for the rule to apply.
 func FramingListener(ln net.Listener) net.Listener { return framingListener{ln} }
 
 // ConnContext is the http.Server ConnContext that goes with
@@ -71,6 +73,7 @@ type framingConn struct {
 	both atomic.Bool
 
 	state   int
+	seen    bool   // a byte was read
 	left    int64  // stBody, stChunkData
 	line    []byte // the line being read
 	headLen int    // bytes of the current head so far
@@ -82,6 +85,10 @@ type framingConn struct {
 func (c *framingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.state != stOff {
+		if !c.seen && p[0] == 0x16 { // a TLS handshake record, not HTTP/1.x
+			c.off()
+		}
+		c.seen = true
 		c.scan(p[:n])
 	}
 	return n, err
