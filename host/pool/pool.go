@@ -119,6 +119,7 @@ func NewManagerConfig(cfg ManagerConfig) *Manager {
 	}
 	m := &Manager{logger: cfg.Logger, pools: make(map[Settings]*Pool), maxPools: cfg.MaxPools,
 		inflight: &budget{max: int64(cfg.MaxInFlight)}}
+	m.mu.Lock() // the timer may fire before m.sweep is set
 	m.sweep = time.AfterFunc(cfg.PoolSweep, func() {
 		m.evict(false)
 		m.mu.Lock()
@@ -127,6 +128,7 @@ func NewManagerConfig(cfg ManagerConfig) *Manager {
 		}
 		m.mu.Unlock()
 	})
+	m.mu.Unlock()
 	return m
 }
 

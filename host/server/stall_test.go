@@ -28,12 +28,47 @@ func rawConn(t testing.TB, url string) *net.TCPConn {
 	return tc
 }
 
-// nonReader asks for a large streamed response and never reads it.
+// nonReader asks for a large streamed response, reads its status line
+// (retrying while the host answers 503) and reads nothing more.
 func nonReader(t testing.TB, url string) {
-	c := rawConn(t, url)
-	if _, err := io.WriteString(c, "GET /big?mib=512 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
+	heldClient(t, url, "GET /big?mib=512 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "")
+}
+
+// heldUploader announces a 1 MB body with Expect: 100-continue, waits for
+// the 100 Continue the host sends when the guest reads the body (retrying
+// while the host answers 503), sends 10 bytes and stops.
+func heldUploader(t testing.TB, url string) {
+	heldClient(t, url, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+		"HTTP/1.1 100 ", "0123456789")
+}
+
+// heldClient sends req until the response starts with want, then sends
+// then and leaves the connection as it is: its sandbox is running.
+func heldClient(t testing.TB, url, req, want, then string) {
+	t.Helper()
+	for range 100 {
+		c := rawConn(t, url)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b := make([]byte, len(want))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		if string(b) == want {
+			if then != "" {
+				if _, err := io.WriteString(c, then); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return
+		}
+		c.Close() // 503: both sandboxes were taken for a moment
+		time.Sleep(20 * time.Millisecond)
 	}
+	t.Fatalf("%q: the host never took it", req)
 }
 
 // slowUploader announces a 1 MB body, sends 10 bytes of it and stops.
@@ -100,7 +135,7 @@ func TestStalledClientsAreCut(t *testing.T) {
 				start      func()
 			}{
 				{"non-reading clients", "/big", func() { nonReader(t, h.url); nonReader(t, h.url) }},
-				{"slow uploaders", "/upload", func() { slowUploader(t, h.url); slowUploader(t, h.url) }},
+				{"slow uploaders", "/upload", func() { heldUploader(t, h.url); heldUploader(t, h.url) }},
 			} {
 				start := time.Now()
 				stall.start()
