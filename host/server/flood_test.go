@@ -78,11 +78,11 @@ func TestSandboxFloods(t *testing.T) {
 			}
 			return nil
 		}},
-		{"log rate", "/log?n=100000&size=1000", abi.LimitExceeded, func(n int) error {
+		{"log rate", "/log?n=100000&size=10000", abi.LimitExceeded, func(n int) error {
 			// The burst, and what refilled while the request ran (long
 			// under the race detector on a loaded machine).
-			if n*1000 > hostcall.DefaultLogBytesPerSecond*(1+int(lastDuration/time.Second)+1) || n == 0 {
-				return fmt.Errorf("%d records of 1000 bytes passed; the rate is %d bytes/s", n, hostcall.DefaultLogBytesPerSecond)
+			if n*10000 > hostcall.DefaultLogBytesPerSecond*(1+int(lastDuration/time.Second)+1) || n == 0 {
+				return fmt.Errorf("%d records of 10000 bytes passed; the rate is %d bytes/s", n, hostcall.DefaultLogBytesPerSecond)
 			}
 			return nil
 		}},
