@@ -20,7 +20,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{scalar64P("abi_version", "u64", UnitNumber)}},
 
 		// fastly_http_req
-		{Module: ModuleHTTPReq, Name: "body_downstream_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Unsupported, Badalign),
+		{Module: ModuleHTTPReq, Name: "body_downstream_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Unsupported, Badalign, LimitExceeded),
 			Doc:    "Takes the downstream request and its body.",
 			Params: []Param{outHandleP("req_out", HandleRequest), outHandleP("body_out", HandleBody)}},
 		{Module: ModuleHTTPReq, Name: "cache_override_set", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Badf),
@@ -82,7 +82,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPReq, Name: "downstream_compliance_region", SDKs: witxOnly, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, Buflen, None),
 			Doc:    "Gets the compliance region the downstream request was handled in.",
 			Params: []Param{outBufP("region_out")}},
-		{Module: ModuleHTTPReq, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: ModuleHTTPReq, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Creates a request (GET /, HTTP/1.1, no headers).",
 			Params: []Param{outHandleP("req_out", HandleRequest)}},
 		{Module: ModuleHTTPReq, Name: "header_names_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
@@ -100,13 +100,13 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPReq, Name: "header_values_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc:    "Lists every value of a request header, page by page.",
 			Params: []Param{handleP("h", HandleRequest), inP("name"), cursorBufP("buf")}},
-		{Module: ModuleHTTPReq, Name: "header_values_set", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPReq, Name: "header_values_set", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Replaces every value of a request header with a NUL-terminated list.",
 			Params: []Param{handleP("h", HandleRequest), inP("name"), inP("values")}},
-		{Module: ModuleHTTPReq, Name: "header_insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPReq, Name: "header_insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Sets a request header to one value.",
 			Params: []Param{handleP("h", HandleRequest), inP("name"), inP("value")}},
-		{Module: ModuleHTTPReq, Name: "header_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPReq, Name: "header_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Adds a value to a request header.",
 			Params: []Param{handleP("h", HandleRequest), inP("name"), inP("value")}},
 		{Module: ModuleHTTPReq, Name: "header_remove", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, None),
@@ -130,7 +130,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPReq, Name: "version_set", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf),
 			Doc:    "Sets a request's HTTP version.",
 			Params: []Param{handleP("h", HandleRequest), scalarP("version", "http_version", UnitEnum)}},
-		{Module: ModuleHTTPReq, Name: "send", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid),
+		{Module: ModuleHTTPReq, Name: "send", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid, LimitExceeded),
 			Doc: "Sends a request to a backend and waits for the response head; consumes the request and body.",
 			Params: []Param{
 				handleP("h", HandleRequest),
@@ -139,7 +139,7 @@ func Hostcalls() []Hostcall {
 				outHandleP("resp_out", HandleResponse),
 				outHandleP("resp_body_out", HandleBody),
 			}},
-		{Module: ModuleHTTPReq, Name: "send_v2", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid),
+		{Module: ModuleHTTPReq, Name: "send_v2", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid, LimitExceeded),
 			Doc: "As send, and writes why a failed send failed.",
 			Params: []Param{
 				handleP("h", HandleRequest),
@@ -149,7 +149,7 @@ func Hostcalls() []Hostcall {
 				outHandleP("resp_out", HandleResponse),
 				outHandleP("resp_body_out", HandleBody),
 			}},
-		{Module: ModuleHTTPReq, Name: "send_v3", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid),
+		{Module: ModuleHTTPReq, Name: "send_v3", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, HTTPInvalid, LimitExceeded),
 			Doc: "As send_v2.",
 			Params: []Param{
 				handleP("h", HandleRequest),
@@ -203,7 +203,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPReq, Name: "pending_req_header_remove", SDKs: witxOnly, Implemented: false, Statuses: stub,
 			Doc:    "Removes a header from the response a pending request will produce.",
 			Params: []Param{handleP("h", HandlePendingRequest), inP("name"), scalarP("target", "pending_response_kind", UnitEnum)}},
-		{Module: ModuleHTTPReq, Name: "pending_req_poll", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
+		{Module: ModuleHTTPReq, Name: "pending_req_poll", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "Checks whether a pending request is done, without blocking; when done, returns its response.",
 			Params: []Param{
 				handleP("h", HandlePendingRequest),
@@ -211,7 +211,7 @@ func Hostcalls() []Hostcall {
 				outHandleP("resp_out", HandleResponse),
 				outHandleP("resp_body_out", HandleBody),
 			}},
-		{Module: ModuleHTTPReq, Name: "pending_req_poll_v2", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
+		{Module: ModuleHTTPReq, Name: "pending_req_poll_v2", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "As pending_req_poll, and writes why a failed request failed.",
 			Params: []Param{
 				handleP("h", HandlePendingRequest),
@@ -220,14 +220,14 @@ func Hostcalls() []Hostcall {
 				outHandleP("resp_out", HandleResponse),
 				outHandleP("resp_body_out", HandleBody),
 			}},
-		{Module: ModuleHTTPReq, Name: "pending_req_wait", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
+		{Module: ModuleHTTPReq, Name: "pending_req_wait", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "Blocks until a pending request is done and returns its response.",
 			Params: []Param{
 				handleP("h", HandlePendingRequest),
 				outHandleP("resp_out", HandleResponse),
 				outHandleP("resp_body_out", HandleBody),
 			}},
-		{Module: ModuleHTTPReq, Name: "pending_req_wait_v2", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
+		{Module: ModuleHTTPReq, Name: "pending_req_wait_v2", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "As pending_req_wait, and writes why a failed request failed.",
 			Params: []Param{
 				handleP("h", HandlePendingRequest),
@@ -279,7 +279,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPReq, Name: "framing_headers_mode_set", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf),
 			Doc:    "Chooses whether the host or the headers decide a request's framing.",
 			Params: []Param{handleP("h", HandleRequest), scalarP("mode", "framing_headers_mode", UnitEnum)}},
-		{Module: ModuleHTTPReq, Name: "register_dynamic_backend", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Unsupported),
+		{Module: ModuleHTTPReq, Name: "register_dynamic_backend", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Unsupported, LimitExceeded),
 			Doc: "Registers a backend for the rest of the request, from a target and a config struct.",
 			Params: []Param{
 				inP("name_prefix"),
@@ -301,7 +301,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{handleP("req", HandleRequest), inP("service")}},
 
 		// fastly_http_resp
-		{Module: ModuleHTTPResp, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: ModuleHTTPResp, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Creates a response (200, HTTP/1.1, no headers).",
 			Params: []Param{outHandleP("resp_out", HandleResponse)}},
 		{Module: ModuleHTTPResp, Name: "header_names_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
@@ -313,13 +313,13 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPResp, Name: "header_values_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc:    "Lists every value of a response header, page by page.",
 			Params: []Param{handleP("h", HandleResponse), inP("name"), cursorBufP("buf")}},
-		{Module: ModuleHTTPResp, Name: "header_values_set", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPResp, Name: "header_values_set", SDKs: GoSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Replaces every value of a response header with a NUL-terminated list.",
 			Params: []Param{handleP("h", HandleResponse), inP("name"), inP("values")}},
-		{Module: ModuleHTTPResp, Name: "header_insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPResp, Name: "header_insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Sets a response header to one value.",
 			Params: []Param{handleP("h", HandleResponse), inP("name"), inP("value")}},
-		{Module: ModuleHTTPResp, Name: "header_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge),
+		{Module: ModuleHTTPResp, Name: "header_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, HTTPHeadTooLarge, LimitExceeded),
 			Doc:    "Adds a value to a response header.",
 			Params: []Param{handleP("h", HandleResponse), inP("name"), inP("value")}},
 		{Module: ModuleHTTPResp, Name: "header_remove", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, None),
@@ -367,7 +367,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPBody, Name: "append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf),
 			Doc:    "Moves all of src to the end of dest and consumes src.",
 			Params: []Param{handleP("dest", HandleBody), handleP("src", HandleBody)}},
-		{Module: ModuleHTTPBody, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: ModuleHTTPBody, Name: "new", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Creates an empty body.",
 			Params: []Param{outHandleP("body_out", HandleBody)}},
 		{Module: ModuleHTTPBody, Name: "read", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Error, Inval, Badf, Badalign),
@@ -387,7 +387,7 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleHTTPBody, Name: "abandon", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Badf),
 			Doc:    "Drops a streaming body so the peer sees an incomplete message.",
 			Params: []Param{handleP("h", HandleBody)}},
-		{Module: ModuleHTTPBody, Name: "trailer_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf),
+		{Module: ModuleHTTPBody, Name: "trailer_append", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, LimitExceeded),
 			Doc:    "Adds a trailer field to a body.",
 			Params: []Param{handleP("h", HandleBody), inP("name"), inP("value")}},
 		{Module: ModuleHTTPBody, Name: "trailer_names_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
@@ -404,14 +404,14 @@ func Hostcalls() []Hostcall {
 			Params: []Param{handleP("h", HandleBody), outP("body_length_out", "body_length", UnitBytes, 8)}},
 
 		// fastly_http_downstream
-		{Module: ModuleHTTPDownstream, Name: "next_request", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Unsupported, Badalign),
+		{Module: ModuleHTTPDownstream, Name: "next_request", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Unsupported, Badalign, LimitExceeded),
 			Doc: "Finishes the current downstream request and promises the next one (sandbox reuse).",
 			Params: []Param{
 				scalarP("options_mask", "next_request_options_mask", UnitMask),
 				inStructP("options", "next_request_options", 8, 8),
 				outHandleP("promise_out", HandleRequestPromise),
 			}},
-		{Module: ModuleHTTPDownstream, Name: "next_request_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),
+		{Module: ModuleHTTPDownstream, Name: "next_request_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None, LimitExceeded),
 			Doc: "Blocks until a promised downstream request arrives.",
 			Params: []Param{
 				handleP("handle", HandleRequestPromise),
@@ -569,15 +569,15 @@ func Hostcalls() []Hostcall {
 			Params: []Param{outP("num_hops_out", "num_hops", UnitCount, 4)}},
 
 		// fastly_log
-		{Module: ModuleLog, Name: "endpoint_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: ModuleLog, Name: "endpoint_get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Opens a named log endpoint.",
 			Params: []Param{inP("name"), outHandleP("endpoint_out", HandleEndpoint)}},
-		{Module: ModuleLog, Name: "write", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
+		{Module: ModuleLog, Name: "write", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, LimitExceeded),
 			Doc:    "Writes one record to a log endpoint.",
 			Params: []Param{handleP("h", HandleEndpoint), dataP("msg", 1<<20), outP("nwritten_out", "num_bytes", UnitBytes, 4)}},
 
 		// fastly_dictionary
-		{Module: ModuleDictionary, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
+		{Module: ModuleDictionary, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, LimitExceeded),
 			Doc:    "Opens an edge dictionary by name.",
 			Params: []Param{inP("name"), outHandleP("dictionary_out", HandleDictionary)}},
 		{Module: ModuleDictionary, Name: "get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign, None),
@@ -585,7 +585,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{handleP("h", HandleDictionary), inP("key"), outBufP("value")}},
 
 		// fastly_config_store
-		{Module: ModuleConfigStore, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
+		{Module: ModuleConfigStore, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, LimitExceeded),
 			Doc:    "Opens a config store by name.",
 			Params: []Param{inP("name"), outHandleP("config_store_out", HandleConfigStore)}},
 		{Module: ModuleConfigStore, Name: "get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign, None),
@@ -646,10 +646,10 @@ func Hostcalls() []Hostcall {
 			Params: []Param{inP("backend"), outP("tls_version_out", "tls_version", UnitEnum, 4)}},
 
 		// fastly_acl
-		{Module: ModuleACL, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None),
+		{Module: ModuleACL, Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None, LimitExceeded),
 			Doc:    "Opens an ACL by name.",
 			Params: []Param{inP("name"), outHandleP("acl_out", HandleACL)}},
-		{Module: ModuleACL, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
+		{Module: ModuleACL, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "Looks up an IP address in an ACL; the matching entry comes as a JSON body.",
 			Params: []Param{
 				handleP("acl", HandleACL),
@@ -1011,7 +1011,7 @@ func Hostcalls() []Hostcall {
 			}},
 
 		// fastly_kv_store
-		{Module: "fastly_kv_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: "fastly_kv_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Opens a KV store by name.",
 			Params: []Param{inP("name"), outHandleP("kv_store_out", HandleKVStore)}},
 		{Module: "fastly_kv_store", Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
@@ -1023,7 +1023,7 @@ func Hostcalls() []Hostcall {
 				inStructP("lookup_configuration", "kv_lookup_config", 4, 4),
 				outHandleP("handle_out", HandleKVLookup),
 			}},
-		{Module: "fastly_kv_store", Name: "lookup_wait", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
+		{Module: "fastly_kv_store", Name: "lookup_wait", SDKs: JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign, LimitExceeded),
 			Doc: "Waits for a KV lookup: the value as a body, its metadata and a 32-bit generation.",
 			Params: []Param{
 				handleP("handle", HandleKVLookup),
@@ -1032,7 +1032,7 @@ func Hostcalls() []Hostcall {
 				outP("generation_out", "u32", UnitNumber, 4),
 				outP("kv_error_out", "kv_error", UnitEnum, 4),
 			}},
-		{Module: "fastly_kv_store", Name: "lookup_wait_v2", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
+		{Module: "fastly_kv_store", Name: "lookup_wait_v2", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign, LimitExceeded),
 			Doc: "Waits for a KV lookup: the value as a body, its metadata and a 64-bit generation.",
 			Params: []Param{
 				handleP("handle", HandleKVLookup),
@@ -1041,7 +1041,7 @@ func Hostcalls() []Hostcall {
 				outP("generation_out", "u64", UnitNumber, 8),
 				outP("kv_error_out", "kv_error", UnitEnum, 4),
 			}},
-		{Module: "fastly_kv_store", Name: "insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
+		{Module: "fastly_kv_store", Name: "insert", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
 			Doc: "Starts storing a body under a key in a KV store, with a mode and options.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1054,7 +1054,7 @@ func Hostcalls() []Hostcall {
 		{Module: "fastly_kv_store", Name: "insert_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Waits for a KV insert.",
 			Params: []Param{handleP("handle", HandleKVInsert), outP("kv_error_out", "kv_error", UnitEnum, 4)}},
-		{Module: "fastly_kv_store", Name: "delete", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
+		{Module: "fastly_kv_store", Name: "delete", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
 			Doc: "Starts deleting a key from a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1066,7 +1066,7 @@ func Hostcalls() []Hostcall {
 		{Module: "fastly_kv_store", Name: "delete_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Waits for a KV delete.",
 			Params: []Param{handleP("handle", HandleKVDelete), outP("kv_error_out", "kv_error", UnitEnum, 4)}},
-		{Module: "fastly_kv_store", Name: "list", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error),
+		{Module: "fastly_kv_store", Name: "list", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, Error, LimitExceeded),
 			Doc: "Starts listing the keys of a KV store.",
 			Params: []Param{
 				handleP("store", HandleKVStore),
@@ -1074,7 +1074,7 @@ func Hostcalls() []Hostcall {
 				inStructP("list_configuration", "kv_list_config", 24, 4),
 				outHandleP("handle_out", HandleKVList),
 			}},
-		{Module: "fastly_kv_store", Name: "list_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
+		{Module: "fastly_kv_store", Name: "list_wait", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, LimitExceeded),
 			Doc: "Waits for a KV listing; the page comes as a JSON body.",
 			Params: []Param{
 				handleP("handle", HandleKVList),
@@ -1126,16 +1126,16 @@ func Hostcalls() []Hostcall {
 			}},
 
 		// fastly_secret_store
-		{Module: "fastly_secret_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None),
+		{Module: "fastly_secret_store", Name: "open", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, None, LimitExceeded),
 			Doc:    "Opens a secret store by name.",
 			Params: []Param{inP("name"), outHandleP("secret_store_out", HandleSecretStore)}},
-		{Module: "fastly_secret_store", Name: "get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),
+		{Module: "fastly_secret_store", Name: "get", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None, LimitExceeded),
 			Doc:    "Gets a secret from a secret store by name.",
 			Params: []Param{handleP("store", HandleSecretStore), inP("key"), outHandleP("secret_out", HandleSecret)}},
 		{Module: "fastly_secret_store", Name: "plaintext", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Buflen, Badalign),
 			Doc:    "Copies a secret's plaintext into the guest.",
 			Params: []Param{handleP("secret", HandleSecret), outBufP("buf")}},
-		{Module: "fastly_secret_store", Name: "from_bytes", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
+		{Module: "fastly_secret_store", Name: "from_bytes", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc:    "Makes a secret handle from bytes the guest holds.",
 			Params: []Param{inP("buf"), outHandleP("secret_out", HandleSecret)}},
 

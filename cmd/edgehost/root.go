@@ -148,16 +148,22 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listener
 	if m.Host.AllowedBackendTargets != nil && len(m.Host.AllowedBackendTargets) == 0 {
 		policy.Disabled = true
 	}
+	host := m.Host
 	return &server.Loader{
 		Engine: eng,
 		Linker: hostcall.NewLinker(log),
-		Pools:  pool.NewManager(log),
+		Pools: pool.NewManagerConfig(pool.ManagerConfig{
+			Logger:      log,
+			MaxPools:    m.Host.MaxOriginPools,
+			MaxInFlight: originRequests(m.Host),
+		}),
 		Logger: log,
 		Policy: policy,
 		Env:    server.GuestEnvFor(m),
 		// One rate limiting store for the host: every sandbox of every
 		// version counts in it.
 		RateLimits: erl.New(nil),
+		Host:   &host,
 	}, nil
 }
 

@@ -215,6 +215,8 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		Logger:                 log,
 		MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
 		SandboxTimeout:         m.Host.SandboxTimeout,
+		ReadStallTimeout:       m.Host.ClientReadStall,
+		WriteStallTimeout:      m.Host.ClientWriteStall,
 		Metrics:                metrics,
 	})
 

@@ -477,26 +477,44 @@ func (a *Admin) health(c echo.Context) error {
 
 // auth is the middleware of mutating calls: with a token configured, a
 // missing or malformed Authorization header is 401 and a wrong token 403.
-// Tokens are compared in constant time (as sha256 digests, so the length
-// does not leak either).
+// The header is "Bearer", in any case (RFC 9110, section 11.1: the scheme
+// is case-insensitive), one or more spaces, then the token exactly: no
+// other whitespace and nothing trimmed from it (RFC 9110, section 11.3;
+// a token68 holds no whitespace, so one that does is malformed). Tokens
+// are compared in constant time (as sha256 digests, so the length does
+// not leak either).
 func (a *Admin) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	want := sha256.Sum256([]byte(a.cfg.Token))
 	return func(c echo.Context) error {
 		if a.cfg.Token == "" {
 			return next(c)
 		}
-		h := c.Request().Header.Get("Authorization")
-		scheme, tok, ok := strings.Cut(h, " ")
-		if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		tok, ok := bearerToken(c.Request().Header.Get("Authorization"))
+		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="edgehost admin"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "this call needs \"Authorization: Bearer TOKEN\" with the host's admin token ("+TokenEnv+")")
 		}
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		got := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			return echo.NewHTTPError(http.StatusForbidden, "wrong admin token")
 		}
 		return next(c)
 	}
+}
+
+// bearerToken returns the token of an Authorization header value
+// "Bearer TOKEN" (see auth); ok is false when the value is not of that
+// form.
+func bearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok := strings.TrimLeft(rest, " ")
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n\v\f") {
+		return "", false
+	}
+	return tok, true
 }
 
 // errorHandler answers every error as {"error": message}.

@@ -41,6 +41,24 @@ const (
 	// DefaultCacheMemoryMiB bounds the readthrough cache's objects, in MiB
 	// (cache_memory_mib); host/cache.DefaultMemoryMiB is the same.
 	DefaultCacheMemoryMiB = 256
+	// DefaultClientStall is the downstream read and write stall timeout
+	// (client_read_stall_ms, client_write_stall_ms): a client that sends
+	// or takes nothing for that long is cut.
+	DefaultClientStall = 10 * time.Second
+	// DefaultMaxHandles caps the handles one sandbox holds (max_handles).
+	DefaultMaxHandles = 4096
+	// DefaultMaxSandboxHeaderBytes caps the header and trailer bytes a
+	// sandbox's guest built, together (max_sandbox_header_bytes): 16 MiB.
+	DefaultMaxSandboxHeaderBytes = 16 << 20
+	// DefaultMaxLogRecordBytes caps one guest log record
+	// (max_log_record_bytes): 64 KiB.
+	DefaultMaxLogRecordBytes = 64 << 10
+	// DefaultLogBytesPerSec is what one sandbox may log per second, with
+	// a burst of as much (log_bytes_per_sec): 1 MiB.
+	DefaultLogBytesPerSec = 1 << 20
+	// DefaultMaxOriginPools caps the host's origin pools
+	// (max_origin_pools).
+	DefaultMaxOriginPools = 10000
 	// DefaultPOP is the guest's FASTLY_POP (pop).
 	DefaultPOP = "EDGEHOST"
 	// DefaultRegion is the guest's FASTLY_REGION (region).
@@ -126,6 +144,29 @@ type Host struct {
 	// H2C serves HTTP/2 without TLS to clients that start with its preface
 	// (h2c, default false).
 	H2C bool
+	// ClientReadStall and ClientWriteStall are the downstream stall
+	// timeouts (client_read_stall_ms, client_write_stall_ms, in
+	// milliseconds in the file, >= 1).
+	ClientReadStall, ClientWriteStall time.Duration
+	// MaxHandles caps the handles a sandbox holds at once (max_handles,
+	// >= 16).
+	MaxHandles int
+	// MaxSandboxHeaderBytes caps the header and trailer bytes of the
+	// blocks a sandbox's guest changed, together (max_sandbox_header_bytes,
+	// >= 1).
+	MaxSandboxHeaderBytes int64
+	// MaxLogRecordBytes caps one fastly_log.write record
+	// (max_log_record_bytes, >= 1).
+	MaxLogRecordBytes int
+	// LogBytesPerSec is what a sandbox may log per second
+	// (log_bytes_per_sec, >= 1).
+	LogBytesPerSec int
+	// MaxOriginPools caps the host's origin pools (max_origin_pools, >= 1).
+	MaxOriginPools int
+	// MaxOriginRequests caps origin requests in flight host-wide
+	// (max_origin_requests, >= 0); 0 (the default) sizes it from the
+	// open-file limit at start (README.md, "Limits").
+	MaxOriginRequests int
 
 	// The guest environment (README.md, "WASI"): what every sandbox sees
 	// in its FASTLY_* variables.
@@ -164,6 +205,13 @@ func DefaultHost() Host {
 		MaxHeaderBytes:         DefaultMaxHeaderBytes,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
 		CacheMemoryMiB:         DefaultCacheMemoryMiB,
+		ClientReadStall:        DefaultClientStall,
+		ClientWriteStall:       DefaultClientStall,
+		MaxHandles:             DefaultMaxHandles,
+		MaxSandboxHeaderBytes:  DefaultMaxSandboxHeaderBytes,
+		MaxLogRecordBytes:      DefaultMaxLogRecordBytes,
+		LogBytesPerSec:         DefaultLogBytesPerSec,
+		MaxOriginPools:         DefaultMaxOriginPools,
 		POP:                    DefaultPOP,
 		Region:                 DefaultRegion,
 		CustomerID:             DefaultCustomerID,
@@ -237,6 +285,30 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("cache_memory_mib", 1, 1<<20); ok {
 		h.CacheMemoryMiB = int(n)
+	}
+	if n, ok := t.integer("client_read_stall_ms", 1, maxMillis); ok {
+		h.ClientReadStall = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := t.integer("client_write_stall_ms", 1, maxMillis); ok {
+		h.ClientWriteStall = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := t.integer("max_handles", 16, math.MaxInt32); ok {
+		h.MaxHandles = int(n)
+	}
+	if n, ok := t.integer("max_sandbox_header_bytes", 1, math.MaxInt64); ok {
+		h.MaxSandboxHeaderBytes = n
+	}
+	if n, ok := t.integer("max_log_record_bytes", 1, math.MaxInt32); ok {
+		h.MaxLogRecordBytes = int(n)
+	}
+	if n, ok := t.integer("log_bytes_per_sec", 1, math.MaxInt32); ok {
+		h.LogBytesPerSec = int(n)
+	}
+	if n, ok := t.integer("max_origin_pools", 1, math.MaxInt32); ok {
+		h.MaxOriginPools = int(n)
+	}
+	if n, ok := t.integer("max_origin_requests", 0, math.MaxInt32); ok {
+		h.MaxOriginRequests = int(n)
 	}
 	for _, k := range []struct {
 		key string

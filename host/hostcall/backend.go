@@ -185,6 +185,9 @@ func registerDynamicBackend(c *call, a reqRegisterDynamicBackendArgs) error {
 		return statusErr(abi.Unsupported, "%v", err)
 	}
 	b, err := newBackend(name, true, s, t, c.s.env.pools)
+	if errors.Is(err, pool.ErrTooManyPools) {
+		return statusErr(abi.LimitExceeded, "%v", err)
+	}
 	if err != nil {
 		return statusErr(abi.Inval, "%v", err)
 	}

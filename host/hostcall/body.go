@@ -385,6 +385,9 @@ func bodyImpls() []impl {
 			if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
 				return statusErr(abi.Inval, "invalid trailer field %q", name)
 			}
+			if err := c.s.growFields(b.trailers, fieldSize(name, v), abi.LimitExceeded); err != nil {
+				return err
+			}
 			b.trailers.add(name, v)
 			return nil
 		}),

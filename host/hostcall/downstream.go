@@ -24,9 +24,10 @@ type downstream struct {
 	sent      bool
 	aborted   bool
 	status    int
-	streamed  *body  // the open streaming response body, if any
-	streamedH uint32 // its handle
-	backend   int    // backend requests sent for this request
+	bodyHs    []uint32 // the request body handles handed out (releaseDownstream)
+	streamed  *body    // the open streaming response body, if any
+	streamedH uint32   // its handle
+	backend   int      // backend requests sent for this request
 }
 
 // CommandDownstream returns the downstream request of a sandbox run as a
@@ -67,7 +68,9 @@ func newDownstream(s *Session, d *Downstream) *downstream {
 // second call returns the same request handle with an empty body.
 func (d *downstream) takeRequest() (uint32, uint32, error) {
 	if d.taken {
-		return d.reqH, d.s.bodies.add(newBody(d.s)), nil
+		bh := d.s.bodies.add(newBody(d.s))
+		d.bodyHs = append(d.bodyHs, bh)
+		return d.reqH, bh, nil
 	}
 	d.taken = true
 	r := d.d.Request
@@ -78,7 +81,9 @@ func (d *downstream) takeRequest() (uint32, uint32, error) {
 		hdr:     originalHeader(r),
 	}
 	d.reqH = d.s.reqs.add(req)
-	return d.reqH, d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength)), nil
+	bh := d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength))
+	d.bodyHs = append(d.bodyHs, bh)
+	return d.reqH, bh, nil
 }
 
 // absoluteURI gives the guest http://host/path?query, as Compute does.

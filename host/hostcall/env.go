@@ -57,8 +57,25 @@ type Limits struct {
 	// limitexceeded. Streamed bodies do not count.
 	MaxBufferedBodyBytes int64
 	// MaxHeaderBytes caps the size of one request's or response's header
-	// block built by a guest (default 96 KiB): httpheadtoolarge beyond.
+	// block built by a guest (default 96 KiB): httpheadtoolarge beyond. A
+	// body's trailers have the same cap (limitexceeded beyond).
 	MaxHeaderBytes int
+	// MaxSandboxHeaderBytes caps the header and trailer bytes of every
+	// block a sandbox's guest changed, together (default
+	// DefaultMaxSandboxHeaderBytes, 16 MiB): limitexceeded beyond.
+	MaxSandboxHeaderBytes int64
+	// MaxHandles caps the handles (of every kind, dynamic backends
+	// included) a sandbox holds at once (default DefaultMaxHandles, 4096):
+	// beyond it the hostcalls that create one answer limitexceeded.
+	MaxHandles int
+	// MaxLogRecordBytes caps one fastly_log.write record (default
+	// DefaultMaxLogRecordBytes, 64 KiB): limitexceeded beyond, nothing
+	// logged.
+	MaxLogRecordBytes int
+	// LogBytesPerSecond is what one sandbox may log per second, with a
+	// burst of as much (default DefaultLogBytesPerSecond, 1 MiB): a
+	// record beyond answers limitexceeded and is dropped.
+	LogBytesPerSecond int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -70,6 +87,18 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = 96 << 10
+	}
+	if l.MaxSandboxHeaderBytes <= 0 {
+		l.MaxSandboxHeaderBytes = DefaultMaxSandboxHeaderBytes
+	}
+	if l.MaxHandles <= 0 {
+		l.MaxHandles = DefaultMaxHandles
+	}
+	if l.MaxLogRecordBytes <= 0 {
+		l.MaxLogRecordBytes = DefaultMaxLogRecordBytes
+	}
+	if l.LogBytesPerSecond <= 0 {
+		l.LogBytesPerSecond = DefaultLogBytesPerSecond
 	}
 	return l
 }
@@ -178,7 +207,16 @@ func newBackend(name string, dynamic bool, s pool.Settings, t pool.Timeouts, poo
 	if err != nil {
 		return nil, fmt.Errorf("address %q: bad port", s.Addr)
 	}
-	p := pools.Pool(s)
+	var p *pool.Pool
+	if dynamic {
+		// Released when the session ends (Session.Close); pools nothing
+		// uses are evicted (pool.ManagerConfig.MaxPools).
+		if p, err = pools.Acquire(s); err != nil {
+			return nil, err
+		}
+	} else {
+		p = pools.Pool(s)
+	}
 	return &backend{
 		name: name, dynamic: dynamic, host: host, port: uint16(port),
 		settings: p.Settings(), timeouts: t.Effective(), pool: p,

@@ -17,6 +17,8 @@ import (
 type header struct {
 	names []string
 	vals  map[string][]string
+	n     int    // size(), kept as the block changes
+	acct  *int64 // the session's count of header and trailer bytes, once the guest changed the block
 }
 
 func newHeader() *header { return &header{vals: map[string][]string{}} }
@@ -37,13 +39,25 @@ func headerFrom(h http.Header) *header {
 	return out
 }
 
-func (h *header) clone() *header {
-	out := newHeader()
-	for _, n := range h.names {
-		out.names = append(out.names, n)
-		out.vals[n] = append([]string(nil), h.vals[n]...)
+// fieldSize is what one field counts against the header limits: name,
+// value and 4 bytes (": " and CRLF).
+func fieldSize(name, value string) int { return len(name) + len(value) + 4 }
+
+// resize records a change of delta bytes in the block's size and in the
+// session's count, if the block is counted.
+func (h *header) resize(delta int) {
+	h.n += delta
+	if h.acct != nil {
+		*h.acct += int64(delta)
 	}
-	return out
+}
+
+// release takes the block out of its session's count (its handle is gone).
+func (h *header) release() {
+	if h != nil && h.acct != nil {
+		*h.acct -= int64(h.n)
+		h.acct = nil
+	}
 }
 
 func (h *header) add(name, value string) {
@@ -52,6 +66,21 @@ func (h *header) add(name, value string) {
 		h.names = append(h.names, n)
 	}
 	h.vals[n] = append(h.vals[n], value)
+	h.resize(fieldSize(n, value))
+}
+
+// setSize is the size of name's fields after set(name, values), less
+// their size now.
+func (h *header) setSize(name string, values []string) int {
+	n := strings.ToLower(name)
+	d := 0
+	for _, v := range values {
+		d += fieldSize(n, v)
+	}
+	for _, v := range h.vals[n] {
+		d -= fieldSize(n, v)
+	}
+	return d
 }
 
 func (h *header) set(name string, values []string) {
@@ -62,12 +91,19 @@ func (h *header) set(name string, values []string) {
 	}
 	h.names = append(h.names, n)
 	h.vals[n] = values
+	for _, v := range values {
+		h.resize(fieldSize(n, v))
+	}
 }
 
 func (h *header) del(name string) bool {
 	n := strings.ToLower(name)
-	if _, ok := h.vals[n]; !ok {
+	old, ok := h.vals[n]
+	if !ok {
 		return false
+	}
+	for _, v := range old {
+		h.resize(-fieldSize(n, v))
 	}
 	delete(h.vals, n)
 	for i, x := range h.names {
@@ -80,16 +116,6 @@ func (h *header) del(name string) bool {
 }
 
 func (h *header) get(name string) []string { return h.vals[strings.ToLower(name)] }
-
-func (h *header) size() int {
-	n := 0
-	for _, k := range h.names {
-		for _, v := range h.vals[k] {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
-}
 
 // httpHeader converts to net/http's form (canonical keys).
 func (h *header) httpHeader() http.Header {
@@ -144,15 +170,14 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		}
 		return v, nil
 	}
-	// update applies change to a copy of h and keeps it only when the
-	// block stays within the header size limit.
-	update := func(c *call, h *header, change func(h *header)) error {
-		next := h.clone()
-		change(next)
-		if next.size() > c.s.env.limits.MaxHeaderBytes {
-			return statusErr(abi.HTTPHeadTooLarge, "header block over %d bytes", c.s.env.limits.MaxHeaderBytes)
+	// update applies change, which grows h by delta bytes, only when the
+	// block stays within the header size limits (growFields): one field
+	// costs what it adds, not a copy of the block.
+	update := func(c *call, h *header, delta int, change func(h *header)) error {
+		if err := c.s.growFields(h, delta, abi.HTTPHeadTooLarge); err != nil {
+			return err
 		}
-		*h = *next
+		change(h)
 		return nil
 	}
 	versionGet := func(c *call, a reqVersionGetArgs) error {
@@ -204,7 +229,7 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 				values = append(values, string(v))
 			}
 		}
-		return update(c, h, func(h *header) { h.set(name, values) })
+		return update(c, h, h.setSize(name, values), func(h *header) { h.set(name, values) })
 	}
 	insert := func(c *call, a reqHeaderInsertArgs) error {
 		h, name, err := hdrName(c, a.H, a.Name)
@@ -215,7 +240,7 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		if err != nil {
 			return err
 		}
-		return update(c, h, func(h *header) { h.set(name, []string{v}) })
+		return update(c, h, h.setSize(name, []string{v}), func(h *header) { h.set(name, []string{v}) })
 	}
 	appendV := func(c *call, a reqHeaderAppendArgs) error {
 		h, name, err := hdrName(c, a.H, a.Name)
@@ -226,7 +251,7 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		if err != nil {
 			return err
 		}
-		return update(c, h, func(h *header) { h.add(name, v) })
+		return update(c, h, fieldSize(name, v), func(h *header) { h.add(name, v) })
 	}
 	remove := func(c *call, a reqHeaderRemoveArgs) error {
 		h, name, err := hdrName(c, a.H, a.Name)

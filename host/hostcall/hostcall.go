@@ -242,6 +242,7 @@ func Table() []Hostcall {
 	} {
 		all = append(all, family...)
 	}
+	all = limitHandles(all)
 	seen := map[[2]string]bool{}
 	t := make([]Hostcall, 0, len(all))
 	for _, im := range all {

@@ -26,11 +26,14 @@ func logImpls() []impl {
 			case name == "", name == "stdout", name == "stderr", len(name) >= 12 && name[:12] == "fst_managed_":
 				return statusErr(abi.Inval, "log endpoint name %q is reserved", name)
 			}
-			return c.putU32(a.EndpointOut, c.s.logs.add(&logEndpoint{name: name}))
+			return c.putU32(a.EndpointOut, c.s.logHandle(name))
 		}),
 		bindLogWrite(func(c *call, a logWriteArgs) error {
 			ep, err := c.s.logs.get(a.H)
 			if err != nil {
+				return err
+			}
+			if err := c.s.checkLog(ep.name, len(a.Msg)); err != nil {
 				return err
 			}
 			c.s.logger().Info(string(a.Msg), "log_endpoint", ep.name)
@@ -44,7 +47,7 @@ func logImpls() []impl {
 // one namespace (as in Viceroy): either open finds a store declared in
 // either section, its own section first.
 func storeImpls() []impl {
-	open := func(configFirst bool) func(c *call, name []byte, out uint32) error {
+	open := func(module string, configFirst bool) func(c *call, name []byte, out uint32) error {
 		return func(c *call, name []byte, out uint32) error {
 			sections := [2]map[string]map[string]string{c.s.env.dictionaries, c.s.env.configStores}
 			if configFirst {
@@ -57,10 +60,10 @@ func storeImpls() []impl {
 			if !ok {
 				return statusErr(abi.Badf, "no config store or dictionary named %q", name)
 			}
-			return c.putU32(out, c.s.stores.add(st))
+			return c.putU32(out, c.s.storeHandle(module+"\x00"+string(name), st))
 		}
 	}
-	dictOpen, storeOpen := open(false), open(true)
+	dictOpen, storeOpen := open(abi.ModuleDictionary, false), open(abi.ModuleConfigStore, true)
 	get := func(c *call, a dictionaryGetArgs) error {
 		st, err := c.s.stores.get(a.H)
 		if err != nil {

@@ -59,6 +59,7 @@ func nextRequest(c *call, a downstreamNextRequestArgs) error {
 	if c.s.down != nil {
 		c.s.stopDownstreamReads()
 		out := c.s.Finish(nil, 500)
+		c.s.releaseDownstream(c.s.down)
 		c.s.down = nil
 		c.s.reuse.Done(out)
 	}

@@ -42,10 +42,15 @@ func (t *handles[V]) get(h uint32) (V, error) {
 	return v, nil
 }
 
+// remove takes h out of the table; a value that counts against a
+// sandbox bound (its header blocks) stops counting.
 func (t *handles[V]) remove(h uint32) (V, error) {
 	v, err := t.get(h)
 	if err == nil {
 		delete(t.m, h)
+		if r, ok := any(v).(interface{ release() }); ok {
+			r.release()
+		}
 	}
 	return v, err
 }
@@ -98,6 +103,11 @@ type Session struct {
 	bufferedLen int64
 	wg          sync.WaitGroup
 	cpu         cpuClock // get_vcpu_ms; set by RunGuest
+
+	fieldBytes int64             // header and trailer bytes of the blocks the guest changed (growFields)
+	logBudget  logBucket         // fastly_log.write bytes (checkLog)
+	logHs      map[string]uint32 // log endpoint handles by name (logHandle)
+	storeHs    map[string]uint32 // store handles by module and name (storeHandle)
 }
 
 // NewSession starts the state of one sandbox. id is the request id (it
@@ -163,5 +173,9 @@ func (s *Session) Close() {
 	s.wg.Wait()
 	for _, p := range left {
 		p.discard()
+	}
+	for name, b := range s.dynamic {
+		s.env.pools.Release(b.pool)
+		delete(s.dynamic, name)
 	}
 }

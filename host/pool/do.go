@@ -63,6 +63,29 @@ func (p *Pool) Do(ctx context.Context, req *http.Request, t Timeouts) (*http.Res
 		}
 		return nil, ErrClosed
 	}
+	if p.inflight != nil && !p.inflight.take() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w: %d origin requests in flight host-wide", ErrPoolExhausted, p.inflight.max)
+	}
+	resp, err := p.do(ctx, req, t)
+	if _, streams := respBodyOf(resp); !streams && p.inflight != nil {
+		p.inflight.give() // no body to read: the request is over
+	}
+	return resp, err
+}
+
+// respBodyOf returns resp's body when it is one the pool follows.
+func respBodyOf(resp *http.Response) (*respBody, bool) {
+	if resp == nil {
+		return nil, false
+	}
+	b, ok := resp.Body.(*respBody)
+	return b, ok
+}
+
+func (p *Pool) do(ctx context.Context, req *http.Request, t Timeouts) (*http.Response, error) {
 	t = t.Effective()
 	p.mu.Lock()
 	p.stats.Requests++
@@ -522,5 +545,8 @@ func (b *respBody) end(err error) {
 	b.once.Do(func() {
 		b.p.finish(b.c, b.seq, err, b.respClose)
 		b.cancel(nil)
+		if b.p.inflight != nil {
+			b.p.inflight.give()
+		}
 	})
 }

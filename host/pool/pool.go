@@ -3,12 +3,15 @@ package pool
 import (
 	"cmp"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +30,10 @@ const learnTTL = 5 * time.Minute
 // any names) with equal effective settings share one pool. A Manager is
 // safe for concurrent use.
 type Manager struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	inflight *budget
+	maxPools int
+	sweep    *time.Timer
 
 	mu     sync.Mutex
 	pools  map[Settings]*Pool
@@ -35,32 +41,199 @@ type Manager struct {
 	closed bool
 }
 
-// NewManager returns an empty Manager. Pools log connection opens and
-// closes (with the reason) at debug level to logger; nil discards logs.
-func NewManager(logger *slog.Logger) *Manager {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Manager{logger: logger, pools: make(map[Settings]*Pool)}
+// Defaults of ManagerConfig.
+const (
+	// DefaultMaxPools caps the pools of a host (ManagerConfig.MaxPools).
+	DefaultMaxPools = 10000
+	// DefaultPoolSweep is how often pools nothing uses are looked for.
+	DefaultPoolSweep = 30 * time.Second
+)
+
+// ManagerConfig configures a Manager. Zero fields take the defaults named.
+type ManagerConfig struct {
+	// Logger receives the pools' connection opens and closes (with the
+	// reason) at debug level; nil discards them.
+	Logger *slog.Logger
+	// MaxInFlight caps origin requests in flight host-wide, across every
+	// pool: from Do until the response body is read to EOF or closed
+	// (each holds an origin connection, so a file descriptor). Beyond it
+	// Do fails at once with an error wrapping ErrPoolExhausted. 0 is no
+	// cap.
+	MaxInFlight int
+	// MaxPools caps the pools (default DefaultMaxPools). Pools of dynamic
+	// backends (Acquire) that no backend uses and that hold no connection
+	// are evicted every PoolSweep; at the cap, Acquire evicts such pools
+	// at once, then the least recently used unused ones (closing their
+	// idle connections), and fails with ErrTooManyPools when every pool
+	// is in use. Pools of static backends (Pool) are never evicted.
+	MaxPools int
+	// PoolSweep is how often unused pools are evicted (default
+	// DefaultPoolSweep).
+	PoolSweep time.Duration
 }
 
-// Pool returns the pool for s.Effective(), creating it on first use. It is
-// safe for concurrent use. After Close it returns closed pools, whose Do
-// fails with ErrClosed.
+// ErrTooManyPools is Acquire's error when the host has MaxPools pools
+// and every one is in use.
+var ErrTooManyPools = errors.New("pool: too many origin pools in use")
+
+// budget counts what a host-wide cap bounds; max 0 is no cap.
+type budget struct {
+	n   atomic.Int64
+	max int64
+}
+
+func (b *budget) take() bool {
+	if b.max <= 0 {
+		return true
+	}
+	if b.n.Add(1) > b.max {
+		b.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *budget) give() {
+	if b.max > 0 {
+		b.n.Add(-1)
+	}
+}
+
+// NewManager returns an empty Manager with the default ManagerConfig and
+// logger (nil discards logs).
+func NewManager(logger *slog.Logger) *Manager {
+	return NewManagerConfig(ManagerConfig{Logger: logger})
+}
+
+// NewManagerConfig returns an empty Manager configured by cfg. Close
+// stops its sweeps.
+func NewManagerConfig(cfg ManagerConfig) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxPools <= 0 {
+		cfg.MaxPools = DefaultMaxPools
+	}
+	if cfg.PoolSweep <= 0 {
+		cfg.PoolSweep = DefaultPoolSweep
+	}
+	m := &Manager{logger: cfg.Logger, pools: make(map[Settings]*Pool), maxPools: cfg.MaxPools,
+		inflight: &budget{max: int64(cfg.MaxInFlight)}}
+	m.mu.Lock() // the timer may fire before m.sweep is set
+	m.sweep = time.AfterFunc(cfg.PoolSweep, func() {
+		m.evict(false)
+		m.mu.Lock()
+		if !m.closed {
+			m.sweep.Reset(cfg.PoolSweep)
+		}
+		m.mu.Unlock()
+	})
+	m.mu.Unlock()
+	return m
+}
+
+// Pool returns the pool for s.Effective(), creating it on first use, for
+// a static backend: it is never evicted. It is safe for concurrent use.
+// After Close it returns closed pools, whose Do fails with ErrClosed.
 func (m *Manager) Pool(s Settings) *Pool {
-	eff := s.Effective()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	p := m.poolLocked(s.Effective())
+	p.pinned = true
+	return p
+}
+
+// Acquire returns the pool for s.Effective() for a dynamic backend, which
+// must Release it when it is done with it (its sandbox ends). Errors:
+// ErrTooManyPools (see ManagerConfig.MaxPools).
+func (m *Manager) Acquire(s Settings) (*Pool, error) {
+	eff := s.Effective()
+	m.mu.Lock()
+	if p := m.pools[eff]; p != nil {
+		p.users++
+		m.mu.Unlock()
+		return p, nil
+	}
+	full := len(m.pools) >= m.maxPools
+	m.mu.Unlock()
+	if full {
+		m.evict(true)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pools[eff] == nil && len(m.pools) >= m.maxPools {
+		return nil, fmt.Errorf("%w: %d pools", ErrTooManyPools, len(m.pools))
+	}
+	p := m.poolLocked(eff)
+	p.users++
+	return p, nil
+}
+
+// Release ends a use of p that Acquire began.
+func (m *Manager) Release(p *Pool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.users > 0 {
+		p.users--
+	}
+	p.lastUsed = time.Now()
+}
+
+func (m *Manager) poolLocked(eff Settings) *Pool {
 	if p := m.pools[eff]; p != nil {
 		return p
 	}
 	m.nextID++
 	p := newPool(m.nextID, eff, m.logger)
+	p.inflight = m.inflight
 	if m.closed {
 		p.close()
 	}
 	m.pools[eff] = p
 	return p
+}
+
+// evict removes the pools that no backend uses and that hold no
+// connection; with full, also the least recently used unused pools until
+// the count is under MaxPools (their idle connections are closed).
+func (m *Manager) evict(full bool) {
+	m.mu.Lock()
+	var gone, unused []*Pool
+	for eff, p := range m.pools {
+		if p.pinned || p.users > 0 {
+			continue
+		}
+		if p.quiet() {
+			delete(m.pools, eff)
+			gone = append(gone, p)
+		} else {
+			unused = append(unused, p)
+		}
+	}
+	if full && len(m.pools) >= m.maxPools {
+		slices.SortFunc(unused, func(a, b *Pool) int { return a.lastUsed.Compare(b.lastUsed) })
+		for _, p := range unused {
+			if len(m.pools) < m.maxPools {
+				break
+			}
+			delete(m.pools, p.s)
+			gone = append(gone, p)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range gone {
+		p.close()
+	}
+	if len(gone) > 0 {
+		m.logger.Debug("origin pools evicted", "count", len(gone))
+	}
+}
+
+// Len returns the number of pools.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pools)
 }
 
 // Pools returns a snapshot of every pool, ordered by address, then scheme,
@@ -86,6 +259,7 @@ func (m *Manager) Pools() []Snapshot {
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
+	m.sweep.Stop()
 	pools := make([]*Pool, 0, len(m.pools))
 	for _, p := range m.pools {
 		pools = append(pools, p)
@@ -108,6 +282,12 @@ type Pool struct {
 	transport *http.Transport
 	tlsConfig *tls.Config
 	tlsErr    error
+	inflight  *budget // the manager's host-wide cap of requests in flight
+
+	// Guarded by the Manager's mu.
+	pinned   bool      // a static backend's pool: never evicted
+	users    int       // dynamic backends using it (Acquire, Release)
+	lastUsed time.Time // the last Release
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{} // open connections
@@ -186,6 +366,13 @@ func (p *Pool) close() {
 		c.retire(reasonShutdown)
 	}
 	p.transport.CloseIdleConnections()
+}
+
+// quiet reports whether p holds no connection and no request waits.
+func (p *Pool) quiet() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) == 0 && p.dialing == 0 && p.pending == 0
 }
 
 func (p *Pool) isClosed() bool {

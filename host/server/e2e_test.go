@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = dir + "/compile-cache"
-	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta"))
+	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta", "testdata/guests/flood"))
 }
 
 type host struct {
@@ -47,6 +47,12 @@ type host struct {
 type hostOpts struct {
 	timeout time.Duration
 	memMiB  int
+	// sandboxes caps sandboxes at once; readStall and writeStall are
+	// the downstream stall timeouts (server.Config; 0: the defaults).
+	sandboxes             int
+	readStall, writeStall time.Duration
+	// pools configures the host's origin pools (nil: pool.NewManager).
+	pools *pool.ManagerConfig
 }
 
 // startHost serves wasm with the manifest text on a real loopback server.
@@ -55,7 +61,9 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	h := testhost.New(t, wasm, testhost.Config{
 		EngineConfig: engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache},
 		Manifest:     manifest, LogLevel: slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
-		Server: server.Config{SandboxTimeout: o.timeout},
+		Pools: o.pools,
+		Server: server.Config{SandboxTimeout: o.timeout, MaxConcurrentSandboxes: o.sandboxes,
+			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall},
 	})
 	return &host{url: h.Listen(t), srv: h.Server, loader: h.Loader, logs: h.Logs}
 }

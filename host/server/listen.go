@@ -162,13 +162,19 @@ func SelfSignedCertificate(now time.Time) (tls.Certificate, error) {
 // connections may start HTTP/2 with its preface. The caller sets the
 // server's timeouts and limits.
 func (s *Server) HTTPServer(ln net.Listener, lc ListenConfig) (*http.Server, net.Listener) {
-	hs := &http.Server{Handler: s, ConnContext: connContext}
+	// ConnContext: the TLS listener's connection facts (connContext) and,
+	// on plain HTTP/1.1, the framing watcher's (FramingListener): a
+	// request with both Content-Length and Transfer-Encoding closes its
+	// connection (RFC 9112, section 6.1).
+	hs := &http.Server{Handler: s, ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+		return ConnContext(connContext(ctx, c), c)
+	}}
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(lc.TLS != nil || lc.H2C)
 	hs.Protocols = &p
 	if lc.TLS == nil && !lc.H2C {
-		return hs, ln
+		return hs, FramingListener(ln)
 	}
 	if lc.HandshakeTimeout <= 0 {
 		lc.HandshakeTimeout = 10 * time.Second

@@ -43,6 +43,11 @@ type Loader struct {
 	// none) is called with the compile's error when it ends. The CLI
 	// shows a progress line on a terminal with it.
 	Progress func(id string, size int) func(error)
+	// Host, when set, holds the host's own [edgehost] settings: their
+	// per-sandbox limits apply to every version loaded, whatever the
+	// version's manifest says (a package deployed through the admin API
+	// carries its own fastly.toml). Nil takes each version's own.
+	Host *config.Host
 }
 
 // Load compiles wasm and binds it to manifest m as version id. Parts of
@@ -91,11 +96,10 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 			ACLs: m.Services.ACLs, Geo: m.Services.Geo, Devices: m.Services.Devices,
 			Shields: m.Services.Shields, RateLimits: l.RateLimits,
 		},
-		Limits: hostcall.Limits{
-			MaxPendingRequests:   m.Host.MaxPendingRequests,
-			MaxBufferedBodyBytes: m.Host.MaxBodyBytes,
-			MaxHeaderBytes:       m.Host.MaxHeaderBytes,
-		},
+		Limits: Limits(m.Host),
+	}
+	if l.Host != nil {
+		cfg.Limits = Limits(*l.Host)
 	}
 	for name, b := range m.Backends {
 		cfg.Backends = append(cfg.Backends, hostcall.StaticBackend{
@@ -103,6 +107,19 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		})
 	}
 	return cfg
+}
+
+// Limits returns the per-sandbox limits of the [edgehost] settings h.
+func Limits(h config.Host) hostcall.Limits {
+	return hostcall.Limits{
+		MaxPendingRequests:    h.MaxPendingRequests,
+		MaxBufferedBodyBytes:  h.MaxBodyBytes,
+		MaxHeaderBytes:        h.MaxHeaderBytes,
+		MaxSandboxHeaderBytes: h.MaxSandboxHeaderBytes,
+		MaxHandles:            h.MaxHandles,
+		MaxLogRecordBytes:     h.MaxLogRecordBytes,
+		LogBytesPerSecond:     h.LogBytesPerSec,
+	}
 }
 
 // serviceVersion is FASTLY_SERVICE_VERSION for version id: the deployed

@@ -53,6 +53,14 @@ type Config struct {
 	Env [][2]string
 	// Metrics, when set, observes every request (see Metrics).
 	Metrics Metrics
+	// ReadStallTimeout bounds one read of a request body by a guest
+	// (default DefaultReadStallTimeout, 10 s): a client that sends nothing
+	// for that long is cut, and the guest's read fails.
+	ReadStallTimeout time.Duration
+	// WriteStallTimeout bounds one write of a response to the client
+	// (default DefaultWriteStallTimeout, 10 s): a client that takes
+	// nothing for that long is cut, and the guest's write fails.
+	WriteStallTimeout time.Duration
 }
 
 // Server serves downstream HTTP with the active version.
@@ -74,6 +82,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.SandboxTimeout <= 0 {
 		cfg.SandboxTimeout = 60 * time.Second
+	}
+	if cfg.ReadStallTimeout <= 0 {
+		cfg.ReadStallTimeout = DefaultReadStallTimeout
+	}
+	if cfg.WriteStallTimeout <= 0 {
+		cfg.WriteStallTimeout = DefaultWriteStallTimeout
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxConcurrentSandboxes)}
 }
@@ -130,10 +144,11 @@ func (s *Server) acquire() *Version {
 
 // handoff is one downstream request handed to a sandbox, new or parked.
 type handoff struct {
-	id   string
-	d    *hostcall.Downstream // points at ds
-	done chan result          // receives exactly one result
-	ds   hostcall.Downstream
+	id     string
+	d      *hostcall.Downstream // points at ds
+	done   chan result          // receives exactly one result
+	ds     hostcall.Downstream
+	client *client // the connection: stall timeouts, cut at the limit
 }
 
 // result is how a request's sandbox work ended.
@@ -146,6 +161,10 @@ type result struct {
 // asked for another request (next_request), else a fresh one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	closeConn := smuggled(r.Context())
+	if closeConn {
+		w.Header().Set("Connection", "close")
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -166,15 +185,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer v.inflight.Done()
 
 	cw := &countingWriter{ResponseWriter: w}
+	cl := newClient(cw, r, s.cfg.ReadStallTimeout, s.cfg.WriteStallTimeout)
+	cl.closeConn = closeConn
+	defer cl.finish()
+	// The guest reads a copy with the stall-bounded body: net/http keeps
+	// reading r.Body (its type tells whether the body was closed early).
+	gr := new(http.Request)
+	*gr = *r
+	gr.Body = clientBody{cl}
 	h := &handoff{
 		id:   newRequestID(),
 		done: make(chan result, 1),
 		ds: hostcall.Downstream{
-			Request:  r,
-			Writer:   cw,
+			Request:  gr,
+			Writer:   clientWriter{cl},
 			ClientIP: addrIP(r.RemoteAddr),
 			ServerIP: localIP(r),
 		},
+		client: cl,
 	}
 	downstreamConn(r, &h.ds)
 	h.d = &h.ds
@@ -223,10 +251,11 @@ type sandbox struct {
 	inbox  chan *handoff // nil: end the wait
 	cancel context.CancelCauseFunc
 	cur    *handoff
-	held   result      // cur's result, held until the sandbox parks or ends
-	isHeld bool        // held is set
-	timer  *time.Timer // the current request's wall-clock limit, reused
-	park   *time.Timer // Next's wait, reused
+	live   atomic.Pointer[handoff] // cur, for the time limit's goroutine
+	held   result                  // cur's result, held until the sandbox parks or ends
+	isHeld bool                    // held is set
+	timer  *time.Timer             // the current request's wall-clock limit, reused
+	park   *time.Timer             // Next's wait, reused
 	logs   [2]*LogWriter
 }
 
@@ -289,6 +318,7 @@ func (sb *sandbox) unpark() *handoff {
 // begin makes h the sandbox's current request and arms its time limit.
 func (sb *sandbox) begin(h *handoff) {
 	sb.cur = h
+	sb.live.Store(h)
 	for _, l := range sb.logs {
 		l.SetRequestID(h.id)
 	}
@@ -298,12 +328,18 @@ func (sb *sandbox) begin(h *handoff) {
 	}
 	sb.timer = time.AfterFunc(sb.srv.cfg.SandboxTimeout, func() {
 		sb.cancel(fmt.Errorf("request ran past the %v wall-clock limit", sb.srv.cfg.SandboxTimeout))
+		// A hostcall blocked on the client (a read of a body that does
+		// not come, a write the client does not take) returns now.
+		if h := sb.live.Load(); h != nil {
+			h.client.expire()
+		}
 	})
 }
 
 // end delivers the current request's result.
 func (sb *sandbox) end(res result) {
 	sb.timer.Stop()
+	sb.live.Store(nil)
 	sb.cur.done <- res
 	sb.cur = nil
 }

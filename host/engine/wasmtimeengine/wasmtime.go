@@ -242,6 +242,20 @@ func (e *Engine) link(mod *wasmtime.Module, link engine.Linker) (*module, error)
 		if _, seen := byModule[imp.Module()]; !seen {
 			order = append(order, imp.Module())
 		}
+		// A module may import one function twice (Go does when two
+		// packages declare the same wasmimport); the linker defines it once.
+		dup := false
+		for _, fi := range byModule[imp.Module()] {
+			if fi.name == name {
+				if valueTypes(fi.ty.Params()) != valueTypes(ft.Params()) || valueTypes(fi.ty.Results()) != valueTypes(ft.Results()) {
+					other = append(other, fmt.Sprintf("import %s.%s is imported twice with different signatures", imp.Module(), name))
+				}
+				dup = true
+			}
+		}
+		if dup {
+			continue
+		}
 		byModule[imp.Module()] = append(byModule[imp.Module()], fnImport{name, ft})
 	}
 	l := wasmtime.NewLinker(e.eng)

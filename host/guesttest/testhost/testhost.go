@@ -41,6 +41,9 @@ type Config struct {
 	// Policy is the dynamic backend policy (nil: hostcall's default,
 	// public addresses only).
 	Policy *hostcall.Policy
+	// Pools configures the origin pools (nil: pool.NewManager's
+	// defaults); its Logger is the Host's.
+	Pools *pool.ManagerConfig
 	// Server configures the server; its Logger is the Host's.
 	Server server.Config
 }
@@ -82,7 +85,13 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 		tb.Cleanup(func() { eng.Close(context.Background()) })
 		h.Engine = eng
 	}
-	h.Pools = pool.NewManager(h.Log)
+	if cfg.Pools != nil {
+		pc := *cfg.Pools
+		pc.Logger = h.Log
+		h.Pools = pool.NewManagerConfig(pc)
+	} else {
+		h.Pools = pool.NewManager(h.Log)
+	}
 	tb.Cleanup(h.Pools.Close)
 	env := cfg.Env
 	if env == nil {
@@ -103,9 +112,15 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 }
 
 // Listen serves the host on a loopback HTTP listener (httptest) until
-// the test ends and returns its URL, e.g. "http://127.0.0.1:41234".
+// the test ends and returns its URL, e.g. "http://127.0.0.1:41234". The
+// listener is the one edgehost serve uses for plain HTTP
+// (Server.HTTPServer: it watches request framing).
 func (h *Host) Listen(tb testing.TB) string {
-	hs := httptest.NewServer(h.Server)
+	hs := httptest.NewUnstartedServer(h.Server)
+	srv, ln := h.Server.HTTPServer(hs.Listener, server.ListenConfig{})
+	hs.Listener = ln
+	hs.Config.ConnContext = srv.ConnContext
+	hs.Start()
 	tb.Cleanup(hs.Close)
 	return hs.URL
 }

@@ -1,0 +1,90 @@
+package hostcall
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// The fuzz targets below each call the hostcalls of one family (module),
+// as FuzzHostcalls calls the whole table: arbitrary argument words against
+// a small memory and a session holding a handle of every kind. No panic
+// may escape or be hidden by bind, nothing may be written outside memory,
+// and every status must be one abi.Hostcalls lists for the hostcall. CI
+// runs each for a fixed time (.ci/run).
+
+func FuzzHTTPReq(f *testing.F)        { fuzzFamily(f, abi.ModuleHTTPReq) }
+func FuzzHTTPResp(f *testing.F)       { fuzzFamily(f, abi.ModuleHTTPResp) }
+func FuzzHTTPBody(f *testing.F)       { fuzzFamily(f, abi.ModuleHTTPBody) }
+func FuzzHTTPDownstream(f *testing.F) { fuzzFamily(f, abi.ModuleHTTPDownstream) }
+func FuzzBackend(f *testing.F)        { fuzzFamily(f, abi.ModuleBackend) }
+func FuzzStores(f *testing.F)         { fuzzFamily(f, abi.ModuleConfigStore, abi.ModuleDictionary) }
+func FuzzAsyncIO(f *testing.F)        { fuzzFamily(f, abi.ModuleAsyncIO, abi.ModuleHTTPReq) }
+func FuzzLogABIRuntime(f *testing.F) {
+	fuzzFamily(f, abi.ModuleLog, abi.ModuleABI, abi.ModuleComputeRuntime)
+}
+
+// fuzzFamily fuzzes the hostcalls of modules, seeded with every call of
+// them given zero, small, all-ones and plausible arguments.
+func fuzzFamily(f *testing.F, modules ...string) {
+	var table []Hostcall
+	for _, hc := range Table() {
+		if slices.Contains(modules, hc.Module) {
+			table = append(table, hc)
+		}
+	}
+	if len(table) == 0 {
+		f.Fatalf("no hostcall of %v in the table", modules)
+	}
+	for i, hc := range table {
+		n := len(hc.Params)
+		zero, small, max, plausible := make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		for j := range n {
+			small[j] = uint64(j%7 + 1)
+			max[j] = 0xFFFFFFFF
+			switch {
+			case j == 0:
+				plausible[j] = 1
+			case j%2 == 1:
+				plausible[j] = 0
+			default:
+				plausible[j] = 3
+			}
+			if j >= n-2 && n > 2 {
+				plausible[j] = uint64(2048 + 8*j)
+			}
+		}
+		for _, args := range [][]uint64{zero, small, max, plausible} {
+			f.Add(fuzzCall(table, i, args...))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, _ := newTestEnv(t, EnvConfig{
+			Policy:       &Policy{Disabled: true},
+			ConfigStores: map[string]map[string]string{"settings": {"greeting": "hello"}},
+			Dictionaries: map[string]map[string]string{"settings": {"greeting": "hello"}},
+			Limits:       Limits{MaxBufferedBodyBytes: 1 << 16, MaxHeaderBytes: 1 << 12, MaxHandles: 64},
+		})
+		h := newHarness(t, harnessOpts{env: env, memSize: fuzzMemSize})
+		ctx, cancel := context.WithTimeout(h.ctx, time.Second)
+		defer cancel()
+		h.ctx = ctx
+		for _, fs := range fuzzStrings {
+			copy(h.mem.b[fs.off:], fs.s)
+		}
+		// Handles 1 to 7, as FuzzHostcalls makes them.
+		for _, k := range []handleKind{kindReq, kindResp, kindBody, kindLog, kindStore, kindDownReq} {
+			h.newHandle(k)
+		}
+		h.writeBody(3, "body bytes", abi.BodyWriteBack)
+		h.hdrSet(abi.ModuleHTTPResp, "header_insert", 2, "x-a", "v")
+		for _, c := range decodeFuzz(table, data) {
+			if st := h.call(c.hc.Module, c.hc.Name, c.args...); st > abi.Again {
+				t.Fatalf("%s.%s%v returned %d, not a fastly_status", c.hc.Module, c.hc.Name, c.args, st)
+			}
+		}
+	})
+}

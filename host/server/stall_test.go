@@ -1,0 +1,347 @@
+package server_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rawConn opens a TCP connection to the host of url with a small receive
+// buffer, so that a client that does not read fills up fast.
+func rawConn(t testing.TB, url string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := c.(*net.TCPConn)
+	_ = tc.SetReadBuffer(4096)
+	t.Cleanup(func() { tc.Close() })
+	return tc
+}
+
+// nonReader asks for a large streamed response, reads its status line
+// (retrying while the host answers 503) and reads nothing more.
+func nonReader(t testing.TB, url string) {
+	heldClient(t, url, "GET /big?mib=512 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ", "")
+}
+
+// heldUploader announces a 1 MB body with Expect: 100-continue, waits for
+// the 100 Continue the host sends when the guest reads the body (retrying
+// while the host answers 503), sends 10 bytes and stops.
+func heldUploader(t testing.TB, url string) {
+	heldClient(t, url, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+		"HTTP/1.1 100 ", "0123456789")
+}
+
+// heldClient sends req until the response starts with want, then sends
+// then and leaves the connection as it is: its sandbox is running.
+func heldClient(t testing.TB, url, req, want, then string) {
+	t.Helper()
+	for range 100 {
+		c := rawConn(t, url)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b := make([]byte, len(want))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		if string(b) == want {
+			if then != "" {
+				if _, err := io.WriteString(c, then); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return
+		}
+		c.Close() // 503: both sandboxes were taken for a moment
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%q: the host never took it", req)
+}
+
+// slowUploader announces a 1 MB body, sends 10 bytes of it and stops.
+func slowUploader(t testing.TB, url string) *net.TCPConn {
+	c := rawConn(t, url)
+	if _, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// statusOf is the status of GET url (0 when the request fails).
+func statusOf(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// untilOK polls url until it answers 200 and returns how long that took.
+func untilOK(t *testing.T, url string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	last := 0
+	for time.Since(start) < limit {
+		if last = statusOf(url); last == 200 {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no 200 from %s within %v (last status %d): the stalled clients still hold the sandboxes", url, limit, last)
+	return 0
+}
+
+// TestStalledClientsAreCut: on a host with 2 sandboxes, two clients that
+// stop reading a streamed response, then two uploaders that stop sending,
+// hold both sandboxes; other clients get 503 only until the stall timeout
+// (or, when it is longer, the wall-clock limit) cuts them, then 200 again.
+// Before the fix a blocked ResponseWriter.Write kept its sandbox past the
+// wall-clock limit (32 s against 5 s in issue 13).
+func TestStalledClientsAreCut(t *testing.T) {
+	tests := []struct {
+		name                           string
+		timeout, readStall, writeStall time.Duration
+		cutBy                          time.Duration // the bound that must cut them
+	}{
+		{"stall timeouts", 30 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond},
+		{"wall-clock limit unblocks a blocked write or read", 2 * time.Second, time.Minute, time.Minute, 2 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHost(t, guests["flood"], "", hostOpts{timeout: tc.timeout, sandboxes: 2, readStall: tc.readStall, writeStall: tc.writeStall})
+			if st := statusOf(h.url + "/"); st != 200 {
+				t.Fatalf("idle host: status %d", st)
+			}
+			// Slack for the sandboxes' own start and end on a loaded
+			// 2-core machine (race detector on).
+			limit := tc.cutBy + 5*time.Second
+			for _, stall := range []struct {
+				what, path string
+				start      func()
+			}{
+				{"non-reading clients", "/big", func() { nonReader(t, h.url); nonReader(t, h.url) }},
+				{"slow uploaders", "/upload", func() { heldUploader(t, h.url); heldUploader(t, h.url) }},
+			} {
+				start := time.Now()
+				stall.start()
+				untilOK(t, h.url+"/", limit)
+				// The host's own log says how long each stalled request
+				// held its sandbox.
+				held := heldFor(t, h, stall.path, 2, limit)
+				t.Logf("%s: other clients got 200 again %v after the stalled ones came; the stalled requests held their sandboxes %v",
+					stall.what, time.Since(start), held)
+				for _, d := range held {
+					if d < tc.cutBy || d > tc.cutBy+3*time.Second {
+						t.Fatalf("%s: a stalled request held its sandbox %v; the bound is %v", stall.what, d, tc.cutBy)
+					}
+				}
+				for i := range 10 {
+					if st := statusOf(h.url + "/"); st != 200 {
+						t.Fatalf("%s: request %d after the cut: status %d", stall.what, i, st)
+					}
+				}
+			}
+		})
+	}
+}
+
+// heldFor waits (up to limit) for n requests to path in the host's log
+// and returns their durations.
+func heldFor(t *testing.T, h *host, path string, n int, limit time.Duration) []time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var out []time.Duration
+		for _, line := range strings.Split(h.logs.String(), "\n") {
+			if !strings.Contains(line, " path="+path+" ") {
+				continue
+			}
+			_, v, ok := strings.Cut(line, " duration=")
+			if !ok {
+				continue
+			}
+			v, _, _ = strings.Cut(v, " ")
+			if d, err := time.ParseDuration(v); err == nil {
+				out = append(out, d)
+			}
+		}
+		if len(out) >= n || time.Now().After(deadline) {
+			if len(out) < n {
+				t.Fatalf("%d of %d requests to %s ended within %v", len(out), n, path, limit)
+			}
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rssKB and openFDs read this process's resident set and open file
+// descriptors (Linux /proc); the host runs in the test process.
+func rssKB(t testing.TB) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	return len(ents)
+}
+
+// TestSlowUploadFlood: N slow uploads (100; EDGEHOST_TEST_FLOOD_N sets
+// another count, the report's figures used 500) are all cut by the read
+// stall timeout, their sandboxes end, and the host serves again. It logs
+// the process's RSS and open fds before, at the peak and after.
+func TestSlowUploadFlood(t *testing.T) {
+	n := 100
+	if s := os.Getenv("EDGEHOST_TEST_FLOOD_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	stall := time.Second
+	if s := os.Getenv("EDGEHOST_TEST_FLOOD_STALL"); s != "" {
+		stall, _ = time.ParseDuration(s) // the figures "before": a stall as long as the wall-clock limit
+	}
+	h := startHost(t, guests["flood"], "", hostOpts{timeout: time.Minute, readStall: stall})
+	if st := statusOf(h.url + "/"); st != 200 {
+		t.Fatalf("idle host: status %d", st)
+	}
+	rss0, fd0 := rssKB(t), openFDs(t)
+	conns := make([]*net.TCPConn, n)
+	start := time.Now()
+	for i := range conns {
+		conns[i] = slowUploader(t, h.url)
+	}
+	peakRSS, peakFD := 0, 0
+	var mu sync.Mutex
+	cut := 0
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetReadDeadline(time.Now().Add(stall + 60*time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+			mu.Lock()
+			if err != nil { // closed by the host (EOF or reset), not our deadline
+				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+					cut++
+				}
+			}
+			mu.Unlock()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			peakRSS, peakFD = max(peakRSS, rssKB(t)), max(peakFD, openFDs(t))
+		}
+	}
+	took := time.Since(start)
+	if cut != n {
+		t.Fatalf("%d of %d slow uploads were cut by the host", cut, n)
+	}
+	untilOK(t, h.url+"/", 10*time.Second)
+	t.Logf("%d slow uploads, read stall %v: all cut after %v; RSS %d MB before, %d MB peak, %d MB after; fds %d before, %d peak, %d after",
+		n, stall, took.Round(time.Millisecond), rss0/1024, peakRSS/1024, rssKB(t)/1024, fd0, peakFD, openFDs(t))
+	if took > stall+30*time.Second {
+		t.Fatalf("cutting %d slow uploads took %v, read stall %v", n, took, stall)
+	}
+}
+
+// TestContentLengthWithTransferEncodingCloses: a request with both
+// Content-Length and Transfer-Encoding is answered and its connection
+// closed (RFC 9112, section 6.1), also when it comes after another
+// request on a kept-alive connection; a chunked request alone keeps the
+// connection open.
+func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
+	h := startHost(t, guests["flood"], "", hostOpts{})
+	chunked := "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	both := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+	plain := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	tests := []struct {
+		name     string
+		requests []string
+		closed   bool // the connection is closed after the last response
+	}{
+		{"CL and TE", []string{both}, true},
+		{"CL and TE after a chunked request", []string{chunked, both}, true},
+		{"CL and TE after a Content-Length request", []string{plain, both}, true},
+		{"CL and TE with Transfer-Encoding first, in lower case", []string{"POST /upload HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n"}, true},
+		{"chunked only", []string{chunked, chunked}, false},
+		{"Content-Length only", []string{plain, plain}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, h.url)
+			br := bufio.NewReader(c)
+			for i, req := range tc.requests {
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "upload 5\n" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+				}
+				last := i == len(tc.requests)-1
+				if want := last && tc.closed; resp.Close != want {
+					t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err := br.ReadByte()
+			var ne net.Error
+			timedOut := errors.As(err, &ne) && ne.Timeout()
+			if tc.closed && timedOut {
+				t.Fatal("the host kept the connection open")
+			}
+			if !tc.closed && !timedOut {
+				t.Fatalf("the host closed a connection it should keep: %v", err)
+			}
+		})
+	}
+}
