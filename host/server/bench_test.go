@@ -42,7 +42,7 @@ func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 	}
 	pools := pool.NewManager(log)
 	b.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log}
+	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Policy: localDev(b)}
 	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		b.Fatal(err)
