@@ -19,6 +19,9 @@ type downstream struct {
 	s         *Session
 	d         *Downstream
 	reqH      uint32
+	req       *request // the request and body takeRequest handed out first
+	bodyH     uint32
+	body      *body
 	taken     bool
 	sent      bool
 	aborted   bool
@@ -75,8 +78,27 @@ func (d *downstream) takeRequest() (uint32, uint32, error) {
 		version: versionCode(r.ProtoMajor, r.ProtoMinor),
 		hdr:     originalHeader(r),
 	}
-	d.reqH = d.s.reqs.add(req)
-	return d.reqH, d.s.bodies.add(newStreamBody(d.s, r.Body, r.ContentLength)), nil
+	d.reqH, d.req = d.s.reqs.add(req), req
+	d.body = newStreamBody(d.s, r.Body, r.ContentLength)
+	d.bodyH = d.s.bodies.add(d.body)
+	return d.reqH, d.bodyH, nil
+}
+
+// release drops the handles of the finished downstream request that the
+// guest still holds (its request and, unread, its body): that request is
+// over, and a sandbox serving many requests (next_request) would
+// otherwise keep every earlier one, each making the next cost more.
+func (d *downstream) release() {
+	if !d.taken {
+		return
+	}
+	if r, ok := d.s.reqs.m[d.reqH]; ok && r == d.req {
+		delete(d.s.reqs.m, d.reqH)
+	}
+	if b, ok := d.s.bodies.m[d.bodyH]; ok && b == d.body {
+		b.abandon()
+		delete(d.s.bodies.m, d.bodyH)
+	}
 }
 
 // absoluteURI gives the guest http://host/path?query, as Compute does.

@@ -62,6 +62,7 @@ func nextRequest(c *call) error {
 	if c.s.down != nil {
 		c.s.stopDownstreamReads()
 		out := c.s.Finish(nil, 500)
+		c.s.down.release()
 		c.s.down = nil
 		c.s.reuse.Done(out)
 	}
