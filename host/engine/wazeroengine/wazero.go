@@ -126,6 +126,15 @@ func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.Runti
 	m, err := e.compile(cctx, rt, checked, link)
 	if err != nil {
 		_ = rt.Close(ctx)
+		if ok && errors.Is(err, engine.ErrInvalidModule) {
+			// Should the rewrite ever yield a module that does not
+			// validate, compile wasm as it is, with wazero's own checks.
+			rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
+			if m, err = e.compile(cctx, rt, wasm, link); err == nil {
+				return m, nil
+			}
+			_ = rt.Close(ctx)
+		}
 		return nil, err
 	}
 	return m, nil
