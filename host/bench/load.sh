@@ -6,9 +6,16 @@
 # beside nginx as a keepalive reverse proxy to the same origin, with origin
 # TCP connections accepted per 100,000 proxied requests. Every edgehost row
 # runs on each engine in ENGINES. Everything runs on 127.0.0.1, in one go.
+# With TinyGo (../shared/tools/tinygo/tinygo beside the repository, or
+# $EDGEHOST_TINYGO, or tinygo on PATH) it adds hello and hellomany built
+# with TinyGo; with node and npm, Fastly's JS SDK hello
+# (testdata/jsguests/hello.js, a sandbox per request: the SDK has no
+# reuse). It ends with every ratio to its anchor (plain net/http, nginx)
+# and the issue-14 goal each row is held to (met or not).
 #
 #   host/bench/load.sh [DURATION] [CONNECTIONS]     (defaults: 10s 64)
 #   ENGINES="wazero" host/bench/load.sh 5s          (default: "wazero wasmtime")
+#   NOJS=1 / NOTINYGO=1 host/bench/load.sh           skip those rows
 #
 # Installs wrk and nginx from Debian's packages when missing (needs root).
 # Every process it starts is stopped when it exits.
@@ -41,6 +48,20 @@ for g in hello proxy dynamic-backend; do
 	GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./examples/$g"
 done
 GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./testdata/guests/hellomany
+guests="hello hellomany proxy dynamic-backend"
+TINYGO=${EDGEHOST_TINYGO:-}
+[ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
+[ -z "$TINYGO" ] && need tinygo && TINYGO=tinygo
+if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
+	(cd examples && GOWORK=off "$TINYGO" build -target=wasip1 -no-debug -opt=2 -o "$work/hello-tinygo.wasm" ./hello)
+	(cd testdata/guests && GOWORK=off "$TINYGO" build -target=wasip1 -no-debug -opt=2 -o "$work/hellomany-tinygo.wasm" ./hellomany)
+	guests="$guests hello-tinygo hellomany-tinygo"
+fi
+if [ -z "${NOJS:-}" ] && need node && need npm; then
+	(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
+		node_modules/.bin/js-compute-runtime hello.js "$work/hello-js.wasm" >/dev/null)
+	guests="$guests hello-js"
+fi
 
 ORIGIN=127.0.0.1:18080
 "$work/benchorigin" -origin $ORIGIN -plain 127.0.0.1:18081 & pids+=($!)
@@ -59,7 +80,7 @@ TOML
 port=18090
 declare -A url
 for e in $ENGINES; do
-	for g in hello hellomany proxy dynamic-backend; do
+	for g in $guests; do
 		case $g in proxy) conf="$work/proxy.toml" ;; dynamic-backend) conf="$work/dyn.toml" ;; *) conf=/dev/null ;; esac
 		"$work/edgehost" serve --engine "$e" --log-level warn --admin-addr "" --addr 127.0.0.1:$port -C "$conf" "$work/$g.wasm" >/dev/null 2>"$work/$e-$g.log" & pids+=($!)
 		url[$e-$g]=http://127.0.0.1:$port
@@ -87,7 +108,8 @@ NGINX
 "$NGINX" -c "$work/nginx.conf" -g 'daemon on;'
 
 for u in http://127.0.0.1:18080 http://127.0.0.1:18081 http://127.0.0.1:18089 "${url[@]}"; do
-	for _ in $(seq 200); do curl -fsS -o /dev/null "$u/" 2>/dev/null && break; sleep 0.1; done
+	# The JS guest's 11 MB compile cold (no --data-dir here) takes a while.
+	for _ in $(seq 3000); do curl -fsS -o /dev/null "$u/" 2>/dev/null && break; sleep 0.1; done
 done
 
 conns() { curl -fsS "http://$ORIGIN/__conns"; }
@@ -103,10 +125,22 @@ rps() { # name url -> prints "name rps requests"; leaves "rps requests" in $work
 
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, all on loopback; $(nproc) cores shared by wrk, servers and origin"
 echo
+has() { [[ " $guests " == *" $1 "* ]]; }
 rps "plain Go net/http (hello body)" http://127.0.0.1:18081/hello
+read -r plain_rps _ < "$work/last"
+# ratio lines: name rps anchor-name anchor-rps goal(min ratio or -)
+ratio() { echo "$1|$2|$3|$4|$5" >> "$work/ratios"; }
+row() { # label engine guest anchor goal
+	rps "edgehost $2 $1" "${url[$2-$3]}/hello"
+	read -r r _ < "$work/last"
+	ratio "$2 $1" "$r" "plain net/http" "$plain_rps" "$4"
+}
 for e in $ENGINES; do
-	rps "edgehost $e hello" "${url[$e-hello]}/hello"
-	rps "edgehost $e hello, sandbox reuse (ServeMany)" "${url[$e-hellomany]}/hello"
+	row "hello (Go), fresh sandbox" "$e" hello -
+	row "hello (Go), reused sandbox (ServeMany)" "$e" hellomany "0.8 (goal 2)"
+	has hello-tinygo && row "hello (TinyGo), fresh sandbox" "$e" hello-tinygo "0.5 (goal 2)"
+	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -
+	has hello-js && row "hello (JS SDK), fresh sandbox" "$e" hello-js -
 	rps "edgehost $e proxy (static backend)" "${url[$e-proxy]}/hello"
 	c0=$(conns)
 	rps "edgehost $e dynamic-backend proxy (ServeMany)" "${url[$e-dynamic-backend]}/hello"
@@ -118,9 +152,23 @@ c0=$(conns)
 rps "nginx keepalive reverse proxy" http://127.0.0.1:18089/hello
 c1=$(conns)
 read -r ngx_rps ngx_n < "$work/last"
-echo
 while read -r e r n c; do
-	awk -v e="$e" -v a="$r" -v b="$ngx_rps" -v c="$c" -v n="$n" 'BEGIN {
-		printf "%s dynamic-backend proxy / nginx throughput: %.3f; origin connections per 100,000 proxied requests: %.1f\n", e, a / b, c * 100000 / n }'
+	ratio "$e dynamic-backend proxy (ServeMany), $c origin connections" "$r" "nginx keepalive 64" "$ngx_rps" "1.0 (goal 3; and at most $CONNS origin connections)"
+	echo "$e $c" >> "$work/dynconns"
 done < "$work/dyn"
-awk -v c="$((c1 - c0))" -v n="$ngx_n" 'BEGIN { printf "nginx origin connections per 100,000 proxied requests: %.1f\n", c * 100000 / n }'
+echo
+echo "ratios, this run (goal: issue 14's minimum ratio to the anchor)"
+while IFS='|' read -r name r aname ar goal; do
+	awk -v name="$name" -v r="$r" -v an="$aname" -v ar="$ar" -v goal="$goal" -v conns="$CONNS" 'BEGIN {
+		x = r / ar; verdict = ""
+		if (goal != "-") {
+			split(goal, g, " "); ok = x >= g[1]
+			if (match(name, /, [0-9]+ origin connections/)) {
+				split(substr(name, RSTART + 2), c, " "); ok = ok && c[1] <= conns
+			}
+			verdict = (ok ? "meets " : "misses ") goal
+		}
+		printf "  %-62s %7.3f of %-18s %s\n", name, x, an, verdict }'
+done < "$work/ratios"
+awk -v c="$((c1 - c0))" -v n="$ngx_n" 'BEGIN { printf "nginx origin connections during its run: %d (%.1f per 100,000 requests)\n", c, c * 100000 / n }'
+echo "goal 1 (time per fresh sandbox) and goals 4-5 are Go benchmarks: see README.md, Benchmarks"

@@ -5,7 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/guesttest"
@@ -28,6 +35,7 @@ import (
 func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 	return testhost.New(b, wasm, testhost.Config{
 		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: manifest, DiscardLogs: true,
+		Policy: localDev(b),
 	}).Server
 }
 
@@ -145,4 +153,82 @@ func BenchmarkCompile(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkSandboxMemory measures the host's resident memory (VmRSS) per
+// in-flight fresh sandbox with 1,000 of them at once (issue 14, goal 5),
+// for examples/proxy built with Go and with TinyGo (skipped without
+// TinyGo): 1,000 concurrent requests each wait in their sandbox for an
+// origin that answers only once all of them have reached it, and RSS is
+// read then. Sandboxes at once are bounded by max_concurrent_sandboxes
+// (README.md, Benchmarks): a request beyond it is refused. The figure is
+// the mean in B/sandbox; b.N is ignored (run with -benchtime 1x).
+func BenchmarkSandboxMemory(b *testing.B) {
+	const n = 1000
+	for _, flavour := range []string{"go", "tinygo"} {
+		b.Run("inflight-"+flavour, func(b *testing.B) {
+			wasm := guests["proxy"]
+			if flavour == "tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/proxy")["proxy"]
+			}
+			var arrived atomic.Int32
+			release := make(chan struct{})
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if arrived.Add(1) == n {
+					close(release)
+				}
+				<-release
+				io.WriteString(w, "hello from the origin\n")
+			}))
+			defer origin.Close()
+			// Timeouts that 1,000 sandboxes starting at once on a busy
+			// machine stay within.
+			manifest := backendManifest(origin.URL) + "connect_timeout_ms = 120000\nfirst_byte_timeout_ms = 300000\n"
+			srv := benchServer(b, wasm, manifest)
+			before := rss(b)
+			var during atomic.Int64
+			go func() {
+				<-release
+				during.Store(rss(b))
+			}()
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w := httptest.NewRecorder()
+					srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/bench", nil))
+					if w.Code != 200 {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+					}
+				}()
+			}
+			wg.Wait()
+			for during.Load() == 0 && !b.Failed() {
+				time.Sleep(time.Millisecond)
+			}
+			b.ReportMetric(float64(during.Load()-before)/n, "B/sandbox")
+		})
+	}
+}
+
+// rss returns the process's resident set size in bytes (VmRSS), after a
+// garbage collection so that freed Go heap counts less.
+func rss(b *testing.B) int64 {
+	runtime.GC()
+	f, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(f), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Skip("no VmRSS")
+	return 0
 }

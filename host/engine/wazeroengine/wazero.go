@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/engine/wasmopt"
 )
 
 const wasiModule = "wasi_snapshot_preview1"
@@ -64,8 +65,7 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(pages)
 	// Data segments become a copy-on-write memory image where the
 	// platform allows (Go guests carry tens of thousands of segments).
 	code, mem, err := prepareMemory(wasm)
@@ -74,21 +74,17 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	}
 	// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
 	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	m, err := e.compile(cctx, rt, code, link)
+	m, err := e.compileInterruptible(ctx, cctx, rc, code, link)
 	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
 		// The split module may not validate (a data count section whose
 		// segments an instruction refers to): compile wasm as it is.
-		_ = rt.Close(ctx)
 		if mem != nil {
 			mem.close()
 		}
 		mem = plainMemory()
-		rt = wazero.NewRuntimeWithConfig(ctx, rc)
-		m, err = e.compile(cctx, rt, wasm, link)
+		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, link)
 	}
 	if err != nil {
-		_ = rt.Close(ctx)
 		if mem != nil {
 			mem.close()
 		}
@@ -96,6 +92,64 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	}
 	m.mem = mem
 	return m, nil
+}
+
+// interruptBudget is the number of steps (function entries and loop
+// iterations) between two context checks of a guest rewritten by
+// wasmopt.InsertInterruptChecks: a check costs a call into Go (about 0.1
+// µs), a step at least a few instructions.
+const interruptBudget = 1 << 14
+
+// compileInterruptible compiles wasm in a runtime of its own, with
+// wasmopt.InsertInterruptChecks' checks when the module allows them, and
+// else with wazero's WithCloseOnContextDone (a call into Go at every loop
+// iteration, several times slower in loops). Either way a guest that
+// never calls the host is stopped once ctx ends.
+func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, link engine.Linker) (*module, error) {
+	checked, ok, err := wasmopt.InsertInterruptChecks(wasm)
+	if err != nil || !ok {
+		checked = wasm
+		rc = rc.WithCloseOnContextDone(true)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if ok {
+		_, err := rt.NewHostModuleBuilder(wasmopt.InterruptModule).
+			NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(interruptCheck), nil, []api.ValueType{api.ValueTypeI32}).
+			Export(wasmopt.InterruptName).
+			Instantiate(ctx)
+		if err != nil {
+			_ = rt.Close(ctx)
+			return nil, fmt.Errorf("instantiate %s: %w", wasmopt.InterruptModule, err)
+		}
+	}
+	m, err := e.compile(cctx, rt, checked, link)
+	if err != nil {
+		_ = rt.Close(ctx)
+		if ok && errors.Is(err, engine.ErrInvalidModule) {
+			// Should the rewrite ever yield a module that does not
+			// validate, compile wasm as it is, with wazero's own checks.
+			rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
+			if m, err = e.compile(cctx, rt, wasm, link); err == nil {
+				return m, nil
+			}
+			_ = rt.Close(ctx)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// interruptCheck is wasmopt.InterruptName: it stops the guest when its
+// run's context has ended (runError reports that as engine.ErrTimeout),
+// else grants it interruptBudget more steps.
+func interruptCheck(ctx context.Context, _ api.Module, stack []uint64) {
+	select {
+	case <-ctx.Done():
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	default:
+	}
+	stack[0] = interruptBudget
 }
 
 func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker) (*module, error) {
@@ -111,7 +165,7 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 	var order []string
 	for _, def := range compiled.ImportedFunctions() {
 		mod, _, _ := def.Import()
-		if mod == wasiModule {
+		if mod == wasiModule || mod == wasmopt.InterruptModule {
 			continue
 		}
 		if _, seen := byModule[mod]; !seen {
