@@ -2,7 +2,6 @@ package guesttest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +24,7 @@ func FastlyCLI(ctx context.Context) (string, error) {
 	}
 	dir := filepath.Join(root, FastlyCLIDir)
 	bin := filepath.Join(dir, "node_modules", ".bin", "fastly")
-	if fastlyCLIInstalled(dir) {
+	if npmInstalled(dir, "@fastly/cli", "fastly") {
 		return bin, nil
 	}
 	for _, tool := range []string{"node", "npm"} {
@@ -38,7 +37,7 @@ func FastlyCLI(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if !fastlyCLIInstalled(dir) {
+	if !npmInstalled(dir, "@fastly/cli", "fastly") {
 		if err := run(ctx, dir, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
 			return "", err
 		}
@@ -59,27 +58,4 @@ func RequireFastlyCLI(t testing.TB) string {
 	}
 	t.Fatalf("Fastly CLI: %v", err)
 	return ""
-}
-
-// fastlyCLIInstalled reports whether dir's node_modules holds the
-// @fastly/cli version its lockfile pins, with its command.
-func fastlyCLIInstalled(dir string) bool {
-	const pkg = "node_modules/@fastly/cli"
-	var lock struct {
-		Packages map[string]struct{ Version string } `json:"packages"`
-	}
-	var installed struct{ Version string }
-	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil || json.Unmarshal(b, &lock) != nil {
-		return false
-	}
-	b, err = os.ReadFile(filepath.Join(dir, pkg, "package.json"))
-	if err != nil || json.Unmarshal(b, &installed) != nil {
-		return false
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "fastly")); err != nil {
-		return false
-	}
-	want := lock.Packages[pkg].Version
-	return want != "" && installed.Version == want
 }

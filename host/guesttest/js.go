@@ -87,7 +87,7 @@ func BuildJS(name string) ([]byte, time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), jsBuildTimeout)
 	defer cancel()
-	if !jsInstalled(dir) {
+	if !npmInstalled(dir, "@fastly/js-compute", "js-compute-runtime") {
 		if err := run(ctx, dir, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"); err != nil {
 			return nil, 0, err
 		}
@@ -126,10 +126,11 @@ func CompileCacheDir() (string, error) {
 	return filepath.Join(base, "edgehost-test", "compiled"), nil
 }
 
-// jsInstalled reports whether dir's node_modules holds the
-// @fastly/js-compute version its lockfile pins, with its CLI.
-func jsInstalled(dir string) bool {
-	const pkg = "node_modules/@fastly/js-compute"
+// npmInstalled reports whether dir's node_modules holds the version of
+// package pkg (e.g. "@fastly/js-compute") that dir's package-lock.json
+// pins, with its command bin in node_modules/.bin.
+func npmInstalled(dir, pkg, bin string) bool {
+	path := "node_modules/" + pkg
 	var lock struct {
 		Packages map[string]struct{ Version string } `json:"packages"`
 	}
@@ -138,14 +139,14 @@ func jsInstalled(dir string) bool {
 	if err != nil || json.Unmarshal(b, &lock) != nil {
 		return false
 	}
-	b, err = os.ReadFile(filepath.Join(dir, pkg, "package.json"))
+	b, err = os.ReadFile(filepath.Join(dir, path, "package.json"))
 	if err != nil || json.Unmarshal(b, &installed) != nil {
 		return false
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "js-compute-runtime")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", bin)); err != nil {
 		return false
 	}
-	want := lock.Packages[pkg].Version
+	want := lock.Packages[path].Version
 	return want != "" && installed.Version == want
 }
 

@@ -23,6 +23,10 @@ func FuzzHTTPDownstream(f *testing.F) { fuzzFamily(f, abi.ModuleHTTPDownstream) 
 func FuzzBackend(f *testing.F)        { fuzzFamily(f, abi.ModuleBackend) }
 func FuzzStores(f *testing.F)         { fuzzFamily(f, abi.ModuleConfigStore, abi.ModuleDictionary) }
 func FuzzAsyncIO(f *testing.F)        { fuzzFamily(f, abi.ModuleAsyncIO, abi.ModuleHTTPReq) }
+func FuzzKVSecretStores(f *testing.F) { fuzzFamily(f, abi.ModuleKVStore, abi.ModuleSecretStore) }
+func FuzzServices(f *testing.F) {
+	fuzzFamily(f, abi.ModuleACL, abi.ModuleGeo, abi.ModuleDeviceDetection, abi.ModuleERL, abi.ModuleShielding)
+}
 func FuzzLogABIRuntime(f *testing.F) {
 	fuzzFamily(f, abi.ModuleLog, abi.ModuleABI, abi.ModuleComputeRuntime)
 }
@@ -39,28 +43,7 @@ func fuzzFamily(f *testing.F, modules ...string) {
 	if len(table) == 0 {
 		f.Fatalf("no hostcall of %v in the table", modules)
 	}
-	for i, hc := range table {
-		n := len(hc.Params)
-		zero, small, max, plausible := make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
-		for j := range n {
-			small[j] = uint64(j%7 + 1)
-			max[j] = 0xFFFFFFFF
-			switch {
-			case j == 0:
-				plausible[j] = 1
-			case j%2 == 1:
-				plausible[j] = 0
-			default:
-				plausible[j] = 3
-			}
-			if j >= n-2 && n > 2 {
-				plausible[j] = uint64(2048 + 8*j)
-			}
-		}
-		for _, args := range [][]uint64{zero, small, max, plausible} {
-			f.Add(fuzzCall(table, i, args...))
-		}
-	}
+	addSeeds(f, table)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, _ := newTestEnv(t, EnvConfig{
 			Policy:       &Policy{Disabled: true},

@@ -93,23 +93,16 @@ func decodeFuzz(table []Hostcall, data []byte) []struct {
 	return calls
 }
 
-// FuzzHostcalls calls hostcalls of the table with arbitrary argument words
-// against a small memory and a session holding a handle of every kind: no
-// panic may escape or be hidden by bind, nothing may be written outside
-// memory, and every status must be a fastly_status (0 to 14). Dynamic
-// backends are disabled and there are no static ones, so nothing is sent
-// to the network.
-func FuzzHostcalls(f *testing.F) {
-	table := Table()
-	index := map[string]int{}
+// addSeeds seeds f with a call of every hostcall of table given zero,
+// small, all-ones and plausible arguments (handle 1, then (ptr 0, len 3)
+// pairs, then out-pointers at 2048+).
+func addSeeds(f *testing.F, table []Hostcall) {
 	for i, hc := range table {
-		index[hc.Module+"."+hc.Name] = i
 		n := len(hc.Params)
 		zero, small, max, plausible := make([]uint64, n), make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		for j := range n {
 			small[j] = uint64(j%7 + 1)
 			max[j] = 0xFFFFFFFF
-			// handle 1, then (ptr 0, len 3) pairs, then out-pointers at 2048+.
 			switch {
 			case j == 0:
 				plausible[j] = 1
@@ -126,6 +119,21 @@ func FuzzHostcalls(f *testing.F) {
 			f.Add(fuzzCall(table, i, args...))
 		}
 	}
+}
+
+// FuzzHostcalls calls hostcalls of the table with arbitrary argument words
+// against a small memory and a session holding a handle of every kind: no
+// panic may escape or be hidden by bind, nothing may be written outside
+// memory, and every status must be a fastly_status (0 to 14). Dynamic
+// backends are disabled and there are no static ones, so nothing is sent
+// to the network.
+func FuzzHostcalls(f *testing.F) {
+	table := Table()
+	index := map[string]int{}
+	for i, hc := range table {
+		index[hc.Module+"."+hc.Name] = i
+	}
+	addSeeds(f, table)
 	// A few sequences: write then read a body, set then page headers,
 	// register a backend then query it, open a store then get.
 	seq := func(parts ...[]byte) []byte {
