@@ -163,7 +163,7 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listener
 		// One rate limiting store for the host: every sandbox of every
 		// version counts in it.
 		RateLimits: erl.New(nil),
-		Host:   &host,
+		Host:       &host,
 	}, nil
 }
 
