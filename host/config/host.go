@@ -186,7 +186,9 @@ type Host struct {
 	// DefaultCustomerID.
 	CustomerID string
 	// CacheGeneration is FASTLY_CACHE_GENERATION (cache_generation, >= 0),
-	// default 0. edgehost has no cache; a guest may use it to version keys.
+	// default 0. A guest may use it to version keys; the readthrough cache
+	// (host/cache, not yet on the send path) empties a service's objects
+	// when it changes.
 	CacheGeneration int64
 
 	set map[string]bool // keys present in the file

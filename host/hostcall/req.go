@@ -127,7 +127,7 @@ func reqImpls() []impl {
 			r.uri = v
 			return nil
 		}),
-		// edgehost has no cache: overrides are accepted and ignored.
+		// the readthrough cache (host/cache) is not on the send path yet: overrides are accepted and ignored.
 		bindReqCacheOverrideSet(func(c *call, a reqCacheOverrideSetArgs) error { _, err := get(c, a.H); return err }),
 		bindReqCacheOverrideV2Set(func(c *call, a reqCacheOverrideV2SetArgs) error { _, err := get(c, a.H); return err }),
 		bindReqAutoDecompressResponseSet(func(c *call, a reqAutoDecompressResponseSetArgs) error { _, err := get(c, a.H); return err }),
