@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,36 +12,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgehost/edgehost/host/guesttest"
 )
-
-// syncBuf is a concurrency-safe bytes.Buffer for a command's stderr.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // servedHost is an `edgehost serve` running in the test.
 type servedHost struct {
 	url       string // downstream
 	adminPort string
 	dsPort    string
-	stderr    *syncBuf
+	stderr    *guesttest.LogBuffer
 }
 
 // runServe runs edgehost serve with args until the test ends, and reads
@@ -52,7 +32,7 @@ func runServe(t *testing.T, args ...string) *servedHost {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
-	s := &servedHost{stderr: &syncBuf{}}
+	s := &servedHost{stderr: &guesttest.LogBuffer{}}
 	go func() {
 		done <- run(ctx, withEngine("serve", args...), strings.NewReader(""), pw, s.stderr)
 		pw.Close()

@@ -7,29 +7,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgehost/edgehost/host/guesttest"
 )
-
-// syncBuffer collects serve's log while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func guestDo(t *testing.T, method, url, body string) (int, http.Header, string) {
 	t.Helper()
@@ -64,7 +45,7 @@ secrets = [{ key = "api-key", env = "EDGEHOST_TEST_KV_SECRET" }]
 	dataDir := filepath.Join(tmp, "data")
 	const token = "kv-test-token"
 	args := []string{"-C", manifest, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", dataDir, "--admin-token", token, wasm}
-	logs := &syncBuffer{}
+	logs := &guesttest.LogBuffer{}
 	s := startServeStderr(t, true, logs, args...)
 
 	if !regexp.MustCompile(`kv_stores="kvs \(1 keys, 10 bytes\)"`).MatchString(logs.String()) ||

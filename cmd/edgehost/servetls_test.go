@@ -35,7 +35,7 @@ func TestServeTLSAndJSONLogs(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr := &syncBuf{}
+	stderr := &guesttest.LogBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, withEngine("serve", "--addr", "127.0.0.1:0", "--admin-addr", "", "--tls-self-signed", "--log-format", "json", wasmPath), strings.NewReader(""), pw, stderr)
