@@ -79,12 +79,7 @@ func framingOrigin(t *testing.T) *httptest.Server {
 
 func TestSemantics(t *testing.T) {
 	origin := framingOrigin(t)
-	type check struct {
-		name, path string
-		hdr        []string
-		want       []string // lines the report must contain
-	}
-	checks := []check{
+	checks := []serviceCheck{
 		{"metadata", "/meta", []string{"Fastly-Key", "purge-key", "X-Conf", "1"}, []string{
 			"dn client ip=0,127.0.0.1", "dn server ip=0,127.0.0.1", "dn request id length=16", "request id forms agree=true",
 			"dn h2 fingerprint=10", "dn oh fingerprint=10", "dn ddos detected=0,0", "dn fastly key valid=0,1",
@@ -128,23 +123,7 @@ func TestSemantics(t *testing.T) {
 	reports := map[string]string{}
 	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
 		h := serve(t, eng, guests["abiconf"], semanticsManifest(origin.URL), 20*time.Second)
-		for _, c := range checks {
-			resp, body := get(t, h.url+c.path, c.hdr...)
-			if resp.StatusCode != 200 {
-				t.Fatalf("%s: status %d: %q\nlogs:\n%s", c.name, resp.StatusCode, body, h.logs)
-			}
-			lines := strings.Split(body, "\n")
-			for _, w := range c.want {
-				if !contains(lines, w) {
-					t.Errorf("%s: report lacks %q:\n%s", c.name, w, body)
-				}
-			}
-			if prev, ok := reports[c.name]; !ok {
-				reports[c.name] = body
-			} else if prev != body {
-				t.Errorf("%s: report differs from the first engine's:\n%s\nfirst engine:\n%s", c.name, body, prev)
-			}
-		}
+		runChecks(t, h, checks, reports)
 		if got := strings.Count(h.logs.String(), "manual framing headers are invalid"); got != 2 {
 			t.Errorf("%d framing fallbacks logged, want 2 (req-bad-cl and req-both; req-auto is not manual):\n%s", got, h.logs)
 		}
