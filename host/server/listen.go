@@ -213,10 +213,15 @@ func downstreamConn(r *http.Request, d *hostcall.Downstream) {
 	if r.ProtoMajor == 2 {
 		d.H2Fingerprint = m.h2fp
 	}
-	if r.TLS == nil && m.tls != nil {
+	if m.tls != nil {
 		// HTTP/2 over TLS reaches net/http as a plain connection (this
-		// listener did the handshake); the request is still HTTPS.
-		r.TLS = &m.tls.State
+		// listener did the handshake); the request is still HTTPS, for
+		// the handler and for the guest's copy of it (d.Request).
+		for _, req := range []*http.Request{r, d.Request} {
+			if req != nil && req.TLS == nil {
+				req.TLS = &m.tls.State
+			}
+		}
 	}
 }
 

@@ -22,8 +22,9 @@ url = "http://127.0.0.1:9/api"
 client_certificate = { certificate = "PEM", key = "PEM" }
 [local_server.object_stores]
 store = [{ key = "k", data = "v" }]
-[local_server.shielding_sites]
-"pdx-or-us" = "Local"
+[local_server.backends.rpc]
+url = "http://127.0.0.1:9"
+grpc = true
 `, hostOpts{})
 	var warnings []string
 	for _, l := range strings.Split(h.logs.String(), "\n") {
@@ -34,7 +35,7 @@ store = [{ key = "k", data = "v" }]
 	if len(warnings) != 1 {
 		t.Fatalf("%d warnings, want 1:\n%s", len(warnings), h.logs)
 	}
-	for _, name := range []string{"local_server.backends.api.client_certificate", "local_server.object_stores", "local_server.shielding_sites"} {
+	for _, name := range []string{"local_server.backends.api.client_certificate", "local_server.object_stores", "local_server.backends.rpc.grpc"} {
 		if !strings.Contains(warnings[0], name) {
 			t.Errorf("the warning does not name %s: %s", name, warnings[0])
 		}

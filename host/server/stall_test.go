@@ -160,24 +160,25 @@ func TestStalledClientsAreCut(t *testing.T) {
 	}
 }
 
-// heldFor waits (up to limit) for n requests to path in the host's log
-// and returns their durations.
+// heldFor waits (up to limit) for n request log lines for path in the
+// host's log and returns their durations.
 func heldFor(t *testing.T, h *host, path string, n int, limit time.Duration) []time.Duration {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
 		var out []time.Duration
 		for _, line := range strings.Split(h.logs.String(), "\n") {
-			if !strings.Contains(line, " path="+path+" ") {
+			// The request log line (README.md, "Request logs").
+			if !strings.Contains(line, "msg=request ") || !strings.Contains(line, " path="+path+" ") {
 				continue
 			}
-			_, v, ok := strings.Cut(line, " duration=")
+			_, v, ok := strings.Cut(line, " duration_ms=")
 			if !ok {
 				continue
 			}
 			v, _, _ = strings.Cut(v, " ")
-			if d, err := time.ParseDuration(v); err == nil {
-				out = append(out, d)
+			if ms, err := strconv.ParseFloat(v, 64); err == nil {
+				out = append(out, time.Duration(ms*float64(time.Millisecond)))
 			}
 		}
 		if len(out) >= n || time.Now().After(deadline) {

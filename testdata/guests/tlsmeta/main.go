@@ -138,7 +138,7 @@ func main() {
 	}
 	put("version", strconv.Itoa(int(version)))
 	put("protocol", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return tlsProtocol(req, b, n, nw) }))
-	put("req_protocol", value(false, reqTLSProtocol))
+	put("req_protocol", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return reqTLSProtocol(b, n, nw) }))
 	put("cipher", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return tlsCipher(req, b, n, nw) }))
 	put("sni", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return tlsSNI(req, b, n, nw) }))
 	put("client_hello", value(true, func(b *byte, n uint32, nw *uint32) uint32 { return tlsClientHello(req, b, n, nw) }))
@@ -150,7 +150,7 @@ func main() {
 		put("verify", strconv.Itoa(int(vr)))
 	}
 	put("ja3", md5Value(func(o *byte, nw *uint32) uint32 { return tlsJA3(req, o, nw) }))
-	put("req_ja3", md5Value(reqTLSJA3))
+	put("req_ja3", md5Value(func(o *byte, nw *uint32) uint32 { return reqTLSJA3(o, nw) }))
 	put("ja4", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return tlsJA4(req, b, n, nw) }))
 	put("h2", value(false, func(b *byte, n uint32, nw *uint32) uint32 { return h2Fingerprint(req, b, n, nw) }))
 
