@@ -158,21 +158,7 @@ func kvStoreImpls() []impl {
 			return c.putU32(c.u32(2), c.s.kvh().stores.add(&kvStore{name: name}))
 		}},
 		{m, "lookup", func(c *call) error {
-			st, err := c.kvOpenStore(c.u32(0))
-			if err != nil {
-				return err
-			}
-			key, err := c.kvKey(1)
-			if err != nil {
-				return err
-			}
-			if mask := c.u32(3); mask != 0 {
-				return statusErr(abi.Inval, "lookup config mask %#x: no options are defined", mask)
-			}
-			if err := c.checkOut(c.u32(5), 4, 4); err != nil {
-				return err
-			}
-			db, err := c.kvDB()
+			st, key, db, err := c.kvKeyCall("lookup")
 			if err != nil {
 				return err
 			}
@@ -191,21 +177,7 @@ func kvStoreImpls() []impl {
 		{m, "insert", kvInsert},
 		{m, "insert_wait", func(c *call) error { return c.kvWaitStatus(&c.s.kvh().inserts) }},
 		{m, "delete", func(c *call) error {
-			st, err := c.kvOpenStore(c.u32(0))
-			if err != nil {
-				return err
-			}
-			key, err := c.kvKey(1)
-			if err != nil {
-				return err
-			}
-			if mask := c.u32(3); mask != 0 {
-				return statusErr(abi.Inval, "delete config mask %#x: no options are defined", mask)
-			}
-			if err := c.checkOut(c.u32(5), 4, 4); err != nil {
-				return err
-			}
-			db, err := c.kvDB()
+			st, key, db, err := c.kvKeyCall("delete")
 			if err != nil {
 				return err
 			}
@@ -473,4 +445,29 @@ func (e *Env) KVStoreNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// kvKeyCall reads the arguments lookup and delete share (store handle,
+// key, config mask, config, out-pointer at 5): the store, the key and the
+// database, or the status for bad input. op names the call in errors.
+func (c *call) kvKeyCall(op string) (*kvStore, string, *kvstore.DB, error) {
+	st, err := c.kvOpenStore(c.u32(0))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	key, err := c.kvKey(1)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if mask := c.u32(3); mask != 0 {
+		return nil, "", nil, statusErr(abi.Inval, "%s config mask %#x: no options are defined", op, mask)
+	}
+	if err := c.checkOut(c.u32(5), 4, 4); err != nil {
+		return nil, "", nil, err
+	}
+	db, err := c.kvDB()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return st, key, db, nil
 }
