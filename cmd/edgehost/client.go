@@ -21,8 +21,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/admin"
-	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/config"
 )
 
 // clientCommands returns the commands that talk to a running host's admin

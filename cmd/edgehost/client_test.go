@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/admin"
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 func TestMain(m *testing.M) {

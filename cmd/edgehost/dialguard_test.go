@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // servedHost is an `edgehost serve` running in the test.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // TestFastlyCLIServe runs Fastly's CLI (the version testdata/fastlycli

@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/admin"
-	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/kvstore"
-	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/kvstore"
+	"github.com/edgehost/edgehost/internal/store"
 )
 
 // openKV opens the host's KV database in dataDir (the default data dir

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/config"
 )
 
 // minOriginRequests is the smallest host-wide cap of origin requests in

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // TestHostLimitsApplyToDeployedVersions: the per-sandbox limits of the

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/internal/engine"
 )
 
 // version is the edgehost release, set with -ldflags "-X main.version=…".

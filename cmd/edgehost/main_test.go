@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // withEngine returns the command line cmd args... with --engine set to

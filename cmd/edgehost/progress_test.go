@@ -13,7 +13,7 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // terminal opens a pseudo-terminal: the returned file is its terminal

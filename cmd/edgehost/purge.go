@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/admin"
+	"github.com/edgehost/edgehost/internal/admin"
 )
 
 func newPurgeCmd() *cobra.Command {

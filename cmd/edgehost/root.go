@@ -10,15 +10,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/host/engine/wasmtimeengine"
-	"github.com/edgehost/edgehost/host/engine/wazeroengine"
-	"github.com/edgehost/edgehost/host/erl"
-	"github.com/edgehost/edgehost/host/guestbuild"
-	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/pool"
-	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/engine/wasmtimeengine"
+	"github.com/edgehost/edgehost/internal/engine/wazeroengine"
+	"github.com/edgehost/edgehost/internal/erl"
+	"github.com/edgehost/edgehost/internal/guestbuild"
+	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/pool"
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 // common holds the flags every guest-running command shares.

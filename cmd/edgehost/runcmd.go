@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/host/hostcall"
-	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 func newRunCmd() *cobra.Command {

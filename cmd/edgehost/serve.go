@@ -16,11 +16,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgehost/edgehost/host/admin"
-	"github.com/edgehost/edgehost/host/cache"
-	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/server"
-	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/cache"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/server"
+	"github.com/edgehost/edgehost/internal/store"
 )
 
 // serveFlags are serve's own flags.

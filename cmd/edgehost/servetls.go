@@ -6,8 +6,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 // tlsFlags are serve's downstream HTTPS and HTTP/2 flags; each wins over

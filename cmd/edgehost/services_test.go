@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // TestServeServices: the platform services of the manifest appear in

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/guestbuild"
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guestbuild"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // cliUnderTestEnv makes this test binary run the edgehost command line

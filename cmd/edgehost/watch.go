@@ -14,8 +14,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 // watchQuiet is how long the watched folder must stay unchanged before a

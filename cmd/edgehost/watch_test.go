@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/guestbuild"
-	"github.com/edgehost/edgehost/host/guesttest"
+	"github.com/edgehost/edgehost/internal/guestbuild"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // guestSource is a guest answering "<body>\n" on every path but /slow,

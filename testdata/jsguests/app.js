@@ -1,5 +1,5 @@
 /// <reference types="@fastly/js-compute" />
-// The guest of edgehost's JS SDK end-to-end tests (host/jssdk): one route
+// The guest of edgehost's JS SDK end-to-end tests (internal/jssdk): one route
 // per feature, each answering what the test checks.
 import { Backend } from "fastly:backend";
 import { ConfigStore } from "fastly:config-store";

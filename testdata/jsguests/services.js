@@ -1,5 +1,5 @@
 /// <reference types="@fastly/js-compute" />
-// Routes of app.js for the platform services (host/jssdk services_test.go):
+// Routes of app.js for the platform services (internal/jssdk services_test.go):
 // ACLs, geolocation, device detection, edge rate limiting and shielding
 // through the JS SDK's own modules.
 import { Acl } from "fastly:acl";

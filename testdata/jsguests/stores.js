@@ -1,6 +1,6 @@
 /// <reference types="@fastly/js-compute" />
 // The KV and secret store guest of edgehost's JS SDK end-to-end tests
-// (host/jssdk): fastly:kv-store and fastly:secret-store, one route each.
+// (internal/jssdk): fastly:kv-store and fastly:secret-store, one route each.
 import { KVStore } from "fastly:kv-store";
 import { SecretStore } from "fastly:secret-store";
 

@@ -21,7 +21,7 @@ type file struct {
 
 // The generated files and the marked sections of hand-written ones.
 const (
-	hostArgsPath   = "host/hostcall/args_gen.go"
+	hostArgsPath   = "internal/hostcall/args_gen.go"
 	guestWasmPath  = "guestsdk/hostcalls_gen_wasip1.go"
 	guestFakePath  = "guestsdk/hostcalls_gen_native.go"
 	abiREADMEPath  = "abi/README.md"

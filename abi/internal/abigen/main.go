@@ -1,7 +1,7 @@
 // Command abigen writes every file derived from abi.Hostcalls, the one
 // description of the hostcall ABI (see abi/README.md):
 //
-//   - host/hostcall/args_gen.go: one typed argument struct per hostcall
+//   - internal/hostcall/args_gen.go: one typed argument struct per hostcall
 //     edgehost implements and the binding that decodes and bounds-checks
 //     it once, before the implementation runs;
 //   - guestsdk/hostcalls_gen_wasip1.go: the guest's //go:wasmimport

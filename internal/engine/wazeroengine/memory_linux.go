@@ -1,0 +1,168 @@
+package wazeroengine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
+
+	"github.com/edgehost/edgehost/internal/engine/wasmopt"
+)
+
+// prepareMemory splits wasm into code and its initial memory image
+// (wasmopt.DataImageUnverified: code that does not compile must be
+// replaced by wasm and plainMemory) and returns the allocator that gives
+// each sandbox a copy-on-write view of that image: instantiation copies no
+// data segment, and a sandbox's memory costs only the pages it writes. When
+// the module does not allow it, wasm comes back unchanged with an
+// allocator of plain zeroed reservations.
+func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
+	code, image, ok, err := wasmopt.DataImageUnverified(wasm)
+	if err != nil || !ok {
+		return wasm, &memAllocator{fd: -1, free: map[uint64][][]byte{}}, nil
+	}
+	a := &memAllocator{fd: -1, free: map[uint64][][]byte{}}
+	if len(image) > 0 {
+		fd, err := unix.MemfdCreate("edgehost-memory-image", unix.MFD_CLOEXEC)
+		if err != nil {
+			return wasm, &memAllocator{fd: -1, free: map[uint64][][]byte{}}, nil
+		}
+		size := roundUp(uint64(len(image)), uint64(unix.Getpagesize()))
+		if err := unix.Ftruncate(fd, int64(size)); err != nil {
+			unix.Close(fd)
+			return nil, nil, fmt.Errorf("memory image: %w", err)
+		}
+		if _, err := unix.Pwrite(fd, image, 0); err != nil {
+			unix.Close(fd)
+			return nil, nil, fmt.Errorf("memory image: %w", err)
+		}
+		a.fd, a.imageSize, a.image = fd, size, image
+	}
+	return code, a, nil
+}
+
+// plainMemory is the allocator for a module compiled as it is.
+func plainMemory() *memAllocator { return &memAllocator{fd: -1, free: map[uint64][][]byte{}} }
+
+// memAllocator backs one module's linear memories. Each memory is a
+// reservation of the memory's maximum (growing never moves or copies it)
+// whose first imageSize bytes map the module's memory image privately:
+// pages are shared until a sandbox writes them. A freed memory is reset
+// with madvise(MADV_DONTNEED), which brings back the image's pages and
+// zero pages elsewhere, and is kept for the next sandbox; a memory of at
+// most keepResident bytes is instead reset in place (the image copied back,
+// zeros after it), so that the next sandbox takes no page faults on it. No
+// sandbox ever sees another's writes.
+type memAllocator struct {
+	fd        int    // memfd holding the image, or -1
+	imageSize uint64 // page-rounded image size
+	image     []byte // the image itself, for resets in place
+	mu        sync.Mutex
+	free      map[uint64][][]byte // by reserved size
+	closed    bool
+}
+
+// keepPerSize bounds the reservations kept for reuse.
+const keepPerSize = 64
+
+// keepResident is the largest memory reset in place rather than handed
+// back to the kernel: zeroing 1 MiB costs about as much as the 16 page
+// faults of a TinyGo guest's 256 KiB. A kept reservation holds at most
+// this much resident memory.
+const keepResident = 1 << 20
+
+// Allocate returns a memory reserving max bytes; nil (a failed allocation
+// to wazero) when the kernel refuses the mapping.
+func (a *memAllocator) Allocate(_, max uint64) experimental.LinearMemory {
+	a.mu.Lock()
+	if l := a.free[max]; len(l) > 0 {
+		buf := l[len(l)-1]
+		a.free[max] = l[:len(l)-1]
+		a.mu.Unlock()
+		return &linearMemory{a: a, buf: buf}
+	}
+	a.mu.Unlock()
+	if max < a.imageSize {
+		return nil
+	}
+	buf, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil
+	}
+	if a.fd >= 0 {
+		if err := mapFixed(buf[:a.imageSize], a.fd); err != nil {
+			unix.Munmap(buf)
+			return nil
+		}
+	}
+	return &linearMemory{a: a, buf: buf}
+}
+
+func (a *memAllocator) release(buf []byte, used uint64) {
+	switch {
+	case used == 0:
+	case used <= keepResident && uint64(len(a.image)) <= used:
+		// The sandbox could write nothing past used (its memory's size).
+		n := copy(buf, a.image)
+		clear(buf[n:used])
+	case unix.Madvise(buf[:roundUp(used, 65536)], unix.MADV_DONTNEED) != nil:
+		unix.Munmap(buf)
+		return
+	}
+	max := uint64(len(buf))
+	a.mu.Lock()
+	if !a.closed && len(a.free[max]) < keepPerSize {
+		a.free[max] = append(a.free[max], buf)
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	unix.Munmap(buf)
+}
+
+// close unmaps the kept reservations and closes the image. Memories still
+// in use are unmapped when freed.
+func (a *memAllocator) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	for k, l := range a.free {
+		for _, b := range l {
+			unix.Munmap(b)
+		}
+		delete(a.free, k)
+	}
+	if a.fd >= 0 {
+		unix.Close(a.fd)
+		a.fd = -1
+	}
+}
+
+func roundUp(n, to uint64) uint64 { return (n + to - 1) / to * to }
+
+type linearMemory struct {
+	a    *memAllocator
+	buf  []byte
+	used uint64
+}
+
+// Reallocate returns the first size bytes of the reservation; the address
+// never changes, so nothing is copied.
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > uint64(len(m.buf)) {
+		return nil
+	}
+	if size > m.used {
+		m.used = size
+	}
+	return m.buf[:size:len(m.buf)]
+}
+
+// Free hands the reservation back for reuse.
+func (m *linearMemory) Free() {
+	if m.buf != nil {
+		m.a.release(m.buf, m.used)
+		m.buf = nil
+	}
+}

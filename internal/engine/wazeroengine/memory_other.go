@@ -1,0 +1,26 @@
+//go:build !linux
+
+package wazeroengine
+
+import (
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/edgehost/edgehost/internal/engine/wasmopt"
+)
+
+// prepareMemory merges data segments (wasmopt.CoalesceData); linear
+// memories use wazero's own allocator on this platform.
+func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
+	if opt, err := wasmopt.CoalesceData(wasm); err == nil {
+		wasm = opt
+	}
+	return wasm, nil, nil
+}
+
+// plainMemory is the allocator for a module compiled as it is.
+func plainMemory() *memAllocator { return nil }
+
+type memAllocator struct{}
+
+func (*memAllocator) Allocate(_, _ uint64) experimental.LinearMemory { return nil }
+func (*memAllocator) close()                                         {}

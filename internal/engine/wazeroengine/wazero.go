@@ -1,0 +1,338 @@
+// Package wazeroengine runs guests on wazero (github.com/tetratelabs/wazero),
+// edgehost's default, pure-Go engine.
+package wazeroengine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/engine/wasmopt"
+)
+
+const wasiModule = "wasi_snapshot_preview1"
+
+// Engine is the wazero engine. Each compiled module gets its own
+// wazero.Runtime (so host modules export exactly what that guest imports,
+// stubs included), sharing one compilation cache.
+type Engine struct {
+	cfg   engine.Config
+	cache wazero.CompilationCache
+}
+
+// New returns a wazero engine. With cfg.CacheDir set, compiled code is
+// cached on disk there. Errors: the cache directory cannot be created.
+func New(cfg engine.Config) (*Engine, error) {
+	e := &Engine{cfg: cfg}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wazero compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		e.cache = c
+	} else {
+		e.cache = wazero.NewCompilationCache()
+	}
+	return e, nil
+}
+
+// Name returns "wazero".
+func (e *Engine) Name() string { return "wazero" }
+
+// Close releases the compilation cache.
+func (e *Engine) Close(ctx context.Context) error { return e.cache.Close(ctx) }
+
+// Compile compiles wasm and binds its imports: WASI preview 1 from wazero,
+// every other function import through link.
+func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (engine.Module, error) {
+	limit := e.cfg.MemoryLimitBytes
+	if limit == 0 {
+		limit = 128 << 20
+	}
+	pages := uint32(limit / 65536)
+	if pages == 0 || pages > 65536 {
+		pages = 65536
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCompilationCache(e.cache).
+		WithMemoryLimitPages(pages)
+	// Data segments become a copy-on-write memory image where the
+	// platform allows (Go guests carry tens of thousands of segments).
+	code, mem, err := prepareMemory(wasm)
+	if err != nil {
+		return nil, err
+	}
+	// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
+	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
+	m, err := e.compileInterruptible(ctx, cctx, rc, code, link)
+	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
+		// The split module may not validate (a data count section whose
+		// segments an instruction refers to): compile wasm as it is.
+		if mem != nil {
+			mem.close()
+		}
+		mem = plainMemory()
+		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, link)
+	}
+	if err != nil {
+		if mem != nil {
+			mem.close()
+		}
+		return nil, err
+	}
+	m.mem = mem
+	return m, nil
+}
+
+// interruptBudget is the number of steps (function entries and loop
+// iterations) between two context checks of a guest rewritten by
+// wasmopt.InsertInterruptChecks: a check costs a call into Go (about 0.1
+// µs), a step at least a few instructions.
+const interruptBudget = 1 << 14
+
+// compileInterruptible compiles wasm in a runtime of its own, with
+// wasmopt.InsertInterruptChecks' checks when the module allows them, and
+// else with wazero's WithCloseOnContextDone (a call into Go at every loop
+// iteration, several times slower in loops). Either way a guest that
+// never calls the host is stopped once ctx ends.
+func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, link engine.Linker) (*module, error) {
+	checked, ok, err := wasmopt.InsertInterruptChecks(wasm)
+	if err != nil || !ok {
+		checked = wasm
+		rc = rc.WithCloseOnContextDone(true)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if ok {
+		_, err := rt.NewHostModuleBuilder(wasmopt.InterruptModule).
+			NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(interruptCheck), nil, []api.ValueType{api.ValueTypeI32}).
+			Export(wasmopt.InterruptName).
+			Instantiate(ctx)
+		if err != nil {
+			_ = rt.Close(ctx)
+			return nil, fmt.Errorf("instantiate %s: %w", wasmopt.InterruptModule, err)
+		}
+	}
+	m, err := e.compile(cctx, rt, checked, link)
+	if err != nil {
+		_ = rt.Close(ctx)
+		if ok && errors.Is(err, engine.ErrInvalidModule) {
+			// Should the rewrite ever yield a module that does not
+			// validate, compile wasm as it is, with wazero's own checks.
+			rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
+			if m, err = e.compile(cctx, rt, wasm, link); err == nil {
+				return m, nil
+			}
+			_ = rt.Close(ctx)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// interruptCheck is wasmopt.InterruptName: it stops the guest when its
+// run's context has ended (runError reports that as engine.ErrTimeout),
+// else grants it interruptBudget more steps.
+func interruptCheck(ctx context.Context, _ api.Module, stack []uint64) {
+	select {
+	case <-ctx.Done():
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	default:
+	}
+	stack[0] = interruptBudget
+}
+
+func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker) (*module, error) {
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", engine.ErrInvalidModule, err)
+	}
+	if _, ok := compiled.ExportedFunctions()["_start"]; !ok {
+		return nil, engine.ErrNoStart
+	}
+	// Group the function imports by module, WASI aside.
+	byModule := map[string][]api.FunctionDefinition{}
+	var order []string
+	for _, def := range compiled.ImportedFunctions() {
+		mod, _, _ := def.Import()
+		if mod == wasiModule || mod == wasmopt.InterruptModule {
+			continue
+		}
+		if _, seen := byModule[mod]; !seen {
+			order = append(order, mod)
+		}
+		byModule[mod] = append(byModule[mod], def)
+	}
+	for _, mod := range order {
+		b := rt.NewHostModuleBuilder(mod)
+		for _, def := range byModule[mod] {
+			_, name, _ := def.Import()
+			imp := engine.Import{Module: mod, Name: name, Signature: engine.Signature{
+				Params: valueTypes(def.ParamTypes()), Results: valueTypes(def.ResultTypes()),
+			}}
+			fn, err := link(imp)
+			if err != nil {
+				return nil, err
+			}
+			b.NewFunctionBuilder().
+				WithGoModuleFunction(goFunc(fn), def.ParamTypes(), def.ResultTypes()).
+				Export(name)
+		}
+		if _, err := b.Instantiate(ctx); err != nil {
+			return nil, fmt.Errorf("link module %q: %w", mod, err)
+		}
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	// Non-function imports (memory, table, global) can only come from
+	// modules we do not provide.
+	for _, def := range compiled.ImportedMemories() {
+		mod, name, _ := def.Import()
+		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
+	}
+	// What every sandbox's WASI view shares is configured once: each
+	// wazero ModuleConfig setter copies the whole configuration.
+	base := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	return &module{rt: rt, compiled: compiled, base: base}, nil
+}
+
+func valueTypes(ts []api.ValueType) string {
+	b := make([]byte, len(ts))
+	for i, t := range ts {
+		switch t {
+		case api.ValueTypeI32:
+			b[i] = byte(engine.I32)
+		case api.ValueTypeI64:
+			b[i] = byte(engine.I64)
+		case api.ValueTypeF32:
+			b[i] = byte(engine.F32)
+		case api.ValueTypeF64:
+			b[i] = byte(engine.F64)
+		default:
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// goFunc binds fn. wazero's api.Memory has engine.Memory's methods with
+// the same meaning (bounds-checked, views alias guest memory), so it is
+// passed as it is: a hostcall allocates no adapter. A hostcall that
+// returns after the run's context ended (a wait cut short by the
+// wall-clock limit) stops the guest there, as wasmtime's epoch
+// interruption does: otherwise the guest could act on the answer (send a
+// response) before wazero notices the context.
+func goFunc(fn engine.HostFunc) api.GoModuleFunc {
+	return func(ctx context.Context, m api.Module, stack []uint64) {
+		var mem engine.Memory = noMemory{}
+		if am := m.Memory(); am != nil {
+			mem = am
+		}
+		fn(ctx, mem, stack)
+		select {
+		case <-ctx.Done():
+			panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+		default:
+		}
+	}
+}
+
+var _ engine.Memory = api.Memory(nil)
+
+// noMemory is the memory of a guest without one: every access is refused.
+type noMemory struct{}
+
+func (noMemory) Read(off, n uint32) ([]byte, bool) { return nil, false }
+func (noMemory) Write(off uint32, b []byte) bool   { return false }
+func (noMemory) Size() uint32                      { return 0 }
+
+type module struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	mem      *memAllocator // nil: wazero's allocator
+	base     wazero.ModuleConfig
+}
+
+func (m *module) Close(ctx context.Context) error {
+	err := m.rt.Close(ctx)
+	if m.mem != nil {
+		m.mem.close()
+	}
+	return err
+}
+
+// Run instantiates an anonymous instance and calls _start.
+func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
+	cfg := m.base.WithNanosleep(func(ns int64) {
+		t := time.NewTimer(time.Duration(ns))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	})
+	if len(rc.Args) > 0 {
+		cfg = cfg.WithArgs(rc.Args...)
+	}
+	for _, kv := range rc.Env {
+		cfg = cfg.WithEnv(kv[0], kv[1])
+	}
+	if rc.Stdin != nil {
+		cfg = cfg.WithStdin(rc.Stdin)
+	}
+	if rc.Stdout != nil {
+		cfg = cfg.WithStdout(rc.Stdout)
+	}
+	if rc.Stderr != nil {
+		cfg = cfg.WithStderr(rc.Stderr)
+	}
+	ictx := ctx
+	if m.mem != nil {
+		ictx = experimental.WithMemoryAllocator(ctx, m.mem)
+	}
+	inst, err := m.rt.InstantiateModule(ictx, m.compiled, cfg)
+	if err != nil {
+		return runError(ctx, err)
+	}
+	defer inst.Close(context.WithoutCancel(ctx))
+	_, err = inst.ExportedFunction("_start").Call(ctx)
+	return runError(ctx, err)
+}
+
+func runError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case 0:
+			return nil
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %v", engine.ErrTimeout, context.Cause(ctx))
+			}
+		}
+		return &engine.ExitError{Code: exit.ExitCode()}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", engine.ErrTimeout, context.Cause(ctx))
+	}
+	return fmt.Errorf("guest trapped: %w", err)
+}

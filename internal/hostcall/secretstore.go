@@ -1,0 +1,108 @@
+package hostcall
+
+import (
+	"sort"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/secretstore"
+)
+
+// fastly_secret_store over the version's secret stores (abi/README.md,
+// "fastly_secret_store"). No status message and no log line quotes a
+// secret's value; names are not secret.
+
+// secretHandles are a session's secret store and secret handle tables,
+// made on first use.
+type secretHandles struct {
+	stores  handles[*secretstore.Store]
+	secrets handles[secretstore.Secret]
+}
+
+func (s *Session) sech() *secretHandles {
+	if s.secrets == nil {
+		s.secrets = &secretHandles{
+			stores:  newHandles[*secretstore.Store](&s.next),
+			secrets: newHandles[secretstore.Secret](&s.next),
+		}
+	}
+	return s.secrets
+}
+
+func secretStoreImpls() []impl {
+	m := abi.ModuleSecretStore
+	return []impl{
+		{m, "open", func(c *call) error {
+			name, err := c.str(0)
+			if err != nil {
+				return err
+			}
+			if !secretstore.ValidName(name) {
+				return statusErr(abi.Inval, "invalid secret store name %q", name)
+			}
+			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
+				return err
+			}
+			st, ok := c.s.env.secretStores[name]
+			if !ok {
+				return statusErr(abi.None, "no secret store named %q", name)
+			}
+			return c.putU32(c.u32(2), c.s.sech().stores.add(st))
+		}},
+		{m, "get", func(c *call) error {
+			st, err := c.s.sech().stores.get(c.u32(0))
+			if err != nil {
+				return err
+			}
+			name, err := c.str(1)
+			if err != nil {
+				return err
+			}
+			if !secretstore.ValidName(name) {
+				return statusErr(abi.Inval, "invalid secret name %q", name)
+			}
+			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
+				return err
+			}
+			sec, ok := st.Get(name)
+			if !ok {
+				return statusErr(abi.None, "no secret %q in store %q", name, st.Name())
+			}
+			return c.putU32(c.u32(3), c.s.sech().secrets.add(sec))
+		}},
+		{m, "plaintext", func(c *call) error {
+			sec, err := c.s.sech().secrets.get(c.u32(0))
+			if err != nil {
+				return err
+			}
+			return c.putBuf(c.u32(1), c.u32(2), c.u32(3), sec.Plaintext())
+		}},
+		{m, "from_bytes", func(c *call) error {
+			b, err := c.bytes(0, secretstore.MaxSecretLen)
+			if err != nil {
+				return err
+			}
+			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
+				return err
+			}
+			return c.putU32(c.u32(2), c.s.sech().secrets.add(secretstore.New(b)))
+		}},
+	}
+}
+
+// SecretStoreInfo names one of a version's secret stores and counts its
+// secrets (never their values).
+type SecretStoreInfo struct {
+	Name    string   `json:"name"`
+	Secrets int      `json:"secrets"`
+	Names   []string `json:"names"`
+}
+
+// SecretStoreInfo describes the env's secret stores, by name.
+func (e *Env) SecretStoreInfo() []SecretStoreInfo {
+	out := make([]SecretStoreInfo, 0, len(e.secretStores))
+	for _, st := range e.secretStores {
+		out = append(out, SecretStoreInfo{Name: st.Name(), Secrets: st.Len(), Names: st.Names()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,85 @@
+package jssdk_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
+	"github.com/edgehost/edgehost/internal/hostcall"
+)
+
+// The benchmarks run testdata/jsguests/hello.js on every engine:
+//
+//	go test -run '^$' -bench . -benchtime 3x ./internal/jssdk/
+//
+// A cold compile of the 11 MB module takes seconds, so a few iterations
+// are enough (-benchtime Nx).
+
+// BenchmarkJSCompile: compiling and linking hello.js in a new engine, cold
+// (no cache) and from a warm on-disk cache (a new engine each time, as
+// after a restart). module-MB is the module's size.
+func BenchmarkJSCompile(b *testing.B) {
+	wasm := jsGuest(b, "hello")
+	link := hostcall.NewLinker(slog.New(slog.NewTextHandler(io.Discard, nil))).Link
+	compile := func(b *testing.B, name, dir string) {
+		eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := eng.Compile(context.Background(), wasm, link())
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close(context.Background())
+		eng.Close(context.Background())
+	}
+	for _, name := range guesttest.EngineNames() {
+		b.Run(name, func(b *testing.B) {
+			b.Run("cold", func(b *testing.B) {
+				for b.Loop() {
+					compile(b, name, "")
+				}
+				b.ReportMetric(float64(len(wasm))/(1<<20), "module-MB")
+			})
+			b.Run("cached", func(b *testing.B) {
+				dir := b.TempDir()
+				compile(b, name, dir)
+				for b.Loop() {
+					compile(b, name, dir)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkJSSandbox: one request's sandbox cost for hello.js on each
+// engine, no network: instantiate, run the JS runtime's start-up and the
+// handler, respond.
+func BenchmarkJSSandbox(b *testing.B) {
+	wasm := jsGuest(b, "hello")
+	for _, name := range guesttest.EngineNames() {
+		b.Run(name, func(b *testing.B) {
+			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { eng.Close(context.Background()) })
+			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || w.Body.String() != "hello from js\n" {
+					b.Fatalf("status %d: %q", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,234 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
+	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/server"
+)
+
+// The benchmarks run on the engine EDGEHOST_TEST_ENGINE names (wazero
+// when unset):
+//
+//	go test -run '^$' -bench . -benchmem ./internal/server/
+//	EDGEHOST_TEST_ENGINE=wasmtime go test -run '^$' -bench . -benchmem ./internal/server/
+//
+// Each reports cpu-ns/op beside ns/op: the process's CPU time per request,
+// which a busy shared machine disturbs less than wall-clock time.
+
+// benchServer serves the guest module wasm with manifest (config text,
+// "" for none), with no network.
+func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
+	return testhost.New(b, wasm, testhost.Config{
+		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: manifest, DiscardLogs: true,
+		Policy: localDev(b),
+	}).Server
+}
+
+// BenchmarkSandbox measures one request's sandbox cost, no network:
+// examples/hello (instantiate, _start, respond), the same handler with
+// sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it),
+// and examples/hello built with TinyGo (skipped without TinyGo, see
+// guesttest.RequireTinyGo).
+func BenchmarkSandbox(b *testing.B) {
+	for _, guest := range []string{"hello", "hellomany", "hello-tinygo"} {
+		b.Run(guest, func(b *testing.B) {
+			wasm := guests[guest]
+			if guest == "hello-tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			}
+			srv := benchServer(b, wasm, "")
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer guesttest.ReportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSandboxParallel is BenchmarkSandbox/hello with 8×GOMAXPROCS
+// goroutines sending at once.
+func BenchmarkSandboxParallel(b *testing.B) {
+	srv := benchServer(b, guests["hello"], "")
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer guesttest.ReportCPU(b)()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Errorf("status %d: %s", w.Code, w.Body)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkProxy is one request through examples/dynamic-backend (a
+// ServeMany guest registering a dynamic backend) to a loopback origin
+// answering a short body: the guest's hostcalls, the origin pool and a
+// real HTTP/1.1 round trip on a kept-alive connection. The downstream
+// side has no network, as in BenchmarkSandbox.
+func BenchmarkProxy(b *testing.B) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello from the origin\n")
+	}))
+	defer origin.Close()
+	srv := benchServer(b, guests["dynamic-backend"], exampleDynManifest(origin.Listener.Addr().String()))
+	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer guesttest.ReportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkCompile measures compiling examples/hello, built with Go and
+// with TinyGo (skipped without TinyGo), on the selected engine: cold (no
+// compiled-code cache) and cached (the engine's on-disk cache already
+// holds it, as after a restart).
+func BenchmarkCompile(b *testing.B) {
+	link := hostcall.NewLinker(nil).Link
+	compile := func(b *testing.B, wasm []byte, dir string) {
+		eng, err := guesttest.Engine(engine.Config{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := eng.Compile(context.Background(), wasm, link())
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close(context.Background())
+		eng.Close(context.Background())
+	}
+	for _, guest := range []string{"hello", "hello-tinygo"} {
+		b.Run(guest, func(b *testing.B) {
+			wasm := guests[guest]
+			if guest == "hello-tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			}
+			b.Logf("module size %d bytes", len(wasm))
+			b.Run("cold", func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					compile(b, wasm, "")
+				}
+			})
+			b.Run("cached", func(b *testing.B) {
+				dir := b.TempDir()
+				compile(b, wasm, dir)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					compile(b, wasm, dir)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSandboxMemory measures the host's resident memory (VmRSS) per
+// in-flight fresh sandbox with 1,000 of them at once (issue 14, goal 5),
+// for examples/proxy built with Go and with TinyGo (skipped without
+// TinyGo): 1,000 concurrent requests each wait in their sandbox for an
+// origin that answers only once all of them have reached it, and RSS is
+// read then. Sandboxes at once are bounded by max_concurrent_sandboxes
+// (README.md, Benchmarks): a request beyond it is refused. The figure is
+// the mean in B/sandbox; b.N is ignored (run with -benchtime 1x).
+func BenchmarkSandboxMemory(b *testing.B) {
+	const n = 1000
+	for _, flavour := range []string{"go", "tinygo"} {
+		b.Run("inflight-"+flavour, func(b *testing.B) {
+			wasm := guests["proxy"]
+			if flavour == "tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/proxy")["proxy"]
+			}
+			var arrived atomic.Int32
+			release := make(chan struct{})
+			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if arrived.Add(1) == n {
+					close(release)
+				}
+				<-release
+				io.WriteString(w, "hello from the origin\n")
+			}))
+			defer origin.Close()
+			// Timeouts that 1,000 sandboxes starting at once on a busy
+			// machine stay within.
+			manifest := backendManifest(origin.URL) + "connect_timeout_ms = 120000\nfirst_byte_timeout_ms = 300000\n"
+			srv := benchServer(b, wasm, manifest)
+			before := rss(b)
+			var during atomic.Int64
+			go func() {
+				<-release
+				during.Store(rss(b))
+			}()
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w := httptest.NewRecorder()
+					srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/bench", nil))
+					if w.Code != 200 {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+					}
+				}()
+			}
+			wg.Wait()
+			for during.Load() == 0 && !b.Failed() {
+				time.Sleep(time.Millisecond)
+			}
+			b.ReportMetric(float64(during.Load()-before)/n, "B/sandbox")
+		})
+	}
+}
+
+// rss returns the process's resident set size in bytes (VmRSS), after a
+// garbage collection so that freed Go heap counts less.
+func rss(b *testing.B) int64 {
+	runtime.GC()
+	f, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(f), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Skip("no VmRSS")
+	return 0
+}

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/erl"
+	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/kvstore"
+	"github.com/edgehost/edgehost/internal/pool"
+)
+
+// Loader compiles guest modules into Versions: one engine, one hostcall
+// linker, and the host-wide origin pools every version's backends use.
+type Loader struct {
+	Engine engine.Engine
+	Linker *hostcall.Linker
+	Pools  *pool.Manager
+	// Logger receives load warnings and is handed to the hostcalls; nil
+	// discards.
+	Logger *slog.Logger
+	// Policy is the dynamic backend policy; nil is the zero Policy (public
+	// addresses only). One Policy for every version keeps pools shared.
+	Policy *hostcall.Policy
+	// Env is the base guest environment (FASTLY_* variables, from
+	// GuestEnvFor or GuestEnv); Load adds FASTLY_SERVICE_VERSION.
+	Env [][2]string
+	// KV is the host's KV database (under the data dir), shared by every
+	// version; nil when the host keeps none (then a manifest declaring KV
+	// stores does not load).
+	KV *kvstore.DB
+	// RateLimits holds the host's rate counters and penalty boxes, shared
+	// by every version (fastly_erl); nil gives each version its own.
+	RateLimits *erl.Store
+	// Progress, when set, is called before each compile with the version
+	// id and the module's size in bytes; the function it returns (nil for
+	// none) is called with the compile's error when it ends. The CLI
+	// shows a progress line on a terminal with it.
+	Progress func(id string, size int) func(error)
+	// Host, when set, holds the host's own [edgehost] settings: their
+	// per-sandbox limits apply to every version loaded, whatever the
+	// version's manifest says (a package deployed through the admin API
+	// carries its own fastly.toml). Nil takes each version's own.
+	Host *config.Host
+}
+
+// Load compiles wasm and binds it to manifest m as version id. Parts of
+// m that edgehost does not implement (m.Ignored) are named in one warning.
+// m's KV stores are made in l.KV (storesConfig). Errors: an invalid
+// module (wrapping engine.ErrInvalidModule), a link error naming the
+// import, a backend that cannot be set up, KV stores without l.KV or a
+// failed KV database write.
+func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
+	cfg := l.envConfig(id, m)
+	if err := l.storesConfig(m, &cfg); err != nil {
+		return nil, err
+	}
+	env, err := hostcall.NewEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Ignored) > 0 && l.Logger != nil {
+		l.Logger.Warn("the manifest has parts edgehost does not implement yet; they are ignored",
+			"version", id, "ignored", strings.Join(m.Ignored, ", "))
+	}
+	var done func(error)
+	if l.Progress != nil {
+		done = l.Progress(id, len(wasm))
+	}
+	mod, err := l.Engine.Compile(ctx, wasm, l.Linker.Link())
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Version{ID: id, Module: mod, Env: env}, nil
+}
+
+func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
+	cfg := hostcall.EnvConfig{
+		Logger:       l.Logger,
+		Pools:        l.Pools,
+		ConfigStores: m.ConfigStores,
+		Dictionaries: m.Dictionaries,
+		Policy:       l.Policy,
+		Env:          append(append([][2]string(nil), l.Env...), [2]string{"FASTLY_SERVICE_VERSION", serviceVersion(id)}),
+		FastlyKeys:   m.FastlyKeys,
+		Services: hostcall.Services{
+			ACLs: m.Services.ACLs, Geo: m.Services.Geo, Devices: m.Services.Devices,
+			Shields: m.Services.Shields, RateLimits: l.RateLimits,
+		},
+		Limits: Limits(m.Host),
+	}
+	if l.Host != nil {
+		cfg.Limits = Limits(*l.Host)
+	}
+	for name, b := range m.Backends {
+		cfg.Backends = append(cfg.Backends, hostcall.StaticBackend{
+			Name: name, Settings: b.Conn, Timeouts: b.Timeouts, PathPrefix: b.PathPrefix, Health: uint32(b.Health),
+		})
+	}
+	return cfg
+}
+
+// Limits returns the per-sandbox limits of the [edgehost] settings h.
+func Limits(h config.Host) hostcall.Limits {
+	return hostcall.Limits{
+		MaxPendingRequests:    h.MaxPendingRequests,
+		MaxBufferedBodyBytes:  h.MaxBodyBytes,
+		MaxHeaderBytes:        h.MaxHeaderBytes,
+		MaxSandboxHeaderBytes: h.MaxSandboxHeaderBytes,
+		MaxHandles:            h.MaxHandles,
+		MaxLogRecordBytes:     h.MaxLogRecordBytes,
+		LogBytesPerSecond:     h.LogBytesPerSec,
+	}
+}
+
+// serviceVersion is FASTLY_SERVICE_VERSION for version id: the deployed
+// version number, or 0 for a module that was not deployed ("dev",
+// "welcome", "run"), as Fastly's local server gives.
+func serviceVersion(id string) string {
+	if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+		return strconv.FormatUint(n, 10)
+	}
+	return "0"
+}
+
+// GuestEnv returns the FASTLY_* environment of a host with the default
+// [edgehost] settings and service id service.
+func GuestEnv(service string) [][2]string {
+	h := config.DefaultHost()
+	h.ServiceID = service
+	return guestEnv(h)
+}
+
+// GuestEnvFor returns the FASTLY_* environment m's [edgehost] settings
+// give every sandbox (README.md, "WASI"). FASTLY_SERVICE_ID is [edgehost]
+// service_id, else m's service_id, else m's name, else "edgehost-local".
+// Load adds FASTLY_SERVICE_VERSION, and the server FASTLY_TRACE_ID.
+func GuestEnvFor(m *config.Manifest) [][2]string {
+	h := m.Host
+	for _, id := range []string{m.ServiceID, m.Name, "edgehost-local"} {
+		if h.ServiceID == "" {
+			h.ServiceID = id
+		}
+	}
+	return guestEnv(h)
+}
+
+func guestEnv(h config.Host) [][2]string {
+	host := h.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	return [][2]string{
+		{"FASTLY_CACHE_GENERATION", strconv.FormatInt(h.CacheGeneration, 10)},
+		{"FASTLY_CUSTOMER_ID", h.CustomerID},
+		{"FASTLY_HOSTNAME", host},
+		{"FASTLY_IS_STAGING", "0"},
+		{"FASTLY_POP", h.POP},
+		{"FASTLY_REGION", h.Region},
+		{"FASTLY_SERVICE_ID", h.ServiceID},
+		{"EDGEHOST", "1"},
+	}
+}
+
+// SandboxEnv is the whole environment of one sandbox of v: v's guest
+// environment, then extra, then FASTLY_TRACE_ID (the sandbox's id: the id
+// of the first request it serves). The server and edgehost run both use
+// it, so a guest sees the same variables under each.
+func SandboxEnv(v *Version, traceID string, extra [][2]string) [][2]string {
+	env := v.Env.GuestEnv()
+	env = append(env, extra...)
+	return append(env, [2]string{"FASTLY_TRACE_ID", traceID})
+}
+
+// ReadModule reads a .wasm file. Errors name the file.
+func ReadModule(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	return b, nil
+}
