@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = filepath.Join(dir, "compile-cache")
-	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services"))
+	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.
