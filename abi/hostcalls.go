@@ -862,7 +862,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{inP("addr_octets"), outBufP("buf")}},
 
 		// fastly_http_cache
-		{Module: "fastly_http_cache", Name: "is_request_cacheable", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_http_cache", Name: "is_request_cacheable", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),
 			Doc:    "Reports whether a request may be answered from the HTTP cache.",
 			Params: []Param{handleP("req_handle", HandleRequest), outP("is_cacheable_out", "is_cacheable", UnitBool, 4)}},
 		{Module: "fastly_http_cache", Name: "get_suggested_cache_key", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,

@@ -145,7 +145,9 @@ func TestCoreCacheConformance(t *testing.T) {
 			"transaction_lookup=0\n", "get_state=0,8\n", "transaction_update of nothing=1\n",
 			"transaction_insert misaligned options=6\n", "transaction_cancel=0\n", "transaction_insert after cancel=1\n",
 			"transaction_lookup again=0\n", "get_state again=0,8\n", "transaction_insert with length=0\n",
-			"close short body=1\n", "lookup after short body=0\n", "get_state after short body=0,0\n")
+			"close short body=1\n", "lookup after short body=0\n", "get_state after short body=0,0\n",
+			"is_request_cacheable GET=0,1\n", "is_request_cacheable HEAD=0,1\n", "is_request_cacheable POST=0,0\n",
+			"is_request_cacheable PURGE=0,0\n", "is_request_cacheable bad handle=3\n")
 
 		// Surrogate-key purges and the generation cover core objects.
 		step("POST", "/insert?key=p&ttl=60000&sk=purge-me", "to purge", "-> 200")

@@ -4471,6 +4471,35 @@ func bindGeoLookup(fn func(c *call, a geoLookupArgs) error) impl {
 	}}
 }
 
+// httpCacheIsRequestCacheableArgs are the arguments of fastly_http_cache.is_request_cacheable.
+type httpCacheIsRequestCacheableArgs struct {
+	ReqHandle      uint32 // `req_handle` h(request)
+	IsCacheableOut uint32 // `is_cacheable_out` *is_cacheable 0/1, the pointer: 4 bytes, checked
+}
+
+// handle is the request handle the call is about: ReqHandle.
+func (a httpCacheIsRequestCacheableArgs) handle() uint32 { return a.ReqHandle }
+
+func (a *httpCacheIsRequestCacheableArgs) decode(c *call) error {
+	a.ReqHandle = c.u32(0)
+	a.IsCacheableOut = c.u32(1)
+	if err := c.checkOut(a.IsCacheableOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheIsRequestCacheable binds fn as fastly_http_cache.is_request_cacheable: Reports whether a request may be answered from the HTTP cache.
+func bindHTTPCacheIsRequestCacheable(fn func(c *call, a httpCacheIsRequestCacheableArgs) error) impl {
+	return impl{"fastly_http_cache", "is_request_cacheable", func(c *call) error {
+		var a httpCacheIsRequestCacheableArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // kvStoreOpenArgs are the arguments of fastly_kv_store.open.
 type kvStoreOpenArgs struct {
 	Name       []byte // `name` str, a view of guest memory (at most maxStringLen bytes)

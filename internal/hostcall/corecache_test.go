@@ -99,6 +99,7 @@ func coreCacheConventionSpecs(add func(module, name string, want abi.Status, arg
 	for _, name := range []string{"get_length", "get_max_age_ns", "get_stale_while_revalidate_ns", "get_age_ns", "get_hits"} {
 		add(m, name, ok, func(h *harness) []arg { return flat(h.aCache(kindCache, true), h.u64o()) })
 	}
+	add("fastly_http_cache", "is_request_cacheable", ok, func(h *harness) []arg { return flat(h.aH(kindReq), h.u32o()) })
 }
 
 // TestCoreCacheNoCache: a host without a cache answers unsupported.

@@ -64,6 +64,15 @@ func bodyClose(h uint32) uint32
 //go:wasmimport fastly_async_io select
 func asyncSelect(hs, n, timeout, ready uint32) uint32
 
+//go:wasmimport fastly_http_req new
+func reqNew(out uint32) uint32
+
+//go:wasmimport fastly_http_req method_set
+func reqMethodSet(h, m, mlen uint32) uint32
+
+//go:wasmimport fastly_http_cache is_request_cacheable
+func httpCacheIsRequestCacheable(req, out uint32) uint32
+
 //go:wasmimport fastly_cache lookup
 func cacheLookup(key, klen, mask, opts, out uint32) uint32
 
@@ -244,21 +253,32 @@ func describe(h uint32, hdrs []header) []header {
 	} else {
 		hdrs = append(hdrs, header{"x-meta", "status " + strconv.Itoa(int(st))})
 	}
-	for _, g := range []struct {
-		name string
-		f    func(h, out uint32) uint32
-	}{{"x-length", cacheGetLength}, {"x-max-age", cacheGetMaxAge}, {"x-swr", cacheGetSWR}, {"x-age-ms", cacheGetAge}, {"x-hits", cacheGetHits}} {
+	// Each import is called directly (TinyGo does not take them as
+	// function values).
+	for _, name := range []string{"x-length", "x-max-age", "x-swr", "x-age-ms", "x-hits"} {
 		var v uint64
-		st := g.f(h, p(&v))
+		var st uint32
+		switch name {
+		case "x-length":
+			st = cacheGetLength(h, p(&v))
+		case "x-max-age":
+			st = cacheGetMaxAge(h, p(&v))
+		case "x-swr":
+			st = cacheGetSWR(h, p(&v))
+		case "x-age-ms":
+			st = cacheGetAge(h, p(&v))
+		default:
+			st = cacheGetHits(h, p(&v))
+		}
 		switch {
 		case st != 0:
-			hdrs = append(hdrs, header{g.name, "status " + strconv.Itoa(int(st))})
-		case g.name == "x-age-ms":
-			hdrs = append(hdrs, header{g.name, strconv.FormatUint(v/1e6, 10)})
-		case g.name == "x-max-age" || g.name == "x-swr":
-			hdrs = append(hdrs, header{g.name, strconv.FormatUint(v/1e6, 10) + "ms"})
+			hdrs = append(hdrs, header{name, "status " + strconv.Itoa(int(st))})
+		case name == "x-age-ms":
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v/1e6, 10)})
+		case name == "x-max-age" || name == "x-swr":
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v/1e6, 10) + "ms"})
 		default:
-			hdrs = append(hdrs, header{g.name, strconv.FormatUint(v, 10)})
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v, 10)})
 		}
 	}
 	return hdrs
@@ -515,6 +535,17 @@ func bad() {
 	var h3 uint32
 	line("lookup after short body", cacheLookup(tk, tl, 0, p(&lo), p(&h3)))
 	line("get_state after short body", cacheGetState(h3, p(&state)), state)
+
+	// fastly_http_cache.is_request_cacheable: GET and HEAD.
+	for _, m := range []string{"GET", "HEAD", "POST", "PURGE"} {
+		var r, v uint32
+		reqNew(p(&r))
+		mp, ml := sp(m)
+		reqMethodSet(r, mp, ml)
+		st := httpCacheIsRequestCacheable(r, p(&v))
+		line("is_request_cacheable "+m, st, v)
+	}
+	line("is_request_cacheable bad handle", httpCacheIsRequestCacheable(999, p(&h)))
 }
 
 func insertHeader(r uint32, name, value string) {
