@@ -304,3 +304,32 @@ func TestCoreCacheAbandonedInsert(t *testing.T) {
 		}
 	})
 }
+
+// TestCoreCacheTinyGoGuest: the corecache guest built with TinyGo gives
+// the same answers as its Go build, on each engine.
+func TestCoreCacheTinyGoGuest(t *testing.T) {
+	tiny := guesttest.RequireTinyGoFixtures(t, "testdata/guests/corecache")["corecache"]
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		var reports [2]string
+		for i, wasm := range [][]byte{guests["corecache"], tiny} {
+			h := serveCoreCache(t, eng, wasm)
+			var tr strings.Builder
+			for _, c := range []struct{ method, path, body string }{
+				{"POST", "/insert?key=a&ttl=60000&meta=m&sk=k&len=5", "hello"},
+				{"GET", "/lookup?key=a&from=1&to=3", ""},
+				{"POST", "/tx?key=t&ttl=60000", "tx body"},
+				{"GET", "/tx?key=t&async=1", ""},
+				{"GET", "/bad", ""},
+			} {
+				tr.WriteString(h.call(t, c.method, c.path, c.body) + "\n")
+			}
+			reports[i] = tr.String()
+		}
+		if reports[0] != reports[1] {
+			t.Errorf("Go and TinyGo builds differ:\n%s\n---\n%s", reports[0], reports[1])
+		}
+		if !strings.Contains(reports[1], "| ell") || !strings.Contains(reports[1], "x-role=reader") {
+			t.Errorf("TinyGo build:\n%s", reports[1])
+		}
+	})
+}
