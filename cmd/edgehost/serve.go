@@ -210,6 +210,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	loader.Linker.OnError = metrics.HostcallError
 	// The readthrough cache, host wide (it outlives deploys, as pools do).
 	readCache := cache.New(cache.Config{MaxBytes: int64(m.Host.CacheMemoryMiB) << 20})
+	loader.Cache = readCache // the core cache hostcalls' objects share it
 	metrics.RegisterCache(readCache)
 	srv := server.New(server.Config{
 		Logger:                 log,

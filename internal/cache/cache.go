@@ -207,9 +207,10 @@ type Cache struct {
 	// mu), read without locking.
 	gens atomic.Pointer[map[string]uint64]
 
-	mu    sync.Mutex
-	fills map[string]*fill                // by primary key
-	tags  map[string]map[*object]struct{} // surrogate key to the objects carrying it
+	mu       sync.Mutex
+	coreTxns map[string]*coreTxn             // core cache obligations by primary key (core.go)
+	fills    map[string]*fill                // by primary key
+	tags     map[string]map[*object]struct{} // surrogate key to the objects carrying it
 }
 
 // New returns an empty cache.
@@ -268,6 +269,8 @@ type object struct {
 
 	vary     []string  // a primary entry: the Vary names
 	hfpUntil time.Time // a primary entry: pass until then
+
+	core *coreData // a core cache object (core.go)
 }
 
 func (o *object) weight(key string) uint32 {
@@ -282,6 +285,12 @@ func (o *object) weight(key string) uint32 {
 	}
 	for _, v := range o.vary {
 		n += len(v) + 16
+	}
+	if o.core != nil {
+		n += len(o.core.meta)
+		if o.core.b != nil {
+			n += o.core.b.size()
+		}
 	}
 	return uint32(min(n, 1<<32-1))
 }
@@ -670,6 +679,9 @@ func (c *Cache) untag(o *object) {
 	if len(o.keys) == 0 {
 		return
 	}
+	if cur, ok := c.store.GetIfPresent(o.key); ok && cur == o {
+		return // set again in its own place (a core object's weight updated)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range o.keys {
@@ -727,7 +739,7 @@ func (c *Cache) PurgeAll(service string) int {
 	n := 0
 	for k, o := range c.store.All() {
 		if service == "" || o.service == service {
-			if _, ok := c.store.Invalidate(k); ok && o.status != 0 {
+			if _, ok := c.store.Invalidate(k); ok && (o.status != 0 || o.core != nil) {
 				n++
 			}
 		}

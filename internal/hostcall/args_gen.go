@@ -3668,6 +3668,495 @@ func bindAsyncIOIsReady(fn func(c *call, a asyncIOIsReadyArgs) error) impl {
 	}}
 }
 
+// cacheLookupArgs are the arguments of fastly_cache.lookup.
+type cacheLookupArgs struct {
+	CacheKey    []byte // `cache_key` str, a view of guest memory (at most maxStringLen bytes)
+	OptionsMask uint32 // `options_mask` cache_lookup_options_mask (bitmask)
+	Options     uint32 // `options` *cache_lookup_options (12 bytes, read), the pointer: read by the implementation
+	CacheOut    uint32 // `cache_out` *h(cache), the pointer: 4 bytes, checked
+}
+
+func (a *cacheLookupArgs) decode(c *call) error {
+	var err error
+	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+		return err
+	}
+	a.OptionsMask = c.u32(2)
+	a.Options = c.u32(3)
+	a.CacheOut = c.u32(4)
+	if err := c.checkOut(a.CacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheLookup binds fn as fastly_cache.lookup: Looks up a cache key in the core cache.
+func bindCacheLookup(fn func(c *call, a cacheLookupArgs) error) impl {
+	return impl{"fastly_cache", "lookup", func(c *call) error {
+		var a cacheLookupArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheInsertArgs are the arguments of fastly_cache.insert.
+type cacheInsertArgs struct {
+	CacheKey    []byte // `cache_key` str, a view of guest memory (at most maxStringLen bytes)
+	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+func (a *cacheInsertArgs) decode(c *call) error {
+	var err error
+	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+		return err
+	}
+	a.OptionsMask = c.u32(2)
+	a.Options = c.u32(3)
+	a.BodyOut = c.u32(4)
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheInsert binds fn as fastly_cache.insert: Inserts an object under a cache key; returns the body to write it to.
+func bindCacheInsert(fn func(c *call, a cacheInsertArgs) error) impl {
+	return impl{"fastly_cache", "insert", func(c *call) error {
+		var a cacheInsertArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionLookupArgs are the arguments of fastly_cache.transaction_lookup, as cacheLookupArgs's.
+type cacheTransactionLookupArgs = cacheLookupArgs
+
+// bindCacheTransactionLookup binds fn as fastly_cache.transaction_lookup: Looks up a cache key, joining or starting a transaction that may be asked to insert.
+func bindCacheTransactionLookup(fn func(c *call, a cacheTransactionLookupArgs) error) impl {
+	return impl{"fastly_cache", "transaction_lookup", func(c *call) error {
+		var a cacheTransactionLookupArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionLookupAsyncArgs are the arguments of fastly_cache.transaction_lookup_async.
+type cacheTransactionLookupAsyncArgs struct {
+	CacheKey     []byte // `cache_key` str, a view of guest memory (at most maxStringLen bytes)
+	OptionsMask  uint32 // `options_mask` cache_lookup_options_mask (bitmask)
+	Options      uint32 // `options` *cache_lookup_options (12 bytes, read), the pointer: read by the implementation
+	CacheBusyOut uint32 // `cache_busy_out` *h(cache_busy), the pointer: 4 bytes, checked
+}
+
+func (a *cacheTransactionLookupAsyncArgs) decode(c *call) error {
+	var err error
+	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+		return err
+	}
+	a.OptionsMask = c.u32(2)
+	a.Options = c.u32(3)
+	a.CacheBusyOut = c.u32(4)
+	if err := c.checkOut(a.CacheBusyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheTransactionLookupAsync binds fn as fastly_cache.transaction_lookup_async: Starts a transactional cache lookup without blocking.
+func bindCacheTransactionLookupAsync(fn func(c *call, a cacheTransactionLookupAsyncArgs) error) impl {
+	return impl{"fastly_cache", "transaction_lookup_async", func(c *call) error {
+		var a cacheTransactionLookupAsyncArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheCacheBusyHandleWaitArgs are the arguments of fastly_cache.cache_busy_handle_wait.
+type cacheCacheBusyHandleWaitArgs struct {
+	BusyHandle uint32 // `busy_handle` h(cache_busy)
+	CacheOut   uint32 // `cache_out` *h(cache), the pointer: 4 bytes, checked
+}
+
+// handle is the cache_busy handle the call is about: BusyHandle.
+func (a cacheCacheBusyHandleWaitArgs) handle() uint32 { return a.BusyHandle }
+
+func (a *cacheCacheBusyHandleWaitArgs) decode(c *call) error {
+	a.BusyHandle = c.u32(0)
+	a.CacheOut = c.u32(1)
+	if err := c.checkOut(a.CacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheCacheBusyHandleWait binds fn as fastly_cache.cache_busy_handle_wait: Waits for an asynchronous transactional lookup.
+func bindCacheCacheBusyHandleWait(fn func(c *call, a cacheCacheBusyHandleWaitArgs) error) impl {
+	return impl{"fastly_cache", "cache_busy_handle_wait", func(c *call) error {
+		var a cacheCacheBusyHandleWaitArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionInsertArgs are the arguments of fastly_cache.transaction_insert.
+type cacheTransactionInsertArgs struct {
+	Handle      uint32 // `handle` h(cache)
+	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheTransactionInsertArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheTransactionInsertArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.OptionsMask = c.u32(1)
+	a.Options = c.u32(2)
+	a.BodyOut = c.u32(3)
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheTransactionInsert binds fn as fastly_cache.transaction_insert: Inserts the object of a transaction; returns the body to write it to.
+func bindCacheTransactionInsert(fn func(c *call, a cacheTransactionInsertArgs) error) impl {
+	return impl{"fastly_cache", "transaction_insert", func(c *call) error {
+		var a cacheTransactionInsertArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionInsertAndStreamBackArgs are the arguments of fastly_cache.transaction_insert_and_stream_back.
+type cacheTransactionInsertAndStreamBackArgs struct {
+	Handle      uint32 // `handle` h(cache)
+	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+	CacheOut    uint32 // `cache_out` *h(cache), the pointer: 4 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheTransactionInsertAndStreamBackArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheTransactionInsertAndStreamBackArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.OptionsMask = c.u32(1)
+	a.Options = c.u32(2)
+	a.BodyOut = c.u32(3)
+	a.CacheOut = c.u32(4)
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.CacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheTransactionInsertAndStreamBack binds fn as fastly_cache.transaction_insert_and_stream_back: Inserts the object of a transaction and returns a handle to read it back while it is written.
+func bindCacheTransactionInsertAndStreamBack(fn func(c *call, a cacheTransactionInsertAndStreamBackArgs) error) impl {
+	return impl{"fastly_cache", "transaction_insert_and_stream_back", func(c *call) error {
+		var a cacheTransactionInsertAndStreamBackArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionUpdateArgs are the arguments of fastly_cache.transaction_update.
+type cacheTransactionUpdateArgs struct {
+	Handle      uint32 // `handle` h(cache)
+	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheTransactionUpdateArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheTransactionUpdateArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.OptionsMask = c.u32(1)
+	a.Options = c.u32(2)
+	return nil
+}
+
+// bindCacheTransactionUpdate binds fn as fastly_cache.transaction_update: Updates the metadata of a cached object in a transaction.
+func bindCacheTransactionUpdate(fn func(c *call, a cacheTransactionUpdateArgs) error) impl {
+	return impl{"fastly_cache", "transaction_update", func(c *call) error {
+		var a cacheTransactionUpdateArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheTransactionCancelArgs are the arguments of fastly_cache.transaction_cancel, as downstreamNextRequestAbandonArgs's.
+type cacheTransactionCancelArgs = downstreamNextRequestAbandonArgs
+
+// bindCacheTransactionCancel binds fn as fastly_cache.transaction_cancel: Gives up the obligation to insert in a transaction.
+func bindCacheTransactionCancel(fn func(c *call, a cacheTransactionCancelArgs) error) impl {
+	return impl{"fastly_cache", "transaction_cancel", func(c *call) error {
+		var a cacheTransactionCancelArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheCloseBusyArgs are the arguments of fastly_cache.close_busy, as downstreamNextRequestAbandonArgs's.
+type cacheCloseBusyArgs = downstreamNextRequestAbandonArgs
+
+// bindCacheCloseBusy binds fn as fastly_cache.close_busy: Drops an asynchronous lookup.
+func bindCacheCloseBusy(fn func(c *call, a cacheCloseBusyArgs) error) impl {
+	return impl{"fastly_cache", "close_busy", func(c *call) error {
+		var a cacheCloseBusyArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheCloseArgs are the arguments of fastly_cache.close, as downstreamNextRequestAbandonArgs's.
+type cacheCloseArgs = downstreamNextRequestAbandonArgs
+
+// bindCacheClose binds fn as fastly_cache.close: Drops a cache handle.
+func bindCacheClose(fn func(c *call, a cacheCloseArgs) error) impl {
+	return impl{"fastly_cache", "close", func(c *call) error {
+		var a cacheCloseArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetStateArgs are the arguments of fastly_cache.get_state.
+type cacheGetStateArgs struct {
+	Handle              uint32 // `handle` h(cache)
+	CacheLookupStateOut uint32 // `cache_lookup_state_out` *cache_lookup_state bitmask, the pointer: 4 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetStateArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetStateArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.CacheLookupStateOut = c.u32(1)
+	if err := c.checkOut(a.CacheLookupStateOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetState binds fn as fastly_cache.get_state: Gets a lookup's state (found, usable, stale, must insert or update).
+func bindCacheGetState(fn func(c *call, a cacheGetStateArgs) error) impl {
+	return impl{"fastly_cache", "get_state", func(c *call) error {
+		var a cacheGetStateArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetUserMetadataArgs are the arguments of fastly_cache.get_user_metadata.
+type cacheGetUserMetadataArgs struct {
+	Handle             uint32 // `handle` h(cache)
+	UserMetadataOutPtr outBuf // `user_metadata_out_ptr` buf
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetUserMetadataArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetUserMetadataArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.UserMetadataOutPtr = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	if err := c.checkOut(a.UserMetadataOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetUserMetadata binds fn as fastly_cache.get_user_metadata: Gets a cached object's user metadata.
+func bindCacheGetUserMetadata(fn func(c *call, a cacheGetUserMetadataArgs) error) impl {
+	return impl{"fastly_cache", "get_user_metadata", func(c *call) error {
+		var a cacheGetUserMetadataArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetBodyArgs are the arguments of fastly_cache.get_body.
+type cacheGetBodyArgs struct {
+	Handle      uint32 // `handle` h(cache)
+	OptionsMask uint32 // `options_mask` cache_get_body_options_mask (bitmask)
+	Options     uint32 // `options` *cache_get_body_options (16 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetBodyArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetBodyArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.OptionsMask = c.u32(1)
+	a.Options = c.u32(2)
+	a.BodyOut = c.u32(3)
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetBody binds fn as fastly_cache.get_body: Gets a cached object's body, or a range of it.
+func bindCacheGetBody(fn func(c *call, a cacheGetBodyArgs) error) impl {
+	return impl{"fastly_cache", "get_body", func(c *call) error {
+		var a cacheGetBodyArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetLengthArgs are the arguments of fastly_cache.get_length.
+type cacheGetLengthArgs struct {
+	Handle               uint32 // `handle` h(cache)
+	CacheObjectLengthOut uint32 // `cache_object_length_out` *cache_object_length bytes, the pointer: 8 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetLengthArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetLengthArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.CacheObjectLengthOut = c.u32(1)
+	if err := c.checkOut(a.CacheObjectLengthOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetLength binds fn as fastly_cache.get_length: Gets a cached object's length.
+func bindCacheGetLength(fn func(c *call, a cacheGetLengthArgs) error) impl {
+	return impl{"fastly_cache", "get_length", func(c *call) error {
+		var a cacheGetLengthArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetMaxAgeNsArgs are the arguments of fastly_cache.get_max_age_ns.
+type cacheGetMaxAgeNsArgs struct {
+	Handle             uint32 // `handle` h(cache)
+	CacheDurationNsOut uint32 // `cache_duration_ns_out` *cache_duration_ns ns, the pointer: 8 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetMaxAgeNsArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetMaxAgeNsArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.CacheDurationNsOut = c.u32(1)
+	if err := c.checkOut(a.CacheDurationNsOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetMaxAgeNs binds fn as fastly_cache.get_max_age_ns: Gets a cached object's max age.
+func bindCacheGetMaxAgeNs(fn func(c *call, a cacheGetMaxAgeNsArgs) error) impl {
+	return impl{"fastly_cache", "get_max_age_ns", func(c *call) error {
+		var a cacheGetMaxAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_cache.get_stale_while_revalidate_ns, as cacheGetMaxAgeNsArgs's.
+type cacheGetStaleWhileRevalidateNsArgs = cacheGetMaxAgeNsArgs
+
+// bindCacheGetStaleWhileRevalidateNs binds fn as fastly_cache.get_stale_while_revalidate_ns: Gets a cached object's stale-while-revalidate time.
+func bindCacheGetStaleWhileRevalidateNs(fn func(c *call, a cacheGetStaleWhileRevalidateNsArgs) error) impl {
+	return impl{"fastly_cache", "get_stale_while_revalidate_ns", func(c *call) error {
+		var a cacheGetStaleWhileRevalidateNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetAgeNsArgs are the arguments of fastly_cache.get_age_ns, as cacheGetMaxAgeNsArgs's.
+type cacheGetAgeNsArgs = cacheGetMaxAgeNsArgs
+
+// bindCacheGetAgeNs binds fn as fastly_cache.get_age_ns: Gets a cached object's age.
+func bindCacheGetAgeNs(fn func(c *call, a cacheGetAgeNsArgs) error) impl {
+	return impl{"fastly_cache", "get_age_ns", func(c *call) error {
+		var a cacheGetAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheGetHitsArgs are the arguments of fastly_cache.get_hits.
+type cacheGetHitsArgs struct {
+	Handle           uint32 // `handle` h(cache)
+	CacheHitCountOut uint32 // `cache_hit_count_out` *cache_hit_count count, the pointer: 8 bytes, checked
+}
+
+// handle is the cache handle the call is about: Handle.
+func (a cacheGetHitsArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheGetHitsArgs) decode(c *call) error {
+	a.Handle = c.u32(0)
+	a.CacheHitCountOut = c.u32(1)
+	if err := c.checkOut(a.CacheHitCountOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheGetHits binds fn as fastly_cache.get_hits: Gets how many times a cached object was hit.
+func bindCacheGetHits(fn func(c *call, a cacheGetHitsArgs) error) impl {
+	return impl{"fastly_cache", "get_hits", func(c *call) error {
+		var a cacheGetHitsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // computeRuntimeGetVcpuMsArgs are the arguments of fastly_compute_runtime.get_vcpu_ms.
 type computeRuntimeGetVcpuMsArgs struct {
 	VcpuMsOut uint32 // `vcpu_ms_out` *vcpu_ms ms, the pointer: 8 bytes, checked
@@ -3975,6 +4464,35 @@ func (a *geoLookupArgs) decode(c *call) error {
 func bindGeoLookup(fn func(c *call, a geoLookupArgs) error) impl {
 	return impl{"fastly_geo", "lookup", func(c *call) error {
 		var a geoLookupArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheIsRequestCacheableArgs are the arguments of fastly_http_cache.is_request_cacheable.
+type httpCacheIsRequestCacheableArgs struct {
+	ReqHandle      uint32 // `req_handle` h(request)
+	IsCacheableOut uint32 // `is_cacheable_out` *is_cacheable 0/1, the pointer: 4 bytes, checked
+}
+
+// handle is the request handle the call is about: ReqHandle.
+func (a httpCacheIsRequestCacheableArgs) handle() uint32 { return a.ReqHandle }
+
+func (a *httpCacheIsRequestCacheableArgs) decode(c *call) error {
+	a.ReqHandle = c.u32(0)
+	a.IsCacheableOut = c.u32(1)
+	if err := c.checkOut(a.IsCacheableOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheIsRequestCacheable binds fn as fastly_http_cache.is_request_cacheable: Reports whether a request may be answered from the HTTP cache.
+func bindHTTPCacheIsRequestCacheable(fn func(c *call, a httpCacheIsRequestCacheableArgs) error) impl {
+	return impl{"fastly_http_cache", "is_request_cacheable", func(c *call) error {
+		var a httpCacheIsRequestCacheableArgs
 		if err := a.decode(c); err != nil {
 			return err
 		}

@@ -140,7 +140,10 @@ func (s *Session) isAsyncItem(h uint32) error {
 	if s.isKVPending(h) {
 		return nil
 	}
-	return statusErr(abi.Badf, "handle %d is not an async item (a pending request or a body)", h)
+	if isCache, _, _ := s.cacheReadiness(h); isCache {
+		return nil
+	}
+	return statusErr(abi.Badf, "handle %d is not an async item (a pending request, a body, a KV operation or a cache lookup)", h)
 }
 
 // readiness reports whether the I/O action of async item h would complete
@@ -163,6 +166,9 @@ func (s *Session) readiness(h uint32) (ready bool, wait <-chan struct{}, err err
 	}
 	if s.isKVPending(h) {
 		return true, nil, nil // done when started (kvstore.go)
+	}
+	if isCache, ready, wait := s.cacheReadiness(h); isCache {
+		return ready, wait, nil
 	}
 	return false, nil, s.isAsyncItem(h)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/pool"
 )
 
@@ -310,6 +311,7 @@ func conventionSpecs() []spec {
 	add(as, "select", ok, func(h *harness) []arg { return flat(h.aHandleList(h.newHandle(kindBody)), val(0), h.u32o()) })
 	add(as, "is_ready", ok, func(h *harness) []arg { return flat(h.aH(kindBody), h.u32o()) })
 	kvConventionSpecs(add)
+	coreCacheConventionSpecs(add)           // corecache_test.go
 	return append(specs, serviceSpecs()...) // services_test.go
 }
 
@@ -342,6 +344,8 @@ func conventionEnv(t *testing.T) *Env {
 		ConfigStores: map[string]map[string]string{"settings": {"greeting": "hello"}},
 		Dictionaries: map[string]map[string]string{"settings": {"greeting": "hello"}},
 		Services:     testServices(t, origin.URL),
+		Cache:        cache.New(cache.Config{MaxBytes: 1 << 20}),
+		ServiceID:    "conventions",
 	}
 	testKVEnv(t, &cfg)
 	env, _ := newTestEnv(t, cfg)

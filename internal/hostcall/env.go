@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/kvstore"
 	"github.com/edgehost/edgehost/internal/pool"
 	"github.com/edgehost/edgehost/internal/secretstore"
@@ -31,6 +32,8 @@ type Env struct {
 	kvNames      map[string]bool
 	secretStores map[string]*secretstore.Store
 	svc          services // services.go
+	cache        *cache.Cache
+	serviceID    string
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -132,6 +135,12 @@ type EnvConfig struct {
 	// Services are the ACLs, geolocation, device detection, rate limiting
 	// and shielding sites (services.go).
 	Services Services
+	// Cache is the host's cache, which the core cache hostcalls
+	// (fastly_cache) use; nil: they answer unsupported.
+	Cache *cache.Cache
+	// ServiceID scopes the version's objects in Cache (their keys, the
+	// cache generation and purges): FASTLY_SERVICE_ID.
+	ServiceID string
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -150,6 +159,8 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		kv:           cfg.KV,
 		kvNames:      map[string]bool{},
 		secretStores: cfg.SecretStores,
+		cache:        cfg.Cache,
+		serviceID:    cfg.ServiceID,
 	}
 	for _, n := range cfg.KVStores {
 		if e.kv == nil {

@@ -238,7 +238,7 @@ func Table() []Hostcall {
 	for _, family := range [][]impl{
 		abiImpls(), bodyImpls(), logImpls(), reqImpls(), respImpls(),
 		downstreamImpls(), storeImpls(), backendImpls(), runtimeImpls(),
-		asyncIOImpls(), kvStoreImpls(), secretStoreImpls(), aclImpls(), geoImpls(), erlImpls(), shieldingImpls(),
+		asyncIOImpls(), kvStoreImpls(), coreCacheImpls(), httpCacheImpls(), secretStoreImpls(), aclImpls(), geoImpls(), erlImpls(), shieldingImpls(),
 	} {
 		all = append(all, family...)
 	}

@@ -94,6 +94,7 @@ type Session struct {
 	promises handles[time.Duration] // next_request promises: their wait timeout
 	kv       *kvHandles             // KV stores and pending operations (kvstore.go), made on first use
 	secrets  *secretHandles         // secret stores and secrets (secretstore.go), made on first use
+	cache    *cacheHandles          // core cache lookups (corecache.go), made on first use
 	acls     handles[*acl.ACL]
 
 	down        *downstream
@@ -171,6 +172,7 @@ func (s *Session) Close() {
 		delete(s.pending.m, h)
 	}
 	s.wg.Wait()
+	s.closeCache()
 	for _, p := range left {
 		p.discard()
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/erl"
@@ -43,6 +44,11 @@ type Loader struct {
 	// none) is called with the compile's error when it ends. The CLI
 	// shows a progress line on a terminal with it.
 	Progress func(id string, size int) func(error)
+	// Cache is the host's cache, shared by every version (it outlives
+	// deploys); the core cache hostcalls use it, each version's objects
+	// under its FASTLY_SERVICE_ID (from Env). Nil: they answer
+	// unsupported.
+	Cache *cache.Cache
 	// Host, when set, holds the host's own [edgehost] settings: their
 	// per-sandbox limits apply to every version loaded, whatever the
 	// version's manifest says (a package deployed through the admin API
@@ -97,6 +103,12 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 			Shields: m.Services.Shields, RateLimits: l.RateLimits,
 		},
 		Limits: Limits(m.Host),
+		Cache:  l.Cache,
+	}
+	for _, kv := range l.Env {
+		if kv[0] == "FASTLY_SERVICE_ID" {
+			cfg.ServiceID = kv[1]
+		}
 	}
 	if l.Host != nil {
 		cfg.Limits = Limits(*l.Host)

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
@@ -46,6 +47,8 @@ type Config struct {
 	Pools *pool.ManagerConfig
 	// Server configures the server; its Logger is the Host's.
 	Server server.Config
+	// Cache is the host's cache (nil: a new one of the default size).
+	Cache *cache.Cache
 }
 
 // Host is an assembled host serving one module version.
@@ -57,6 +60,9 @@ type Host struct {
 	Loader  *server.Loader
 	Version *server.Version // loaded as version "1" and active
 	Server  *server.Server
+	// Cache is the host's cache (internal/cache), Config.Cache or a
+	// new one of the default size.
+	Cache *cache.Cache
 }
 
 // New loads wasm under cfg, activates it and returns the host; a failure
@@ -97,7 +103,11 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 	if env == nil {
 		env = server.GuestEnvFor(m)
 	}
-	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy}
+	h.Cache = cfg.Cache
+	if h.Cache == nil {
+		h.Cache = cache.New(cache.Config{})
+	}
+	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: h.Cache}
 	v, err := h.Loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		tb.Fatalf("load: %v", err)

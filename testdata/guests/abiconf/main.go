@@ -239,8 +239,8 @@ func purgeSurrogateKey(key, klen, mask, opts uint32) uint32
 //go:wasmimport fastly_object_store open
 func objectStoreOpen(name, nlen, out uint32) uint32
 
-//go:wasmimport fastly_http_cache is_request_cacheable
-func httpCacheIsRequestCacheable(req, out uint32) uint32
+//go:wasmimport fastly_http_cache get_suggested_cache_key
+func httpCacheGetSuggestedCacheKey(req, buf, n, nw uint32) uint32
 
 func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
 
@@ -694,7 +694,7 @@ func stubs() {
 	line("fastly_purge.purge_surrogate_key", purgeSurrogateKey(kp, kl, 0, p(&nw)))
 	np, nl := sp("kv")
 	line("fastly_object_store.open", objectStoreOpen(np, nl, p(&h)))
-	line("fastly_http_cache.is_request_cacheable", httpCacheIsRequestCacheable(1, p(&h)))
+	line("fastly_http_cache.get_suggested_cache_key", httpCacheGetSuggestedCacheKey(1, 0, 0, p(&h)))
 }
 
 // misc covers the remaining families: logging, config store and

@@ -1,0 +1,550 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The core cache (fastly_cache; README.md, "Caching"): objects a guest
+// stores under its own keys, with its own freshness, in the same bounded
+// store as the readthrough cache's, so that cache_memory_mib, the service's
+// cache generation and surrogate-key purges (Purge, PurgeAll) cover them
+// too.
+//
+// An object has a max age and a stale-while-revalidate window, both
+// counted from its insertion minus its initial age. It is usable while
+// fresh or within that window, and gone after. A transactional lookup of a
+// key that has no usable object (or only a stale one) gives one lookup the
+// obligation to insert (or update) it; concurrent transactional lookups of
+// the key wait for that one and then see what it inserted, while it is
+// still being written. Objects are per the values of the request headers
+// their Vary rule names.
+
+// MaxCoreKeyBytes is the longest core cache key, in bytes (4 KiB, Fastly's
+// limit; abi/README.md, "fastly_cache").
+const MaxCoreKeyBytes = 4096
+
+// ErrCoreBodyAbandoned ends the body of a core cache object whose writer
+// went away before finishing it: readers see the object incomplete, and it
+// is not kept.
+var ErrCoreBodyAbandoned = errors.New("cache: the object's writer abandoned its body")
+
+// CoreWrite is the metadata of a core cache insert or update, the fields
+// of fastly_cache's cache_write_options.
+type CoreWrite struct {
+	// MaxAge is how long the object is fresh, counted from its insertion
+	// minus InitialAge.
+	MaxAge time.Duration
+	// InitialAge is the object's age when inserted.
+	InitialAge time.Duration
+	// SWR is how long after MaxAge the object is still usable, stale.
+	SWR time.Duration
+	// Vary names request headers whose values, as RequestHeaders gives
+	// them, select this variant of the key.
+	Vary           []string
+	RequestHeaders http.Header
+	// SurrogateKeys are the object's surrogate keys, for Purge.
+	SurrogateKeys []string
+	// Length is the body's length in bytes, when known; -1 otherwise.
+	Length int64
+	// UserMetadata is returned as it is by lookups.
+	UserMetadata []byte
+	// Sensitive marks the object as sensitive data (kept in memory only,
+	// as every object is).
+	Sensitive bool
+}
+
+// CoreState is a core cache lookup's state, the cache_lookup_state bits.
+type CoreState uint32
+
+// The cache_lookup_state bits (abi/README.md, "fastly_cache").
+const (
+	CoreFound CoreState = 1 << iota
+	CoreUsable
+	CoreStale
+	CoreMustInsertOrUpdate
+)
+
+// coreData is what a core cache object has beyond an object: its metadata
+// and body, which may still be arriving.
+type coreData struct {
+	maxAge    time.Duration
+	length    int64
+	meta      []byte
+	sensitive bool
+	b         *coreBody // shared by the updates of one insert
+}
+
+// coreBody is an inserted object's body.
+type coreBody struct {
+	mu   sync.Mutex
+	st   *stream // while the body is written; nil once complete
+	err  error   // the body's failure, once st ended with one
+	body []byte  // complete body
+}
+
+// size returns the bytes the body holds once complete.
+func (b *coreBody) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.body)
+}
+
+// CoreEntry is one object a core cache lookup found, as of the lookup.
+type CoreEntry struct {
+	c    *Cache
+	obj  *object
+	hits uint64
+	age  time.Duration
+}
+
+// UserMetadata returns the object's user metadata.
+func (e *CoreEntry) UserMetadata() []byte { return e.obj.core.meta }
+
+// MaxAge, SWR and Age are the object's max age, stale-while-revalidate
+// window and age at the lookup.
+func (e *CoreEntry) MaxAge() time.Duration { return e.obj.core.maxAge }
+
+// SWR returns the object's stale-while-revalidate window.
+func (e *CoreEntry) SWR() time.Duration { return e.obj.swr }
+
+// Age returns the object's age at the lookup.
+func (e *CoreEntry) Age() time.Duration { return e.age }
+
+// Hits returns the object's hits, this lookup's included.
+func (e *CoreEntry) Hits() uint64 { return e.hits }
+
+// Sensitive reports whether the object was written as sensitive data.
+func (e *CoreEntry) Sensitive() bool { return e.obj.core.sensitive }
+
+// SurrogateKeys returns the object's surrogate keys.
+func (e *CoreEntry) SurrogateKeys() []string { return e.obj.keys }
+
+// Length returns the body's length in bytes: the insert's Length when it
+// gave one, else the complete body's; ok is false while a body of unknown
+// length is still being written.
+func (e *CoreEntry) Length() (n int64, ok bool) {
+	d := e.obj.core
+	if d.length >= 0 {
+		return d.length, true
+	}
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.st == nil && b.err == nil {
+		return int64(len(b.body)), true
+	}
+	return 0, false
+}
+
+// Body returns a reader of bytes [from, to] of the body (to < 0: to the
+// end; to beyond the end: to the end), streaming while the body is being
+// written; ctx bounds the waits. When the range is invalid for a body of
+// known length (from past the end, or to before from) the whole body is
+// returned, as Fastly does. A body that fails while read ends its reader
+// with the failure.
+func (e *CoreEntry) Body(ctx context.Context, from, to int64) io.ReadCloser {
+	d := e.obj.core
+	if n, ok := e.Length(); ok && (from >= n && n > 0 || to >= 0 && to < from) {
+		from, to = 0, -1
+	}
+	d.b.mu.Lock()
+	st, body, err := d.b.st, d.b.body, d.b.err
+	d.b.mu.Unlock()
+	if err != nil {
+		return io.NopCloser(&errReader{err})
+	}
+	if st == nil {
+		from = min(from, int64(len(body)))
+		end := int64(len(body))
+		if to >= 0 && to+1 < end {
+			end = to + 1
+		}
+		return io.NopCloser(bytes.NewReader(body[from:end]))
+	}
+	r := st.reader(ctx)
+	if r == nil {
+		return io.NopCloser(&errReader{ErrCoreBodyAbandoned})
+	}
+	return &rangeReader{r: r, skip: from, left: to - from + 1, bounded: to >= 0}
+}
+
+type errReader struct{ err error }
+
+func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// rangeReader skips the first skip bytes of r and stops after left
+// (when bounded).
+type rangeReader struct {
+	r       io.ReadCloser
+	skip    int64
+	left    int64
+	bounded bool
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	for r.skip > 0 {
+		buf := make([]byte, min(r.skip, 32<<10))
+		n, err := r.r.Read(buf)
+		r.skip -= int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if r.bounded {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		if int64(len(p)) > r.left {
+			p = p[:r.left]
+		}
+	}
+	n, err := r.r.Read(p)
+	r.left -= int64(n)
+	return n, err
+}
+
+func (r *rangeReader) Close() error { return r.r.Close() }
+
+// CoreWriter writes the body of an inserted core cache object: Write
+// appends (readers see the bytes at once), Close(nil) completes it (the
+// object keeps it), Close(err) abandons it (readers see err; the object
+// is removed).
+type CoreWriter struct {
+	c      *Cache
+	obj    *object
+	st     *stream
+	n      int64
+	closed bool
+}
+
+// Write appends p to the body. It never fails: a body past the cache's
+// object size cap goes on streaming to its readers and is not kept.
+func (w *CoreWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("cache: write on a closed core cache body")
+	}
+	w.n += int64(len(p))
+	if w.n > w.c.cfg.MaxObjectBytes {
+		w.st.stopStoring()
+	}
+	w.st.write(p)
+	return len(p), nil
+}
+
+// Close ends the body: err nil completes it, else it is abandoned. A body
+// shorter or longer than the insert's Length is abandoned too.
+func (w *CoreWriter) Close(err error) error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	d := w.obj.core
+	if err == nil && d.length >= 0 && w.n != d.length {
+		err = errors.New("cache: core cache body of " + strconv.FormatInt(w.n, 10) + " bytes, not the " + strconv.FormatInt(d.length, 10) + " its insert gave")
+	}
+	body, kept := w.st.stored()
+	c := w.c
+	b := d.b
+	b.mu.Lock()
+	if err == nil && kept {
+		b.body, b.st = bytes.Clone(body), nil
+	} else {
+		if err == nil {
+			err = errors.New("cache: core cache body over the object size cap")
+		}
+		b.err = err
+	}
+	b.mu.Unlock()
+	w.st.finish(err)
+	if cur, ok := c.store.GetIfPresent(w.obj.key); ok && cur == w.obj {
+		if err != nil {
+			c.store.Invalidate(w.obj.key)
+		} else {
+			c.store.Set(w.obj.key, w.obj) // its weight now counts the body
+		}
+	}
+	return err
+}
+
+// CoreLookup is the outcome of a core cache lookup: the object found (if
+// any), and for a transactional lookup whether it holds the obligation to
+// insert or update. A transactional lookup that waits for another's
+// obligation resolves later: Wait blocks until then, Ready reports it.
+type CoreLookup struct {
+	c     *Cache
+	key   string // primary key
+	reqH  http.Header
+	ready chan struct{}
+
+	// Set once ready is closed.
+	entry      *CoreEntry
+	stale      bool
+	obligation *coreTxn
+	err        error
+}
+
+// coreTxn is a key's pending obligation: the lookup holding it and the
+// lookups waiting for it.
+type coreTxn struct {
+	key     string
+	waiters []*CoreLookup
+}
+
+// Ready returns a channel closed once the lookup has resolved.
+func (l *CoreLookup) Ready() <-chan struct{} { return l.ready }
+
+// Wait blocks until the lookup resolves, or ctx ends (ctx.Err()).
+func (l *CoreLookup) Wait(ctx context.Context) error {
+	select {
+	case <-l.ready:
+		return l.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// State returns the lookup's state; call after Wait.
+func (l *CoreLookup) State() CoreState {
+	var s CoreState
+	if l.entry != nil {
+		// Lookups return only objects fresh or within their
+		// stale-while-revalidate window: usable.
+		s |= CoreFound | CoreUsable
+		if l.stale {
+			s |= CoreStale
+		}
+	}
+	if l.obligation != nil {
+		s |= CoreMustInsertOrUpdate
+	}
+	return s
+}
+
+// Entry returns the object found, or nil; call after Wait.
+func (l *CoreLookup) Entry() *CoreEntry { return l.entry }
+
+// HasObligation reports whether the lookup must insert or update.
+func (l *CoreLookup) HasObligation() bool { return l.obligation != nil }
+
+// corePrimaryKey is the primary key of a core cache key. It starts with a
+// NUL byte, which no readthrough primary key does (those start with the
+// service id), so the two kinds never meet in the store.
+func corePrimaryKey(service string, gen uint64, key []byte) string {
+	return "\x00core\x00" + service + "\x00" + strconv.FormatUint(gen, 10) + "\x00" + string(key)
+}
+
+// coreFind returns the usable object of primary key pk for request
+// headers h, and whether it is stale.
+func (c *Cache) coreFind(pk string, h http.Header, now time.Time) (*object, bool) {
+	var vary []string
+	if p, ok := c.store.GetIfPresent("V" + pk); ok {
+		vary = p.vary
+	}
+	obj, ok := c.store.GetIfPresent(variantKey(pk, vary, h))
+	if !ok || obj.core == nil {
+		return nil, false
+	}
+	fresh, swr := obj.state(now)
+	if !fresh && !swr {
+		return nil, false
+	}
+	return obj, !fresh
+}
+
+func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
+	return &CoreEntry{c: c, obj: obj, hits: obj.hits.Add(1), age: obj.age(now)}
+}
+
+// CoreLookup looks key up in service's core cache, without joining a
+// transaction: the lookup is resolved when it returns. h is the request
+// headers the object's Vary rule is matched against (nil: none).
+func (c *Cache) CoreLookup(service string, key []byte, h http.Header) *CoreLookup {
+	now := c.now()
+	pk := corePrimaryKey(service, c.gen(service), key)
+	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
+	if obj, stale := c.coreFind(pk, h, now); obj != nil {
+		l.entry, l.stale = c.coreEntry(obj, now), stale
+		c.ctr.hits.Add(1)
+	} else {
+		c.ctr.misses.Add(1)
+	}
+	close(l.ready)
+	return l
+}
+
+// CoreTransactionLookup looks key up in service's core cache and joins its
+// transaction: without a usable object, or with a stale one, the first
+// such lookup gets the obligation to insert (or update) and the others
+// wait for it (their Ready is not yet closed) and then see the object it
+// inserted, or inherit the obligation if it gives up. The holder must
+// end the obligation with CoreInsert, CoreUpdate or CoreCancel.
+func (c *Cache) CoreTransactionLookup(service string, key []byte, h http.Header) *CoreLookup {
+	now := c.now()
+	pk := corePrimaryKey(service, c.gen(service), key)
+	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	obj, stale := c.coreFind(pk, h, now)
+	if obj != nil && !stale {
+		l.entry = c.coreEntry(obj, now)
+		c.ctr.hits.Add(1)
+		close(l.ready)
+		return l
+	}
+	if obj != nil {
+		l.entry, l.stale = c.coreEntry(obj, now), true
+		c.ctr.hits.Add(1)
+		c.ctr.staleHits.Add(1)
+	}
+	if c.coreTxns == nil {
+		c.coreTxns = map[string]*coreTxn{}
+	}
+	t := c.coreTxns[pk]
+	switch {
+	case t == nil:
+		t = &coreTxn{key: pk}
+		c.coreTxns[pk] = t
+		l.obligation = t
+		if obj == nil {
+			c.ctr.misses.Add(1)
+		}
+		close(l.ready)
+	case obj != nil:
+		// Stale and someone else revalidates: serve the stale object.
+		close(l.ready)
+	default:
+		c.ctr.collapsed.Add(1)
+		t.waiters = append(t.waiters, l)
+	}
+	return l
+}
+
+// endTxnLocked ends t's obligation held by l: the waiters resolve against
+// the store now (inserted: they find the object; cancelled: the first
+// gets the obligation, or the first that matches no object). c.mu held.
+func (c *Cache) endTxnLocked(l *CoreLookup) {
+	t := l.obligation
+	l.obligation = nil
+	if t == nil || c.coreTxns[t.key] != t {
+		return
+	}
+	delete(c.coreTxns, t.key)
+	now := c.now()
+	waiters := t.waiters
+	t.waiters = nil
+	var next *coreTxn
+	for _, w := range waiters {
+		if obj, stale := c.coreFind(w.key, w.reqH, now); obj != nil {
+			w.entry, w.stale = c.coreEntry(obj, now), stale
+			c.ctr.hits.Add(1)
+			close(w.ready)
+			continue
+		}
+		if next == nil {
+			next = &coreTxn{key: t.key}
+			c.coreTxns[t.key] = next
+			w.obligation = next
+			close(w.ready)
+			continue
+		}
+		next.waiters = append(next.waiters, w)
+	}
+}
+
+// CoreCancel gives up l's obligation, if it holds one: a waiting lookup
+// inherits it. Closing a lookup that holds one does the same.
+func (c *Cache) CoreCancel(l *CoreLookup) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endTxnLocked(l)
+}
+
+// CoreAbandonWaiter drops a lookup still waiting for another's obligation
+// (its handle was closed).
+func (c *Cache) CoreAbandonWaiter(l *CoreLookup) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.coreTxns[l.key]; t != nil {
+		for i, w := range t.waiters {
+			if w == l {
+				t.waiters = append(t.waiters[:i], t.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// CoreInsert stores a new object for key under service (a non-transactional
+// insert when l is nil; else l's obligation, which ends) and returns the
+// writer of its body. The object is visible at once: lookups read its
+// body as it is written. ctx is unused by the writer; readers take their
+// own.
+func (c *Cache) CoreInsert(service string, key []byte, l *CoreLookup, w CoreWrite) *CoreWriter {
+	now := c.now()
+	gen := c.gen(service)
+	pk := corePrimaryKey(service, gen, key)
+	if l != nil {
+		pk = l.key
+	}
+	st := newStream()
+	obj := c.newCoreObject(service, pk, w, now)
+	obj.core.b = &coreBody{st: st}
+	c.mu.Lock()
+	c.insertLocked(pk, obj, w.Vary, gen, c.purges.Load())
+	if l != nil {
+		c.endTxnLocked(l)
+	}
+	c.mu.Unlock()
+	return &CoreWriter{c: c, obj: obj, st: st}
+}
+
+// CoreUpdate replaces the metadata of the object l found (keeping its
+// body) with w, and ends l's obligation. It returns false when l found no
+// object or holds no obligation.
+func (c *Cache) CoreUpdate(l *CoreLookup, w CoreWrite) bool {
+	if l.entry == nil || l.obligation == nil {
+		return false
+	}
+	old := l.entry.obj
+	now := c.now()
+	obj := c.newCoreObject(old.service, l.key, w, now)
+	od := old.core
+	obj.core.b = od.b
+	if w.Length < 0 {
+		obj.core.length = od.length
+	}
+	obj.hits.Store(old.hits.Load())
+	c.mu.Lock()
+	c.insertLocked(l.key, obj, w.Vary, c.gen(old.service), c.purges.Load())
+	c.endTxnLocked(l)
+	c.mu.Unlock()
+	return true
+}
+
+func (c *Cache) newCoreObject(service, pk string, w CoreWrite, now time.Time) *object {
+	vk := variantKey(pk, w.Vary, w.RequestHeaders)
+	obj := &object{
+		service: service, key: vk, arrived: now, initialAge: w.InitialAge, swr: w.SWR,
+		keys: w.SurrogateKeys, header: http.Header{},
+		core: &coreData{maxAge: w.MaxAge, length: w.Length, meta: bytes.Clone(w.UserMetadata), sensitive: w.Sensitive},
+	}
+	obj.freshUntil.Store(now.Add(w.MaxAge - w.InitialAge).UnixNano())
+	return obj
+}
+
+// Lookup returns a resolved lookup of the object w writes, for reading it
+// back while it is written (transaction_insert_and_stream_back). It
+// counts no hit.
+func (w *CoreWriter) Lookup() *CoreLookup {
+	l := &CoreLookup{c: w.c, key: w.obj.key, ready: make(chan struct{})}
+	l.entry = &CoreEntry{c: w.c, obj: w.obj, hits: w.obj.hits.Load(), age: w.obj.age(w.c.now())}
+	close(l.ready)
+	return l
+}

@@ -1,0 +1,129 @@
+package cache
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// coreInsert stores body under key of service s with max age ttl.
+func coreInsert(t testing.TB, c *Cache, key, body string, w CoreWrite) {
+	t.Helper()
+	bw := c.CoreInsert("s", []byte(key), nil, w)
+	if _, err := bw.Write([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readAll(t testing.TB, r io.ReadCloser) string {
+	t.Helper()
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCoreFreshness: an object is fresh for its max age, then stale and
+// usable for its stale-while-revalidate window, then gone; the first
+// transaction of a stale object must update it, the next ones find it.
+func TestCoreFreshness(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New(Config{Now: func() time.Time { return now }})
+	coreInsert(t, c, "k", "v", CoreWrite{MaxAge: 10 * time.Second, SWR: 5 * time.Second, Length: -1})
+	for _, step := range []struct {
+		at    time.Duration
+		state CoreState
+	}{
+		{9 * time.Second, CoreFound | CoreUsable},
+		{11 * time.Second, CoreFound | CoreUsable | CoreStale},
+		{16 * time.Second, 0},
+	} {
+		now = time.Unix(1000, 0).Add(step.at)
+		if got := c.CoreLookup("s", []byte("k"), nil).State(); got != step.state {
+			t.Errorf("at %v: state %b, want %b", step.at, got, step.state)
+		}
+	}
+	now = time.Unix(1011, 0)
+	l1 := c.CoreTransactionLookup("s", []byte("k"), nil)
+	l2 := c.CoreTransactionLookup("s", []byte("k"), nil)
+	if l1.State() != CoreFound|CoreUsable|CoreStale|CoreMustInsertOrUpdate || l2.State() != CoreFound|CoreUsable|CoreStale {
+		t.Errorf("stale transactions: %b, %b", l1.State(), l2.State())
+	}
+	if !c.CoreUpdate(l1, CoreWrite{MaxAge: time.Minute, Length: -1}) {
+		t.Fatal("update refused")
+	}
+	l3 := c.CoreLookup("s", []byte("k"), nil)
+	if l3.State() != CoreFound|CoreUsable || readAll(t, l3.Entry().Body(context.Background(), 0, -1)) != "v" {
+		t.Errorf("after the update: %b", l3.State())
+	}
+}
+
+// TestCoreCollapse: many transactions of a missing key, one obligation;
+// the others read what it inserts as it is written.
+func TestCoreCollapse(t *testing.T) {
+	c := New(Config{})
+	first := c.CoreTransactionLookup("s", []byte("k"), nil)
+	if !first.HasObligation() {
+		t.Fatal("first lookup has no obligation")
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	got := make([]string, n)
+	for i := range n {
+		l := c.CoreTransactionLookup("s", []byte("k"), nil)
+		wg.Go(func() {
+			if err := l.Wait(context.Background()); err != nil || l.Entry() == nil || l.HasObligation() {
+				t.Errorf("waiter %d: %v %v", i, err, l.State())
+				return
+			}
+			got[i] = readAll(t, l.Entry().Body(context.Background(), 0, -1))
+		})
+	}
+	w := c.CoreInsert("s", []byte("k"), first, CoreWrite{MaxAge: time.Minute, Length: -1})
+	w.Write([]byte(strings.Repeat("a", 1000)))
+	w.Write([]byte(strings.Repeat("b", 1000)))
+	w.Close(nil)
+	wg.Wait()
+	for i, s := range got {
+		if s != strings.Repeat("a", 1000)+strings.Repeat("b", 1000) {
+			t.Fatalf("waiter %d read %d bytes", i, len(s))
+		}
+	}
+	if s := c.Stats(); s.Collapsed != n {
+		t.Errorf("collapsed %d, want %d", s.Collapsed, n)
+	}
+}
+
+// TestCoreEviction: core objects count against the memory bound.
+func TestCoreEviction(t *testing.T) {
+	c := New(Config{MaxBytes: 64 << 10})
+	for i := range 200 {
+		coreInsert(t, c, "k"+strings.Repeat("x", i), strings.Repeat("v", 1024), CoreWrite{MaxAge: time.Hour, Length: -1})
+	}
+	c.store.CleanUp()
+	if s := c.Stats(); s.Bytes > 64<<10 || s.Evictions == 0 {
+		t.Errorf("after 200 KiB of objects in a 64 KiB cache: %d bytes, %d evictions", s.Bytes, s.Evictions)
+	}
+}
+
+// BenchmarkCoreHit is the cost of one core cache hit on a 1 KiB object,
+// lookup to body read.
+func BenchmarkCoreHit(b *testing.B) {
+	c := New(Config{})
+	coreInsert(b, c, "k", strings.Repeat("x", 1024), CoreWrite{MaxAge: time.Hour, Length: -1})
+	b.ReportAllocs()
+	for b.Loop() {
+		l := c.CoreLookup("s", []byte("k"), nil)
+		r := l.Entry().Body(context.Background(), 0, -1)
+		io.Copy(io.Discard, r)
+		r.Close()
+	}
+}
