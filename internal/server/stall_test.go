@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 // rawConn opens a TCP connection to the host of url with a small receive
@@ -292,9 +296,9 @@ wait:
 // Content-Length and Transfer-Encoding is answered and its connection
 // closed (RFC 9112, section 6.1), also when it comes after another
 // request on a kept-alive connection; a chunked request alone keeps the
-// connection open.
+// connection open. The same holds over HTTPS (HTTP/1.1 after ALPN) and on
+// a listener that also serves h2c.
 func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
-	h := startHost(t, guests["flood"], "", hostOpts{})
 	chunked := "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	both := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	plain := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
@@ -310,39 +314,63 @@ func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
 		{"chunked only", []string{chunked, chunked}, false},
 		{"Content-Length only", []string{plain, plain}, false},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := rawConn(t, h.url)
-			br := bufio.NewReader(c)
-			for i, req := range tc.requests {
-				if _, err := io.WriteString(c, req); err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "upload 5\n" {
-					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
-				}
-				last := i == len(tc.requests)-1
-				if want := last && tc.closed; resp.Close != want {
-					t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
-				}
+	h := startHost(t, guests["flood"], "", hostOpts{})
+	lc, roots := tlsListen(t)
+	tlsAddr := listenHost(t, guests["flood"], "", lc, slog.NewTextHandler(io.Discard, nil))
+	h2cAddr := listenHost(t, guests["flood"], "", server.ListenConfig{H2C: true}, slog.NewTextHandler(io.Discard, nil))
+	transports := []struct {
+		name string
+		dial func(t *testing.T) net.Conn
+	}{
+		{"HTTP/1.1", func(t *testing.T) net.Conn { return rawConn(t, h.url) }},
+		{"HTTPS", func(t *testing.T) net.Conn {
+			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			_, err := br.ReadByte()
-			var ne net.Error
-			timedOut := errors.As(err, &ne) && ne.Timeout()
-			if tc.closed && timedOut {
-				t.Fatal("the host kept the connection open")
+			if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+				t.Fatalf("ALPN chose %q", p)
 			}
-			if !tc.closed && !timedOut {
-				t.Fatalf("the host closed a connection it should keep: %v", err)
-			}
-		})
+			t.Cleanup(func() { c.Close() })
+			return c
+		}},
+		{"HTTP/1.1 beside h2c", func(t *testing.T) net.Conn { return rawConn(t, "http://"+h2cAddr) }},
+	}
+	for _, tr := range transports {
+		for _, tc := range tests {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				c := tr.dial(t)
+				br := bufio.NewReader(c)
+				for i, req := range tc.requests {
+					if _, err := io.WriteString(c, req); err != nil {
+						t.Fatal(err)
+					}
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("request %d: %v", i, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != "upload 5\n" {
+						t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+					}
+					last := i == len(tc.requests)-1
+					if want := last && tc.closed; resp.Close != want {
+						t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
+					}
+				}
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, err := br.ReadByte()
+				var ne net.Error
+				timedOut := errors.As(err, &ne) && ne.Timeout()
+				if tc.closed && timedOut {
+					t.Fatal("the host kept the connection open")
+				}
+				if !tc.closed && !timedOut {
+					t.Fatalf("the host closed a connection it should keep: %v", err)
+				}
+			})
+		}
 	}
 }
