@@ -51,6 +51,9 @@ type hostOpts struct {
 	// the downstream stall timeouts (server.Config; 0: the defaults).
 	sandboxes             int
 	readStall, writeStall time.Duration
+	// waiting caps the sandboxes that gave their slot back while blocked
+	// on their client (server.Config.MaxWaitingSandboxes; 0: the default).
+	waiting int
 	// pools configures the host's origin pools (nil: pool.NewManager).
 	pools *pool.ManagerConfig
 }
@@ -63,7 +66,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 		Manifest:     manifest, LogLevel: slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
 		Pools: o.pools,
 		Server: server.Config{SandboxTimeout: o.timeout, MaxConcurrentSandboxes: o.sandboxes,
-			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall},
+			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall, MaxWaitingSandboxes: o.waiting},
 	})
 	return &host{url: h.Listen(t), srv: h.Server, loader: h.Loader, logs: h.Logs}
 }
