@@ -122,6 +122,19 @@ func Main(m interface{ Run() int }, set func(dir string, guests map[string][]byt
 	return m.Run()
 }
 
+// SharedCompileCache returns the compiled-code cache the test binaries
+// share across packages and runs (CompileCacheDir), or, when there is no
+// user cache directory, fallback. The engines key what they store by
+// module content, engine version and CPU, and write entries atomically,
+// so test binaries running at once may share it; tests of the cache itself
+// use a directory of their own.
+func SharedCompileCache(fallback string) string {
+	if dir, err := CompileCacheDir(); err == nil {
+		return dir
+	}
+	return fallback
+}
+
 // TestBinary compiles the tests of the package at rel with Go's wasip1
 // target (go test -c) and returns the binary's path in outDir.
 func TestBinary(rel, outDir string) (string, error) {

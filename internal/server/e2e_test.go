@@ -27,13 +27,15 @@ import (
 var guests = map[string][]byte{}
 
 // compileCache is a compiled-code cache shared by every engine of the test
-// run, so each guest is compiled once (compiling is slow under -race).
+// run and by the other packages' test binaries
+// (guesttest.SharedCompileCache), so each guest is compiled once
+// (compiling is slow under -race).
 var compileCache string
 
 func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
-		compileCache = dir + "/compile-cache"
+		compileCache = guesttest.SharedCompileCache(dir + "/compile-cache")
 	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta", "testdata/guests/flood"))
 }
 
