@@ -54,12 +54,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// The compiled code outlives the run (guesttest.CompileCacheDir), in
-	// a directory of this package's own: TestRestart copies it whole.
-	sharedCache = filepath.Join(tmp, "cache")
-	if dir, err := guesttest.CompileCacheDir(); err == nil {
-		sharedCache = filepath.Join(dir, "admin")
-	}
+	// The compiled code outlives the run (guesttest.SharedCompileCache),
+	// in a directory of this package's own: TestRestart copies it whole.
+	sharedCache = filepath.Join(guesttest.SharedCompileCache(tmp), "admin")
 	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
 		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
 		os.Exit(1)
