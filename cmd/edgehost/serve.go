@@ -215,6 +215,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	srv := server.New(server.Config{
 		Logger:                 log,
 		MaxConcurrentSandboxes: m.Host.MaxConcurrentSandboxes,
+		MaxWaitingSandboxes:    m.Host.MaxWaitingSandboxes,
 		SandboxTimeout:         m.Host.SandboxTimeout,
 		ReadStallTimeout:       m.Host.ClientReadStall,
 		WriteStallTimeout:      m.Host.ClientWriteStall,

@@ -38,7 +38,8 @@ const hostCacheEnv = "EDGEHOST_ADMIN_TEST_CACHE"
 
 // guests holds the fixture modules, built once in TestMain; sharedCache
 // is a compile cache the tests share, so that each guest is compiled
-// once per test run (tests of the cache itself use their data dir's).
+// once, not once per test or per run (tests of the cache itself use their
+// data dir's).
 var (
 	guests      = map[string][]byte{}
 	sharedCache string
@@ -53,7 +54,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	sharedCache = filepath.Join(tmp, "cache")
+	// The compiled code outlives the run (guesttest.SharedCompileCache),
+	// in a directory of this package's own: TestRestart copies it whole.
+	sharedCache = filepath.Join(guesttest.SharedCompileCache(tmp), "admin")
 	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
 		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
 		os.Exit(1)

@@ -603,6 +603,7 @@ engine = "wasmtime"
 allowed_backend_targets = ["api.example.com", "10.0.0.0/8", "[::1]:8080", "::1", "h.example:443"]
 allow_private_backends = true
 max_concurrent_sandboxes = 10
+max_waiting_sandboxes = 7
 sandbox_memory_mib = 64
 sandbox_timeout_ms = 1500
 max_pending_requests = 3
@@ -617,6 +618,7 @@ max_body_bytes = 5000000000
 				h.AllowedBackendTargets = []string{"api.example.com", "10.0.0.0/8", "[::1]:8080", "::1", "h.example:443"}
 				h.AllowPrivateBackends = true
 				h.MaxConcurrentSandboxes = 10
+				h.MaxWaitingSandboxes = 7
 				h.SandboxMemoryMiB = 64
 				h.SandboxTimeout = 1500 * time.Millisecond
 				h.MaxPendingRequests = 3
@@ -625,7 +627,7 @@ max_body_bytes = 5000000000
 			},
 			wantSet: []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
 				"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
-				"sandbox_memory_mib", "sandbox_timeout_ms"},
+				"max_waiting_sandboxes", "sandbox_memory_mib", "sandbox_timeout_ms"},
 		},
 		{
 			name: "absolute data dir, no dynamic backends",
@@ -639,7 +641,7 @@ max_body_bytes = 5000000000
 	}
 	keys := []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
 		"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
-		"sandbox_memory_mib", "sandbox_timeout_ms"}
+		"max_waiting_sandboxes", "sandbox_memory_mib", "sandbox_timeout_ms"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := mustParse(t, tt.doc, dir).Host

@@ -105,6 +105,11 @@ type Host struct {
 	// MaxConcurrentSandboxes caps sandboxes running at once
 	// (max_concurrent_sandboxes, >= 1).
 	MaxConcurrentSandboxes int
+	// MaxWaitingSandboxes caps the sandboxes that gave their slot back
+	// while blocked on a slow client (max_waiting_sandboxes, >= 1); 0
+	// (the default) means as many as MaxConcurrentSandboxes (README.md,
+	// "Limits").
+	MaxWaitingSandboxes int
 	// SandboxMemoryMiB caps a sandbox's linear memory in MiB
 	// (sandbox_memory_mib, 1 to 4096).
 	SandboxMemoryMiB int
@@ -269,6 +274,9 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("max_concurrent_sandboxes", 1, math.MaxInt32); ok {
 		h.MaxConcurrentSandboxes = int(n)
+	}
+	if n, ok := t.integer("max_waiting_sandboxes", 1, math.MaxInt32); ok {
+		h.MaxWaitingSandboxes = int(n)
 	}
 	if n, ok := t.integer("sandbox_memory_mib", 1, 4096); ok {
 		h.SandboxMemoryMiB = int(n)

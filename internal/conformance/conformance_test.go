@@ -31,13 +31,15 @@ import (
 var guests = map[string][]byte{}
 
 // compileCache is shared by the engines of tests that do not test caching
-// themselves, so each guest is compiled once per engine (slow under -race).
+// themselves, and with the other packages' test binaries
+// (guesttest.SharedCompileCache), so each guest is compiled once per
+// engine (slow under -race).
 var compileCache string
 
 func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
-		compileCache = filepath.Join(dir, "compile-cache")
+		compileCache = guesttest.SharedCompileCache(filepath.Join(dir, "compile-cache"))
 	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache"))
 }
 

@@ -122,6 +122,32 @@ func Main(m interface{ Run() int }, set func(dir string, guests map[string][]byt
 	return m.Run()
 }
 
+// SharedCompileCache returns the compiled-code cache the test binaries
+// share across packages and runs, or, when there is no user cache
+// directory, fallback: a folder of CompileCacheDir named by a hash of the
+// host module's go.sum. The engines key what they store by module
+// content and CPU, and write entries atomically, so test binaries running
+// at once may share it; but in a test binary wazero cannot read its own
+// version (its cache folder is "wazero-dev"), so code compiled by one
+// wazero must not meet another: a dependency change starts a new folder.
+// Tests of the cache itself use a directory of their own.
+func SharedCompileCache(fallback string) string {
+	dir, err := CompileCacheDir()
+	if err != nil {
+		return fallback
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return fallback
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		return fallback
+	}
+	h := sha256.Sum256(sum)
+	return filepath.Join(dir, "deps-"+hex.EncodeToString(h[:6]))
+}
+
 // TestBinary compiles the tests of the package at rel with Go's wasip1
 // target (go test -c) and returns the binary's path in outDir.
 func TestBinary(rel, outDir string) (string, error) {

@@ -6,7 +6,7 @@
 // Every test shares one host serving testdata/jsguests/app.js, so the
 // 11 MB module is built (or taken from guesttest.JSCacheDir) and compiled
 // at most once per test binary: compiled code is kept in
-// guesttest.CompileCacheDir, since a cold compile takes minutes under
+// guesttest.SharedCompileCache, since a cold compile takes minutes under
 // -race. Without node and npm the tests skip, unless CI is "true": then
 // they fail.
 package jssdk_test
@@ -53,10 +53,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	shared.dir = dir
-	shared.cache, err = guesttest.CompileCacheDir()
-	if err != nil {
-		shared.cache = dir + "/compile-cache"
-	}
+	shared.cache = guesttest.SharedCompileCache(dir + "/compile-cache")
 	code := m.Run()
 	for i := len(shared.closers) - 1; i >= 0; i-- {
 		shared.closers[i]()

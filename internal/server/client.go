@@ -17,6 +17,14 @@ const (
 	DefaultWriteStallTimeout = 10 * time.Second
 )
 
+// ClientWaitRelease is how long one read of the request body or one write
+// of the response may block on the client before the request's sandbox
+// gives its slot back (README.md, "Limits"): from then until the read or
+// write returns, the sandbox holds a waiting place
+// (Config.MaxWaitingSandboxes) instead of a slot, and it takes a slot
+// again before the guest goes on.
+const ClientWaitRelease = 5 * time.Millisecond
+
 // errClientCut is what a guest's downstream read or write gets once the
 // request's wall-clock limit cut the client connection.
 var errClientCut = errors.New("the request's wall-clock limit ended the client connection")
@@ -39,16 +47,129 @@ type client struct {
 	readStall, writeStall time.Duration
 	closeConn             bool // Connection: close on the response (a CL+TE request)
 
-	mu      sync.Mutex
-	started bool // a final response head went out
-	expired bool // the wall-clock limit cut the connection
-	over    bool // ServeHTTP returned: the connection may serve another request
+	// The server's sandbox slots and waiting places (Server.slots,
+	// Server.waits); nil waits: the slot is never given back.
+	slots, waits chan struct{}
+
+	mu        sync.Mutex
+	started   bool // a final response head went out
+	expired   bool // the wall-clock limit cut the connection
+	over      bool // ServeHTTP returned: the connection may serve another request
+	held      bool // the request holds a sandbox slot
+	waiting   bool // it holds a waiting place instead (the slot was given back)
+	regaining bool // a read or write that ended is waiting for a slot
+	io        int  // reads and writes of the client in flight
+	release   *time.Timer
+	cut       chan struct{} // closed by expire or finish: a wait for a slot ends
 }
 
-func newClient(w http.ResponseWriter, r *http.Request, readStall, writeStall time.Duration) *client {
-	c := &client{w: w, rc: http.NewResponseController(w), body: r.Body, readStall: readStall, writeStall: writeStall}
+// newClient takes over the sandbox slot the request holds (one value in
+// slots): finish gives it back, or the waiting place that replaced it.
+func newClient(w http.ResponseWriter, r *http.Request, readStall, writeStall time.Duration, slots, waits chan struct{}) *client {
+	c := &client{w: w, rc: http.NewResponseController(w), body: r.Body, readStall: readStall, writeStall: writeStall,
+		slots: slots, waits: waits, held: true, cut: make(chan struct{})}
 	_ = c.rc.SetWriteDeadline(time.Time{}) // what an earlier request on the connection left
 	return c
+}
+
+// ioBegin marks a read or write of the client as in flight: if it blocks
+// for ClientWaitRelease, giveBack runs.
+func (c *client) ioBegin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.io++
+	if c.io == 1 && c.held && c.waits != nil {
+		c.armRelease()
+	}
+}
+
+func (c *client) armRelease() {
+	if c.release == nil {
+		c.release = time.AfterFunc(ClientWaitRelease, c.giveBack)
+	} else {
+		c.release.Reset(ClientWaitRelease)
+	}
+}
+
+// giveBack trades the request's slot for a waiting place while a read or
+// write is still blocked on the client. With every waiting place taken
+// the slot is kept (the stall timeout still bounds the wait).
+func (c *client) giveBack() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.io == 0 || !c.held || c.over {
+		return
+	}
+	select {
+	case c.waits <- struct{}{}:
+	default:
+		return
+	}
+	c.held, c.waiting = false, true
+	<-c.slots
+}
+
+// ioEnd ends what ioBegin began. When the slot was given back, the last
+// read or write to end waits for a slot before the guest goes on; the
+// wall-clock limit (expire) or the request's end (finish) ends that wait.
+func (c *client) ioEnd() {
+	c.mu.Lock()
+	c.io--
+	if c.io > 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.release != nil {
+		c.release.Stop()
+	}
+	if !c.waiting || c.regaining || c.over {
+		c.mu.Unlock()
+		return
+	}
+	c.regaining = true
+	cut := c.cut
+	c.mu.Unlock()
+	got := false
+	select {
+	case c.slots <- struct{}{}:
+		got = true
+	case <-cut:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.regaining = false
+	if got {
+		c.held, c.waiting = true, false
+		<-c.waits
+	}
+	switch {
+	case c.over:
+		c.releaseAll()
+	case c.held && c.io > 0:
+		c.armRelease() // a read or write began while this one waited
+	}
+}
+
+// releaseAll gives back the slot or waiting place the request holds;
+// c.mu is held.
+func (c *client) releaseAll() {
+	if c.held {
+		<-c.slots
+		c.held = false
+	}
+	if c.waiting {
+		<-c.waits
+		c.waiting = false
+	}
+}
+
+// endCut ends any wait for a slot; c.mu is held.
+func (c *client) endCut() {
+	select {
+	case <-c.cut:
+	default:
+		close(c.cut)
+	}
 }
 
 // expire cuts the connection for the wall-clock limit: a read blocked on
@@ -61,6 +182,7 @@ func (c *client) expire() {
 		return
 	}
 	c.expired = true
+	c.endCut()
 	now := time.Now()
 	_ = c.rc.SetReadDeadline(now)
 	if c.started {
@@ -69,12 +191,19 @@ func (c *client) expire() {
 }
 
 // finish ends the request's use of the connection: no expire reaches it
-// any more, and the final flush the server does after ServeHTTP has the
-// write stall timeout too.
+// any more, its slot (or waiting place) is given back, and the final
+// flush the server does after ServeHTTP has the write stall timeout too.
 func (c *client) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.over = true
+	c.endCut()
+	if c.release != nil {
+		c.release.Stop()
+	}
+	if !c.regaining {
+		c.releaseAll()
+	}
 	if !c.expired || !c.started {
 		_ = c.rc.SetWriteDeadline(time.Now().Add(c.writeStall))
 	}
@@ -133,7 +262,9 @@ func (b clientBody) Read(p []byte) (int, error) {
 	if !b.c.armRead() {
 		return 0, errClientCut
 	}
+	b.c.ioBegin()
 	n, err := b.c.body.Read(p)
+	b.c.ioEnd()
 	if err != nil && err != io.EOF {
 		// The connection is broken (a stall, a reset): its deadline
 		// stays, so that net/http does not wait for the rest of the body.
@@ -160,7 +291,9 @@ func (w clientWriter) WriteHeader(code int) {
 	if w.c.closeConn && final {
 		w.c.w.Header().Set("Connection", "close")
 	}
+	w.c.ioBegin()
 	w.c.w.WriteHeader(code)
+	w.c.ioEnd()
 }
 
 func (w clientWriter) Write(p []byte) (int, error) {
@@ -170,7 +303,9 @@ func (w clientWriter) Write(p []byte) (int, error) {
 	if w.c.closeConn {
 		w.c.w.Header().Set("Connection", "close") // no-op once the head is out
 	}
+	w.c.ioBegin()
 	n, err := w.c.w.Write(p)
+	w.c.ioEnd()
 	return n, stallError("download", w.c.writeStall, err)
 }
 
@@ -180,7 +315,10 @@ func (w clientWriter) FlushError() error {
 	if !w.c.armWrite(true) {
 		return errClientCut
 	}
-	return stallError("download", w.c.writeStall, w.c.rc.Flush())
+	w.c.ioBegin()
+	err := w.c.rc.Flush()
+	w.c.ioEnd()
+	return stallError("download", w.c.writeStall, err)
 }
 
 // Flush implements http.Flusher.

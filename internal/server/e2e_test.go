@@ -27,13 +27,15 @@ import (
 var guests = map[string][]byte{}
 
 // compileCache is a compiled-code cache shared by every engine of the test
-// run, so each guest is compiled once (compiling is slow under -race).
+// run and by the other packages' test binaries
+// (guesttest.SharedCompileCache), so each guest is compiled once
+// (compiling is slow under -race).
 var compileCache string
 
 func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
-		compileCache = dir + "/compile-cache"
+		compileCache = guesttest.SharedCompileCache(dir + "/compile-cache")
 	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta", "testdata/guests/flood"))
 }
 
@@ -51,6 +53,9 @@ type hostOpts struct {
 	// the downstream stall timeouts (server.Config; 0: the defaults).
 	sandboxes             int
 	readStall, writeStall time.Duration
+	// waiting caps the sandboxes that gave their slot back while blocked
+	// on their client (server.Config.MaxWaitingSandboxes; 0: the default).
+	waiting int
 	// pools configures the host's origin pools (nil: pool.NewManager).
 	pools *pool.ManagerConfig
 }
@@ -63,7 +68,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 		Manifest:     manifest, LogLevel: slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
 		Pools: o.pools,
 		Server: server.Config{SandboxTimeout: o.timeout, MaxConcurrentSandboxes: o.sandboxes,
-			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall},
+			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall, MaxWaitingSandboxes: o.waiting},
 	})
 	return &host{url: h.Listen(t), srv: h.Server, loader: h.Loader, logs: h.Logs}
 }

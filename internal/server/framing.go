@@ -18,27 +18,31 @@ import (
 // http.Server's ConnContext. A connection the reader cannot follow (not
 // HTTP/1.x, a head over 1 MiB + 4 KiB, a malformed chunk) is left to
 // net/http unwatched, which rejects such input itself. A connection that
-// starts with a TLS handshake record is not watched: under a TLS
-// listener, wrap the connections the TLS layer reads plain text from
-// (and ConnContext must see them) for the rule to apply.
+// starts with a TLS handshake record is not watched: Server.HTTPServer's
+// TLS and h2c listener watches the plain text of its connections itself
+// (HTTP/1.1 over TLS, and HTTP/1.1 beside h2c); HTTP/2 has no
+// Transfer-Encoding (net/http refuses a request carrying one).
 func FramingListener(ln net.Listener) net.Listener { return framingListener{ln} }
 
 // ConnContext is the http.Server ConnContext that goes with
 // FramingListener: it lets ServeHTTP find the connection's watcher.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if fc, ok := c.(*framingConn); ok {
-		return context.WithValue(ctx, framingKey{}, fc)
+	if w, ok := c.(watchedConn); ok {
+		return context.WithValue(ctx, framingKey{}, w.framing())
 	}
 	return ctx
 }
+
+// watchedConn is a connection whose request framing is followed.
+type watchedConn interface{ framing() *framingWatch }
 
 type framingKey struct{}
 
 // smuggled reports whether the connection of ctx saw a request with both
 // Content-Length and Transfer-Encoding.
 func smuggled(ctx context.Context) bool {
-	fc, _ := ctx.Value(framingKey{}).(*framingConn)
-	return fc != nil && fc.both.Load()
+	fw, _ := ctx.Value(framingKey{}).(*framingWatch)
+	return fw != nil && fw.both.Load()
 }
 
 type framingListener struct{ net.Listener }
@@ -48,7 +52,7 @@ func (l framingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &framingConn{Conn: c, state: stHead}, nil
+	return &framingConn{Conn: c}, nil
 }
 
 // maxWatchedHead is the longest request head followed: net/http's
@@ -65,11 +69,25 @@ const (
 	stOff              // not followed (any more)
 )
 
-// framingConn follows HTTP/1.1 request framing on one connection.
-// net/http reads a connection from one goroutine at a time, so the state
-// is touched by one goroutine at a time; both is read by handlers.
+// framingConn is a connection whose reads are watched.
 type framingConn struct {
 	net.Conn
+	w framingWatch
+}
+
+func (c *framingConn) framing() *framingWatch { return &c.w }
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.w.observe(p[:n])
+	return n, err
+}
+
+// framingWatch follows HTTP/1.1 request framing on the bytes read from
+// one connection. net/http reads a connection from one goroutine at a
+// time, so the state is touched by one goroutine at a time; both is read
+// by handlers. Its zero value is ready (stHead).
+type framingWatch struct {
 	both atomic.Bool
 
 	state   int
@@ -82,19 +100,18 @@ type framingConn struct {
 	clLen   int64  // its Content-Length
 }
 
-func (c *framingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 && c.state != stOff {
-		if !c.seen && p[0] == 0x16 { // a TLS handshake record, not HTTP/1.x
+// observe follows the bytes b just read.
+func (c *framingWatch) observe(b []byte) {
+	if len(b) > 0 && c.state != stOff {
+		if !c.seen && b[0] == 0x16 { // a TLS handshake record, not HTTP/1.x
 			c.off()
 		}
 		c.seen = true
-		c.scan(p[:n])
+		c.scan(b)
 	}
-	return n, err
 }
 
-func (c *framingConn) scan(b []byte) {
+func (c *framingWatch) scan(b []byte) {
 	for len(b) > 0 && c.state != stOff {
 		switch c.state {
 		case stBody, stChunkData:
@@ -129,7 +146,7 @@ func (c *framingConn) scan(b []byte) {
 	}
 }
 
-func (c *framingConn) appendLine(b []byte) {
+func (c *framingWatch) appendLine(b []byte) {
 	c.line = append(c.line, b...)
 	if c.state == stHead {
 		c.headLen += len(b) + 1
@@ -139,9 +156,9 @@ func (c *framingConn) appendLine(b []byte) {
 	}
 }
 
-func (c *framingConn) off() { c.state, c.line = stOff, nil }
+func (c *framingWatch) off() { c.state, c.line = stOff, nil }
 
-func (c *framingConn) endLine(line []byte) {
+func (c *framingWatch) endLine(line []byte) {
 	switch c.state {
 	case stHead:
 		if !c.started {

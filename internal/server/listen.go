@@ -162,10 +162,10 @@ func SelfSignedCertificate(now time.Time) (tls.Certificate, error) {
 // connections may start HTTP/2 with its preface. The caller sets the
 // server's timeouts and limits.
 func (s *Server) HTTPServer(ln net.Listener, lc ListenConfig) (*http.Server, net.Listener) {
-	// ConnContext: the TLS listener's connection facts (connContext) and,
-	// on plain HTTP/1.1, the framing watcher's (FramingListener): a
-	// request with both Content-Length and Transfer-Encoding closes its
-	// connection (RFC 9112, section 6.1).
+	// ConnContext: the TLS listener's connection facts (connContext) and
+	// the framing watcher's (FramingListener; the TLS and h2c listener's
+	// connections watch themselves): a request with both Content-Length
+	// and Transfer-Encoding closes its connection (RFC 9112, section 6.1).
 	hs := &http.Server{Handler: s, ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 		return ConnContext(connContext(ctx, c), c)
 	}}
@@ -379,22 +379,34 @@ func (c *helloConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// tlsConn is a TLS connection serving HTTP/1.1: net/http sees its
-// ConnectionState and sets Request.TLS.
+// tlsConn is a TLS connection serving HTTP/1.1; its plain text is
+// watched for the Content-Length and Transfer-Encoding pair.
 type tlsConn struct {
 	*tls.Conn
 	m *connMeta
+	w framingWatch
 }
 
 func (c *tlsConn) meta() *connMeta { return c.m }
 
+func (c *tlsConn) framing() *framingWatch { return &c.w }
+
+func (c *tlsConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.w.observe(p[:n])
+	return n, err
+}
+
 // h2Conn is a connection that may carry HTTP/2 (after ALPN h2, or h2c):
 // it keeps the first bytes read until the first request's header block,
-// for the HTTP/2 fingerprint.
+// for the HTTP/2 fingerprint. Its reads are watched for the
+// Content-Length and Transfer-Encoding pair when it carries HTTP/1.1 (the
+// watch stops at the HTTP/2 preface).
 type h2Conn struct {
 	net.Conn
 	m    *connMeta
 	once sync.Once
+	w    framingWatch
 
 	mu   sync.Mutex
 	buf  []byte
@@ -407,8 +419,11 @@ func (c *h2Conn) meta() *connMeta {
 	return c.m
 }
 
+func (c *h2Conn) framing() *framingWatch { return &c.w }
+
 func (c *h2Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	c.w.observe(p[:n])
 	if n > 0 {
 		c.mu.Lock()
 		if !c.done {

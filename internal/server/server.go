@@ -41,8 +41,10 @@ type Version struct {
 type Config struct {
 	// Logger receives the server's lines; nil discards them.
 	Logger *slog.Logger
-	// MaxConcurrentSandboxes caps sandboxes running at once (default
-	// 1024); beyond it a request gets 503 with Retry-After.
+	// MaxConcurrentSandboxes caps sandboxes running a request at once
+	// (default 1024); beyond it a request gets 503 with Retry-After. A
+	// sandbox blocked on its client gives its slot back for a waiting
+	// place (MaxWaitingSandboxes).
 	MaxConcurrentSandboxes int
 	// SandboxTimeout is a sandbox's wall-clock limit (default 60 s); a
 	// guest still running then is stopped and the client gets 504.
@@ -61,6 +63,13 @@ type Config struct {
 	// (default DefaultWriteStallTimeout, 10 s): a client that takes
 	// nothing for that long is cut, and the guest's write fails.
 	WriteStallTimeout time.Duration
+	// MaxWaitingSandboxes caps, host-wide, the sandboxes that gave their
+	// slot back because a read of the request body or a write of the
+	// response blocked on the client for ClientWaitRelease (default
+	// MaxConcurrentSandboxes; README.md, "Limits"). Such a sandbox keeps
+	// its memory; with every waiting place taken a blocked sandbox keeps
+	// its slot until the stall timeout.
+	MaxWaitingSandboxes int
 }
 
 // Server serves downstream HTTP with the active version.
@@ -68,7 +77,8 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	active atomic.Pointer[Version]
-	slots  chan struct{}
+	slots  chan struct{} // one value per sandbox running a request
+	waits  chan struct{} // one value per sandbox waiting on its client without a slot
 }
 
 // New returns a server with no active version (requests get 503 until
@@ -89,7 +99,11 @@ func New(cfg Config) *Server {
 	if cfg.WriteStallTimeout <= 0 {
 		cfg.WriteStallTimeout = DefaultWriteStallTimeout
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxConcurrentSandboxes)}
+	if cfg.MaxWaitingSandboxes <= 0 {
+		cfg.MaxWaitingSandboxes = cfg.MaxConcurrentSandboxes
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.MaxConcurrentSandboxes),
+		waits: make(chan struct{}, cfg.MaxWaitingSandboxes)}
 }
 
 // Activate makes v the version new requests run on and returns the one
@@ -165,9 +179,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closeConn {
 		w.Header().Set("Connection", "close")
 	}
+	// The slot is the client's (newClient) from here: a read or write
+	// that blocks on the client gives it back while it waits.
 	select {
 	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
 	default:
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "503 Service Unavailable: too many sandboxes running, retry shortly", http.StatusServiceUnavailable)
@@ -177,6 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v := s.acquire()
 	if v == nil {
+		<-s.slots
 		http.Error(w, "503 Service Unavailable: no module is active; deploy one", http.StatusServiceUnavailable)
 		s.observe(http.StatusServiceUnavailable, false, start)
 		s.logRequest(r.Context(), r, "", "", http.StatusServiceUnavailable, nil, start, sandboxNone, 0)
@@ -185,7 +201,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer v.inflight.Done()
 
 	cw := &countingWriter{ResponseWriter: w}
-	cl := newClient(cw, r, s.cfg.ReadStallTimeout, s.cfg.WriteStallTimeout)
+	cl := newClient(cw, r, s.cfg.ReadStallTimeout, s.cfg.WriteStallTimeout, s.slots, s.waits)
 	cl.closeConn = closeConn
 	defer cl.finish()
 	// The guest reads a copy with the stall-bounded body: net/http keeps

@@ -2,8 +2,10 @@ package server_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/internal/server"
 )
 
 // rawConn opens a TCP connection to the host of url with a small receive
@@ -108,10 +112,11 @@ func untilOK(t *testing.T, url string, limit time.Duration) time.Duration {
 
 // TestStalledClientsAreCut: on a host with 2 sandboxes, two clients that
 // stop reading a streamed response, then two uploaders that stop sending,
-// hold both sandboxes; other clients get 503 only until the stall timeout
-// (or, when it is longer, the wall-clock limit) cuts them, then 200 again.
-// Before the fix a blocked ResponseWriter.Write kept its sandbox past the
-// wall-clock limit (32 s against 5 s in issue 13).
+// are cut by the stall timeout (or, when it is longer, the wall-clock
+// limit), and other clients get 200 (they hold no slot while blocked; see
+// TestStalledClientsLeaveSlots). Before the fix a blocked
+// ResponseWriter.Write kept its sandbox past the wall-clock limit (32 s
+// against 5 s in issue 13).
 func TestStalledClientsAreCut(t *testing.T) {
 	tests := []struct {
 		name                           string
@@ -160,27 +165,94 @@ func TestStalledClientsAreCut(t *testing.T) {
 	}
 }
 
+// TestStalledClientsLeaveSlots: on a host with 2 sandboxes, a client that
+// stops reading a large streamed response and an uploader that stops
+// sending give their sandbox slots back while they are blocked on the
+// client, so other clients keep getting 200 until the stall timeout cuts
+// the two, which it still does on time. The waiting places are the bound:
+// with one (MaxWaitingSandboxes 1), of three stalled clients two keep
+// their slots and the host answers 503 until the cut.
+func TestStalledClientsLeaveSlots(t *testing.T) {
+	const stall = 3 * time.Second
+	// Slack for the sandboxes' own start and end on a loaded 2-core
+	// machine (race detector on).
+	const slack = 3 * time.Second
+	// A stalled request ends by the stall timeout, long before the
+	// wall-clock limit (30 s). It may take more than one stall: the write
+	// stall counts bytes the kernel takes, and when the other stalled
+	// connections close, the freed socket memory lets a non-reader's
+	// send buffer take some more once (seen on loopback under load).
+	const cutBy = 4 * stall
+	checkHeld := func(t *testing.T, h *host, path string, n int) {
+		t.Helper()
+		for _, d := range heldFor(t, h, path, n, cutBy+slack) {
+			if d < stall || d > cutBy {
+				t.Logf("host log:\n%s", h.logs.String())
+				t.Fatalf("a stalled request to %s held its sandbox %v; the stall timeout is %v, the bound %v", path, d, stall, cutBy)
+			}
+		}
+	}
+	t.Run("other clients keep getting 200", func(t *testing.T) {
+		h := startHost(t, guests["flood"], "", hostOpts{timeout: 30 * time.Second, sandboxes: 2, readStall: stall, writeStall: stall})
+		start := time.Now()
+		nonReader(t, h.url)
+		heldUploader(t, h.url)
+		// Each stalled sandbox gives its slot back once its write or read
+		// has blocked for server.ClientWaitRelease: the first 200 comes
+		// soon (well within the stall), and from then on every request
+		// gets 200 until the stalled ones are cut.
+		first := untilOK(t, h.url+"/", 2*time.Second)
+		ok := 1
+		for time.Since(start) < stall-500*time.Millisecond {
+			if st := statusOf(h.url + "/"); st != 200 {
+				t.Fatalf("request %d, %v after the stalled clients came: status %d", ok, time.Since(start), st)
+			}
+			ok++
+		}
+		t.Logf("first 200 after %v; then %d requests, all 200, while the two stalled clients were held", first, ok)
+		if ok < 3 {
+			t.Fatalf("only %d requests in %v", ok, stall)
+		}
+		checkHeld(t, h, "/big", 1)
+		checkHeld(t, h, "/upload", 1)
+		for i := range 10 {
+			if st := statusOf(h.url + "/"); st != 200 {
+				t.Fatalf("request %d after the cut: status %d", i, st)
+			}
+		}
+	})
+	t.Run("one waiting place", func(t *testing.T) {
+		h := startHost(t, guests["flood"], "", hostOpts{timeout: 30 * time.Second, sandboxes: 2, readStall: stall, writeStall: stall, waiting: 1})
+		start := time.Now()
+		nonReader(t, h.url)
+		heldUploader(t, h.url)
+		nonReader(t, h.url)
+		// One of the three waits without a slot; the other two keep theirs.
+		got503 := false
+		for !got503 && time.Since(start) < stall-500*time.Millisecond {
+			got503 = statusOf(h.url+"/") == http.StatusServiceUnavailable
+		}
+		if !got503 {
+			t.Fatalf("three stalled clients and one waiting place: other clients got no 503 within %v", time.Since(start))
+		}
+		took := untilOK(t, h.url+"/", stall+2*slack)
+		t.Logf("503 until %v after the stalled clients came", time.Since(start))
+		if since := time.Since(start); since < stall-500*time.Millisecond {
+			t.Fatalf("200 again after %v, before the stall timeout (%v) cut the clients holding slots (waited %v)", since, stall, took)
+		}
+		checkHeld(t, h, "/big", 2)
+		checkHeld(t, h, "/upload", 1)
+	})
+}
+
 // heldFor waits (up to limit) for n request log lines for path in the
-// host's log and returns their durations.
+// host's log that ran in a sandbox (not the 503s a retrying client got)
+// and returns their durations.
 func heldFor(t *testing.T, h *host, path string, n int, limit time.Duration) []time.Duration {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		var out []time.Duration
-		for _, line := range strings.Split(h.logs.String(), "\n") {
-			// The request log line (README.md, "Request logs").
-			if !strings.Contains(line, "msg=request ") || !strings.Contains(line, " path="+path+" ") {
-				continue
-			}
-			_, v, ok := strings.Cut(line, " duration_ms=")
-			if !ok {
-				continue
-			}
-			v, _, _ = strings.Cut(v, " ")
-			if ms, err := strconv.ParseFloat(v, 64); err == nil {
-				out = append(out, time.Duration(ms*float64(time.Millisecond)))
-			}
-		}
+		out := heldLines(h, path)
 		if len(out) >= n || time.Now().After(deadline) {
 			if len(out) < n {
 				t.Fatalf("%d of %d requests to %s ended within %v", len(out), n, path, limit)
@@ -189,6 +261,26 @@ func heldFor(t *testing.T, h *host, path string, n int, limit time.Duration) []t
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// heldLines returns the durations of the request log lines (README.md,
+// "Request logs") for path that ran in a sandbox.
+func heldLines(h *host, path string) []time.Duration {
+	var out []time.Duration
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if !strings.Contains(line, "msg=request ") || !strings.Contains(line, " path="+path+" ") || strings.Contains(line, " sandbox=none ") {
+			continue
+		}
+		_, v, ok := strings.Cut(line, " duration_ms=")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, " ")
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			out = append(out, time.Duration(ms*float64(time.Millisecond)))
+		}
+	}
+	return out
 }
 
 // rssKB and openFDs read this process's resident set and open file
@@ -288,13 +380,62 @@ wait:
 	}
 }
 
+// TestNonReaderFlood: N clients (20; EDGEHOST_TEST_FLOOD_N sets another
+// count) that ask for a large streamed response and read none of it are
+// all cut by the write stall timeout, the host serves other clients
+// meanwhile, and their sandboxes end. It logs the process's RSS and open
+// fds before, at the peak and after. EDGEHOST_TEST_FLOOD_STALL sets the
+// stall (1 s; the wall-clock limit is a minute).
+func TestNonReaderFlood(t *testing.T) {
+	n := 20
+	if s := os.Getenv("EDGEHOST_TEST_FLOOD_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	stall := time.Second
+	if s := os.Getenv("EDGEHOST_TEST_FLOOD_STALL"); s != "" {
+		stall, _ = time.ParseDuration(s)
+	}
+	h := startHost(t, guests["flood"], "", hostOpts{timeout: time.Minute, writeStall: stall, sandboxes: 4})
+	if st := statusOf(h.url + "/"); st != 200 {
+		t.Fatalf("idle host: status %d", st)
+	}
+	rss0, fd0 := rssKB(t), openFDs(t)
+	start := time.Now()
+	for range n {
+		nonReader(t, h.url)
+	}
+	peakRSS, peakFD, served := 0, 0, 0
+	deadline := time.Now().Add(stall + 60*time.Second)
+	for {
+		peakRSS, peakFD = max(peakRSS, rssKB(t)), max(peakFD, openFDs(t))
+		if got := len(heldLines(h, "/big")); got >= n || time.Now().After(deadline) {
+			if got < n {
+				t.Fatalf("%d of %d non-reading clients were cut within %v", got, n, time.Since(start))
+			}
+			break
+		}
+		// The non-readers hold no slot of the 4 while they are blocked.
+		if st := statusOf(h.url + "/"); st != 200 {
+			t.Fatalf("%v into the flood: status %d", time.Since(start), st)
+		}
+		served++
+	}
+	took := time.Since(start)
+	untilOK(t, h.url+"/", 10*time.Second)
+	t.Logf("%d non-reading clients, write stall %v: all cut after %v, %d other requests served meanwhile; RSS %d MB before, %d MB peak, %d MB after; fds %d before, %d peak, %d after",
+		n, stall, took.Round(time.Millisecond), served, rss0/1024, peakRSS/1024, rssKB(t)/1024, fd0, peakFD, openFDs(t))
+	if took > stall+30*time.Second {
+		t.Fatalf("cutting %d non-reading clients took %v, write stall %v", n, took, stall)
+	}
+}
+
 // TestContentLengthWithTransferEncodingCloses: a request with both
 // Content-Length and Transfer-Encoding is answered and its connection
 // closed (RFC 9112, section 6.1), also when it comes after another
 // request on a kept-alive connection; a chunked request alone keeps the
-// connection open.
+// connection open. The same holds over HTTPS (HTTP/1.1 after ALPN) and on
+// a listener that also serves h2c.
 func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
-	h := startHost(t, guests["flood"], "", hostOpts{})
 	chunked := "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	both := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	plain := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
@@ -310,39 +451,63 @@ func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
 		{"chunked only", []string{chunked, chunked}, false},
 		{"Content-Length only", []string{plain, plain}, false},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := rawConn(t, h.url)
-			br := bufio.NewReader(c)
-			for i, req := range tc.requests {
-				if _, err := io.WriteString(c, req); err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "upload 5\n" {
-					t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
-				}
-				last := i == len(tc.requests)-1
-				if want := last && tc.closed; resp.Close != want {
-					t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
-				}
+	h := startHost(t, guests["flood"], "", hostOpts{})
+	lc, roots := tlsListen(t)
+	tlsAddr := listenHost(t, guests["flood"], "", lc, slog.NewTextHandler(io.Discard, nil))
+	h2cAddr := listenHost(t, guests["flood"], "", server.ListenConfig{H2C: true}, slog.NewTextHandler(io.Discard, nil))
+	transports := []struct {
+		name string
+		dial func(t *testing.T) net.Conn
+	}{
+		{"HTTP/1.1", func(t *testing.T) net.Conn { return rawConn(t, h.url) }},
+		{"HTTPS", func(t *testing.T) net.Conn {
+			c, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			_, err := br.ReadByte()
-			var ne net.Error
-			timedOut := errors.As(err, &ne) && ne.Timeout()
-			if tc.closed && timedOut {
-				t.Fatal("the host kept the connection open")
+			if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+				t.Fatalf("ALPN chose %q", p)
 			}
-			if !tc.closed && !timedOut {
-				t.Fatalf("the host closed a connection it should keep: %v", err)
-			}
-		})
+			t.Cleanup(func() { c.Close() })
+			return c
+		}},
+		{"HTTP/1.1 beside h2c", func(t *testing.T) net.Conn { return rawConn(t, "http://"+h2cAddr) }},
+	}
+	for _, tr := range transports {
+		for _, tc := range tests {
+			t.Run(tr.name+"/"+tc.name, func(t *testing.T) {
+				c := tr.dial(t)
+				br := bufio.NewReader(c)
+				for i, req := range tc.requests {
+					if _, err := io.WriteString(c, req); err != nil {
+						t.Fatal(err)
+					}
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("request %d: %v", i, err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != "upload 5\n" {
+						t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+					}
+					last := i == len(tc.requests)-1
+					if want := last && tc.closed; resp.Close != want {
+						t.Fatalf("request %d: Connection: close is %v, want %v (header %v)", i, resp.Close, want, resp.Header)
+					}
+				}
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, err := br.ReadByte()
+				var ne net.Error
+				timedOut := errors.As(err, &ne) && ne.Timeout()
+				if tc.closed && timedOut {
+					t.Fatal("the host kept the connection open")
+				}
+				if !tc.closed && !timedOut {
+					t.Fatalf("the host closed a connection it should keep: %v", err)
+				}
+			})
+		}
 	}
 }
