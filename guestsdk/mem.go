@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -37,6 +38,12 @@ func growSize(op string, cur int, need uint32) (int, error) {
 	return int(need), nil
 }
 
+// bufPool holds the initialBufSize buffers getters are offered, so that
+// the getters of every request (method, URI, header names and values)
+// reuse a few buffers instead of allocating one each: the values are
+// copied out into strings before a buffer goes back.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); return &b }}
+
 // getBytesFunc is a getter of the shape (buf, buf_len, nwritten_out).
 type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
 
@@ -44,9 +51,14 @@ type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Poi
 // host writes the size it needs to nwritten), and returns the bytes
 // written. Any other status than ok is a *StatusError.
 func getString(op string, f getBytesFunc) (string, error) {
+	pooled := bufPool.Get().(*[]byte)
+	defer bufPool.Put(pooled)
 	size := initialBufSize
 	for {
-		buf := make([]byte, size)
+		buf := *pooled
+		if size != initialBufSize {
+			buf = make([]byte, size)
+		}
 		var nw uint32
 		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&nw))
 		switch abi.Status(st) {
@@ -78,7 +90,9 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // Status none means no values.
 func getMulti(op string, f getMultiFunc) ([]string, error) {
 	var out []string
-	buf := make([]byte, initialBufSize)
+	pooled := bufPool.Get().(*[]byte)
+	defer bufPool.Put(pooled)
+	buf := *pooled
 	cursor := uint32(0)
 	for {
 		var end int64
@@ -137,6 +151,28 @@ func (k msgKind) String() string {
 	return "fastly_http_resp"
 }
 
+// Operation names for errors, constant so that no call builds one.
+func (k msgKind) namesOp() string {
+	if k == reqKind {
+		return "fastly_http_req.header_names_get"
+	}
+	return "fastly_http_resp.header_names_get"
+}
+
+func (k msgKind) valuesOp() string {
+	if k == reqKind {
+		return "fastly_http_req.header_values_get"
+	}
+	return "fastly_http_resp.header_values_get"
+}
+
+func (k msgKind) appendOp() string {
+	if k == reqKind {
+		return "fastly_http_req.header_append"
+	}
+	return "fastly_http_resp.header_append"
+}
+
 func (k msgKind) headerNamesGet(h uint32, buf unsafe.Pointer, bufLen, cursor uint32, endOut, nwOut unsafe.Pointer) uint32 {
 	if k == reqKind {
 		return reqHeaderNamesGet(h, buf, bufLen, cursor, endOut, nwOut)
@@ -161,7 +197,7 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 // readHeaders reads every header of a request or response handle: the
 // names, page by page, then the values of each name.
 func readHeaders(k msgKind, h uint32) (Header, error) {
-	ns, err := getMulti(k.String()+".header_names_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
 	})
 	if err != nil {
@@ -169,7 +205,7 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 	}
 	hdr := make(Header, len(ns))
 	for _, name := range ns {
-		vs, err := getMulti(k.String()+".header_values_get", func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
 		})
 		if err != nil {
@@ -181,13 +217,26 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 	return hdr, nil
 }
 
-// writeHeaders appends every value of hdr to a request or response handle.
+// writeHeaders appends every value of hdr to a request or response
+// handle, names in order (one name needs no sorting).
 func writeHeaders(k msgKind, h uint32, hdr Header) error {
+	if len(hdr) == 1 {
+		for key, vs := range hdr {
+			return appendValues(k, h, key, vs)
+		}
+	}
 	for _, key := range hdr.sortedKeys() {
-		for _, v := range hdr[key] {
-			if err := statusErr(k.String()+".header_append", k.headerAppend(h, strPtr(key), uint32(len(key)), strPtr(v), uint32(len(v)))); err != nil {
-				return err
-			}
+		if err := appendValues(k, h, key, hdr[key]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func appendValues(k msgKind, h uint32, key string, vs []string) error {
+	for _, v := range vs {
+		if err := statusErr(k.appendOp(), k.headerAppend(h, strPtr(key), uint32(len(key)), strPtr(v), uint32(len(v)))); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -3,13 +3,14 @@
 // "127.0.0.1:8080"), registers it as the dynamic backend "dyn-origin" with
 // keepalive and pooling options, proxies the request to it and adds
 // "x-edgehost-backend: dynamic". It serves requests in turn in one sandbox
-// (guestsdk.ServeMany): the backend registered for the first request
-// stays registered for the sandbox's life and is reused.
+// (guestsdk.ServeMany) and registers the backend once, when the sandbox
+// starts: it stays registered for the sandbox's life, and every request
+// the sandbox serves uses it. When registration failed, every request is
+// answered 500 with the error.
 package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
@@ -17,7 +18,10 @@ import (
 )
 
 func main() {
-	guestsdk.ServeMany(guestsdk.HandlerFunc(handle), guestsdk.ServeManyOptions{})
+	backend, err := register()
+	guestsdk.ServeMany(guestsdk.HandlerFunc(func(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request) {
+		handle(ctx, w, r, backend, err)
+	}), guestsdk.ServeManyOptions{})
 }
 
 // options are the backend's connection settings.
@@ -30,9 +34,10 @@ var options = guestsdk.BackendOptions{
 	MaxConnections:       32,
 }
 
-func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request) {
-	backend, err := register()
-	if err != nil {
+// handle proxies r to backend, or answers 500 with regErr, the error of
+// registering it.
+func handle(ctx context.Context, w guestsdk.ResponseWriter, r *guestsdk.Request, backend *guestsdk.Backend, regErr error) {
+	if err := regErr; err != nil {
 		fail(w, 500, err)
 		return
 	}
@@ -56,12 +61,7 @@ func register() (*guestsdk.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := guestsdk.RegisterDynamicBackend("dyn-origin", target, options)
-	if errors.Is(err, guestsdk.ErrBackendExists) {
-		// Registered by an earlier request this sandbox served.
-		return guestsdk.BackendByName("dyn-origin"), nil
-	}
-	return b, err
+	return guestsdk.RegisterDynamicBackend("dyn-origin", target, options)
 }
 
 func fail(w guestsdk.ResponseWriter, status int, err error) {

@@ -44,10 +44,11 @@ trap cleanup EXIT
 
 go build -o "$work/edgehost" ./cmd/edgehost
 go build -o "$work/benchorigin" ./host/bench/benchorigin
+# examples/ and testdata/guests are modules of their own: build in them.
 for g in hello proxy dynamic-backend; do
-	GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./examples/$g"
+	(cd examples && GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./$g")
 done
-GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./testdata/guests/hellomany
+(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./hellomany)
 guests="hello hellomany proxy dynamic-backend"
 TINYGO=${EDGEHOST_TINYGO:-}
 [ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo

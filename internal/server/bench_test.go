@@ -88,6 +88,43 @@ func BenchmarkSandboxParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkReuseParallel is the reused-sandbox paths of load.sh with
+// requests from 8×GOMAXPROCS goroutines at once, so that many sandboxes
+// are parked and handed requests as under load (issue 14, goals 2 and 3):
+// testdata/guests/hellomany, and examples/dynamic-backend to a loopback
+// origin as in BenchmarkProxy. No downstream network.
+func BenchmarkReuseParallel(b *testing.B) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello from the origin\n")
+	}))
+	defer origin.Close()
+	for _, guest := range []string{"hellomany", "dynamic-backend"} {
+		b.Run(guest, func(b *testing.B) {
+			manifest := ""
+			if guest == "dynamic-backend" {
+				manifest = exampleDynManifest(origin.Listener.Addr().String())
+			}
+			srv := benchServer(b, guests[guest], manifest)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			defer guesttest.ReportCPU(b)()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					srv.ServeHTTP(w, req)
+					if w.Code != 200 {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkProxy is one request through examples/dynamic-backend (a
 // ServeMany guest registering a dynamic backend) to a loopback origin
 // answering a short body: the guest's hostcalls, the origin pool and a
