@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/erl"
@@ -43,6 +44,13 @@ type Loader struct {
 	// none) is called with the compile's error when it ends. The CLI
 	// shows a progress line on a terminal with it.
 	Progress func(id string, size int) func(error)
+	// Cache is the host's readthrough cache, shared by every version (it
+	// outlives deploys, as Pools do); nil sends every backend request to
+	// its origin. A version's objects belong to its FASTLY_SERVICE_ID; its
+	// cache generation is its manifest's [edgehost] cache_generation when
+	// that sets one (the version's guests then see it as
+	// FASTLY_CACHE_GENERATION too), else FASTLY_CACHE_GENERATION of Env.
+	Cache *cache.Cache
 	// Host, when set, holds the host's own [edgehost] settings: their
 	// per-sandbox limits apply to every version loaded, whatever the
 	// version's manifest says (a package deployed through the admin API
@@ -97,6 +105,18 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 			Shields: m.Services.Shields, RateLimits: l.RateLimits,
 		},
 		Limits: Limits(m.Host),
+		Cache:  l.Cache,
+	}
+	if m.Host.IsSet("cache_generation") {
+		cfg.Env = setEnv(cfg.Env, "FASTLY_CACHE_GENERATION", strconv.FormatInt(m.Host.CacheGeneration, 10))
+	}
+	for _, kv := range cfg.Env {
+		switch kv[0] {
+		case "FASTLY_SERVICE_ID":
+			cfg.CacheService = kv[1]
+		case "FASTLY_CACHE_GENERATION":
+			cfg.CacheGeneration, _ = strconv.ParseUint(kv[1], 10, 64)
+		}
 	}
 	if l.Host != nil {
 		cfg.Limits = Limits(*l.Host)
@@ -107,6 +127,18 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		})
 	}
 	return cfg
+}
+
+// setEnv returns env with name set to value, replacing an entry of that
+// name or adding one.
+func setEnv(env [][2]string, name, value string) [][2]string {
+	for i, kv := range env {
+		if kv[0] == name {
+			env[i][1] = value
+			return env
+		}
+	}
+	return append(env, [2]string{name, value})
 }
 
 // Limits returns the per-sandbox limits of the [edgehost] settings h.

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
@@ -46,6 +47,9 @@ type Config struct {
 	Pools *pool.ManagerConfig
 	// Server configures the server; its Logger is the Host's.
 	Server server.Config
+	// Cache is the readthrough cache the sends go through (nil: none, every
+	// backend request goes to its origin).
+	Cache *cache.Cache
 }
 
 // Host is an assembled host serving one module version.
@@ -97,7 +101,7 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 	if env == nil {
 		env = server.GuestEnvFor(m)
 	}
-	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy}
+	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: cfg.Cache}
 	v, err := h.Loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		tb.Fatalf("load: %v", err)
