@@ -455,7 +455,9 @@ func TestCachePurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		adm, err := admin.New(admin.Config{Store: st, Server: h.srv, Loader: h.loader, Cache: c, Token: "tok"})
+		metrics := admin.NewMetrics(h.loader.Pools)
+		metrics.RegisterCache(c)
+		adm, err := admin.New(admin.Config{Store: st, Server: h.srv, Loader: h.loader, Cache: c, Metrics: metrics, Token: "tok"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,6 +512,10 @@ func TestCachePurge(t *testing.T) {
 		var stats admin.CacheStats
 		if err := json.Unmarshal([]byte(body), &stats); err != nil || stats.Hits < 3 || stats.Purged < 4 || stats.Objects == 0 {
 			t.Errorf("GET /v1/cache: %s: want the guest's hits and purges counted", body)
+		}
+		_, body = get(t, as.URL+"/metrics")
+		if want := fmt.Sprintf("edgehost_cache_hits_total %d", stats.Hits); !strings.Contains(body, want) {
+			t.Errorf("GET /metrics has no %q line:\n%s", want, grepLines(body, "edgehost_cache_"))
 		}
 
 		// A deploy with another cache_generation empties the service's
@@ -571,6 +577,21 @@ func TestCacheEviction(t *testing.T) {
 		if total == 2*objects {
 			t.Errorf("every object was refetched: nothing was kept")
 		}
+		// An object over the per-object cap (bound/8 = 32 KiB) streams
+		// through whole and is not stored.
+		big := strings.Repeat("y", 64<<10)
+		bigOrigin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=600")
+			io.WriteString(w, big)
+		})
+		hb := serveCached(t, eng, bigOrigin.URL, cache.New(cache.Config{MaxBytes: bound}))
+		for i := range 2 {
+			resp, got := get(t, hb.url+"/big")
+			if got != big || resp.Header.Get("X-Cache") != "MISS" || bigOrigin.count("/big") != i+1 {
+				t.Errorf("big object, request %d: %d bytes, X-Cache %q, %d origin requests; want it whole, a MISS, %d",
+					i, len(got), resp.Header.Get("X-Cache"), bigOrigin.count("/big"), i+1)
+			}
+		}
 	})
 }
 
@@ -622,4 +643,15 @@ func TestCacheBrokenOrigin(t *testing.T) {
 			}
 		}
 	})
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
