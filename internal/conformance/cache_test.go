@@ -332,6 +332,14 @@ func TestCacheHTTPSemantics(t *testing.T) {
 				t.Errorf("past swr: X-Cache %q, body %q; want a MISS", resp.Header.Get("X-Cache"), body)
 			}
 		})
+		t.Run("surrogate keys over Fastly's limits", func(t *testing.T) {
+			for _, sk := range []string{strings.Repeat("k", 1025), strings.Repeat("key ", 4200)} {
+				resp, body := get(t, h.url+"/max-age", "X-Ov-Sk", sk)
+				if resp.StatusCode != 503 || !strings.Contains(body, "cache_override_v2_set") || !strings.Contains(body, "inval") {
+					t.Errorf("override keys of %d bytes: %d %q, want the guest to see inval", len(sk), resp.StatusCode, body)
+				}
+			}
+		})
 		t.Run("dynamic backend", func(t *testing.T) {
 			addr := strings.TrimPrefix(origin.URL, "http://")
 			for i, want := range []string{"MISS", "HIT"} {
