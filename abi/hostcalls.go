@@ -1117,7 +1117,7 @@ func Hostcalls() []Hostcall {
 			Params: []Param{handleP("pending_objstr_handle", HandleObjectStoreDelete)}},
 
 		// fastly_purge
-		{Module: "fastly_purge", Name: "purge_surrogate_key", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_purge", Name: "purge_surrogate_key", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, Buflen),
 			Doc: "Purges cached objects by surrogate key, hard or soft.",
 			Params: []Param{
 				inP("surrogate_key"),

@@ -13,7 +13,8 @@
 //     unit-tested with plain `go test`;
 //   - a small net/http-shaped API: Serve, Handler, Request, Response,
 //     ResponseWriter, Header, plus log endpoints, config stores,
-//     dictionaries and dynamic backends with keepalive options.
+//     dictionaries, dynamic backends with keepalive options, cache
+//     overrides (Request.CacheOverride) and purges (PurgeSurrogateKey).
 //
 // The package does not import net/http, encoding/json or anything that
 // needs cgo, so it builds with TinyGo. Durations are time.Duration in the

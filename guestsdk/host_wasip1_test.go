@@ -69,6 +69,11 @@ func TestBindingsAnswerBadInput(t *testing.T) {
 			var cfg [abi.CfgSize / 4]uint32
 			return reqRegisterDynamicBackend(np, nl, strPtr("127.0.0.1:1"), 11, 1<<31, unsafe.Pointer(&cfg[0]))
 		}, abi.Inval},
+		{"fastly_http_req.cache_override_v2_set", func() uint32 { return reqCacheOverrideV2Set(badHandle, 1, 0, 0, np, nl) }, abi.Badf},
+		{"fastly_purge.purge_surrogate_key(unknown mask bit)", func() uint32 {
+			var opts [3]uint32
+			return purgePurgeSurrogateKey(np, nl, 1<<31, unsafe.Pointer(&opts[0]))
+		}, abi.Inval},
 		{"fastly_http_resp.close", func() uint32 { return respClose(badHandle) }, abi.Badf},
 		{"fastly_http_resp.status_get", func() uint32 { return respStatusGet(badHandle, o) }, abi.Badf},
 		{"fastly_http_resp.status_set", func() uint32 { return respStatusSet(badHandle, 200) }, abi.Badf},

@@ -39,6 +39,18 @@ func reqBodyDownstreamGet(reqOut unsafe.Pointer, bodyOut unsafe.Pointer) uint32 
 	})
 }
 
+// reqCacheOverrideV2Set is fastly_http_req.cache_override_v2_set: Overrides the cache policy of a request, with a surrogate key.
+func reqCacheOverrideV2Set(h uint32, tag uint32, ttl uint32, staleWhileRevalidate uint32, sk unsafe.Pointer, skLen uint32) uint32 {
+	return fakeCall("fastly_http_req.cache_override_v2_set", func(f *fakeHost) abi.Status {
+		if m, ok := any(f).(interface {
+			reqCacheOverrideV2Set(h uint32, tag uint32, ttl uint32, staleWhileRevalidate uint32, sk unsafe.Pointer, skLen uint32) abi.Status
+		}); ok {
+			return m.reqCacheOverrideV2Set(h, tag, ttl, staleWhileRevalidate, sk, skLen)
+		}
+		return abi.Unsupported
+	})
+}
+
 // reqNew is fastly_http_req.new: Creates a request (GET /, HTTP/1.1, no headers).
 func reqNew(reqOut unsafe.Pointer) uint32 {
 	return fakeCall("fastly_http_req.new", func(f *fakeHost) abi.Status {
@@ -758,6 +770,18 @@ func kvStoreListWait(handle uint32, bodyHandleOut unsafe.Pointer, kvErrorOut uns
 			kvStoreListWait(handle uint32, bodyHandleOut unsafe.Pointer, kvErrorOut unsafe.Pointer) abi.Status
 		}); ok {
 			return m.kvStoreListWait(handle, bodyHandleOut, kvErrorOut)
+		}
+		return abi.Unsupported
+	})
+}
+
+// purgePurgeSurrogateKey is fastly_purge.purge_surrogate_key: Purges cached objects by surrogate key, hard or soft.
+func purgePurgeSurrogateKey(surrogateKey unsafe.Pointer, surrogateKeyLen uint32, optionsMask uint32, options unsafe.Pointer) uint32 {
+	return fakeCall("fastly_purge.purge_surrogate_key", func(f *fakeHost) abi.Status {
+		if m, ok := any(f).(interface {
+			purgePurgeSurrogateKey(surrogateKey unsafe.Pointer, surrogateKeyLen uint32, optionsMask uint32, options unsafe.Pointer) abi.Status
+		}); ok {
+			return m.purgePurgeSurrogateKey(surrogateKey, surrogateKeyLen, optionsMask, options)
 		}
 		return abi.Unsupported
 	})

@@ -24,6 +24,12 @@ func abiInit(abiVersion uint64) uint32
 //go:noescape
 func reqBodyDownstreamGet(reqOut unsafe.Pointer, bodyOut unsafe.Pointer) uint32
 
+// reqCacheOverrideV2Set is fastly_http_req.cache_override_v2_set: Overrides the cache policy of a request, with a surrogate key.
+//
+//go:wasmimport fastly_http_req cache_override_v2_set
+//go:noescape
+func reqCacheOverrideV2Set(h uint32, tag uint32, ttl uint32, staleWhileRevalidate uint32, sk unsafe.Pointer, skLen uint32) uint32
+
 // reqNew is fastly_http_req.new: Creates a request (GET /, HTTP/1.1, no headers).
 //
 //go:wasmimport fastly_http_req new
@@ -389,6 +395,12 @@ func kvStoreList(store uint32, listConfigMask uint32, listConfiguration unsafe.P
 //go:wasmimport fastly_kv_store list_wait
 //go:noescape
 func kvStoreListWait(handle uint32, bodyHandleOut unsafe.Pointer, kvErrorOut unsafe.Pointer) uint32
+
+// purgePurgeSurrogateKey is fastly_purge.purge_surrogate_key: Purges cached objects by surrogate key, hard or soft.
+//
+//go:wasmimport fastly_purge purge_surrogate_key
+//go:noescape
+func purgePurgeSurrogateKey(surrogateKey unsafe.Pointer, surrogateKeyLen uint32, optionsMask uint32, options unsafe.Pointer) uint32
 
 // secretStoreOpen is fastly_secret_store.open: Opens a secret store by name.
 //

@@ -25,6 +25,10 @@ type Request struct {
 	// Body is the request body; nil means none. The downstream request's
 	// Body is read from the host in chunks. Send closes it.
 	Body io.ReadCloser
+	// CacheOverride, when set, changes how the host's readthrough cache
+	// treats the request when it is sent (see CacheOverride); nil leaves
+	// it to the answer's headers.
+	CacheOverride *CacheOverride
 }
 
 // NewRequest returns a Request for method and rawURL (parsed with
@@ -153,6 +157,9 @@ func (r *Request) toHost() (req, body uint32, err error) {
 	}
 	if err == nil {
 		err = writeHeaders(reqKind, req, r.Header)
+	}
+	if err == nil && r.CacheOverride != nil {
+		err = r.CacheOverride.apply(req)
 	}
 	if err == nil {
 		var rd io.Reader

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/engine/wasmtimeengine"
@@ -160,6 +161,9 @@ func newLoader(eng engine.Engine, m *config.Manifest, log *slog.Logger, listener
 		Logger: log,
 		Policy: policy,
 		Env:    server.GuestEnvFor(m),
+		// The readthrough cache, host wide: it outlives deploys, as the
+		// pools do, and the admin API serves its purges and counters.
+		Cache: cache.New(cache.Config{MaxBytes: int64(m.Host.CacheMemoryMiB) << 20}),
 		// One rate limiting store for the host: every sandbox of every
 		// version counts in it.
 		RateLimits: erl.New(nil),

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgehost/edgehost/internal/admin"
-	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/server"
 	"github.com/edgehost/edgehost/internal/store"
@@ -208,9 +207,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	loader.Progress = compileProgress(cmd.ErrOrStderr(), eng.Name())
 	metrics := admin.NewMetrics(loader.Pools)
 	loader.Linker.OnError = metrics.HostcallError
-	// The readthrough cache, host wide (it outlives deploys, as pools do).
-	readCache := cache.New(cache.Config{MaxBytes: int64(m.Host.CacheMemoryMiB) << 20})
-	loader.Cache = readCache // the core cache hostcalls' objects share it
+	readCache := loader.Cache
 	metrics.RegisterCache(readCache)
 	srv := server.New(server.Config{
 		Logger:                 log,

@@ -4,7 +4,11 @@
 # testdata/guests/hellomany) and examples/proxy beside a plain Go net/http
 # server, and proxying through a dynamic backend (examples/dynamic-backend)
 # beside nginx as a keepalive reverse proxy to the same origin, with origin
-# TCP connections accepted per 100,000 proxied requests. Every edgehost row
+# TCP connections accepted per 100,000 proxied requests, and cache hits
+# through examples/proxy (the readthrough cache on the send path) beside
+# nginx with proxy_cache on the same origin, with the cost of a miss
+# (a new URL per request) against a pass (an answer the origin marks
+# private). Every edgehost row
 # runs on each engine in ENGINES. Everything runs on 127.0.0.1, in one go.
 # With TinyGo (../shared/tools/tinygo/tinygo beside the repository, or
 # $EDGEHOST_TINYGO, or tinygo on PATH) it adds hello and hellomany built
@@ -33,6 +37,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 work=$(mktemp -d)
+chmod 755 "$work" # nginx's workers write their proxy_cache under it
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -104,6 +109,18 @@ http {
 			proxy_set_header Connection "";
 		}
 	}
+	proxy_cache_path $work/nginx-cache keys_zone=bench:16m max_size=256m;
+	server {
+		listen 127.0.0.1:18088;
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_cache bench;
+			proxy_cache_lock on;
+			add_header X-Cache \$upstream_cache_status;
+		}
+	}
 }
 NGINX
 "$NGINX" -c "$work/nginx.conf" -g 'daemon on;'
@@ -114,9 +131,16 @@ for u in http://127.0.0.1:18080 http://127.0.0.1:18081 http://127.0.0.1:18089 "$
 done
 
 conns() { curl -fsS "http://$ORIGIN/__conns"; }
+# A new URL per request, for cache misses (per wrk thread: its own prefix).
+cat > "$work/miss.lua" <<'LUA'
+local n, id = 0, 0
+function setup(thread) id = id + 1; thread:set("id", id) end
+function request() n = n + 1; return wrk.format(nil, "/miss/" .. id .. "-" .. n) end
+LUA
 rps() { # name url -> prints "name rps requests"; leaves "rps requests" in $work/last
 	local out r n errs
-	out=$(wrk -t$THREADS -c"$CONNS" -d"$DURATION" "$2")
+	# shellcheck disable=SC2086 # $2 may carry wrk options (-s script) before the URL
+	out=$(wrk -t$THREADS -c"$CONNS" -d"$DURATION" $2)
 	r=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	n=$(echo "$out" | awk '/requests in/ {print $1}')
 	errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
@@ -142,13 +166,33 @@ for e in $ENGINES; do
 	has hello-tinygo && row "hello (TinyGo), fresh sandbox" "$e" hello-tinygo "0.5 (goal 2)"
 	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -
 	has hello-js && row "hello (JS SDK), fresh sandbox" "$e" hello-js -
-	rps "edgehost $e proxy (static backend)" "${url[$e-proxy]}/hello"
+	rps "edgehost $e proxy (static backend, a pass)" "${url[$e-proxy]}/hello"
+	read -r pass_r _ < "$work/last"
+	curl -fsS -o /dev/null "${url[$e-proxy]}/cached/x"
+	echo "  (X-Cache of /cached/x now: $(curl -fsS -o /dev/null -D - "${url[$e-proxy]}/cached/x" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'))"
+	rps "edgehost $e proxy, cache hit" "${url[$e-proxy]}/cached/x"
+	read -r r _ < "$work/last"
+	echo "$e|proxy, cache hit (fresh sandbox)|$r|-" >> "$work/hit"
+	rps "edgehost $e proxy, cache miss (new URL each)" "-s $work/miss.lua ${url[$e-proxy]}"
+	read -r miss_r _ < "$work/last"
+	ratio "$e proxy cache miss, against a pass" "$miss_r" "$e pass" "$pass_r" -
 	c0=$(conns)
 	rps "edgehost $e dynamic-backend proxy (ServeMany)" "${url[$e-dynamic-backend]}/hello"
 	c1=$(conns)
 	read -r r n < "$work/last"
 	echo "$e $r $n $((c1 - c0))" >> "$work/dyn"
+	curl -fsS -o /dev/null "${url[$e-dynamic-backend]}/cached/x"
+	rps "edgehost $e dynamic-backend proxy (ServeMany), cache hit" "${url[$e-dynamic-backend]}/cached/x"
+	read -r r _ < "$work/last"
+	echo "$e|dynamic-backend proxy (ServeMany), cache hit|$r|1.0" >> "$work/hit"
 done
+curl -fsS -o /dev/null http://127.0.0.1:18088/cached/x
+echo "  (nginx X-Cache of /cached/x now: $(curl -fsS -o /dev/null -D - http://127.0.0.1:18088/cached/x | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'))"
+rps "nginx proxy_cache hit" http://127.0.0.1:18088/cached/x
+read -r ngx_hit _ < "$work/last"
+while IFS='|' read -r e name r goal; do
+	ratio "$e $name" "$r" "nginx proxy_cache" "$ngx_hit" "$goal"
+done < "$work/hit"
 c0=$(conns)
 rps "nginx keepalive reverse proxy" http://127.0.0.1:18089/hello
 c1=$(conns)

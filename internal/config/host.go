@@ -191,9 +191,10 @@ type Host struct {
 	// DefaultCustomerID.
 	CustomerID string
 	// CacheGeneration is FASTLY_CACHE_GENERATION (cache_generation, >= 0),
-	// default 0. A guest may use it to version keys; the readthrough cache
-	// (internal/cache, not yet on the send path) empties a service's objects
-	// when it changes.
+	// default 0. A guest may use it to version keys; activating a version
+	// whose generation differs from the one in force empties its service's
+	// objects in the readthrough cache (server.Loader.Cache; README.md,
+	// "Caching"). A deployed version's own manifest may set it.
 	CacheGeneration int64
 
 	set map[string]bool // keys present in the file

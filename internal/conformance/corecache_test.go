@@ -23,14 +23,14 @@ import (
 	"github.com/edgehost/edgehost/internal/server"
 )
 
-// cacheHost serves the corecache guest with a host cache.
-type cacheHost struct {
+// coreCacheHost serves the corecache guest with a host cache.
+type coreCacheHost struct {
 	url   string
 	cache *cache.Cache
 	logs  *guesttest.LogBuffer
 }
 
-func serveCoreCache(t *testing.T, eng engine.Engine, wasm []byte) *cacheHost {
+func serveCoreCache(t *testing.T, eng engine.Engine, wasm []byte) *coreCacheHost {
 	t.Helper()
 	m, err := config.Parse("fastly.toml", []byte(`service_id = "svc-core"`), t.TempDir())
 	if err != nil {
@@ -50,12 +50,12 @@ func serveCoreCache(t *testing.T, eng engine.Engine, wasm []byte) *cacheHost {
 	srv.Activate(v)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &cacheHost{url: hs.URL, cache: c, logs: logs}
+	return &coreCacheHost{url: hs.URL, cache: c, logs: logs}
 }
 
 // call sends method path with body and returns the transcript line:
 // status, the cache headers and the body.
-func (h *cacheHost) call(t *testing.T, method, path, body string) string {
+func (h *coreCacheHost) call(t *testing.T, method, path, body string) string {
 	t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
 	if err != nil {

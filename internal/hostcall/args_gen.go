@@ -4843,6 +4843,34 @@ func bindKVStoreListWait(fn func(c *call, a kvStoreListWaitArgs) error) impl {
 	}}
 }
 
+// purgePurgeSurrogateKeyArgs are the arguments of fastly_purge.purge_surrogate_key.
+type purgePurgeSurrogateKeyArgs struct {
+	SurrogateKey []byte // `surrogate_key` str, a view of guest memory (at most maxStringLen bytes)
+	OptionsMask  uint32 // `options_mask` purge_options_mask (bitmask)
+	Options      uint32 // `options` *purge_options (12 bytes, read), the pointer: read by the implementation
+}
+
+func (a *purgePurgeSurrogateKeyArgs) decode(c *call) error {
+	var err error
+	if a.SurrogateKey, err = c.bytes(0, maxStringLen); err != nil {
+		return err
+	}
+	a.OptionsMask = c.u32(2)
+	a.Options = c.u32(3)
+	return nil
+}
+
+// bindPurgePurgeSurrogateKey binds fn as fastly_purge.purge_surrogate_key: Purges cached objects by surrogate key, hard or soft.
+func bindPurgePurgeSurrogateKey(fn func(c *call, a purgePurgeSurrogateKeyArgs) error) impl {
+	return impl{"fastly_purge", "purge_surrogate_key", func(c *call) error {
+		var a purgePurgeSurrogateKeyArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // secretStoreOpenArgs are the arguments of fastly_secret_store.open.
 type secretStoreOpenArgs struct {
 	Name           []byte // `name` str, a view of guest memory (at most maxStringLen bytes)

@@ -177,6 +177,7 @@ func conventionSpecs() []spec {
 	add(rq, "cache_override_v2_set", ok, func(h *harness) []arg {
 		return flat(h.aH(kindReq), val(1), val(60), val(0), h.aS("surrogate"))
 	})
+	add("fastly_purge", "purge_surrogate_key", ok, func(h *harness) []arg { return flat(h.aS("a-key"), val(0), h.aP(12)) })
 	add(rq, "auto_decompress_response_set", ok, func(h *harness) []arg { return flat(h.aH(kindReq), val(1)) })
 	add(rq, "register_dynamic_backend", ok, func(h *harness) []arg {
 		return flat(h.aS("dyn"), h.aS("127.0.0.1:8080"), val(0), h.aP(abi.CfgSizeBase))
@@ -345,7 +346,7 @@ func conventionEnv(t *testing.T) *Env {
 		Dictionaries: map[string]map[string]string{"settings": {"greeting": "hello"}},
 		Services:     testServices(t, origin.URL),
 		Cache:        cache.New(cache.Config{MaxBytes: 1 << 20}),
-		ServiceID:    "conventions",
+		CacheService: "conventions",
 	}
 	testKVEnv(t, &cfg)
 	env, _ := newTestEnv(t, cfg)

@@ -321,7 +321,7 @@ func (c *call) cacheLookupCall(key []byte, mask, opts uint32, transactional bool
 	if err != nil {
 		return nil, err
 	}
-	svc := c.s.env.serviceID
+	svc := c.s.env.cacheSvc
 	if transactional {
 		return &cacheLookup{l: cc.CoreTransactionLookup(svc, k, h), key: k}, nil
 	}
@@ -377,7 +377,7 @@ func coreCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			bw := cc.CoreInsert(c.s.env.serviceID, k, nil, w)
+			bw := cc.CoreInsert(c.s.env.cacheSvc, k, nil, w)
 			return c.putU32(a.BodyOut, c.s.bodies.add(c.cacheInsertBody(bw)))
 		}),
 		bindCacheTransactionInsert(func(c *call, a cacheTransactionInsertArgs) error {
@@ -389,7 +389,7 @@ func coreCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			bw := c.s.env.cache.CoreInsert(c.s.env.serviceID, cl.key, cl.l, w)
+			bw := c.s.env.cache.CoreInsert(c.s.env.cacheSvc, cl.key, cl.l, w)
 			return c.putU32(a.BodyOut, c.s.bodies.add(c.cacheInsertBody(bw)))
 		}),
 		bindCacheTransactionInsertAndStreamBack(func(c *call, a cacheTransactionInsertAndStreamBackArgs) error {
@@ -401,7 +401,7 @@ func coreCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			bw := c.s.env.cache.CoreInsert(c.s.env.serviceID, cl.key, cl.l, w)
+			bw := c.s.env.cache.CoreInsert(c.s.env.cacheSvc, cl.key, cl.l, w)
 			if err := c.putU32(a.BodyOut, c.s.bodies.add(c.cacheInsertBody(bw))); err != nil {
 				return err
 			}

@@ -113,7 +113,7 @@ func TestCoreCacheNoCache(t *testing.T) {
 // TestCoreCacheSessionEnd: a session that ends holding an obligation
 // hands it on, and an insert body it left open leaves no object.
 func TestCoreCacheSessionEnd(t *testing.T) {
-	env, _ := newTestEnv(t, EnvConfig{Cache: cache.New(cache.Config{MaxBytes: 1 << 20}), ServiceID: "s"})
+	env, _ := newTestEnv(t, EnvConfig{Cache: cache.New(cache.Config{MaxBytes: 1 << 20}), CacheService: "s"})
 	h1 := newHarness(t, harnessOpts{env: env})
 	kp, kl := h1.str("k")
 	o := h1.out()

@@ -32,8 +32,10 @@ type Env struct {
 	kvNames      map[string]bool
 	secretStores map[string]*secretstore.Store
 	svc          services // services.go
-	cache        *cache.Cache
-	serviceID    string
+
+	cache    *cache.Cache // nil: sends go straight to the pools
+	cacheSvc string
+	cacheGen uint64
 }
 
 // StaticBackend is a backend declared in fastly.toml.
@@ -135,12 +137,15 @@ type EnvConfig struct {
 	// Services are the ACLs, geolocation, device detection, rate limiting
 	// and shielding sites (services.go).
 	Services Services
-	// Cache is the host's cache, which the core cache hostcalls
-	// (fastly_cache) use; nil: they answer unsupported.
+	// Cache is the host's readthrough cache every send hostcall goes
+	// through (README.md, "Caching"); nil sends every backend request
+	// straight to its origin pool, with no X-Cache headers.
 	Cache *cache.Cache
-	// ServiceID scopes the version's objects in Cache (their keys, the
-	// cache generation and purges): FASTLY_SERVICE_ID.
-	ServiceID string
+	// CacheService is the service the version's objects and purges belong
+	// to (FASTLY_SERVICE_ID), and CacheGeneration its cache generation
+	// (FASTLY_CACHE_GENERATION): ActivateCache makes it the service's.
+	CacheService    string
+	CacheGeneration uint64
 }
 
 // NewEnv builds an Env; each static backend gets its pool now. Errors: a
@@ -160,7 +165,8 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		kvNames:      map[string]bool{},
 		secretStores: cfg.SecretStores,
 		cache:        cfg.Cache,
-		serviceID:    cfg.ServiceID,
+		cacheSvc:     cfg.CacheService,
+		cacheGen:     cfg.CacheGeneration,
 	}
 	for _, n := range cfg.KVStores {
 		if e.kv == nil {
@@ -186,6 +192,22 @@ func NewEnv(cfg EnvConfig) (*Env, error) {
 		e.backends[sb.Name] = b
 	}
 	return e, nil
+}
+
+// Cache returns the readthrough cache the env's sends go through (nil:
+// none).
+func (e *Env) Cache() *cache.Cache { return e.cache }
+
+// ActivateCache makes the env's cache generation (EnvConfig.CacheGeneration)
+// its service's: when it differs from the one in force, the service's
+// cached objects are dropped (cache.Cache.SetGeneration). The server calls
+// it when the version becomes active. It returns the number of objects
+// dropped; 0 without a cache.
+func (e *Env) ActivateCache() int {
+	if e.cache == nil {
+		return 0
+	}
+	return e.cache.SetGeneration(e.cacheSvc, e.cacheGen)
 }
 
 // Pools returns the pool manager the env's backends use.

@@ -239,6 +239,7 @@ func Table() []Hostcall {
 		abiImpls(), bodyImpls(), logImpls(), reqImpls(), respImpls(),
 		downstreamImpls(), storeImpls(), backendImpls(), runtimeImpls(),
 		asyncIOImpls(), kvStoreImpls(), coreCacheImpls(), httpCacheImpls(), secretStoreImpls(), aclImpls(), geoImpls(), erlImpls(), shieldingImpls(),
+		purgeImpls(),
 	} {
 		all = append(all, family...)
 	}

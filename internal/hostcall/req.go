@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/pool"
 )
 
@@ -21,6 +22,9 @@ type request struct {
 	hdr     *header
 	// manualFraming: framing_headers_mode_set chose mode 1 (framing.go).
 	manualFraming bool
+	// override is the request's cache override (cache_override_set,
+	// cache_override_v2_set); the zero value is none.
+	override cache.Override
 }
 
 func (r *request) headers() *header     { return r.hdr }
@@ -127,9 +131,27 @@ func reqImpls() []impl {
 			r.uri = v
 			return nil
 		}),
-		// the readthrough cache (internal/cache) is not on the send path yet: overrides are accepted and ignored.
-		bindReqCacheOverrideSet(func(c *call, a reqCacheOverrideSetArgs) error { _, err := get(c, a.H); return err }),
-		bindReqCacheOverrideV2Set(func(c *call, a reqCacheOverrideV2SetArgs) error { _, err := get(c, a.H); return err }),
+		// The override replaces the request's previous one; the send
+		// hostcalls hand it to the readthrough cache (cachert.go).
+		bindReqCacheOverrideSet(func(c *call, a reqCacheOverrideSetArgs) error {
+			r, err := get(c, a.H)
+			if err != nil {
+				return err
+			}
+			r.override = cache.OverrideFromABI(a.Tag, a.TTL, a.StaleWhileRevalidate, "")
+			return nil
+		}),
+		bindReqCacheOverrideV2Set(func(c *call, a reqCacheOverrideV2SetArgs) error {
+			r, err := get(c, a.H)
+			if err != nil {
+				return err
+			}
+			if err := checkSurrogateKeys(a.Sk); err != nil {
+				return err
+			}
+			r.override = cache.OverrideFromABI(a.Tag, a.TTL, a.StaleWhileRevalidate, string(a.Sk))
+			return nil
+		}),
 		bindReqAutoDecompressResponseSet(func(c *call, a reqAutoDecompressResponseSetArgs) error { _, err := get(c, a.H); return err }),
 
 		bindReqSend(send),
@@ -302,11 +324,15 @@ func (m multiCloser) Close() error {
 // sendBlocking implements send, send_v2 and send_v3: the guest blocks in
 // the host until the response headers arrive.
 func (c *call) sendBlocking(rh, bh uint32, backendName []byte, out sendOuts) error {
+	ov, err := c.overrideOf(rh)
+	if err != nil {
+		return err
+	}
 	be, req, err := c.buildOrigin(rh, bh, backendName, false)
 	if err != nil {
 		return err
 	}
-	resp, err := be.pool.Do(c.s.ctx, req, be.timeouts)
+	resp, err := c.s.env.send(c.s.ctx, be, req, ov)
 	if out.detail != noDetail {
 		c.putSendDetail(out.detail, err)
 	}
@@ -337,6 +363,14 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 	if c.s.pendingOpen >= c.s.env.limits.MaxPendingRequests {
 		return statusErr(abi.LimitExceeded, "more than %d backend requests in flight", c.s.env.limits.MaxPendingRequests)
 	}
+	ov, err := c.overrideOf(rh)
+	if err != nil {
+		return err
+	}
+	if streaming {
+		// The body is still being written: nothing to cache by.
+		ov.Pass = true
+	}
 	be, req, err := c.buildOrigin(rh, bh, backendName, streaming)
 	if err != nil {
 		return err
@@ -352,7 +386,7 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 	go func() {
 		defer c.s.wg.Done()
 		defer close(p.done)
-		p.resp, p.err = be.pool.Do(ctx, req, be.timeouts)
+		p.resp, p.err = c.s.env.send(ctx, be, req, ov)
 		if p.err != nil {
 			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}

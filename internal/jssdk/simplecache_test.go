@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 )
@@ -66,7 +67,7 @@ func TestJSSimpleCachePurge(t *testing.T) {
 func simpleCacheHost(t *testing.T) (*testhost.Host, func(method, path string) (*http.Response, string), func(value, wantBody, wantProduced string)) {
 	t.Helper()
 	wasm := jsGuest(t, "simplecache")
-	h := testhost.New(t, wasm, testhost.Config{Manifest: `service_id = "js-simple"`, EngineConfig: engine.Config{CacheDir: shared.cache}})
+	h := testhost.New(t, wasm, testhost.Config{Manifest: `service_id = "js-simple"`, EngineConfig: engine.Config{CacheDir: shared.cache}, Cache: cache.New(cache.Config{})})
 	url := h.Listen(t)
 	get := func(method, path string) (*http.Response, string) {
 		t.Helper()

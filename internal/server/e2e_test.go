@@ -226,7 +226,8 @@ func TestFastlyStyleGuest(t *testing.T) {
 		hdr        string
 	}{
 		{"/hi", "fastlystyle GET /hi\nheaders: accept-encoding,user-agent,x-long-header-name-for-paging,host\n", ""},
-		{"/stub", "purge status 5\n", ""},
+		{"/stub", "stub status 5\n", ""},
+		{"/purge", "purge status 0\n", ""}, // implemented; this host has no cache to purge
 		{"/proxy/x", "from origin /proxy/x", "1"},
 	}
 	for _, tc := range tests {

@@ -44,10 +44,12 @@ type Loader struct {
 	// none) is called with the compile's error when it ends. The CLI
 	// shows a progress line on a terminal with it.
 	Progress func(id string, size int) func(error)
-	// Cache is the host's cache, shared by every version (it outlives
-	// deploys); the core cache hostcalls use it, each version's objects
-	// under its FASTLY_SERVICE_ID (from Env). Nil: they answer
-	// unsupported.
+	// Cache is the host's readthrough cache, shared by every version (it
+	// outlives deploys, as Pools do); nil sends every backend request to
+	// its origin. A version's objects belong to its FASTLY_SERVICE_ID; its
+	// cache generation is its manifest's [edgehost] cache_generation when
+	// that sets one (the version's guests then see it as
+	// FASTLY_CACHE_GENERATION too), else FASTLY_CACHE_GENERATION of Env.
 	Cache *cache.Cache
 	// Host, when set, holds the host's own [edgehost] settings: their
 	// per-sandbox limits apply to every version loaded, whatever the
@@ -105,9 +107,15 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		Limits: Limits(m.Host),
 		Cache:  l.Cache,
 	}
-	for _, kv := range l.Env {
-		if kv[0] == "FASTLY_SERVICE_ID" {
-			cfg.ServiceID = kv[1]
+	if m.Host.IsSet("cache_generation") {
+		cfg.Env = setEnv(cfg.Env, "FASTLY_CACHE_GENERATION", strconv.FormatInt(m.Host.CacheGeneration, 10))
+	}
+	for _, kv := range cfg.Env {
+		switch kv[0] {
+		case "FASTLY_SERVICE_ID":
+			cfg.CacheService = kv[1]
+		case "FASTLY_CACHE_GENERATION":
+			cfg.CacheGeneration, _ = strconv.ParseUint(kv[1], 10, 64)
 		}
 	}
 	if l.Host != nil {
@@ -119,6 +127,18 @@ func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {
 		})
 	}
 	return cfg
+}
+
+// setEnv returns env with name set to value, replacing an entry of that
+// name or adding one.
+func setEnv(env [][2]string, name, value string) [][2]string {
+	for i, kv := range env {
+		if kv[0] == name {
+			env[i][1] = value
+			return env
+		}
+	}
+	return append(env, [2]string{name, value})
 }
 
 // Limits returns the per-sandbox limits of the [edgehost] settings h.

@@ -108,8 +108,17 @@ func New(cfg Config) *Server {
 
 // Activate makes v the version new requests run on and returns the one
 // it replaced (nil if none). Requests in flight finish on the old version;
-// Retire waits for them.
-func (s *Server) Activate(v *Version) *Version { return s.active.Swap(v) }
+// Retire waits for them. v's cache generation becomes its service's
+// (hostcall.Env.ActivateCache): a changed generation empties the service's
+// objects in the readthrough cache, which otherwise outlives the version.
+func (s *Server) Activate(v *Version) *Version {
+	if v != nil && v.Env != nil {
+		if n := v.Env.ActivateCache(); n > 0 && s.log != nil {
+			s.log.Info("cache generation changed: objects dropped", "version", v.ID, "dropped", n)
+		}
+	}
+	return s.active.Swap(v)
+}
 
 // Active returns the active version, or nil.
 func (s *Server) Active() *Version { return s.active.Load() }

@@ -6,6 +6,7 @@ import { ConfigStore } from "fastly:config-store";
 import { Logger } from "fastly:logger";
 import { env } from "fastly:env";
 import { serviceRoutes } from "./services.js";
+import { cacheRoutes } from "./cache.js";
 
 const routes = {
   // GET /hello: a fixed answer.
@@ -136,6 +137,9 @@ const routes = {
 
   // The platform services: services.js.
   ...serviceRoutes,
+
+  // The readthrough cache: cache.js.
+  ...cacheRoutes,
 };
 
 addEventListener("fetch", (event) => {

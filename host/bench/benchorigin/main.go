@@ -2,6 +2,11 @@
 // counts the TCP connections it accepts (GET /__conns reports the count),
 // and a plain net/http server answering what examples/hello answers, as
 // the baseline. Both listen on loopback only.
+//
+// The origin's answers under /cached/ and /miss/ may be cached for an hour
+// (Cache-Control: max-age=3600); every other answer is Cache-Control:
+// private, so that a proxy with a readthrough cache (edgehost's send path,
+// README.md "Caching") passes it to the origin every time.
 package main
 
 import (
@@ -11,6 +16,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -28,6 +34,11 @@ func main() {
 				return
 			}
 			io.Copy(io.Discard, r.Body)
+			if strings.HasPrefix(r.URL.Path, "/cached/") || strings.HasPrefix(r.URL.Path, "/miss/") {
+				w.Header().Set("Cache-Control", "max-age=3600")
+			} else {
+				w.Header().Set("Cache-Control", "private")
+			}
 			io.WriteString(w, "hello from the origin\n")
 		}),
 		ConnState: func(_ net.Conn, s http.ConnState) {

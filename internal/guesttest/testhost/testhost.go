@@ -47,7 +47,8 @@ type Config struct {
 	Pools *pool.ManagerConfig
 	// Server configures the server; its Logger is the Host's.
 	Server server.Config
-	// Cache is the host's cache (nil: a new one of the default size).
+	// Cache is the readthrough cache the sends go through (nil: none, every
+	// backend request goes to its origin).
 	Cache *cache.Cache
 }
 
@@ -60,8 +61,8 @@ type Host struct {
 	Loader  *server.Loader
 	Version *server.Version // loaded as version "1" and active
 	Server  *server.Server
-	// Cache is the host's cache (internal/cache), Config.Cache or a
-	// new one of the default size.
+	// Cache is Config.Cache: the host's cache (internal/cache), nil when the
+	// test host has none.
 	Cache *cache.Cache
 }
 
@@ -104,10 +105,7 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 		env = server.GuestEnvFor(m)
 	}
 	h.Cache = cfg.Cache
-	if h.Cache == nil {
-		h.Cache = cache.New(cache.Config{})
-	}
-	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: h.Cache}
+	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: cfg.Cache}
 	v, err := h.Loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		tb.Fatalf("load: %v", err)

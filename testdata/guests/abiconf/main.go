@@ -231,10 +231,10 @@ func asyncSelect(handles, n, timeoutMs, readyIdx uint32) uint32
 //go:wasmimport fastly_async_io is_ready
 func asyncIsReady(h, ready uint32) uint32
 
-// Not implemented by edgehost: bound to stubs returning unsupported.
-
 //go:wasmimport fastly_purge purge_surrogate_key
 func purgeSurrogateKey(key, klen, mask, opts uint32) uint32
+
+// Not implemented by edgehost: bound to stubs returning unsupported.
 
 //go:wasmimport fastly_object_store open
 func objectStoreOpen(name, nlen, out uint32) uint32
@@ -317,6 +317,8 @@ func main() {
 		dynamic(query)
 	case "/stubs":
 		stubs()
+	case "/purge":
+		purge()
 	case "/asyncio":
 		asyncIO(query)
 	case "/selectwait":
@@ -689,12 +691,40 @@ func sleep(query string) {
 }
 
 func stubs() {
-	var nw, h uint32
-	kp, kl := sp("a-key")
-	line("fastly_purge.purge_surrogate_key", purgeSurrogateKey(kp, kl, 0, p(&nw)))
+	var h uint32
 	np, nl := sp("kv")
 	line("fastly_object_store.open", objectStoreOpen(np, nl, p(&h)))
 	line("fastly_http_cache.get_suggested_cache_key", httpCacheGetSuggestedCacheKey(1, 0, 0, p(&h)))
+}
+
+// purge calls fastly_purge.purge_surrogate_key (abi/README.md): hard,
+// soft, with the reply buffer (ret_buf, too small then big enough), and
+// with bad arguments.
+func purge() {
+	var nw uint32
+	kp, kl := sp("a-key")
+	line("purge hard", purgeSurrogateKey(kp, kl, 0, p(&nw)))
+	line("purge soft", purgeSurrogateKey(kp, kl, 1, p(&nw)))
+	var small [4]byte
+	var big [128]byte
+	opts := [3]uint32{p(&small[0]), uint32(len(small)), p(&nw)}
+	line("purge ret_buf small", purgeSurrogateKey(kp, kl, 2, p(&opts[0])), nw)
+	opts = [3]uint32{p(&big[0]), uint32(len(big)), p(&nw)}
+	st := purgeSurrogateKey(kp, kl, 2, p(&opts[0]))
+	line("purge ret_buf", st, string(big[:nw]))
+	line("purge unknown bit", purgeSurrogateKey(kp, kl, 4, p(&nw)))
+	ep, _ := sp("")
+	line("purge empty key", purgeSurrogateKey(ep, 0, 0, p(&nw)))
+	sp2, sl2 := sp("two keys")
+	line("purge two keys", purgeSurrogateKey(sp2, sl2, 0, p(&nw)))
+	long := make([]byte, 1025)
+	for i := range long {
+		long[i] = 'k'
+	}
+	line("purge long key", purgeSurrogateKey(p(&long[0]), uint32(len(long)), 0, p(&nw)))
+	opts = [3]uint32{p(&big[0]), uint32(len(big)), p(&nw) + 1}
+	line("purge misaligned nwritten", purgeSurrogateKey(kp, kl, 2, p(&opts[0])))
+	line("purge options out of memory", purgeSurrogateKey(kp, kl, 2, 0xFFFFFFF0))
 }
 
 // misc covers the remaining families: logging, config store and

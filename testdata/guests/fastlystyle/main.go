@@ -67,6 +67,11 @@ func bodyClose(h uint32) uint32
 //go:wasmimport fastly_purge purge_surrogate_key
 func purgeSurrogateKey(key *byte, klen uint32, mask uint32, opts *uint32) uint32
 
+// get_addr_dest_ip is one of the functions edgehost links to a stub.
+//
+//go:wasmimport fastly_http_resp get_addr_dest_ip
+func respGetAddrDestIP(h uint32, out *byte, nw *uint32) uint32
+
 func ptr(s string) (*byte, uint32) {
 	if s == "" {
 		return nil, 0
@@ -126,6 +131,11 @@ func main() {
 			keep = append(keep, make([]byte, 16<<20))
 		}
 	case strings.HasPrefix(path, "/stub"):
+		var ip [16]byte
+		var nw uint32
+		st := respGetAddrDestIP(1, &ip[0], &nw)
+		respond(200, "stub status "+strconv.Itoa(int(st))+"\n")
+	case strings.HasPrefix(path, "/purge"):
 		var opts [3]uint32
 		kp, kl := ptr("a-key")
 		st := purgeSurrogateKey(kp, kl, 0, &opts[0])
