@@ -86,8 +86,8 @@ type Host struct {
 	retiring sync.WaitGroup   // versions Deploy replaced, finishing their requests
 }
 
-// Start loads cfg.Module as version "1" and serves it on ln until
-// Shutdown or Close; ln is closed with the Host. Dynamic backends may not
+// Start loads cfg.Module as version "1" (ctx bounds the compile) and
+// serves it on ln until Shutdown or Close; ln is closed with the Host. Dynamic backends may not
 // reach ln's port on this host. Errors (ln is then closed): both
 // Manifest and ManifestPath set, a manifest that does not parse or read
 // (config errors naming the line), an unknown engine, a module that does
