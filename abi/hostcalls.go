@@ -12,6 +12,9 @@ package abi
 // unsupported, and must still have the signature given here.
 func Hostcalls() []Hostcall {
 	const witxOnly SDK = 0 // imported by neither SDK
+	// erlNameMax is the longest rate counter, penalty box or entry name
+	// edgehost reads, in bytes (README.md, "Platform services").
+	const erlNameMax = 64
 	stub := StatusesOf(Unsupported)
 	return []Hostcall{
 		// fastly_abi
@@ -653,7 +656,7 @@ func Hostcalls() []Hostcall {
 			Doc: "Looks up an IP address in an ACL; the matching entry comes as a JSON body.",
 			Params: []Param{
 				handleP("acl", HandleACL),
-				inP("ip_octets"),
+				dataP("ip_octets", 16),
 				outHandleP("body_handle_out", HandleBody),
 				outP("acl_error_out", "acl_error", UnitEnum, 4),
 			}},
@@ -831,35 +834,35 @@ func Hostcalls() []Hostcall {
 		{Module: ModuleERL, Name: "check_rate", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign, LimitExceeded),
 			Doc: "Counts a request against a rate counter and penalty-boxes the entry when over the limit.",
 			Params: []Param{
-				inP("rc"),
-				inP("entry"),
+				dataP("rc", erlNameMax),
+				dataP("entry", erlNameMax),
 				scalarP("delta", "u32", UnitCount),
 				scalarP("window", "u32", UnitSec),
 				scalarP("limit", "u32", UnitPerSecond),
-				inP("pb"),
+				dataP("pb", erlNameMax),
 				scalarP("ttl", "u32", UnitSec),
 				outP("blocked_out", "blocked", UnitBool, 4),
 			}},
 		{Module: ModuleERL, Name: "ratecounter_increment", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, LimitExceeded),
 			Doc:    "Adds to an entry's count in a rate counter.",
-			Params: []Param{inP("rc"), inP("entry"), scalarP("delta", "u32", UnitCount)}},
+			Params: []Param{dataP("rc", erlNameMax), dataP("entry", erlNameMax), scalarP("delta", "u32", UnitCount)}},
 		{Module: ModuleERL, Name: "ratecounter_lookup_rate", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Gets an entry's rate over a window.",
-			Params: []Param{inP("rc"), inP("entry"), scalarP("window", "u32", UnitSec), outP("rate_out", "rate", UnitPerSecond, 4)}},
+			Params: []Param{dataP("rc", erlNameMax), dataP("entry", erlNameMax), scalarP("window", "u32", UnitSec), outP("rate_out", "rate", UnitPerSecond, 4)}},
 		{Module: ModuleERL, Name: "ratecounter_lookup_count", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Gets an entry's count over a duration.",
-			Params: []Param{inP("rc"), inP("entry"), scalarP("duration", "u32", UnitSec), outP("count_out", "count", UnitCount, 4)}},
+			Params: []Param{dataP("rc", erlNameMax), dataP("entry", erlNameMax), scalarP("duration", "u32", UnitSec), outP("count_out", "count", UnitCount, 4)}},
 		{Module: ModuleERL, Name: "penaltybox_add", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, LimitExceeded),
 			Doc:    "Puts an entry in a penalty box for a time.",
-			Params: []Param{inP("pb"), inP("entry"), scalarP("ttl", "u32", UnitSec)}},
+			Params: []Param{dataP("pb", erlNameMax), dataP("entry", erlNameMax), scalarP("ttl", "u32", UnitSec)}},
 		{Module: ModuleERL, Name: "penaltybox_has", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badalign),
 			Doc:    "Reports whether an entry is in a penalty box.",
-			Params: []Param{inP("pb"), inP("entry"), outP("has_out", "has", UnitBool, 4)}},
+			Params: []Param{dataP("pb", erlNameMax), dataP("entry", erlNameMax), outP("has_out", "has", UnitBool, 4)}},
 
 		// fastly_geo
 		{Module: ModuleGeo, Name: "lookup", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Buflen, Badalign, None),
 			Doc:    "Looks up geolocation data for an IP address; writes JSON.",
-			Params: []Param{inP("addr_octets"), outBufP("buf")}},
+			Params: []Param{dataP("addr_octets", 16), outBufP("buf")}},
 
 		// fastly_http_cache
 		{Module: "fastly_http_cache", Name: "is_request_cacheable", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign),

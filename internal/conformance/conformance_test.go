@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 	"github.com/edgehost/edgehost/internal/hostcall"
 	"github.com/edgehost/edgehost/internal/pool"
 	"github.com/edgehost/edgehost/internal/server"
@@ -71,38 +71,31 @@ type host struct {
 // serve runs wasm with manifest on eng behind a real loopback server.
 func serve(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeout time.Duration) *host {
 	t.Helper()
-	v, logs := load(t, eng, wasm, manifest)
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := server.New(server.Config{Logger: log, SandboxTimeout: timeout})
-	srv.Activate(v)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &host{url: hs.URL, logs: logs}
+	h := assemble(t, eng, wasm, manifest, timeout)
+	return &host{url: h.Listen(t), logs: h.Logs}
 }
 
 // load compiles wasm with manifest on eng as version 1, as the server
 // loads a deployed version; its log goes to the returned buffer.
 func load(t *testing.T, eng engine.Engine, wasm []byte, manifest string) (*server.Version, *guesttest.LogBuffer) {
 	t.Helper()
-	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
-	if err != nil {
-		t.Fatalf("manifest: %v", err)
-	}
-	logs := &guesttest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pools := pool.NewManager(log)
-	t.Cleanup(pools.Close)
+	h := assemble(t, eng, wasm, manifest, 0)
+	return h.Version, h.Logs
+}
+
+// assemble is the conformance suite's test host: debug logs, dynamic
+// backends allowed to reach the fixtures' loopback origins.
+func assemble(t *testing.T, eng engine.Engine, wasm []byte, manifest string, timeout time.Duration) *testhost.Host {
+	t.Helper()
 	guard, err := pool.NewGuard(pool.GuardConfig{AllowPrivate: true}) // the fixtures' origins are on loopback
 	if err != nil {
 		t.Fatal(err)
 	}
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m),
-		Policy: &hostcall.Policy{Guard: guard}}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	return v, logs
+	return testhost.New(t, wasm, testhost.Config{
+		Engine: eng, Manifest: manifest, LogLevel: slog.LevelDebug,
+		Policy: &hostcall.Policy{Guard: guard},
+		Server: server.Config{SandboxTimeout: timeout},
+	})
 }
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {

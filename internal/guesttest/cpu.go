@@ -23,6 +23,10 @@ func ReportCPU(b *testing.B) (stop func()) {
 	}
 }
 
+// CPUTime returns the CPU time (user and system, every thread) the
+// process has used so far, from getrusage; 0 where it is not known.
+func CPUTime() time.Duration { return cpuTime() }
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {

@@ -19,7 +19,7 @@ type abiInitArgs struct {
 }
 
 func (a *abiInitArgs) decode(c *call) error {
-	a.ABIVersion = c.u64(0)
+	a.ABIVersion = c.args[0]
 	return nil
 }
 
@@ -41,8 +41,8 @@ type reqBodyDownstreamGetArgs struct {
 }
 
 func (a *reqBodyDownstreamGetArgs) decode(c *call) error {
-	a.ReqOut = c.u32(0)
-	a.BodyOut = c.u32(1)
+	a.ReqOut = uint32(c.args[0])
+	a.BodyOut = uint32(c.args[1])
 	if err := c.checkOut(a.ReqOut, 4, 4); err != nil {
 		return err
 	}
@@ -75,10 +75,10 @@ type reqCacheOverrideSetArgs struct {
 func (a reqCacheOverrideSetArgs) handle() uint32 { return a.H }
 
 func (a *reqCacheOverrideSetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Tag = c.u32(1)
-	a.TTL = c.u32(2)
-	a.StaleWhileRevalidate = c.u32(3)
+	a.H = uint32(c.args[0])
+	a.Tag = uint32(c.args[1])
+	a.TTL = uint32(c.args[2])
+	a.StaleWhileRevalidate = uint32(c.args[3])
 	return nil
 }
 
@@ -107,11 +107,11 @@ func (a reqCacheOverrideV2SetArgs) handle() uint32 { return a.H }
 
 func (a *reqCacheOverrideV2SetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	a.Tag = c.u32(1)
-	a.TTL = c.u32(2)
-	a.StaleWhileRevalidate = c.u32(3)
-	if a.Sk, err = c.bytes(4, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	a.Tag = uint32(c.args[1])
+	a.TTL = uint32(c.args[2])
+	a.StaleWhileRevalidate = uint32(c.args[3])
+	if a.Sk, err = c.in(uint32(c.args[4]), uint32(c.args[5]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -135,8 +135,8 @@ type reqDownstreamClientIPAddrArgs struct {
 }
 
 func (a *reqDownstreamClientIPAddrArgs) decode(c *call) error {
-	a.AddrOctetsOut = c.u32(0)
-	a.NwrittenOut = c.u32(1)
+	a.AddrOctetsOut = uint32(c.args[0])
+	a.NwrittenOut = uint32(c.args[1])
 	if err := c.checkOut(a.AddrOctetsOut, 16, 1); err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ type reqDownstreamClientH2FingerprintArgs struct {
 }
 
 func (a *reqDownstreamClientH2FingerprintArgs) decode(c *call) error {
-	a.H2fpOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.H2fpOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.H2fpOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ type reqDownstreamClientRequestIDArgs struct {
 }
 
 func (a *reqDownstreamClientRequestIDArgs) decode(c *call) error {
-	a.ReqidOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.ReqidOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.ReqidOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ type reqDownstreamClientOHFingerprintArgs struct {
 }
 
 func (a *reqDownstreamClientOHFingerprintArgs) decode(c *call) error {
-	a.OhfpOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.OhfpOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.OhfpOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ type reqDownstreamClientDDoSDetectedArgs struct {
 }
 
 func (a *reqDownstreamClientDDoSDetectedArgs) decode(c *call) error {
-	a.DDoSDetectedOut = c.u32(0)
+	a.DDoSDetectedOut = uint32(c.args[0])
 	if err := c.checkOut(a.DDoSDetectedOut, 4, 4); err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ type reqDownstreamTLSCipherOpensslNameArgs struct {
 }
 
 func (a *reqDownstreamTLSCipherOpensslNameArgs) decode(c *call) error {
-	a.CipherOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.CipherOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.CipherOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ type reqDownstreamTLSProtocolArgs struct {
 }
 
 func (a *reqDownstreamTLSProtocolArgs) decode(c *call) error {
-	a.ProtocolOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.ProtocolOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.ProtocolOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ type reqDownstreamTLSClientHelloArgs struct {
 }
 
 func (a *reqDownstreamTLSClientHelloArgs) decode(c *call) error {
-	a.ChelloOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.ChelloOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.ChelloOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ type reqDownstreamTLSRawClientCertificateArgs struct {
 }
 
 func (a *reqDownstreamTLSRawClientCertificateArgs) decode(c *call) error {
-	a.RawClientCertOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.RawClientCertOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.RawClientCertOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -369,7 +369,7 @@ type reqDownstreamTLSClientCertVerifyResultArgs struct {
 }
 
 func (a *reqDownstreamTLSClientCertVerifyResultArgs) decode(c *call) error {
-	a.ClientCertVerifyResultOut = c.u32(0)
+	a.ClientCertVerifyResultOut = uint32(c.args[0])
 	if err := c.checkOut(a.ClientCertVerifyResultOut, 4, 4); err != nil {
 		return err
 	}
@@ -394,8 +394,8 @@ type reqDownstreamTLSJA3MD5Args struct {
 }
 
 func (a *reqDownstreamTLSJA3MD5Args) decode(c *call) error {
-	a.Cja3MD5Out = c.u32(0)
-	a.NwrittenOut = c.u32(1)
+	a.Cja3MD5Out = uint32(c.args[0])
+	a.NwrittenOut = uint32(c.args[1])
 	if err := c.checkOut(a.Cja3MD5Out, 16, 1); err != nil {
 		return err
 	}
@@ -422,7 +422,7 @@ type reqDownstreamTLSJA4Args struct {
 }
 
 func (a *reqDownstreamTLSJA4Args) decode(c *call) error {
-	a.JA4Out = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.JA4Out = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.JA4Out.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -446,7 +446,7 @@ type reqDownstreamComplianceRegionArgs struct {
 }
 
 func (a *reqDownstreamComplianceRegionArgs) decode(c *call) error {
-	a.RegionOut = outBuf{Ptr: c.u32(0), Cap: c.u32(1), NWritten: c.u32(2)}
+	a.RegionOut = outBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), NWritten: uint32(c.args[2])}
 	if err := c.checkOut(a.RegionOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -470,7 +470,7 @@ type reqNewArgs struct {
 }
 
 func (a *reqNewArgs) decode(c *call) error {
-	a.ReqOut = c.u32(0)
+	a.ReqOut = uint32(c.args[0])
 	if err := c.checkOut(a.ReqOut, 4, 4); err != nil {
 		return err
 	}
@@ -498,8 +498,8 @@ type reqHeaderNamesGetArgs struct {
 func (a reqHeaderNamesGetArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderNamesGetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Buf = cursorBuf{Ptr: c.u32(1), Cap: c.u32(2), Cursor: c.u32(3), EndingCursor: c.u32(4), NWritten: c.u32(5)}
+	a.H = uint32(c.args[0])
+	a.Buf = cursorBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), Cursor: uint32(c.args[3]), EndingCursor: uint32(c.args[4]), NWritten: uint32(c.args[5])}
 	if err := c.checkOut(a.Buf.EndingCursor, 8, 8); err != nil {
 		return err
 	}
@@ -526,7 +526,7 @@ type reqOriginalHeaderNamesGetArgs struct {
 }
 
 func (a *reqOriginalHeaderNamesGetArgs) decode(c *call) error {
-	a.Buf = cursorBuf{Ptr: c.u32(0), Cap: c.u32(1), Cursor: c.u32(2), EndingCursor: c.u32(3), NWritten: c.u32(4)}
+	a.Buf = cursorBuf{Ptr: uint32(c.args[0]), Cap: uint32(c.args[1]), Cursor: uint32(c.args[2]), EndingCursor: uint32(c.args[3]), NWritten: uint32(c.args[4])}
 	if err := c.checkOut(a.Buf.EndingCursor, 8, 8); err != nil {
 		return err
 	}
@@ -553,7 +553,7 @@ type reqOriginalHeaderCountArgs struct {
 }
 
 func (a *reqOriginalHeaderCountArgs) decode(c *call) error {
-	a.HeaderCountOut = c.u32(0)
+	a.HeaderCountOut = uint32(c.args[0])
 	if err := c.checkOut(a.HeaderCountOut, 4, 4); err != nil {
 		return err
 	}
@@ -583,11 +583,11 @@ func (a reqHeaderValueGetArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderValueGetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Name, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Name, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.Value = outBuf{Ptr: c.u32(3), Cap: c.u32(4), NWritten: c.u32(5)}
+	a.Value = outBuf{Ptr: uint32(c.args[3]), Cap: uint32(c.args[4]), NWritten: uint32(c.args[5])}
 	if err := c.checkOut(a.Value.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -617,11 +617,11 @@ func (a reqHeaderValuesGetArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderValuesGetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Name, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Name, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.Buf = cursorBuf{Ptr: c.u32(3), Cap: c.u32(4), Cursor: c.u32(5), EndingCursor: c.u32(6), NWritten: c.u32(7)}
+	a.Buf = cursorBuf{Ptr: uint32(c.args[3]), Cap: uint32(c.args[4]), Cursor: uint32(c.args[5]), EndingCursor: uint32(c.args[6]), NWritten: uint32(c.args[7])}
 	if err := c.checkOut(a.Buf.EndingCursor, 8, 8); err != nil {
 		return err
 	}
@@ -654,11 +654,11 @@ func (a reqHeaderValuesSetArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderValuesSetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Name, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Name, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	if a.Values, err = c.bytes(3, maxStringLen); err != nil {
+	if a.Values, err = c.in(uint32(c.args[3]), uint32(c.args[4]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -687,11 +687,11 @@ func (a reqHeaderInsertArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderInsertArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Name, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Name, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	if a.Value, err = c.bytes(3, maxStringLen); err != nil {
+	if a.Value, err = c.in(uint32(c.args[3]), uint32(c.args[4]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -733,8 +733,8 @@ func (a reqHeaderRemoveArgs) handle() uint32 { return a.H }
 
 func (a *reqHeaderRemoveArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Name, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Name, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -761,8 +761,8 @@ type reqMethodGetArgs struct {
 func (a reqMethodGetArgs) handle() uint32 { return a.H }
 
 func (a *reqMethodGetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Buf = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.H = uint32(c.args[0])
+	a.Buf = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.Buf.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -791,8 +791,8 @@ func (a reqMethodSetArgs) handle() uint32 { return a.H }
 
 func (a *reqMethodSetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Method, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Method, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -834,8 +834,8 @@ func (a reqURISetArgs) handle() uint32 { return a.H }
 
 func (a *reqURISetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.URI, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.URI, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
 	return nil
@@ -862,8 +862,8 @@ type reqVersionGetArgs struct {
 func (a reqVersionGetArgs) handle() uint32 { return a.H }
 
 func (a *reqVersionGetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.VersionOut = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.VersionOut = uint32(c.args[1])
 	if err := c.checkOut(a.VersionOut, 4, 4); err != nil {
 		return err
 	}
@@ -891,8 +891,8 @@ type reqVersionSetArgs struct {
 func (a reqVersionSetArgs) handle() uint32 { return a.H }
 
 func (a *reqVersionSetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Version = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.Version = uint32(c.args[1])
 	return nil
 }
 
@@ -921,13 +921,13 @@ func (a reqSendArgs) handle() uint32 { return a.H }
 
 func (a *reqSendArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	a.B = c.u32(1)
-	if a.Backend, err = c.bytes(2, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	a.B = uint32(c.args[1])
+	if a.Backend, err = c.in(uint32(c.args[2]), uint32(c.args[3]), maxStringLen); err != nil {
 		return err
 	}
-	a.RespOut = c.u32(4)
-	a.RespBodyOut = c.u32(5)
+	a.RespOut = uint32(c.args[4])
+	a.RespBodyOut = uint32(c.args[5])
 	if err := c.checkOut(a.RespOut, 4, 4); err != nil {
 		return err
 	}
@@ -963,14 +963,14 @@ func (a reqSendV2Args) handle() uint32 { return a.H }
 
 func (a *reqSendV2Args) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	a.B = c.u32(1)
-	if a.Backend, err = c.bytes(2, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	a.B = uint32(c.args[1])
+	if a.Backend, err = c.in(uint32(c.args[2]), uint32(c.args[3]), maxStringLen); err != nil {
 		return err
 	}
-	a.ErrorDetail = c.u32(4)
-	a.RespOut = c.u32(5)
-	a.RespBodyOut = c.u32(6)
+	a.ErrorDetail = uint32(c.args[4])
+	a.RespOut = uint32(c.args[5])
+	a.RespBodyOut = uint32(c.args[6])
 	if err := c.checkOut(a.ErrorDetail, 20, 4); err != nil {
 		return err
 	}
@@ -1021,12 +1021,12 @@ func (a reqSendAsyncArgs) handle() uint32 { return a.H }
 
 func (a *reqSendAsyncArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	a.B = c.u32(1)
-	if a.Backend, err = c.bytes(2, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	a.B = uint32(c.args[1])
+	if a.Backend, err = c.in(uint32(c.args[2]), uint32(c.args[3]), maxStringLen); err != nil {
 		return err
 	}
-	a.PendingOut = c.u32(4)
+	a.PendingOut = uint32(c.args[4])
 	if err := c.checkOut(a.PendingOut, 4, 4); err != nil {
 		return err
 	}
@@ -1058,13 +1058,13 @@ func (a reqSendAsyncV2Args) handle() uint32 { return a.H }
 
 func (a *reqSendAsyncV2Args) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	a.B = c.u32(1)
-	if a.Backend, err = c.bytes(2, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	a.B = uint32(c.args[1])
+	if a.Backend, err = c.in(uint32(c.args[2]), uint32(c.args[3]), maxStringLen); err != nil {
 		return err
 	}
-	a.Streaming = c.u32(4)
-	a.PendingOut = c.u32(5)
+	a.Streaming = uint32(c.args[4])
+	a.PendingOut = uint32(c.args[5])
 	if err := c.checkOut(a.PendingOut, 4, 4); err != nil {
 		return err
 	}
@@ -1108,10 +1108,10 @@ type reqPendingReqPollArgs struct {
 func (a reqPendingReqPollArgs) handle() uint32 { return a.H }
 
 func (a *reqPendingReqPollArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.IsDoneOut = c.u32(1)
-	a.RespOut = c.u32(2)
-	a.RespBodyOut = c.u32(3)
+	a.H = uint32(c.args[0])
+	a.IsDoneOut = uint32(c.args[1])
+	a.RespOut = uint32(c.args[2])
+	a.RespBodyOut = uint32(c.args[3])
 	if err := c.checkOut(a.IsDoneOut, 4, 4); err != nil {
 		return err
 	}
@@ -1148,11 +1148,11 @@ type reqPendingReqPollV2Args struct {
 func (a reqPendingReqPollV2Args) handle() uint32 { return a.H }
 
 func (a *reqPendingReqPollV2Args) decode(c *call) error {
-	a.H = c.u32(0)
-	a.ErrorDetail = c.u32(1)
-	a.IsDoneOut = c.u32(2)
-	a.RespOut = c.u32(3)
-	a.RespBodyOut = c.u32(4)
+	a.H = uint32(c.args[0])
+	a.ErrorDetail = uint32(c.args[1])
+	a.IsDoneOut = uint32(c.args[2])
+	a.RespOut = uint32(c.args[3])
+	a.RespBodyOut = uint32(c.args[4])
 	if err := c.checkOut(a.ErrorDetail, 20, 4); err != nil {
 		return err
 	}
@@ -1190,9 +1190,9 @@ type reqPendingReqWaitArgs struct {
 func (a reqPendingReqWaitArgs) handle() uint32 { return a.H }
 
 func (a *reqPendingReqWaitArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.RespOut = c.u32(1)
-	a.RespBodyOut = c.u32(2)
+	a.H = uint32(c.args[0])
+	a.RespOut = uint32(c.args[1])
+	a.RespBodyOut = uint32(c.args[2])
 	if err := c.checkOut(a.RespOut, 4, 4); err != nil {
 		return err
 	}
@@ -1225,10 +1225,10 @@ type reqPendingReqWaitV2Args struct {
 func (a reqPendingReqWaitV2Args) handle() uint32 { return a.H }
 
 func (a *reqPendingReqWaitV2Args) decode(c *call) error {
-	a.H = c.u32(0)
-	a.ErrorDetail = c.u32(1)
-	a.RespOut = c.u32(2)
-	a.RespBodyOut = c.u32(3)
+	a.H = uint32(c.args[0])
+	a.ErrorDetail = uint32(c.args[1])
+	a.RespOut = uint32(c.args[2])
+	a.RespBodyOut = uint32(c.args[3])
 	if err := c.checkOut(a.ErrorDetail, 20, 4); err != nil {
 		return err
 	}
@@ -1258,7 +1258,7 @@ type reqFastlyKeyIsValidArgs struct {
 }
 
 func (a *reqFastlyKeyIsValidArgs) decode(c *call) error {
-	a.IsValidOut = c.u32(0)
+	a.IsValidOut = uint32(c.args[0])
 	if err := c.checkOut(a.IsValidOut, 4, 4); err != nil {
 		return err
 	}
@@ -1285,7 +1285,7 @@ type reqCloseArgs struct {
 func (a reqCloseArgs) handle() uint32 { return a.H }
 
 func (a *reqCloseArgs) decode(c *call) error {
-	a.H = c.u32(0)
+	a.H = uint32(c.args[0])
 	return nil
 }
 
@@ -1310,8 +1310,8 @@ type reqAutoDecompressResponseSetArgs struct {
 func (a reqAutoDecompressResponseSetArgs) handle() uint32 { return a.H }
 
 func (a *reqAutoDecompressResponseSetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Encodings = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.Encodings = uint32(c.args[1])
 	return nil
 }
 
@@ -1336,8 +1336,8 @@ type reqFramingHeadersModeSetArgs struct {
 func (a reqFramingHeadersModeSetArgs) handle() uint32 { return a.H }
 
 func (a *reqFramingHeadersModeSetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Mode = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.Mode = uint32(c.args[1])
 	return nil
 }
 
@@ -1362,14 +1362,14 @@ type reqRegisterDynamicBackendArgs struct {
 
 func (a *reqRegisterDynamicBackendArgs) decode(c *call) error {
 	var err error
-	if a.NamePrefix, err = c.bytes(0, maxStringLen); err != nil {
+	if a.NamePrefix, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	if a.Target, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Target, err = c.in(uint32(c.args[2]), uint32(c.args[3]), maxStringLen); err != nil {
 		return err
 	}
-	a.BackendConfigMask = c.u32(4)
-	a.BackendConfiguration = c.u32(5)
+	a.BackendConfigMask = uint32(c.args[4])
+	a.BackendConfiguration = uint32(c.args[5])
 	return nil
 }
 
@@ -1390,7 +1390,7 @@ type respNewArgs struct {
 }
 
 func (a *respNewArgs) decode(c *call) error {
-	a.RespOut = c.u32(0)
+	a.RespOut = uint32(c.args[0])
 	if err := c.checkOut(a.RespOut, 4, 4); err != nil {
 		return err
 	}
@@ -1545,9 +1545,9 @@ type respSendDownstreamArgs struct {
 func (a respSendDownstreamArgs) handle() uint32 { return a.H }
 
 func (a *respSendDownstreamArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.B = c.u32(1)
-	a.Streaming = c.u32(2)
+	a.H = uint32(c.args[0])
+	a.B = uint32(c.args[1])
+	a.Streaming = uint32(c.args[2])
 	return nil
 }
 
@@ -1572,8 +1572,8 @@ type respStatusGetArgs struct {
 func (a respStatusGetArgs) handle() uint32 { return a.H }
 
 func (a *respStatusGetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.StatusOut = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.StatusOut = uint32(c.args[1])
 	if err := c.checkOut(a.StatusOut, 2, 2); err != nil {
 		return err
 	}
@@ -1601,8 +1601,8 @@ type respStatusSetArgs struct {
 func (a respStatusSetArgs) handle() uint32 { return a.H }
 
 func (a *respStatusSetArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.Status = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.Status = uint32(c.args[1])
 	return nil
 }
 
@@ -1669,8 +1669,8 @@ type bodyAppendArgs struct {
 func (a bodyAppendArgs) handle() uint32 { return a.Dest }
 
 func (a *bodyAppendArgs) decode(c *call) error {
-	a.Dest = c.u32(0)
-	a.Src = c.u32(1)
+	a.Dest = uint32(c.args[0])
+	a.Src = uint32(c.args[1])
 	return nil
 }
 
@@ -1691,7 +1691,7 @@ type bodyNewArgs struct {
 }
 
 func (a *bodyNewArgs) decode(c *call) error {
-	a.BodyOut = c.u32(0)
+	a.BodyOut = uint32(c.args[0])
 	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
 		return err
 	}
@@ -1736,12 +1736,12 @@ func (a bodyWriteArgs) handle() uint32 { return a.H }
 
 func (a *bodyWriteArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Buf, err = c.bytes(1, 1073741824); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Buf, err = c.in(uint32(c.args[1]), uint32(c.args[2]), 1073741824); err != nil {
 		return err
 	}
-	a.End = c.u32(3)
-	a.NwrittenOut = c.u32(4)
+	a.End = uint32(c.args[3])
+	a.NwrittenOut = uint32(c.args[4])
 	if err := c.checkOut(a.NwrittenOut, 4, 4); err != nil {
 		return err
 	}
@@ -1853,8 +1853,8 @@ type bodyKnownLengthArgs struct {
 func (a bodyKnownLengthArgs) handle() uint32 { return a.H }
 
 func (a *bodyKnownLengthArgs) decode(c *call) error {
-	a.H = c.u32(0)
-	a.BodyLengthOut = c.u32(1)
+	a.H = uint32(c.args[0])
+	a.BodyLengthOut = uint32(c.args[1])
 	if err := c.checkOut(a.BodyLengthOut, 8, 8); err != nil {
 		return err
 	}
@@ -1880,9 +1880,9 @@ type downstreamNextRequestArgs struct {
 }
 
 func (a *downstreamNextRequestArgs) decode(c *call) error {
-	a.OptionsMask = c.u32(0)
-	a.Options = c.u32(1)
-	a.PromiseOut = c.u32(2)
+	a.OptionsMask = uint32(c.args[0])
+	a.Options = uint32(c.args[1])
+	a.PromiseOut = uint32(c.args[2])
 	if err := c.checkOut(a.PromiseOut, 4, 4); err != nil {
 		return err
 	}
@@ -1911,9 +1911,9 @@ type downstreamNextRequestWaitArgs struct {
 func (a downstreamNextRequestWaitArgs) handle() uint32 { return a.Handle }
 
 func (a *downstreamNextRequestWaitArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.ReqOut = c.u32(1)
-	a.BodyOut = c.u32(2)
+	a.Handle = uint32(c.args[0])
+	a.ReqOut = uint32(c.args[1])
+	a.BodyOut = uint32(c.args[2])
 	if err := c.checkOut(a.ReqOut, 4, 4); err != nil {
 		return err
 	}
@@ -1943,7 +1943,7 @@ type downstreamNextRequestAbandonArgs struct {
 func (a downstreamNextRequestAbandonArgs) handle() uint32 { return a.Handle }
 
 func (a *downstreamNextRequestAbandonArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
+	a.Handle = uint32(c.args[0])
 	return nil
 }
 
@@ -1968,8 +1968,8 @@ type downstreamDownstreamOriginalHeaderNamesArgs struct {
 func (a downstreamDownstreamOriginalHeaderNamesArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamOriginalHeaderNamesArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.Buf = cursorBuf{Ptr: c.u32(1), Cap: c.u32(2), Cursor: c.u32(3), EndingCursor: c.u32(4), NWritten: c.u32(5)}
+	a.Req = uint32(c.args[0])
+	a.Buf = cursorBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), Cursor: uint32(c.args[3]), EndingCursor: uint32(c.args[4]), NWritten: uint32(c.args[5])}
 	if err := c.checkOut(a.Buf.EndingCursor, 8, 8); err != nil {
 		return err
 	}
@@ -2000,8 +2000,8 @@ type downstreamDownstreamOriginalHeaderCountArgs struct {
 func (a downstreamDownstreamOriginalHeaderCountArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamOriginalHeaderCountArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.HeaderCountOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.HeaderCountOut = uint32(c.args[1])
 	if err := c.checkOut(a.HeaderCountOut, 4, 4); err != nil {
 		return err
 	}
@@ -2030,9 +2030,9 @@ type downstreamDownstreamClientIPAddrArgs struct {
 func (a downstreamDownstreamClientIPAddrArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamClientIPAddrArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.AddrOctetsOut = c.u32(1)
-	a.NwrittenOut = c.u32(2)
+	a.Req = uint32(c.args[0])
+	a.AddrOctetsOut = uint32(c.args[1])
+	a.NwrittenOut = uint32(c.args[2])
 	if err := c.checkOut(a.AddrOctetsOut, 16, 1); err != nil {
 		return err
 	}
@@ -2077,8 +2077,8 @@ type downstreamDownstreamClientH2FingerprintArgs struct {
 func (a downstreamDownstreamClientH2FingerprintArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamClientH2FingerprintArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.H2fpOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.H2fpOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.H2fpOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2106,8 +2106,8 @@ type downstreamDownstreamClientRequestIDArgs struct {
 func (a downstreamDownstreamClientRequestIDArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamClientRequestIDArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ReqidOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.ReqidOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.ReqidOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2135,8 +2135,8 @@ type downstreamDownstreamClientOHFingerprintArgs struct {
 func (a downstreamDownstreamClientOHFingerprintArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamClientOHFingerprintArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.OhfpOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.OhfpOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.OhfpOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2164,8 +2164,8 @@ type downstreamDownstreamClientDDoSDetectedArgs struct {
 func (a downstreamDownstreamClientDDoSDetectedArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamClientDDoSDetectedArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.DDoSDetectedOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.DDoSDetectedOut = uint32(c.args[1])
 	if err := c.checkOut(a.DDoSDetectedOut, 4, 4); err != nil {
 		return err
 	}
@@ -2193,8 +2193,8 @@ type downstreamDownstreamTLSCipherOpensslNameArgs struct {
 func (a downstreamDownstreamTLSCipherOpensslNameArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSCipherOpensslNameArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.CipherOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.CipherOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.CipherOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2222,8 +2222,8 @@ type downstreamDownstreamTLSProtocolArgs struct {
 func (a downstreamDownstreamTLSProtocolArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSProtocolArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ProtocolOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.ProtocolOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.ProtocolOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2251,8 +2251,8 @@ type downstreamDownstreamTLSClientHelloArgs struct {
 func (a downstreamDownstreamTLSClientHelloArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSClientHelloArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ChelloOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.ChelloOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.ChelloOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2280,8 +2280,8 @@ type downstreamDownstreamTLSRawClientCertificateArgs struct {
 func (a downstreamDownstreamTLSRawClientCertificateArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSRawClientCertificateArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.RawClientCertOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.RawClientCertOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.RawClientCertOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2309,8 +2309,8 @@ type downstreamDownstreamTLSClientCertVerifyResultArgs struct {
 func (a downstreamDownstreamTLSClientCertVerifyResultArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSClientCertVerifyResultArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ClientCertVerifyResultOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ClientCertVerifyResultOut = uint32(c.args[1])
 	if err := c.checkOut(a.ClientCertVerifyResultOut, 4, 4); err != nil {
 		return err
 	}
@@ -2338,8 +2338,8 @@ type downstreamDownstreamTLSClientServernameArgs struct {
 func (a downstreamDownstreamTLSClientServernameArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSClientServernameArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.TLSSNIOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.TLSSNIOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.TLSSNIOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2368,9 +2368,9 @@ type downstreamDownstreamTLSJA3MD5Args struct {
 func (a downstreamDownstreamTLSJA3MD5Args) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSJA3MD5Args) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.Cja3MD5Out = c.u32(1)
-	a.NwrittenOut = c.u32(2)
+	a.Req = uint32(c.args[0])
+	a.Cja3MD5Out = uint32(c.args[1])
+	a.NwrittenOut = uint32(c.args[2])
 	if err := c.checkOut(a.Cja3MD5Out, 16, 1); err != nil {
 		return err
 	}
@@ -2401,8 +2401,8 @@ type downstreamDownstreamTLSJA4Args struct {
 func (a downstreamDownstreamTLSJA4Args) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamTLSJA4Args) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.JA4Out = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.JA4Out = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.JA4Out.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2430,8 +2430,8 @@ type downstreamDownstreamComplianceRegionArgs struct {
 func (a downstreamDownstreamComplianceRegionArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamComplianceRegionArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.RegionOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.RegionOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.RegionOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2459,8 +2459,8 @@ type downstreamFastlyKeyIsValidArgs struct {
 func (a downstreamFastlyKeyIsValidArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamFastlyKeyIsValidArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.IsValidOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.IsValidOut = uint32(c.args[1])
 	if err := c.checkOut(a.IsValidOut, 4, 4); err != nil {
 		return err
 	}
@@ -2488,8 +2488,8 @@ type downstreamDownstreamBotAnalyzedArgs struct {
 func (a downstreamDownstreamBotAnalyzedArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotAnalyzedArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotAnalyzedOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.BotAnalyzedOut = uint32(c.args[1])
 	if err := c.checkOut(a.BotAnalyzedOut, 4, 4); err != nil {
 		return err
 	}
@@ -2517,8 +2517,8 @@ type downstreamDownstreamBotDetectedArgs struct {
 func (a downstreamDownstreamBotDetectedArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotDetectedArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotDetectedOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.BotDetectedOut = uint32(c.args[1])
 	if err := c.checkOut(a.BotDetectedOut, 4, 4); err != nil {
 		return err
 	}
@@ -2546,8 +2546,8 @@ type downstreamDownstreamBotNameArgs struct {
 func (a downstreamDownstreamBotNameArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotNameArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotNameOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.BotNameOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.BotNameOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2575,8 +2575,8 @@ type downstreamDownstreamBotCategoryArgs struct {
 func (a downstreamDownstreamBotCategoryArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotCategoryArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotCategoryOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.BotCategoryOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.BotCategoryOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2604,8 +2604,8 @@ type downstreamDownstreamBotCategoryKindArgs struct {
 func (a downstreamDownstreamBotCategoryKindArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotCategoryKindArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotCategoryKindOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.BotCategoryKindOut = uint32(c.args[1])
 	if err := c.checkOut(a.BotCategoryKindOut, 4, 4); err != nil {
 		return err
 	}
@@ -2633,8 +2633,8 @@ type downstreamDownstreamBotVerifiedArgs struct {
 func (a downstreamDownstreamBotVerifiedArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamBotVerifiedArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.BotVerifiedOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.BotVerifiedOut = uint32(c.args[1])
 	if err := c.checkOut(a.BotVerifiedOut, 4, 4); err != nil {
 		return err
 	}
@@ -2662,8 +2662,8 @@ type downstreamDownstreamResvpnproxyIsAnonymousArgs struct {
 func (a downstreamDownstreamResvpnproxyIsAnonymousArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsAnonymousArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsAnonymousOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsAnonymousOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsAnonymousOut, 4, 4); err != nil {
 		return err
 	}
@@ -2691,8 +2691,8 @@ type downstreamDownstreamResvpnproxyIsAnonymousVPNArgs struct {
 func (a downstreamDownstreamResvpnproxyIsAnonymousVPNArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsAnonymousVPNArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsAnonymousVPNOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsAnonymousVPNOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsAnonymousVPNOut, 4, 4); err != nil {
 		return err
 	}
@@ -2720,8 +2720,8 @@ type downstreamDownstreamResvpnproxyIsHostingProviderArgs struct {
 func (a downstreamDownstreamResvpnproxyIsHostingProviderArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsHostingProviderArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsHostingProviderOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsHostingProviderOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsHostingProviderOut, 4, 4); err != nil {
 		return err
 	}
@@ -2749,8 +2749,8 @@ type downstreamDownstreamResvpnproxyIsProxyOverVPNArgs struct {
 func (a downstreamDownstreamResvpnproxyIsProxyOverVPNArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsProxyOverVPNArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsProxyOverVPNOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsProxyOverVPNOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsProxyOverVPNOut, 4, 4); err != nil {
 		return err
 	}
@@ -2778,8 +2778,8 @@ type downstreamDownstreamResvpnproxyIsPublicProxyArgs struct {
 func (a downstreamDownstreamResvpnproxyIsPublicProxyArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsPublicProxyArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsPublicProxyOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsPublicProxyOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsPublicProxyOut, 4, 4); err != nil {
 		return err
 	}
@@ -2807,8 +2807,8 @@ type downstreamDownstreamResvpnproxyIsRelayProxyArgs struct {
 func (a downstreamDownstreamResvpnproxyIsRelayProxyArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsRelayProxyArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsRelayProxyOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsRelayProxyOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsRelayProxyOut, 4, 4); err != nil {
 		return err
 	}
@@ -2836,8 +2836,8 @@ type downstreamDownstreamResvpnproxyIsResidentialProxyArgs struct {
 func (a downstreamDownstreamResvpnproxyIsResidentialProxyArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsResidentialProxyArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsResidentialProxyOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsResidentialProxyOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsResidentialProxyOut, 4, 4); err != nil {
 		return err
 	}
@@ -2865,8 +2865,8 @@ type downstreamDownstreamResvpnproxyIsSmartDNSProxyArgs struct {
 func (a downstreamDownstreamResvpnproxyIsSmartDNSProxyArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsSmartDNSProxyArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsSmartDNSProxyOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsSmartDNSProxyOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsSmartDNSProxyOut, 4, 4); err != nil {
 		return err
 	}
@@ -2894,8 +2894,8 @@ type downstreamDownstreamResvpnproxyIsTorExitNodeArgs struct {
 func (a downstreamDownstreamResvpnproxyIsTorExitNodeArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsTorExitNodeArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsTorExitNodeOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsTorExitNodeOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsTorExitNodeOut, 4, 4); err != nil {
 		return err
 	}
@@ -2923,8 +2923,8 @@ type downstreamDownstreamResvpnproxyIsVPNDatacenterArgs struct {
 func (a downstreamDownstreamResvpnproxyIsVPNDatacenterArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyIsVPNDatacenterArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.ResvpnproxyIsVPNDatacenterOut = c.u32(1)
+	a.Req = uint32(c.args[0])
+	a.ResvpnproxyIsVPNDatacenterOut = uint32(c.args[1])
 	if err := c.checkOut(a.ResvpnproxyIsVPNDatacenterOut, 4, 4); err != nil {
 		return err
 	}
@@ -2952,8 +2952,8 @@ type downstreamDownstreamResvpnproxyVPNServiceNameArgs struct {
 func (a downstreamDownstreamResvpnproxyVPNServiceNameArgs) handle() uint32 { return a.Req }
 
 func (a *downstreamDownstreamResvpnproxyVPNServiceNameArgs) decode(c *call) error {
-	a.Req = c.u32(0)
-	a.VPNServiceNameOut = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Req = uint32(c.args[0])
+	a.VPNServiceNameOut = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.VPNServiceNameOut.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -2979,10 +2979,10 @@ type logEndpointGetArgs struct {
 
 func (a *logEndpointGetArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.EndpointOut = c.u32(2)
+	a.EndpointOut = uint32(c.args[2])
 	if err := c.checkOut(a.EndpointOut, 4, 4); err != nil {
 		return err
 	}
@@ -3012,11 +3012,11 @@ func (a logWriteArgs) handle() uint32 { return a.H }
 
 func (a *logWriteArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Msg, err = c.bytes(1, 1048576); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Msg, err = c.in(uint32(c.args[1]), uint32(c.args[2]), 1048576); err != nil {
 		return err
 	}
-	a.NwrittenOut = c.u32(3)
+	a.NwrittenOut = uint32(c.args[3])
 	if err := c.checkOut(a.NwrittenOut, 4, 4); err != nil {
 		return err
 	}
@@ -3042,10 +3042,10 @@ type dictionaryOpenArgs struct {
 
 func (a *dictionaryOpenArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.DictionaryOut = c.u32(2)
+	a.DictionaryOut = uint32(c.args[2])
 	if err := c.checkOut(a.DictionaryOut, 4, 4); err != nil {
 		return err
 	}
@@ -3075,11 +3075,11 @@ func (a dictionaryGetArgs) handle() uint32 { return a.H }
 
 func (a *dictionaryGetArgs) decode(c *call) error {
 	var err error
-	a.H = c.u32(0)
-	if a.Key, err = c.bytes(1, maxStringLen); err != nil {
+	a.H = uint32(c.args[0])
+	if a.Key, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.Value = outBuf{Ptr: c.u32(3), Cap: c.u32(4), NWritten: c.u32(5)}
+	a.Value = outBuf{Ptr: uint32(c.args[3]), Cap: uint32(c.args[4]), NWritten: uint32(c.args[5])}
 	if err := c.checkOut(a.Value.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -3105,10 +3105,10 @@ type configStoreOpenArgs struct {
 
 func (a *configStoreOpenArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.ConfigStoreOut = c.u32(2)
+	a.ConfigStoreOut = uint32(c.args[2])
 	if err := c.checkOut(a.ConfigStoreOut, 4, 4); err != nil {
 		return err
 	}
@@ -3148,10 +3148,10 @@ type backendExistsArgs struct {
 
 func (a *backendExistsArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.BackendExistsOut = c.u32(2)
+	a.BackendExistsOut = uint32(c.args[2])
 	if err := c.checkOut(a.BackendExistsOut, 4, 4); err != nil {
 		return err
 	}
@@ -3177,10 +3177,10 @@ type backendIsHealthyArgs struct {
 
 func (a *backendIsHealthyArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.BackendHealthOut = c.u32(2)
+	a.BackendHealthOut = uint32(c.args[2])
 	if err := c.checkOut(a.BackendHealthOut, 4, 4); err != nil {
 		return err
 	}
@@ -3206,10 +3206,10 @@ type backendIsDynamicArgs struct {
 
 func (a *backendIsDynamicArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.IsDynamicOut = c.u32(2)
+	a.IsDynamicOut = uint32(c.args[2])
 	if err := c.checkOut(a.IsDynamicOut, 4, 4); err != nil {
 		return err
 	}
@@ -3235,10 +3235,10 @@ type backendGetHostArgs struct {
 
 func (a *backendGetHostArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.Value = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
+	a.Value = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
 	if err := c.checkOut(a.Value.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -3278,10 +3278,10 @@ type backendGetPortArgs struct {
 
 func (a *backendGetPortArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.PortOut = c.u32(2)
+	a.PortOut = uint32(c.args[2])
 	if err := c.checkOut(a.PortOut, 2, 2); err != nil {
 		return err
 	}
@@ -3307,10 +3307,10 @@ type backendGetConnectTimeoutMsArgs struct {
 
 func (a *backendGetConnectTimeoutMsArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.TimeoutMsOut = c.u32(2)
+	a.TimeoutMsOut = uint32(c.args[2])
 	if err := c.checkOut(a.TimeoutMsOut, 4, 4); err != nil {
 		return err
 	}
@@ -3378,10 +3378,10 @@ type backendGetTCPKeepaliveEnableArgs struct {
 
 func (a *backendGetTCPKeepaliveEnableArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.IsKeepaliveOut = c.u32(2)
+	a.IsKeepaliveOut = uint32(c.args[2])
 	if err := c.checkOut(a.IsKeepaliveOut, 4, 4); err != nil {
 		return err
 	}
@@ -3407,10 +3407,10 @@ type backendGetTCPKeepaliveIntervalArgs struct {
 
 func (a *backendGetTCPKeepaliveIntervalArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.TimeoutSecsOut = c.u32(2)
+	a.TimeoutSecsOut = uint32(c.args[2])
 	if err := c.checkOut(a.TimeoutSecsOut, 4, 4); err != nil {
 		return err
 	}
@@ -3436,10 +3436,10 @@ type backendGetTCPKeepaliveProbesArgs struct {
 
 func (a *backendGetTCPKeepaliveProbesArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.ProbeCountOut = c.u32(2)
+	a.ProbeCountOut = uint32(c.args[2])
 	if err := c.checkOut(a.ProbeCountOut, 4, 4); err != nil {
 		return err
 	}
@@ -3479,10 +3479,10 @@ type backendIsSSLArgs struct {
 
 func (a *backendIsSSLArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.IsSSLOut = c.u32(2)
+	a.IsSSLOut = uint32(c.args[2])
 	if err := c.checkOut(a.IsSSLOut, 4, 4); err != nil {
 		return err
 	}
@@ -3508,10 +3508,10 @@ type backendGetSSLMinVersionArgs struct {
 
 func (a *backendGetSSLMinVersionArgs) decode(c *call) error {
 	var err error
-	if a.Backend, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Backend, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.TLSVersionOut = c.u32(2)
+	a.TLSVersionOut = uint32(c.args[2])
 	if err := c.checkOut(a.TLSVersionOut, 4, 4); err != nil {
 		return err
 	}
@@ -3551,10 +3551,10 @@ type aclOpenArgs struct {
 
 func (a *aclOpenArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.ACLOut = c.u32(2)
+	a.ACLOut = uint32(c.args[2])
 	if err := c.checkOut(a.ACLOut, 4, 4); err != nil {
 		return err
 	}
@@ -3575,7 +3575,7 @@ func bindACLOpen(fn func(c *call, a aclOpenArgs) error) impl {
 // aclLookupArgs are the arguments of fastly_acl.lookup.
 type aclLookupArgs struct {
 	ACL           uint32 // `acl` h(acl)
-	IPOctets      []byte // `ip_octets` str, a view of guest memory (at most maxStringLen bytes)
+	IPOctets      []byte // `ip_octets` str, a view of guest memory (at most 16 bytes)
 	BodyHandleOut uint32 // `body_handle_out` *h(body), the pointer: 4 bytes, checked
 	ACLErrorOut   uint32 // `acl_error_out` *acl_error enum, the pointer: 4 bytes, checked
 }
@@ -3585,12 +3585,12 @@ func (a aclLookupArgs) handle() uint32 { return a.ACL }
 
 func (a *aclLookupArgs) decode(c *call) error {
 	var err error
-	a.ACL = c.u32(0)
-	if a.IPOctets, err = c.bytes(1, maxStringLen); err != nil {
+	a.ACL = uint32(c.args[0])
+	if a.IPOctets, err = c.in(uint32(c.args[1]), uint32(c.args[2]), 16); err != nil {
 		return err
 	}
-	a.BodyHandleOut = c.u32(3)
-	a.ACLErrorOut = c.u32(4)
+	a.BodyHandleOut = uint32(c.args[3])
+	a.ACLErrorOut = uint32(c.args[4])
 	if err := c.checkOut(a.BodyHandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -3619,9 +3619,9 @@ type asyncIOSelectArgs struct {
 }
 
 func (a *asyncIOSelectArgs) decode(c *call) error {
-	a.Hs = handleList{Ptr: c.u32(0), Len: c.u32(1)}
-	a.TimeoutMs = c.u32(2)
-	a.ReadyIdxOut = c.u32(3)
+	a.Hs = handleList{Ptr: uint32(c.args[0]), Len: uint32(c.args[1])}
+	a.TimeoutMs = uint32(c.args[2])
+	a.ReadyIdxOut = uint32(c.args[3])
 	if err := c.checkOut(a.ReadyIdxOut, 4, 4); err != nil {
 		return err
 	}
@@ -3649,8 +3649,8 @@ type asyncIOIsReadyArgs struct {
 func (a asyncIOIsReadyArgs) handle() uint32 { return a.Handle }
 
 func (a *asyncIOIsReadyArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.IsDoneOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.IsDoneOut = uint32(c.args[1])
 	if err := c.checkOut(a.IsDoneOut, 4, 4); err != nil {
 		return err
 	}
@@ -3678,12 +3678,12 @@ type cacheLookupArgs struct {
 
 func (a *cacheLookupArgs) decode(c *call) error {
 	var err error
-	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+	if a.CacheKey, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.OptionsMask = c.u32(2)
-	a.Options = c.u32(3)
-	a.CacheOut = c.u32(4)
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.CacheOut = uint32(c.args[4])
 	if err := c.checkOut(a.CacheOut, 4, 4); err != nil {
 		return err
 	}
@@ -3711,12 +3711,12 @@ type cacheInsertArgs struct {
 
 func (a *cacheInsertArgs) decode(c *call) error {
 	var err error
-	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+	if a.CacheKey, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.OptionsMask = c.u32(2)
-	a.Options = c.u32(3)
-	a.BodyOut = c.u32(4)
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.BodyOut = uint32(c.args[4])
 	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
 		return err
 	}
@@ -3758,12 +3758,12 @@ type cacheTransactionLookupAsyncArgs struct {
 
 func (a *cacheTransactionLookupAsyncArgs) decode(c *call) error {
 	var err error
-	if a.CacheKey, err = c.bytes(0, maxStringLen); err != nil {
+	if a.CacheKey, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.OptionsMask = c.u32(2)
-	a.Options = c.u32(3)
-	a.CacheBusyOut = c.u32(4)
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.CacheBusyOut = uint32(c.args[4])
 	if err := c.checkOut(a.CacheBusyOut, 4, 4); err != nil {
 		return err
 	}
@@ -3791,8 +3791,8 @@ type cacheCacheBusyHandleWaitArgs struct {
 func (a cacheCacheBusyHandleWaitArgs) handle() uint32 { return a.BusyHandle }
 
 func (a *cacheCacheBusyHandleWaitArgs) decode(c *call) error {
-	a.BusyHandle = c.u32(0)
-	a.CacheOut = c.u32(1)
+	a.BusyHandle = uint32(c.args[0])
+	a.CacheOut = uint32(c.args[1])
 	if err := c.checkOut(a.CacheOut, 4, 4); err != nil {
 		return err
 	}
@@ -3822,10 +3822,10 @@ type cacheTransactionInsertArgs struct {
 func (a cacheTransactionInsertArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheTransactionInsertArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.OptionsMask = c.u32(1)
-	a.Options = c.u32(2)
-	a.BodyOut = c.u32(3)
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.BodyOut = uint32(c.args[3])
 	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
 		return err
 	}
@@ -3856,11 +3856,11 @@ type cacheTransactionInsertAndStreamBackArgs struct {
 func (a cacheTransactionInsertAndStreamBackArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheTransactionInsertAndStreamBackArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.OptionsMask = c.u32(1)
-	a.Options = c.u32(2)
-	a.BodyOut = c.u32(3)
-	a.CacheOut = c.u32(4)
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.BodyOut = uint32(c.args[3])
+	a.CacheOut = uint32(c.args[4])
 	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
 		return err
 	}
@@ -3892,9 +3892,9 @@ type cacheTransactionUpdateArgs struct {
 func (a cacheTransactionUpdateArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheTransactionUpdateArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.OptionsMask = c.u32(1)
-	a.Options = c.u32(2)
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
 	return nil
 }
 
@@ -3961,8 +3961,8 @@ type cacheGetStateArgs struct {
 func (a cacheGetStateArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetStateArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.CacheLookupStateOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.CacheLookupStateOut = uint32(c.args[1])
 	if err := c.checkOut(a.CacheLookupStateOut, 4, 4); err != nil {
 		return err
 	}
@@ -3990,8 +3990,8 @@ type cacheGetUserMetadataArgs struct {
 func (a cacheGetUserMetadataArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetUserMetadataArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.UserMetadataOutPtr = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Handle = uint32(c.args[0])
+	a.UserMetadataOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.UserMetadataOutPtr.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -4021,10 +4021,10 @@ type cacheGetBodyArgs struct {
 func (a cacheGetBodyArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetBodyArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.OptionsMask = c.u32(1)
-	a.Options = c.u32(2)
-	a.BodyOut = c.u32(3)
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.BodyOut = uint32(c.args[3])
 	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
 		return err
 	}
@@ -4052,8 +4052,8 @@ type cacheGetLengthArgs struct {
 func (a cacheGetLengthArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetLengthArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.CacheObjectLengthOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.CacheObjectLengthOut = uint32(c.args[1])
 	if err := c.checkOut(a.CacheObjectLengthOut, 8, 8); err != nil {
 		return err
 	}
@@ -4081,8 +4081,8 @@ type cacheGetMaxAgeNsArgs struct {
 func (a cacheGetMaxAgeNsArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetMaxAgeNsArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.CacheDurationNsOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.CacheDurationNsOut = uint32(c.args[1])
 	if err := c.checkOut(a.CacheDurationNsOut, 8, 8); err != nil {
 		return err
 	}
@@ -4138,8 +4138,8 @@ type cacheGetHitsArgs struct {
 func (a cacheGetHitsArgs) handle() uint32 { return a.Handle }
 
 func (a *cacheGetHitsArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.CacheHitCountOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.CacheHitCountOut = uint32(c.args[1])
 	if err := c.checkOut(a.CacheHitCountOut, 8, 8); err != nil {
 		return err
 	}
@@ -4163,7 +4163,7 @@ type computeRuntimeGetVcpuMsArgs struct {
 }
 
 func (a *computeRuntimeGetVcpuMsArgs) decode(c *call) error {
-	a.VcpuMsOut = c.u32(0)
+	a.VcpuMsOut = uint32(c.args[0])
 	if err := c.checkOut(a.VcpuMsOut, 8, 8); err != nil {
 		return err
 	}
@@ -4187,7 +4187,7 @@ type computeRuntimeGetHeapMiBArgs struct {
 }
 
 func (a *computeRuntimeGetHeapMiBArgs) decode(c *call) error {
-	a.MemoryMiBOut = c.u32(0)
+	a.MemoryMiBOut = uint32(c.args[0])
 	if err := c.checkOut(a.MemoryMiBOut, 4, 4); err != nil {
 		return err
 	}
@@ -4213,10 +4213,10 @@ type deviceDetectionLookupArgs struct {
 
 func (a *deviceDetectionLookupArgs) decode(c *call) error {
 	var err error
-	if a.UserAgent, err = c.bytes(0, maxStringLen); err != nil {
+	if a.UserAgent, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.Buf = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
+	a.Buf = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
 	if err := c.checkOut(a.Buf.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -4236,32 +4236,32 @@ func bindDeviceDetectionLookup(fn func(c *call, a deviceDetectionLookupArgs) err
 
 // erlCheckRateArgs are the arguments of fastly_erl.check_rate.
 type erlCheckRateArgs struct {
-	Rc         []byte // `rc` str, a view of guest memory (at most maxStringLen bytes)
-	Entry      []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Rc         []byte // `rc` str, a view of guest memory (at most 64 bytes)
+	Entry      []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	Delta      uint32 // `delta` u32 count
 	Window     uint32 // `window` u32 s
 	Limit      uint32 // `limit` u32 per second
-	Pb         []byte // `pb` str, a view of guest memory (at most maxStringLen bytes)
+	Pb         []byte // `pb` str, a view of guest memory (at most 64 bytes)
 	TTL        uint32 // `ttl` u32 s
 	BlockedOut uint32 // `blocked_out` *blocked 0/1, the pointer: 4 bytes, checked
 }
 
 func (a *erlCheckRateArgs) decode(c *call) error {
 	var err error
-	if a.Rc, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Rc, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.Delta = c.u32(4)
-	a.Window = c.u32(5)
-	a.Limit = c.u32(6)
-	if a.Pb, err = c.bytes(7, maxStringLen); err != nil {
+	a.Delta = uint32(c.args[4])
+	a.Window = uint32(c.args[5])
+	a.Limit = uint32(c.args[6])
+	if a.Pb, err = c.in(uint32(c.args[7]), uint32(c.args[8]), 64); err != nil {
 		return err
 	}
-	a.TTL = c.u32(9)
-	a.BlockedOut = c.u32(10)
+	a.TTL = uint32(c.args[9])
+	a.BlockedOut = uint32(c.args[10])
 	if err := c.checkOut(a.BlockedOut, 4, 4); err != nil {
 		return err
 	}
@@ -4281,20 +4281,20 @@ func bindERLCheckRate(fn func(c *call, a erlCheckRateArgs) error) impl {
 
 // erlRatecounterIncrementArgs are the arguments of fastly_erl.ratecounter_increment.
 type erlRatecounterIncrementArgs struct {
-	Rc    []byte // `rc` str, a view of guest memory (at most maxStringLen bytes)
-	Entry []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Rc    []byte // `rc` str, a view of guest memory (at most 64 bytes)
+	Entry []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	Delta uint32 // `delta` u32 count
 }
 
 func (a *erlRatecounterIncrementArgs) decode(c *call) error {
 	var err error
-	if a.Rc, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Rc, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.Delta = c.u32(4)
+	a.Delta = uint32(c.args[4])
 	return nil
 }
 
@@ -4311,22 +4311,22 @@ func bindERLRatecounterIncrement(fn func(c *call, a erlRatecounterIncrementArgs)
 
 // erlRatecounterLookupRateArgs are the arguments of fastly_erl.ratecounter_lookup_rate.
 type erlRatecounterLookupRateArgs struct {
-	Rc      []byte // `rc` str, a view of guest memory (at most maxStringLen bytes)
-	Entry   []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Rc      []byte // `rc` str, a view of guest memory (at most 64 bytes)
+	Entry   []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	Window  uint32 // `window` u32 s
 	RateOut uint32 // `rate_out` *rate per second, the pointer: 4 bytes, checked
 }
 
 func (a *erlRatecounterLookupRateArgs) decode(c *call) error {
 	var err error
-	if a.Rc, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Rc, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.Window = c.u32(4)
-	a.RateOut = c.u32(5)
+	a.Window = uint32(c.args[4])
+	a.RateOut = uint32(c.args[5])
 	if err := c.checkOut(a.RateOut, 4, 4); err != nil {
 		return err
 	}
@@ -4346,22 +4346,22 @@ func bindERLRatecounterLookupRate(fn func(c *call, a erlRatecounterLookupRateArg
 
 // erlRatecounterLookupCountArgs are the arguments of fastly_erl.ratecounter_lookup_count.
 type erlRatecounterLookupCountArgs struct {
-	Rc       []byte // `rc` str, a view of guest memory (at most maxStringLen bytes)
-	Entry    []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Rc       []byte // `rc` str, a view of guest memory (at most 64 bytes)
+	Entry    []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	Duration uint32 // `duration` u32 s
 	CountOut uint32 // `count_out` *count count, the pointer: 4 bytes, checked
 }
 
 func (a *erlRatecounterLookupCountArgs) decode(c *call) error {
 	var err error
-	if a.Rc, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Rc, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.Duration = c.u32(4)
-	a.CountOut = c.u32(5)
+	a.Duration = uint32(c.args[4])
+	a.CountOut = uint32(c.args[5])
 	if err := c.checkOut(a.CountOut, 4, 4); err != nil {
 		return err
 	}
@@ -4381,20 +4381,20 @@ func bindERLRatecounterLookupCount(fn func(c *call, a erlRatecounterLookupCountA
 
 // erlPenaltyboxAddArgs are the arguments of fastly_erl.penaltybox_add.
 type erlPenaltyboxAddArgs struct {
-	Pb    []byte // `pb` str, a view of guest memory (at most maxStringLen bytes)
-	Entry []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Pb    []byte // `pb` str, a view of guest memory (at most 64 bytes)
+	Entry []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	TTL   uint32 // `ttl` u32 s
 }
 
 func (a *erlPenaltyboxAddArgs) decode(c *call) error {
 	var err error
-	if a.Pb, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Pb, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.TTL = c.u32(4)
+	a.TTL = uint32(c.args[4])
 	return nil
 }
 
@@ -4411,20 +4411,20 @@ func bindERLPenaltyboxAdd(fn func(c *call, a erlPenaltyboxAddArgs) error) impl {
 
 // erlPenaltyboxHasArgs are the arguments of fastly_erl.penaltybox_has.
 type erlPenaltyboxHasArgs struct {
-	Pb     []byte // `pb` str, a view of guest memory (at most maxStringLen bytes)
-	Entry  []byte // `entry` str, a view of guest memory (at most maxStringLen bytes)
+	Pb     []byte // `pb` str, a view of guest memory (at most 64 bytes)
+	Entry  []byte // `entry` str, a view of guest memory (at most 64 bytes)
 	HasOut uint32 // `has_out` *has 0/1, the pointer: 4 bytes, checked
 }
 
 func (a *erlPenaltyboxHasArgs) decode(c *call) error {
 	var err error
-	if a.Pb, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Pb, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 64); err != nil {
 		return err
 	}
-	if a.Entry, err = c.bytes(2, maxStringLen); err != nil {
+	if a.Entry, err = c.in(uint32(c.args[2]), uint32(c.args[3]), 64); err != nil {
 		return err
 	}
-	a.HasOut = c.u32(4)
+	a.HasOut = uint32(c.args[4])
 	if err := c.checkOut(a.HasOut, 4, 4); err != nil {
 		return err
 	}
@@ -4444,16 +4444,16 @@ func bindERLPenaltyboxHas(fn func(c *call, a erlPenaltyboxHasArgs) error) impl {
 
 // geoLookupArgs are the arguments of fastly_geo.lookup.
 type geoLookupArgs struct {
-	AddrOctets []byte // `addr_octets` str, a view of guest memory (at most maxStringLen bytes)
+	AddrOctets []byte // `addr_octets` str, a view of guest memory (at most 16 bytes)
 	Buf        outBuf // `buf` buf
 }
 
 func (a *geoLookupArgs) decode(c *call) error {
 	var err error
-	if a.AddrOctets, err = c.bytes(0, maxStringLen); err != nil {
+	if a.AddrOctets, err = c.in(uint32(c.args[0]), uint32(c.args[1]), 16); err != nil {
 		return err
 	}
-	a.Buf = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
+	a.Buf = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
 	if err := c.checkOut(a.Buf.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -4481,8 +4481,8 @@ type httpCacheIsRequestCacheableArgs struct {
 func (a httpCacheIsRequestCacheableArgs) handle() uint32 { return a.ReqHandle }
 
 func (a *httpCacheIsRequestCacheableArgs) decode(c *call) error {
-	a.ReqHandle = c.u32(0)
-	a.IsCacheableOut = c.u32(1)
+	a.ReqHandle = uint32(c.args[0])
+	a.IsCacheableOut = uint32(c.args[1])
 	if err := c.checkOut(a.IsCacheableOut, 4, 4); err != nil {
 		return err
 	}
@@ -4508,10 +4508,10 @@ type kvStoreOpenArgs struct {
 
 func (a *kvStoreOpenArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.KVStoreOut = c.u32(2)
+	a.KVStoreOut = uint32(c.args[2])
 	if err := c.checkOut(a.KVStoreOut, 4, 4); err != nil {
 		return err
 	}
@@ -4543,13 +4543,13 @@ func (a kvStoreLookupArgs) handle() uint32 { return a.Store }
 
 func (a *kvStoreLookupArgs) decode(c *call) error {
 	var err error
-	a.Store = c.u32(0)
-	if a.Key, err = c.bytes(1, maxStringLen); err != nil {
+	a.Store = uint32(c.args[0])
+	if a.Key, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.LookupConfigMask = c.u32(3)
-	a.LookupConfiguration = c.u32(4)
-	a.HandleOut = c.u32(5)
+	a.LookupConfigMask = uint32(c.args[3])
+	a.LookupConfiguration = uint32(c.args[4])
+	a.HandleOut = uint32(c.args[5])
 	if err := c.checkOut(a.HandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4580,11 +4580,11 @@ type kvStoreLookupWaitArgs struct {
 func (a kvStoreLookupWaitArgs) handle() uint32 { return a.Handle }
 
 func (a *kvStoreLookupWaitArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.BodyHandleOut = c.u32(1)
-	a.MetadataBuf = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
-	a.GenerationOut = c.u32(5)
-	a.KVErrorOut = c.u32(6)
+	a.Handle = uint32(c.args[0])
+	a.BodyHandleOut = uint32(c.args[1])
+	a.MetadataBuf = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
+	a.GenerationOut = uint32(c.args[5])
+	a.KVErrorOut = uint32(c.args[6])
 	if err := c.checkOut(a.BodyHandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4624,11 +4624,11 @@ type kvStoreLookupWaitV2Args struct {
 func (a kvStoreLookupWaitV2Args) handle() uint32 { return a.Handle }
 
 func (a *kvStoreLookupWaitV2Args) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.BodyHandleOut = c.u32(1)
-	a.MetadataBuf = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
-	a.GenerationOut = c.u32(5)
-	a.KVErrorOut = c.u32(6)
+	a.Handle = uint32(c.args[0])
+	a.BodyHandleOut = uint32(c.args[1])
+	a.MetadataBuf = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
+	a.GenerationOut = uint32(c.args[5])
+	a.KVErrorOut = uint32(c.args[6])
 	if err := c.checkOut(a.BodyHandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4670,14 +4670,14 @@ func (a kvStoreInsertArgs) handle() uint32 { return a.Store }
 
 func (a *kvStoreInsertArgs) decode(c *call) error {
 	var err error
-	a.Store = c.u32(0)
-	if a.Key, err = c.bytes(1, maxStringLen); err != nil {
+	a.Store = uint32(c.args[0])
+	if a.Key, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.BodyHandle = c.u32(3)
-	a.InsertConfigMask = c.u32(4)
-	a.InsertConfiguration = c.u32(5)
-	a.HandleOut = c.u32(6)
+	a.BodyHandle = uint32(c.args[3])
+	a.InsertConfigMask = uint32(c.args[4])
+	a.InsertConfiguration = uint32(c.args[5])
+	a.HandleOut = uint32(c.args[6])
 	if err := c.checkOut(a.HandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4705,8 +4705,8 @@ type kvStoreInsertWaitArgs struct {
 func (a kvStoreInsertWaitArgs) handle() uint32 { return a.Handle }
 
 func (a *kvStoreInsertWaitArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.KVErrorOut = c.u32(1)
+	a.Handle = uint32(c.args[0])
+	a.KVErrorOut = uint32(c.args[1])
 	if err := c.checkOut(a.KVErrorOut, 4, 4); err != nil {
 		return err
 	}
@@ -4738,13 +4738,13 @@ func (a kvStoreDeleteArgs) handle() uint32 { return a.Store }
 
 func (a *kvStoreDeleteArgs) decode(c *call) error {
 	var err error
-	a.Store = c.u32(0)
-	if a.Key, err = c.bytes(1, maxStringLen); err != nil {
+	a.Store = uint32(c.args[0])
+	if a.Key, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.DeleteConfigMask = c.u32(3)
-	a.DeleteConfiguration = c.u32(4)
-	a.HandleOut = c.u32(5)
+	a.DeleteConfigMask = uint32(c.args[3])
+	a.DeleteConfiguration = uint32(c.args[4])
+	a.HandleOut = uint32(c.args[5])
 	if err := c.checkOut(a.HandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4788,10 +4788,10 @@ type kvStoreListArgs struct {
 func (a kvStoreListArgs) handle() uint32 { return a.Store }
 
 func (a *kvStoreListArgs) decode(c *call) error {
-	a.Store = c.u32(0)
-	a.ListConfigMask = c.u32(1)
-	a.ListConfiguration = c.u32(2)
-	a.HandleOut = c.u32(3)
+	a.Store = uint32(c.args[0])
+	a.ListConfigMask = uint32(c.args[1])
+	a.ListConfiguration = uint32(c.args[2])
+	a.HandleOut = uint32(c.args[3])
 	if err := c.checkOut(a.HandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4820,9 +4820,9 @@ type kvStoreListWaitArgs struct {
 func (a kvStoreListWaitArgs) handle() uint32 { return a.Handle }
 
 func (a *kvStoreListWaitArgs) decode(c *call) error {
-	a.Handle = c.u32(0)
-	a.BodyHandleOut = c.u32(1)
-	a.KVErrorOut = c.u32(2)
+	a.Handle = uint32(c.args[0])
+	a.BodyHandleOut = uint32(c.args[1])
+	a.KVErrorOut = uint32(c.args[2])
 	if err := c.checkOut(a.BodyHandleOut, 4, 4); err != nil {
 		return err
 	}
@@ -4852,11 +4852,11 @@ type purgePurgeSurrogateKeyArgs struct {
 
 func (a *purgePurgeSurrogateKeyArgs) decode(c *call) error {
 	var err error
-	if a.SurrogateKey, err = c.bytes(0, maxStringLen); err != nil {
+	if a.SurrogateKey, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.OptionsMask = c.u32(2)
-	a.Options = c.u32(3)
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
 	return nil
 }
 
@@ -4879,10 +4879,10 @@ type secretStoreOpenArgs struct {
 
 func (a *secretStoreOpenArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.SecretStoreOut = c.u32(2)
+	a.SecretStoreOut = uint32(c.args[2])
 	if err := c.checkOut(a.SecretStoreOut, 4, 4); err != nil {
 		return err
 	}
@@ -4912,11 +4912,11 @@ func (a secretStoreGetArgs) handle() uint32 { return a.Store }
 
 func (a *secretStoreGetArgs) decode(c *call) error {
 	var err error
-	a.Store = c.u32(0)
-	if a.Key, err = c.bytes(1, maxStringLen); err != nil {
+	a.Store = uint32(c.args[0])
+	if a.Key, err = c.in(uint32(c.args[1]), uint32(c.args[2]), maxStringLen); err != nil {
 		return err
 	}
-	a.SecretOut = c.u32(3)
+	a.SecretOut = uint32(c.args[3])
 	if err := c.checkOut(a.SecretOut, 4, 4); err != nil {
 		return err
 	}
@@ -4944,8 +4944,8 @@ type secretStorePlaintextArgs struct {
 func (a secretStorePlaintextArgs) handle() uint32 { return a.Secret }
 
 func (a *secretStorePlaintextArgs) decode(c *call) error {
-	a.Secret = c.u32(0)
-	a.Buf = outBuf{Ptr: c.u32(1), Cap: c.u32(2), NWritten: c.u32(3)}
+	a.Secret = uint32(c.args[0])
+	a.Buf = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
 	if err := c.checkOut(a.Buf.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -4971,10 +4971,10 @@ type secretStoreFromBytesArgs struct {
 
 func (a *secretStoreFromBytesArgs) decode(c *call) error {
 	var err error
-	if a.Buf, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Buf, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.SecretOut = c.u32(2)
+	a.SecretOut = uint32(c.args[2])
 	if err := c.checkOut(a.SecretOut, 4, 4); err != nil {
 		return err
 	}
@@ -5000,10 +5000,10 @@ type shieldingShieldInfoArgs struct {
 
 func (a *shieldingShieldInfoArgs) decode(c *call) error {
 	var err error
-	if a.Name, err = c.bytes(0, maxStringLen); err != nil {
+	if a.Name, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.InfoBlock = outBuf{Ptr: c.u32(2), Cap: c.u32(3), NWritten: c.u32(4)}
+	a.InfoBlock = outBuf{Ptr: uint32(c.args[2]), Cap: uint32(c.args[3]), NWritten: uint32(c.args[4])}
 	if err := c.checkOut(a.InfoBlock.NWritten, 4, 4); err != nil {
 		return err
 	}
@@ -5031,12 +5031,12 @@ type shieldingBackendForShieldArgs struct {
 
 func (a *shieldingBackendForShieldArgs) decode(c *call) error {
 	var err error
-	if a.ShieldName, err = c.bytes(0, maxStringLen); err != nil {
+	if a.ShieldName, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
 		return err
 	}
-	a.BackendConfigMask = c.u32(2)
-	a.BackendConfiguration = c.u32(3)
-	a.BackendNameOut = outBuf{Ptr: c.u32(4), Cap: c.u32(5), NWritten: c.u32(6)}
+	a.BackendConfigMask = uint32(c.args[2])
+	a.BackendConfiguration = uint32(c.args[3])
+	a.BackendNameOut = outBuf{Ptr: uint32(c.args[4]), Cap: uint32(c.args[5]), NWritten: uint32(c.args[6])}
 	if err := c.checkOut(a.BackendNameOut.NWritten, 4, 4); err != nil {
 		return err
 	}

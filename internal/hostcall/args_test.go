@@ -2,17 +2,20 @@ package hostcall
 
 import (
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
 )
 
-// TestPositionalAndTypedBindings: an entry written positionally
-// (impl{module, name, fn} reading c.u32, c.str) still binds and reads its
-// parameters, beside the generated typed binding of the same shape, which
-// decodes them into named fields and refuses a bad out-pointer before the
-// implementation runs.
-func TestPositionalAndTypedBindings(t *testing.T) {
+// TestTypedBinding: a generated typed binding decodes the Wasm parameters
+// into named fields and refuses a bad out-pointer or input range before
+// the implementation runs.
+func TestTypedBinding(t *testing.T) {
 	env, _ := newTestEnv(t, EnvConfig{})
 	s := env.NewSession(context.Background(), "args", nil)
 	defer s.Close()
@@ -27,13 +30,7 @@ func TestPositionalAndTypedBindings(t *testing.T) {
 		nwOut  uint32
 		called bool
 	}
-	var pos, typed seen
-	positional := impl{sig.Module, sig.Name, func(c *call) error {
-		pos.called, pos.h, pos.nwOut = true, c.u32(0), c.u32(5)
-		var err error
-		pos.name, err = c.str(1)
-		return err
-	}}
+	var typed seen
 	gen := bindReqHeaderValueGet(func(c *call, a reqHeaderValueGetArgs) error {
 		typed = seen{h: a.H, name: string(a.Name), nwOut: a.Value.NWritten, called: true}
 		return nil
@@ -46,9 +43,11 @@ func TestPositionalAndTypedBindings(t *testing.T) {
 	}{
 		{"good", []uint64{7, 16, 6, 64, 32, 128}, abi.OK, true},
 		{"misaligned nwritten", []uint64{7, 16, 6, 64, 32, 129}, abi.Badalign, false},
+		{"nwritten outside memory", []uint64{7, 16, 6, 64, 32, 256}, abi.Inval, false},
 		{"name outside memory", []uint64{7, 250, 16, 64, 32, 128}, abi.Inval, false},
+		{"name over 64 KiB", []uint64{7, 0, maxStringLen + 1, 64, 32, 128}, abi.Inval, false},
 	} {
-		pos, typed = seen{}, seen{}
+		typed = seen{}
 		st := append([]uint64(nil), tc.stack...)
 		bind(Hostcall{Func: sig, fn: gen.fn}, nil)(ctx, mem, st)
 		if abi.Status(st[0]) != tc.want || typed.called != tc.call {
@@ -58,9 +57,46 @@ func TestPositionalAndTypedBindings(t *testing.T) {
 			t.Errorf("%s: typed args %+v", tc.name, typed)
 		}
 	}
-	st := []uint64{7, 16, 6, 64, 32, 128}
-	bind(Hostcall{Func: sig, fn: positional.fn}, nil)(ctx, mem, st)
-	if abi.Status(st[0]) != abi.OK || pos != (seen{h: 7, name: "x-name", nwOut: 128, called: true}) {
-		t.Errorf("positional entry answered %v with %+v", abi.Status(st[0]), pos)
+}
+
+// TestNoPositionalReads: outside the generated bindings (args_gen.go), no
+// code of the package reads call.args (a Wasm parameter by position) or
+// writes a table entry as an impl literal, so every hostcall gets its
+// arguments decoded and checked by its binding. bind, which makes the
+// call, is the one place that sets args.
+func TestNoPositionalReads(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if name == "args_gen.go" || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if n.Sel.Name == "args" {
+					if _, ok := n.X.(*ast.Ident); ok {
+						t.Errorf("%s: reads .args: hostcall parameters come decoded from a generated binding (bindX)", fset.Position(n.Pos()))
+					}
+				}
+			case *ast.CompositeLit:
+				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "impl" {
+					t.Errorf("%s: an impl literal: bind the hostcall with its generated bindX", fset.Position(n.Pos()))
+				}
+			}
+			return true
+		})
+	}
+	if checked < 10 {
+		t.Fatalf("checked %d files; the package's sources were not found", checked)
 	}
 }

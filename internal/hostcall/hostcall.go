@@ -8,8 +8,8 @@
 // generated from abi.Hostcalls by go generate in abi/): its binding
 // (bindX) decodes the Wasm parameters, checks input ranges and
 // out-pointers once, before the implementation runs, and only then calls
-// it. The positional accessors of call (u32, u64, str, bytes, checkOut)
-// remain for entries written as impl{module, name, fn} directly.
+// it. Every entry is such a binding: no implementation reads a Wasm
+// parameter by position.
 //
 // Per-request state lives in a Session (typed handle tables); host-wide
 // state (manifest, static backends, origin pools) lives in an Env shared by
@@ -80,7 +80,8 @@ func statusFor(err error) abi.Status {
 }
 
 // call is one hostcall invocation: its session, the guest's memory and the
-// raw parameters.
+// raw Wasm parameters. Only the generated bindings (args_gen.go) read args;
+// implementations get them decoded (TestNoPositionalReads).
 type call struct {
 	ctx  context.Context
 	s    *Session
@@ -88,13 +89,10 @@ type call struct {
 	args []uint64
 }
 
-func (c *call) u32(i int) uint32 { return uint32(c.args[i]) }
-func (c *call) u64(i int) uint64 { return c.args[i] }
-
-// bytes reads the (ptr, len) pair at parameters i, i+1 as a view of guest
-// memory. Errors: inval when out of bounds or longer than max.
-func (c *call) bytes(i int, max uint32) ([]byte, error) {
-	ptr, n := c.u32(i), c.u32(i+1)
+// in reads the guest range (ptr, n) as a view of guest memory: a KindIn
+// parameter, read by the generated bindings (args_gen.go). Errors: inval
+// when n is over max bytes or the range is outside linear memory.
+func (c *call) in(ptr, n, max uint32) ([]byte, error) {
 	if n > max {
 		return nil, statusErr(abi.Inval, "length %d over the limit of %d", n, max)
 	}
@@ -103,12 +101,6 @@ func (c *call) bytes(i int, max uint32) ([]byte, error) {
 		return nil, statusErr(abi.Inval, "range [%d, +%d) outside linear memory", ptr, n)
 	}
 	return b, nil
-}
-
-// str reads the (ptr, len) string at parameters i, i+1 (max 64 KiB).
-func (c *call) str(i int) (string, error) {
-	b, err := c.bytes(i, maxStringLen)
-	return string(b), err
 }
 
 // maxStringLen caps a name, value or URI passed by a guest.
@@ -219,8 +211,7 @@ type Hostcall struct {
 }
 
 // impl is the implementation half of a table entry, before its signature
-// is looked up in abi.Funcs: a generated binding (bindX(fn), args_gen.go)
-// or, written by hand, a function reading its parameters positionally.
+// is looked up in abi.Funcs: a generated binding (bindX(fn), args_gen.go).
 type impl struct {
 	module, name string
 	fn           func(c *call) error

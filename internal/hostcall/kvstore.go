@@ -94,14 +94,10 @@ func kvErrFor(err error) abi.KVError {
 	return abi.KVErrorInternal
 }
 
-// kvKey reads the key at parameters i, i+1. Errors: inval for a key
-// outside memory, empty, over 1024 bytes, not UTF-8 or against Fastly's
-// key rules (kvstore.ValidKey).
-func (c *call) kvKey(i int) (string, error) {
-	b, err := c.bytes(i, maxStringLen)
-	if err != nil {
-		return "", err
-	}
+// kvKey checks a key the guest passed. Errors: inval for a key that is
+// empty, over 1024 bytes, not UTF-8 or against Fastly's key rules
+// (kvstore.ValidKey).
+func kvKey(b []byte) (string, error) {
 	if err := kvstore.ValidKey(string(b)); err != nil {
 		return "", statusErr(abi.Inval, "%v", err)
 	}
@@ -140,25 +136,18 @@ func (c *call) kvGuestStr(what string, ptr, n uint32, utf8Only bool) ([]byte, er
 }
 
 func kvStoreImpls() []impl {
-	m := abi.ModuleKVStore
 	return []impl{
-		{m, "open", func(c *call) error {
-			name, err := c.str(0)
-			if err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
-			}
+		bindKVStoreOpen(func(c *call, a kvStoreOpenArgs) error {
+			name := string(a.Name)
 			if !c.s.env.kvNames[name] {
 				// inval, as Viceroy answers: Fastly's SDKs read it as "no
 				// such store".
 				return statusErr(abi.Inval, "no KV store named %q", name)
 			}
-			return c.putU32(c.u32(2), c.s.kvh().stores.add(&kvStore{name: name}))
-		}},
-		{m, "lookup", func(c *call) error {
-			st, key, db, err := c.kvKeyCall("lookup")
+			return c.putU32(a.KVStoreOut, c.s.kvh().stores.add(&kvStore{name: name}))
+		}),
+		bindKVStoreLookup(func(c *call, a kvStoreLookupArgs) error {
+			st, key, db, err := c.kvKeyCall("lookup", a.Store, a.Key, a.LookupConfigMask)
 			if err != nil {
 				return err
 			}
@@ -170,154 +159,139 @@ func kvStoreImpls() []impl {
 			}
 			c.s.bufferedLen += int64(len(e.Value))
 			r := &kvResult{kvErr: kvErrFor(err), entry: e}
-			return c.putU32(c.u32(5), c.s.kvh().lookups.add(r))
-		}},
-		{m, "lookup_wait", func(c *call) error { return c.kvLookupWait(false) }},
-		{m, "lookup_wait_v2", func(c *call) error { return c.kvLookupWait(true) }},
-		{m, "insert", kvInsert},
-		{m, "insert_wait", func(c *call) error { return c.kvWaitStatus(&c.s.kvh().inserts) }},
-		{m, "delete", func(c *call) error {
-			st, key, db, err := c.kvKeyCall("delete")
+			return c.putU32(a.HandleOut, c.s.kvh().lookups.add(r))
+		}),
+		bindKVStoreLookupWait(func(c *call, a kvStoreLookupWaitArgs) error {
+			return c.kvLookupWait(kvStoreLookupWaitV2Args(a), false)
+		}),
+		bindKVStoreLookupWaitV2(func(c *call, a kvStoreLookupWaitV2Args) error { return c.kvLookupWait(a, true) }),
+		bindKVStoreInsert(kvInsert),
+		bindKVStoreInsertWait(func(c *call, a kvStoreInsertWaitArgs) error {
+			return c.kvWaitStatus(&c.s.kvh().inserts, a)
+		}),
+		bindKVStoreDelete(func(c *call, a kvStoreDeleteArgs) error {
+			st, key, db, err := c.kvKeyCall("delete", a.Store, a.Key, a.DeleteConfigMask)
 			if err != nil {
 				return err
 			}
 			r := &kvResult{kvErr: kvErrFor(db.Delete(st.name, key))}
-			return c.putU32(c.u32(5), c.s.kvh().deletes.add(r))
-		}},
-		{m, "delete_wait", func(c *call) error { return c.kvWaitStatus(&c.s.kvh().deletes) }},
-		{m, "list", kvList},
-		{m, "list_wait", func(c *call) error {
+			return c.putU32(a.HandleOut, c.s.kvh().deletes.add(r))
+		}),
+		bindKVStoreDeleteWait(func(c *call, a kvStoreDeleteWaitArgs) error {
+			return c.kvWaitStatus(&c.s.kvh().deletes, a)
+		}),
+		bindKVStoreList(kvList),
+		bindKVStoreListWait(func(c *call, a kvStoreListWaitArgs) error {
 			t := &c.s.kvh().lists
-			r, err := t.get(c.u32(0))
+			r, err := t.get(a.Handle)
 			if err != nil {
 				return err
 			}
-			if err := c.checkOut(c.u32(1), 4, 4); err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
-			}
-			t.remove(c.u32(0))
+			t.remove(a.Handle)
 			bh := abi.NoHandle
 			if r.kvErr == abi.KVErrorOK {
 				bh = c.s.bodies.add(newStreamBody(c.s, io.NopCloser(bytes.NewReader(r.list)), int64(len(r.list))))
 			}
-			if err := c.putU32(c.u32(1), bh); err != nil {
+			if err := c.putU32(a.BodyHandleOut, bh); err != nil {
 				return err
 			}
-			return c.putU32(c.u32(2), uint32(r.kvErr))
-		}},
+			return c.putU32(a.KVErrorOut, uint32(r.kvErr))
+		}),
 	}
 }
 
 // kvLookupWait implements lookup_wait (v2 false: the generation is a u32,
-// always 0, as the witx says of this deprecated form) and lookup_wait_v2.
-// Parameters: handle, body_out, metadata buf, buf len, nwritten_out,
-// generation_out, kv_error_out. When the metadata does not fit, it
-// answers buflen with the needed length in nwritten and keeps the handle,
-// so the guest can call again with a larger buffer.
-func (c *call) kvLookupWait(v2 bool) error {
+// always 0, as the witx says of this deprecated form) and lookup_wait_v2;
+// their bindings have checked every out-pointer (generation_out: 4 or 8
+// bytes). When the metadata does not fit, it answers buflen with the
+// needed length in nwritten and keeps the handle, so the guest can call
+// again with a larger buffer.
+func (c *call) kvLookupWait(a kvStoreLookupWaitV2Args, v2 bool) error {
 	t := &c.s.kvh().lookups
-	r, err := t.get(c.u32(0))
+	r, err := t.get(a.Handle)
 	if err != nil {
 		return err
 	}
-	genAlign := uint32(4)
-	if v2 {
-		genAlign = 8
-	}
-	for _, o := range []struct{ ptr, n, align uint32 }{
-		{c.u32(1), 4, 4}, {c.u32(4), 4, 4}, {c.u32(5), genAlign, genAlign}, {c.u32(6), 4, 4},
-	} {
-		if err := c.checkOut(o.ptr, o.n, o.align); err != nil {
-			return err
-		}
-	}
 	if r.kvErr != abi.KVErrorOK {
-		t.remove(c.u32(0))
-		if err := c.putU32(c.u32(1), abi.NoHandle); err != nil {
+		t.remove(a.Handle)
+		if err := c.putU32(a.BodyHandleOut, abi.NoHandle); err != nil {
 			return err
 		}
-		if err := c.putU32(c.u32(4), 0); err != nil {
+		if err := c.putU32(a.MetadataBuf.NWritten, 0); err != nil {
 			return err
 		}
-		return c.putU32(c.u32(6), uint32(r.kvErr))
+		return c.putU32(a.KVErrorOut, uint32(r.kvErr))
 	}
 	meta := r.entry.Metadata
-	if uint32(len(meta)) > c.u32(3) {
-		if err := c.putU32(c.u32(4), uint32(len(meta))); err != nil {
+	if uint32(len(meta)) > a.MetadataBuf.Cap {
+		if err := c.putU32(a.MetadataBuf.NWritten, uint32(len(meta))); err != nil {
 			return err
 		}
-		return statusErr(abi.Buflen, "metadata of %d bytes, buffer of %d", len(meta), c.u32(3))
+		return statusErr(abi.Buflen, "metadata of %d bytes, buffer of %d", len(meta), a.MetadataBuf.Cap)
 	}
-	if len(meta) > 0 && !c.mem.Write(c.u32(2), meta) {
-		return statusErr(abi.Inval, "metadata buffer %d outside linear memory", c.u32(2))
+	if len(meta) > 0 && !c.mem.Write(a.MetadataBuf.Ptr, meta) {
+		return statusErr(abi.Inval, "metadata buffer %d outside linear memory", a.MetadataBuf.Ptr)
 	}
-	t.remove(c.u32(0))
+	t.remove(a.Handle)
 	v := r.entry.Value
 	b := newBody(c.s) // the value's bytes are already counted (lookup)
 	if len(v) > 0 {
 		b.parts, b.knownLen = []bodyPart{{b: v}}, int64(len(v))
 	}
 	bh := c.s.bodies.add(b)
-	if err := c.putU32(c.u32(1), bh); err != nil {
+	if err := c.putU32(a.BodyHandleOut, bh); err != nil {
 		return err
 	}
-	if err := c.putU32(c.u32(4), uint32(len(meta))); err != nil {
+	if err := c.putU32(a.MetadataBuf.NWritten, uint32(len(meta))); err != nil {
 		return err
 	}
 	if v2 {
-		err = c.putU64(c.u32(5), r.entry.Generation)
+		err = c.putU64(a.GenerationOut, r.entry.Generation)
 	} else {
-		err = c.putU32(c.u32(5), 0)
+		err = c.putU32(a.GenerationOut, 0)
 	}
 	if err != nil {
 		return err
 	}
-	return c.putU32(c.u32(6), uint32(abi.KVErrorOK))
+	return c.putU32(a.KVErrorOut, uint32(abi.KVErrorOK))
 }
 
-// kvWaitStatus implements insert_wait and delete_wait (handle,
-// kv_error_out) over table t.
-func (c *call) kvWaitStatus(t *handles[*kvResult]) error {
-	r, err := t.get(c.u32(0))
+// kvWaitStatus implements insert_wait and delete_wait over table t.
+func (c *call) kvWaitStatus(t *handles[*kvResult], a kvStoreInsertWaitArgs) error {
+	r, err := t.get(a.Handle)
 	if err != nil {
 		return err
 	}
-	if err := c.checkOut(c.u32(1), 4, 4); err != nil {
-		return err
-	}
-	t.remove(c.u32(0))
-	return c.putU32(c.u32(1), uint32(r.kvErr))
+	t.remove(a.Handle)
+	return c.putU32(a.KVErrorOut, uint32(r.kvErr))
 }
 
-// kvInsert implements insert(store, key, body, mask, config, handle_out).
-// The body is consumed and read whole (at most kvstore.MaxValueLen bytes).
-func kvInsert(c *call) error {
-	st, err := c.kvOpenStore(c.u32(0))
+// kvInsert implements insert. The body is consumed and read whole (at
+// most kvstore.MaxValueLen bytes).
+func kvInsert(c *call, a kvStoreInsertArgs) error {
+	st, err := c.kvOpenStore(a.Store)
 	if err != nil {
 		return err
 	}
-	key, err := c.kvKey(1)
+	key, err := kvKey(a.Key)
 	if err != nil {
 		return err
 	}
-	b, err := c.s.bodies.get(c.u32(3))
+	b, err := c.s.bodies.get(a.BodyHandle)
 	if err != nil {
 		return err
 	}
 	if b.sink != nil {
-		return statusErr(abi.Inval, "body %d is a streaming body", c.u32(3))
+		return statusErr(abi.Inval, "body %d is a streaming body", a.BodyHandle)
 	}
-	mask := c.u32(4)
+	mask := a.InsertConfigMask
 	if mask&kvReservedBit != 0 || mask&abi.KVInsertReserved2 != 0 || mask&^uint32(kvInsertKnown) != 0 {
 		return statusErr(abi.Inval, "insert config mask %#x has reserved or unknown bits", mask)
 	}
 	var opts kvstore.InsertOptions
-	cfg, ok := c.mem.Read(c.u32(5), kvInsertConfigSize)
+	cfg, ok := c.mem.Read(a.InsertConfiguration, kvInsertConfigSize)
 	if !ok {
-		return statusErr(abi.Inval, "insert config %d outside linear memory", c.u32(5))
+		return statusErr(abi.Inval, "insert config %d outside linear memory", a.InsertConfiguration)
 	}
 	opts.Mode = kvstore.Mode(binary.LittleEndian.Uint32(cfg[0:]))
 	if opts.Mode > kvstore.Prepend {
@@ -339,14 +313,11 @@ func kvInsert(c *call) error {
 	}
 	// background_fetch asks Compute to return before the write has
 	// reached every POP; on one host the write is done either way.
-	if err := c.checkOut(c.u32(6), 4, 4); err != nil {
-		return err
-	}
 	db, err := c.kvDB()
 	if err != nil {
 		return err
 	}
-	c.s.bodies.remove(c.u32(3))
+	c.s.bodies.remove(a.BodyHandle)
 	r, _ := b.detach()
 	value, rerr := io.ReadAll(io.LimitReader(r, kvstore.MaxValueLen+1))
 	r.Close()
@@ -364,7 +335,7 @@ func kvInsert(c *call) error {
 			c.s.logger().Warn("kv insert failed", "store", st.name, "err", err)
 		}
 	}
-	return c.putU32(c.u32(6), c.s.kvh().inserts.add(res))
+	return c.putU32(a.HandleOut, c.s.kvh().inserts.add(res))
 }
 
 // kvListPage is the JSON body list_wait gives: the keys and the page's
@@ -381,19 +352,19 @@ type kvListPageMeta struct {
 	Mode       string `json:"mode,omitempty"`
 }
 
-// kvList implements list(store, mask, config, handle_out).
-func kvList(c *call) error {
-	st, err := c.kvOpenStore(c.u32(0))
+// kvList implements list.
+func kvList(c *call, a kvStoreListArgs) error {
+	st, err := c.kvOpenStore(a.Store)
 	if err != nil {
 		return err
 	}
-	mask := c.u32(1)
+	mask := a.ListConfigMask
 	if mask&kvReservedBit != 0 || mask&^uint32(kvListKnown) != 0 {
 		return statusErr(abi.Inval, "list config mask %#x has reserved or unknown bits", mask)
 	}
-	cfg, ok := c.mem.Read(c.u32(2), kvListConfigSize)
+	cfg, ok := c.mem.Read(a.ListConfiguration, kvListConfigSize)
 	if !ok {
-		return statusErr(abi.Inval, "list config %d outside linear memory", c.u32(2))
+		return statusErr(abi.Inval, "list config %d outside linear memory", a.ListConfiguration)
 	}
 	mode := binary.LittleEndian.Uint32(cfg[0:])
 	if mode > 1 {
@@ -418,9 +389,6 @@ func kvList(c *call) error {
 			return err
 		}
 	}
-	if err := c.checkOut(c.u32(3), 4, 4); err != nil {
-		return err
-	}
 	db, err := c.kvDB()
 	if err != nil {
 		return err
@@ -433,7 +401,7 @@ func kvList(c *call) error {
 			return fmt.Errorf("kv list: %w", err)
 		}
 	}
-	return c.putU32(c.u32(3), c.s.kvh().lists.add(res))
+	return c.putU32(a.HandleOut, c.s.kvh().lists.add(res))
 }
 
 // KVStoreNames returns the names of the KV stores the env's guests may
@@ -447,23 +415,20 @@ func (e *Env) KVStoreNames() []string {
 	return names
 }
 
-// kvKeyCall reads the arguments lookup and delete share (store handle,
-// key, config mask, config, out-pointer at 5): the store, the key and the
-// database, or the status for bad input. op names the call in errors.
-func (c *call) kvKeyCall(op string) (*kvStore, string, *kvstore.DB, error) {
-	st, err := c.kvOpenStore(c.u32(0))
+// kvKeyCall checks the arguments lookup and delete share (store handle,
+// key, config mask): the store, the key and the database, or the status
+// for bad input. op names the call in errors.
+func (c *call) kvKeyCall(op string, store uint32, rawKey []byte, mask uint32) (*kvStore, string, *kvstore.DB, error) {
+	st, err := c.kvOpenStore(store)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	key, err := c.kvKey(1)
+	key, err := kvKey(rawKey)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if mask := c.u32(3); mask != 0 {
+	if mask != 0 {
 		return nil, "", nil, statusErr(abi.Inval, "%s config mask %#x: no options are defined", op, mask)
-	}
-	if err := c.checkOut(c.u32(5), 4, 4); err != nil {
-		return nil, "", nil, err
 	}
 	db, err := c.kvDB()
 	if err != nil {

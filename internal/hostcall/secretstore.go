@@ -29,63 +29,43 @@ func (s *Session) sech() *secretHandles {
 }
 
 func secretStoreImpls() []impl {
-	m := abi.ModuleSecretStore
 	return []impl{
-		{m, "open", func(c *call) error {
-			name, err := c.str(0)
-			if err != nil {
-				return err
-			}
+		bindSecretStoreOpen(func(c *call, a secretStoreOpenArgs) error {
+			name := string(a.Name)
 			if !secretstore.ValidName(name) {
 				return statusErr(abi.Inval, "invalid secret store name %q", name)
-			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
 			}
 			st, ok := c.s.env.secretStores[name]
 			if !ok {
 				return statusErr(abi.None, "no secret store named %q", name)
 			}
-			return c.putU32(c.u32(2), c.s.sech().stores.add(st))
-		}},
-		{m, "get", func(c *call) error {
-			st, err := c.s.sech().stores.get(c.u32(0))
+			return c.putU32(a.SecretStoreOut, c.s.sech().stores.add(st))
+		}),
+		bindSecretStoreGet(func(c *call, a secretStoreGetArgs) error {
+			st, err := c.s.sech().stores.get(a.Store)
 			if err != nil {
 				return err
 			}
-			name, err := c.str(1)
-			if err != nil {
-				return err
-			}
+			name := string(a.Key)
 			if !secretstore.ValidName(name) {
 				return statusErr(abi.Inval, "invalid secret name %q", name)
-			}
-			if err := c.checkOut(c.u32(3), 4, 4); err != nil {
-				return err
 			}
 			sec, ok := st.Get(name)
 			if !ok {
 				return statusErr(abi.None, "no secret %q in store %q", name, st.Name())
 			}
-			return c.putU32(c.u32(3), c.s.sech().secrets.add(sec))
-		}},
-		{m, "plaintext", func(c *call) error {
-			sec, err := c.s.sech().secrets.get(c.u32(0))
+			return c.putU32(a.SecretOut, c.s.sech().secrets.add(sec))
+		}),
+		bindSecretStorePlaintext(func(c *call, a secretStorePlaintextArgs) error {
+			sec, err := c.s.sech().secrets.get(a.Secret)
 			if err != nil {
 				return err
 			}
-			return c.putBuf(c.u32(1), c.u32(2), c.u32(3), sec.Plaintext())
-		}},
-		{m, "from_bytes", func(c *call) error {
-			b, err := c.bytes(0, secretstore.MaxSecretLen)
-			if err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(2), c.s.sech().secrets.add(secretstore.New(b)))
-		}},
+			return c.writeBuf(a.Buf, sec.Plaintext())
+		}),
+		bindSecretStoreFromBytes(func(c *call, a secretStoreFromBytesArgs) error {
+			return c.putU32(a.SecretOut, c.s.sech().secrets.add(secretstore.New(a.Buf)))
+		}),
 	}
 }
 

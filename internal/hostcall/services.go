@@ -150,14 +150,9 @@ func (e *Env) Services() ServicesInfo {
 	return info
 }
 
-// ipArg reads the (ptr, len) IP address at parameters i, i+1: 4 octets
-// (IPv4) or 16 (IPv6). Errors: inval for another length or a range
-// outside memory.
-func (c *call) ipArg(i int) (netip.Addr, error) {
-	b, err := c.bytes(i, 16)
-	if err != nil {
-		return netip.Addr{}, err
-	}
+// ipAddr reads an IP address the guest passed: 4 octets (IPv4) or 16
+// (IPv6). Errors: inval for another length.
+func ipAddr(b []byte) (netip.Addr, error) {
 	switch len(b) {
 	case 4:
 		return netip.AddrFrom4([4]byte(b)), nil
@@ -168,59 +163,44 @@ func (c *call) ipArg(i int) (netip.Addr, error) {
 }
 
 func aclImpls() []impl {
-	m := abi.ModuleACL
 	return []impl{
-		{m, "open", func(c *call) error {
-			name, err := c.str(0)
-			if err != nil {
-				return err
-			}
-			a, ok := c.s.env.svc.ACLs[name]
+		bindACLOpen(func(c *call, a aclOpenArgs) error {
+			l, ok := c.s.env.svc.ACLs[string(a.Name)]
 			if !ok {
-				return statusErr(abi.None, "no ACL named %q", name)
+				return statusErr(abi.None, "no ACL named %q", a.Name)
 			}
-			if err := c.checkOut(c.u32(2), 4, 4); err != nil {
-				return err
-			}
-			return c.putU32(c.u32(2), c.s.acls.add(a))
-		}},
-		{m, "lookup", func(c *call) error {
-			a, err := c.s.acls.get(c.u32(0))
+			return c.putU32(a.ACLOut, c.s.acls.add(l))
+		}),
+		bindACLLookup(func(c *call, a aclLookupArgs) error {
+			l, err := c.s.acls.get(a.ACL)
 			if err != nil {
 				return err
 			}
-			ip, err := c.ipArg(1)
+			ip, err := ipAddr(a.IPOctets)
 			if err != nil {
 				return err
 			}
-			bodyOut, errOut := c.u32(3), c.u32(4)
-			if err := c.checkOut(bodyOut, 4, 4); err != nil {
-				return err
-			}
-			if err := c.checkOut(errOut, 4, 4); err != nil {
-				return err
-			}
-			e, ok := a.Lookup(ip)
+			e, ok := l.Lookup(ip)
 			if !ok {
-				return c.putU32(errOut, abi.ACLErrorNoContent)
+				return c.putU32(a.ACLErrorOut, abi.ACLErrorNoContent)
 			}
 			js := e.AppendJSON(make([]byte, 0, 64))
 			b := newBody(c.s)
 			if _, err := b.write(js, false); err != nil {
 				return err
 			}
-			if err := c.putU32(bodyOut, c.s.bodies.add(b)); err != nil {
+			if err := c.putU32(a.BodyHandleOut, c.s.bodies.add(b)); err != nil {
 				return err
 			}
-			return c.putU32(errOut, abi.ACLErrorOK)
-		}},
+			return c.putU32(a.ACLErrorOut, abi.ACLErrorOK)
+		}),
 	}
 }
 
 func geoImpls() []impl {
 	return []impl{
-		{abi.ModuleGeo, "lookup", func(c *call) error {
-			ip, err := c.ipArg(0)
+		bindGeoLookup(func(c *call, a geoLookupArgs) error {
+			ip, err := ipAddr(a.AddrOctets)
 			if err != nil {
 				return err
 			}
@@ -232,22 +212,18 @@ func geoImpls() []impl {
 			if !ok {
 				return statusErr(abi.None, "no geolocation data for %s", ip)
 			}
-			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), js)
-		}},
-		{abi.ModuleDeviceDetection, "lookup", func(c *call) error {
-			ua, err := c.bytes(0, maxStringLen)
-			if err != nil {
-				return err
-			}
-			if !utf8.Valid(ua) {
+			return c.writeBuf(a.Buf, js)
+		}),
+		bindDeviceDetectionLookup(func(c *call, a deviceDetectionLookupArgs) error {
+			if !utf8.Valid(a.UserAgent) {
 				return statusErr(abi.Inval, "user agent is not UTF-8")
 			}
-			js, ok := c.s.env.svc.Devices.Lookup(string(ua))
+			js, ok := c.s.env.svc.Devices.Lookup(string(a.UserAgent))
 			if !ok {
 				return statusErr(abi.None, "no device data for the user agent")
 			}
-			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), js)
-		}},
+			return c.writeBuf(a.Buf, js)
+		}),
 	}
 }
 
@@ -265,105 +241,73 @@ func erlErr(err error) error {
 	return err
 }
 
-// erlName reads an ERL name (rate counter, penalty box or entry) at
-// parameters i, i+1. Errors: inval when longer than erl.MaxNameLen or not
-// UTF-8; the length itself is checked by the store.
-func (c *call) erlName(i int) (string, error) {
-	b, err := c.bytes(i, erl.MaxNameLen)
-	if err != nil {
-		return "", err
+// erlNames checks the names of an ERL call (rate counter or penalty box,
+// then entry, then any more), at most erl.MaxNameLen bytes each (the
+// bindings refuse longer ones). Errors: inval for one that is not UTF-8;
+// the length itself is checked by the store.
+func erlNames(names ...[]byte) error {
+	for _, n := range names {
+		if !utf8.Valid(n) {
+			return statusErr(abi.Inval, "name is not UTF-8")
+		}
 	}
-	if !utf8.Valid(b) {
-		return "", statusErr(abi.Inval, "name is not UTF-8")
-	}
-	return string(b), nil
+	return nil
 }
 
 func erlImpls() []impl {
-	m := abi.ModuleERL
-	names := func(c *call) (string, string, error) {
-		a, err := c.erlName(0)
-		if err != nil {
-			return "", "", err
-		}
-		b, err := c.erlName(2)
-		return a, b, err
-	}
 	return []impl{
-		{m, "check_rate", func(c *call) error {
-			rc, entry, err := names(c)
-			if err != nil {
+		bindERLCheckRate(func(c *call, a erlCheckRateArgs) error {
+			if err := erlNames(a.Rc, a.Entry, a.Pb); err != nil {
 				return err
 			}
-			pb, err := c.erlName(7)
-			if err != nil {
-				return err
-			}
-			if err := c.checkOut(c.u32(10), 4, 4); err != nil {
-				return err
-			}
-			blocked, err := c.s.env.svc.RateLimits.CheckRate(rc, entry, c.u32(4), c.u32(5), c.u32(6), pb, c.u32(9))
+			blocked, err := c.s.env.svc.RateLimits.CheckRate(string(a.Rc), string(a.Entry), a.Delta, a.Window, a.Limit, string(a.Pb), a.TTL)
 			if err != nil {
 				return erlErr(err)
 			}
-			return c.putU32(c.u32(10), b2u32(blocked))
-		}},
-		{m, "ratecounter_increment", func(c *call) error {
-			rc, entry, err := names(c)
-			if err != nil {
+			return c.putU32(a.BlockedOut, b2u32(blocked))
+		}),
+		bindERLRatecounterIncrement(func(c *call, a erlRatecounterIncrementArgs) error {
+			if err := erlNames(a.Rc, a.Entry); err != nil {
 				return err
 			}
-			return erlErr(c.s.env.svc.RateLimits.Increment(rc, entry, c.u32(4)))
-		}},
-		{m, "ratecounter_lookup_rate", func(c *call) error {
-			rc, entry, err := names(c)
-			if err != nil {
+			return erlErr(c.s.env.svc.RateLimits.Increment(string(a.Rc), string(a.Entry), a.Delta))
+		}),
+		bindERLRatecounterLookupRate(func(c *call, a erlRatecounterLookupRateArgs) error {
+			if err := erlNames(a.Rc, a.Entry); err != nil {
 				return err
 			}
-			if err := c.checkOut(c.u32(5), 4, 4); err != nil {
-				return err
-			}
-			v, err := c.s.env.svc.RateLimits.Rate(rc, entry, c.u32(4))
+			v, err := c.s.env.svc.RateLimits.Rate(string(a.Rc), string(a.Entry), a.Window)
 			if err != nil {
 				return erlErr(err)
 			}
-			return c.putU32(c.u32(5), v)
-		}},
-		{m, "ratecounter_lookup_count", func(c *call) error {
-			rc, entry, err := names(c)
-			if err != nil {
+			return c.putU32(a.RateOut, v)
+		}),
+		bindERLRatecounterLookupCount(func(c *call, a erlRatecounterLookupCountArgs) error {
+			if err := erlNames(a.Rc, a.Entry); err != nil {
 				return err
 			}
-			if err := c.checkOut(c.u32(5), 4, 4); err != nil {
-				return err
-			}
-			v, err := c.s.env.svc.RateLimits.Count(rc, entry, c.u32(4))
+			v, err := c.s.env.svc.RateLimits.Count(string(a.Rc), string(a.Entry), a.Duration)
 			if err != nil {
 				return erlErr(err)
 			}
-			return c.putU32(c.u32(5), v)
-		}},
-		{m, "penaltybox_add", func(c *call) error {
-			pb, entry, err := names(c)
-			if err != nil {
+			return c.putU32(a.CountOut, v)
+		}),
+		bindERLPenaltyboxAdd(func(c *call, a erlPenaltyboxAddArgs) error {
+			if err := erlNames(a.Pb, a.Entry); err != nil {
 				return err
 			}
-			return erlErr(c.s.env.svc.RateLimits.PenaltyBoxAdd(pb, entry, c.u32(4)))
-		}},
-		{m, "penaltybox_has", func(c *call) error {
-			pb, entry, err := names(c)
-			if err != nil {
+			return erlErr(c.s.env.svc.RateLimits.PenaltyBoxAdd(string(a.Pb), string(a.Entry), a.TTL))
+		}),
+		bindERLPenaltyboxHas(func(c *call, a erlPenaltyboxHasArgs) error {
+			if err := erlNames(a.Pb, a.Entry); err != nil {
 				return err
 			}
-			if err := c.checkOut(c.u32(4), 4, 4); err != nil {
-				return err
-			}
-			has, err := c.s.env.svc.RateLimits.PenaltyBoxHas(pb, entry)
+			has, err := c.s.env.svc.RateLimits.PenaltyBoxHas(string(a.Pb), string(a.Entry))
 			if err != nil {
 				return erlErr(err)
 			}
-			return c.putU32(c.u32(4), b2u32(has))
-		}},
+			return c.putU32(a.HasOut, b2u32(has))
+		}),
 	}
 }
 
@@ -375,25 +319,18 @@ func b2u32(v bool) uint32 {
 }
 
 func shieldingImpls() []impl {
-	m := abi.ModuleShielding
 	return []impl{
-		{m, "shield_info", func(c *call) error {
-			name, err := c.str(0)
-			if err != nil {
-				return err
-			}
+		bindShieldingShieldInfo(func(c *call, a shieldingShieldInfoArgs) error {
+			name := string(a.Name)
 			info, ok := c.s.env.svc.Shields.Info(name)
 			if !ok {
 				return statusErr(abi.Inval, "no shielding site named %q", name)
 			}
-			return c.putBuf(c.u32(2), c.u32(3), c.u32(4), info)
-		}},
-		{m, "backend_for_shield", func(c *call) error {
-			target, err := c.str(0)
-			if err != nil {
-				return err
-			}
-			mask := c.u32(2)
+			return c.writeBuf(a.InfoBlock, info)
+		}),
+		bindShieldingBackendForShield(func(c *call, a shieldingBackendForShieldArgs) error {
+			target := string(a.ShieldName)
+			mask := a.BackendConfigMask
 			if mask&abi.ShieldBackendReserved != 0 {
 				return statusErr(abi.Inval, "reserved bit 0 set in the shield backend mask")
 			}
@@ -402,7 +339,7 @@ func shieldingImpls() []impl {
 			}
 			var fbt, bbt uint32
 			if mask != 0 {
-				cfg, ok := c.mem.Read(c.u32(3), abi.ShieldCfgSize)
+				cfg, ok := c.mem.Read(a.BackendConfiguration, abi.ShieldCfgSize)
 				if !ok {
 					return statusErr(abi.Inval, "shield backend config outside linear memory")
 				}
@@ -449,8 +386,8 @@ func shieldingImpls() []impl {
 			} else if b.pool != base.pool {
 				return statusErr(abi.Inval, "backend name %q is taken by a dynamic backend", name)
 			}
-			return c.putBuf(c.u32(4), c.u32(5), c.u32(6), []byte(name))
-		}},
+			return c.writeBuf(a.BackendNameOut, []byte(name))
+		}),
 	}
 }
 

@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/internal/admin"
-	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
 	"github.com/edgehost/edgehost/internal/guesttest/dnstest"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 	"github.com/edgehost/edgehost/internal/hostcall"
 	"github.com/edgehost/edgehost/internal/pool"
 	"github.com/edgehost/edgehost/internal/server"
@@ -49,8 +47,7 @@ type ownHost struct {
 
 func startOwnHost(t *testing.T, cfg pool.GuardConfig, wasm []byte, manifest string) *ownHost {
 	t.Helper()
-	h := &ownHost{logs: &guesttest.LogBuffer{}}
-	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h := &ownHost{}
 	adminLn, err := net.Listen("tcp", "[::]:0")
 	if err != nil {
 		if adminLn, err = net.Listen("tcp", "0.0.0.0:0"); err != nil {
@@ -68,32 +65,19 @@ func startOwnHost(t *testing.T, cfg pool.GuardConfig, wasm []byte, manifest stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := guesttest.Engine(engine.Config{CacheDir: compileCache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	pools := pool.NewManager(log)
-	t.Cleanup(pools.Close)
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log,
-		Env: server.GuestEnv("test"), Policy: &hostcall.Policy{Guard: guard}}
-	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
-	t.Cleanup(func() { server.Retire(context.Background(), v) })
+	th := testhost.New(t, wasm, testhost.Config{
+		EngineConfig: engine.Config{CacheDir: compileCache},
+		Manifest:     manifest,
+		Env:          server.GuestEnv("test"),
+		Policy:       &hostcall.Policy{Guard: guard},
+	})
+	h.logs = th.Logs
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Token: "secret", Logger: log})
+	adm, err := admin.New(admin.Config{Store: st, Server: th.Server, Loader: th.Loader, Token: "secret", Logger: th.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +87,7 @@ func startOwnHost(t *testing.T, cfg pool.GuardConfig, wasm []byte, manifest stri
 	})}}
 	as.Start()
 	t.Cleanup(as.Close)
-	ds := &httptest.Server{Listener: dsLn, Config: &http.Server{Handler: srv}}
-	ds.Start()
-	t.Cleanup(ds.Close)
-	h.url = ds.URL
+	h.url = th.Serve(t, dsLn)
 	return h
 }
 

@@ -134,26 +134,26 @@ func hostDecode(b *bytes.Buffer, h abi.Hostcall, typ string) {
 		n := "a." + camel(p.Name, false)
 		switch p.Kind {
 		case abi.KindHandle, abi.KindInStruct:
-			fmt.Fprintf(b, "\t%s = c.u32(%d)\n", n, i)
+			fmt.Fprintf(b, "\t%s = uint32(c.args[%d])\n", n, i)
 		case abi.KindScalar:
 			if p.Size == 8 {
-				fmt.Fprintf(b, "\t%s = c.u64(%d)\n", n, i)
+				fmt.Fprintf(b, "\t%s = c.args[%d]\n", n, i)
 			} else {
-				fmt.Fprintf(b, "\t%s = c.u32(%d)\n", n, i)
+				fmt.Fprintf(b, "\t%s = uint32(c.args[%d])\n", n, i)
 			}
 		case abi.KindOut:
-			fmt.Fprintf(b, "\t%s = c.u32(%d)\n", n, i)
+			fmt.Fprintf(b, "\t%s = uint32(c.args[%d])\n", n, i)
 			check(n, p.Size, p.Align)
 		case abi.KindHandleList:
-			fmt.Fprintf(b, "\t%s = handleList{Ptr: c.u32(%d), Len: c.u32(%d)}\n", n, i, i+1)
+			fmt.Fprintf(b, "\t%s = handleList{Ptr: uint32(c.args[%d]), Len: uint32(c.args[%d])}\n", n, i, i+1)
 		case abi.KindIn:
 			needErr = true
-			fmt.Fprintf(b, "\tif %s, err = c.bytes(%d, %s); err != nil {\n\t\treturn err\n\t}\n", n, i, inMax(p))
+			fmt.Fprintf(b, "\tif %s, err = c.in(uint32(c.args[%d]), uint32(c.args[%d]), %s); err != nil {\n\t\treturn err\n\t}\n", n, i, i+1, inMax(p))
 		case abi.KindOutBuf:
-			fmt.Fprintf(b, "\t%s = outBuf{Ptr: c.u32(%d), Cap: c.u32(%d), NWritten: c.u32(%d)}\n", n, i, i+1, i+2)
+			fmt.Fprintf(b, "\t%s = outBuf{Ptr: uint32(c.args[%d]), Cap: uint32(c.args[%d]), NWritten: uint32(c.args[%d])}\n", n, i, i+1, i+2)
 			check(n+".NWritten", 4, 4)
 		case abi.KindCursorBuf:
-			fmt.Fprintf(b, "\t%s = cursorBuf{Ptr: c.u32(%d), Cap: c.u32(%d), Cursor: c.u32(%d), EndingCursor: c.u32(%d), NWritten: c.u32(%d)}\n", n, i, i+1, i+2, i+3, i+4)
+			fmt.Fprintf(b, "\t%s = cursorBuf{Ptr: uint32(c.args[%d]), Cap: uint32(c.args[%d]), Cursor: uint32(c.args[%d]), EndingCursor: uint32(c.args[%d]), NWritten: uint32(c.args[%d])}\n", n, i, i+1, i+2, i+3, i+4)
 			check(n+".EndingCursor", 8, 8)
 			check(n+".NWritten", 4, 4)
 		}

@@ -11,6 +11,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -125,6 +127,17 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 // (Server.HTTPServer: it watches request framing).
 func (h *Host) Listen(tb testing.TB) string {
 	hs := httptest.NewUnstartedServer(h.Server)
+	return h.serve(tb, hs)
+}
+
+// Serve is Listen on ln, a listener the test made (say, one whose address
+// a dynamic backend policy needs before New); ln is closed when the test
+// ends.
+func (h *Host) Serve(tb testing.TB, ln net.Listener) string {
+	return h.serve(tb, &httptest.Server{Listener: ln, Config: &http.Server{Handler: h.Server}})
+}
+
+func (h *Host) serve(tb testing.TB, hs *httptest.Server) string {
 	srv, ln := h.Server.HTTPServer(hs.Listener, server.ListenConfig{})
 	hs.Listener = ln
 	hs.Config.ConnContext = srv.ConnContext
