@@ -197,13 +197,15 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		if st != nil {
 			kvDir = st.Dir()
 		}
-		if loader.KV, err = openKV(kvDir); err != nil {
+		db, err := openKV(kvDir)
+		if err != nil {
 			return err
 		}
-		defer loader.KV.Close()
+		defer db.Close()
+		loader.KV = db
 		sweepCtx, stopSweep := context.WithCancel(ctx)
 		defer stopSweep()
-		go sweepKV(sweepCtx, loader.KV, time.Minute, log)
+		go sweepKV(sweepCtx, db, time.Minute, log)
 	}
 	loader.Progress = compileProgress(cmd.ErrOrStderr(), eng.Name())
 	metrics := admin.NewMetrics(loader.Pools)

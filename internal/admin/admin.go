@@ -80,7 +80,7 @@ type Config struct {
 	Logger *slog.Logger
 	// KV is the host's KV database, read and written by /v1/kv (kv.go);
 	// nil answers those calls with 503.
-	KV *kvstore.DB
+	KV kvstore.Backend
 	// GuestErrors, when set, holds the recent guest errors the status
 	// page (GET /) lists; its Handler must be in the host logger.
 	GuestErrors *GuestErrors

@@ -113,7 +113,7 @@ func (c *call) kvOpenStore(h uint32) (*kvStore, error) {
 	return c.s.kvh().stores.get(h)
 }
 
-func (c *call) kvDB() (*kvstore.DB, error) {
+func (c *call) kvDB() (kvstore.Backend, error) {
 	if c.s.env.kv == nil {
 		return nil, statusErr(abi.Error, "this host has no KV database")
 	}
@@ -450,7 +450,7 @@ func (e *Env) KVStoreNames() []string {
 // kvKeyCall reads the arguments lookup and delete share (store handle,
 // key, config mask, config, out-pointer at 5): the store, the key and the
 // database, or the status for bad input. op names the call in errors.
-func (c *call) kvKeyCall(op string) (*kvStore, string, *kvstore.DB, error) {
+func (c *call) kvKeyCall(op string) (*kvStore, string, kvstore.Backend, error) {
 	st, err := c.kvOpenStore(c.u32(0))
 	if err != nil {
 		return nil, "", nil, err
