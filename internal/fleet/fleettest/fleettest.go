@@ -112,4 +112,3 @@ func respData(m *nats.Msg) string {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
-
