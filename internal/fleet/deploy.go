@@ -139,24 +139,15 @@ func decodeActive(e jetstream.KeyValueEntry) (Active, error) {
 // Activate makes version n the service's active version with
 // compare-and-set: when ifRevision is given, the entry must still be at
 // that revision (0: never set); otherwise at the revision read just
-// before. It returns the new entry. Errors: ErrConflict (wrapped, naming
-// the revision found) when another activation came first, ErrNotFound
-// when n was never published, ErrUnavailable.
+// before. It returns the new entry. The caller checks that n was
+// published (Fetch). Errors: ErrConflict (wrapped, naming the revision
+// found) when another activation came first, ErrUnavailable.
 func (f *Fleet) Activate(ctx context.Context, n int, ifRevision *uint64) (Active, error) {
 	ctx, cancel, err := f.op(ctx)
 	if err != nil {
 		return Active{}, err
 	}
 	defer cancel()
-	o, err := f.objectStore(ctx)
-	if err != nil {
-		return Active{}, err
-	}
-	if _, err := o.GetInfo(ctx, f.object(n)); errors.Is(err, jetstream.ErrObjectNotFound) {
-		return Active{}, fmt.Errorf("%w: version %d", ErrNotFound, n)
-	} else if err != nil {
-		return Active{}, unavailable(err)
-	}
 	kv, err := f.bucket(ctx, deployBucket, 8)
 	if err != nil {
 		return Active{}, err
@@ -195,20 +186,23 @@ func (f *Fleet) Activate(ctx context.Context, n int, ifRevision *uint64) (Active
 
 // Watch calls apply with the service's active version each time it
 // changes (and once at start when one is set), until ctx ends. A failed
-// apply is retried at the next change or resync. While the link is down
+// apply is retried after 250 ms, or at the next change. While the link is down
 // it waits; at every (re)connect, and every resync interval (2 s), it
 // reads the entry again, so a node cut off catches up once back.
 func (f *Fleet) Watch(ctx context.Context, apply func(context.Context, Active) error) {
 	var applied uint64
+	var retry <-chan time.Time // set after a failed apply
+	var failed Active
 	try := func(a Active) {
 		if a.Version == 0 || a.Revision <= applied {
 			return
 		}
 		if err := apply(ctx, a); err != nil {
-			f.log.Warn("fleet: activating the fleet's version failed", "version", a.Version, "err", err)
+			f.log.Warn("fleet: activating the fleet's version failed; retrying", "version", a.Version, "err", err)
+			failed, retry = a, time.After(250*time.Millisecond)
 			return
 		}
-		applied = a.Revision
+		applied, retry = a.Revision, nil
 	}
 	resync := time.NewTicker(2 * time.Second)
 	defer resync.Stop()
@@ -216,6 +210,8 @@ func (f *Fleet) Watch(ctx context.Context, apply func(context.Context, Active) e
 		relinked := f.relinked()
 		if a, err := f.Active(ctx); err == nil {
 			try(a)
+		} else {
+			f.log.Debug("fleet: reading the active version", "err", err)
 		}
 		var updates <-chan jetstream.KeyValueEntry
 		var w jetstream.KeyWatcher
@@ -233,9 +229,14 @@ func (f *Fleet) Watch(ctx context.Context, apply func(context.Context, Active) e
 				break watching
 			case <-relinked:
 				break watching
+			case <-retry:
+				retry = nil
+				try(failed)
 			case <-resync.C:
 				if a, err := f.Active(ctx); err == nil {
 					try(a)
+				} else {
+					f.log.Debug("fleet: reading the active version", "err", err)
 				}
 				if w == nil {
 					break watching

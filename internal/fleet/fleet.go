@@ -23,6 +23,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgehost/edgehost/internal/kvstore"
 )
 
 // Errors of fleet calls; test with errors.Is.
@@ -97,6 +99,7 @@ type Fleet struct {
 	buckets map[string]jetstream.KeyValue
 	objects jetstream.ObjectStore
 	links   chan struct{} // closed and replaced on every (re)connect
+	kv      *KV
 }
 
 // Connect starts the node's connection and returns at once: when no
@@ -130,6 +133,7 @@ func Connect(cfg Config) (*Fleet, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
+	f.kv = &KV{f: f, pending: map[string][]kvstore.Seed{}}
 	opts := []nats.Option{
 		nats.Name("edgehost " + cfg.Node),
 		nats.RetryOnFailedConnect(true),
@@ -216,6 +220,12 @@ func (f *Fleet) op(ctx context.Context) (context.Context, context.CancelFunc, er
 	return ctx, cancel, nil
 }
 
+// createCtx bounds the creation of a stream, bucket or object store:
+// 10 s, or OpTimeout when longer, independent of the caller's bound.
+func (f *Fleet) createCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), max(10*time.Second, f.cfg.OpTimeout))
+}
+
 // unavailable wraps a NATS failure that means "could not reach it".
 func unavailable(err error) error {
 	if err == nil {
@@ -236,7 +246,31 @@ func (f *Fleet) bucket(ctx context.Context, name string, history uint8) (jetstre
 	if ok {
 		return kv, nil
 	}
-	kv, err := f.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: history, Replicas: f.cfg.Replicas})
+	// Creating replicated assets can take longer than one call's bound
+	// (a leader election); it happens once per bucket per node.
+	cctx, cancel := f.createCtx(ctx)
+	defer cancel()
+	// Look first, create only when missing: concurrent updates of one
+	// replicated stream's config stall.
+	kv, err := f.js.KeyValue(cctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = f.js.CreateKeyValue(cctx, jetstream.KeyValueConfig{Bucket: name, History: history, Replicas: f.cfg.Replicas})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = f.js.KeyValue(cctx, name)
+		}
+	}
+	// A new replicated bucket answers reads a moment after it exists.
+	for err == nil {
+		_, gerr := kv.Get(cctx, "ready")
+		if gerr == nil || errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted) {
+			break
+		}
+		if cctx.Err() != nil {
+			err = gerr
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("fleet: bucket %s: %w", name, err))
 	}
@@ -272,7 +306,15 @@ func (f *Fleet) objectStore(ctx context.Context) (jetstream.ObjectStore, error) 
 	if o != nil {
 		return o, nil
 	}
-	o, err := f.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: moduleStore, Replicas: f.cfg.Replicas})
+	cctx, cancel := f.createCtx(ctx)
+	defer cancel()
+	o, err := f.js.ObjectStore(cctx, moduleStore)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		o, err = f.js.CreateObjectStore(cctx, jetstream.ObjectStoreConfig{Bucket: moduleStore, Replicas: f.cfg.Replicas})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			o, err = f.js.ObjectStore(cctx, moduleStore)
+		}
+	}
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("fleet: object store: %w", err))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,12 +33,15 @@ import (
 // write is accepted to be lost).
 type KV struct {
 	f *Fleet
+
+	mu      sync.Mutex
+	pending map[string][]kvstore.Seed // declared while cut off, by store
 }
 
 var _ kvstore.Backend = (*KV)(nil)
 
-// KV returns the fleet's KV backend.
-func (f *Fleet) KV() *KV { return &KV{f: f} }
+// KV returns the fleet's KV backend (one per Fleet).
+func (f *Fleet) KV() *KV { return f.kv }
 
 func kvBucketName(store string) string { return kvPrefix + hex.EncodeToString([]byte(store)) }
 
@@ -58,6 +62,17 @@ func (k *KV) op() (context.Context, context.CancelFunc, error) {
 }
 
 func (k *KV) items(ctx context.Context, store string) (jetstream.KeyValue, error) {
+	k.mu.Lock()
+	seeds, pending := k.pending[store]
+	k.mu.Unlock()
+	if pending {
+		if err := k.declare(ctx, store, seeds); err != nil {
+			return nil, err
+		}
+		k.mu.Lock()
+		delete(k.pending, store)
+		k.mu.Unlock()
+	}
 	kv, err := k.f.existingBucket(ctx, kvBucketName(store))
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("%w: %q", kvstore.ErrNoStore, store)
@@ -116,6 +131,10 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string) (e kvstore.Entr
 
 // Declare makes store's bucket and writes every seed whose contents
 // differ from the ones a manifest last wrote (as kvstore.DB.Declare).
+// While the node is cut off from NATS it succeeds without writing: the
+// store is declared at its first call once the link is back (until then
+// its calls fail with kvstore.ErrUnavailable), so a node started while
+// NATS is down still loads its last version.
 func (k *KV) Declare(store string, seeds []kvstore.Seed) error {
 	if store == "" {
 		return errors.New("kvstore: empty store name")
@@ -126,10 +145,20 @@ func (k *KV) Declare(store string, seeds []kvstore.Seed) error {
 		}
 	}
 	ctx, cancel, err := k.op()
-	if err != nil {
-		return err
+	if err == nil {
+		defer cancel()
+		err = k.declare(ctx, store, seeds)
 	}
-	defer cancel()
+	if errors.Is(err, kvstore.ErrUnavailable) {
+		k.mu.Lock()
+		k.pending[store] = seeds
+		k.mu.Unlock()
+		return nil
+	}
+	return err
+}
+
+func (k *KV) declare(ctx context.Context, store string, seeds []kvstore.Seed) error {
 	kv, err := k.f.bucket(ctx, kvBucketName(store), 1)
 	if err != nil {
 		return fmt.Errorf("kvstore: store %q: %w", store, kvErr(err))

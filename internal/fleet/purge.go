@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -22,12 +23,20 @@ type Purge struct {
 func (f *Fleet) purgeSubject() string { return "edgehost.purge." + f.cfg.Service }
 
 func (f *Fleet) purgeStream(ctx context.Context) (jetstream.Stream, error) {
-	s, err := f.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     purgeStream,
-		Subjects: []string{"edgehost.purge.>"},
-		MaxAge:   time.Hour,
-		Replicas: f.cfg.Replicas,
-	})
+	ctx, cancel := f.createCtx(ctx)
+	defer cancel()
+	s, err := f.js.Stream(ctx, purgeStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = f.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:     purgeStream,
+			Subjects: []string{"edgehost.purge.>"},
+			MaxAge:   time.Hour,
+			Replicas: f.cfg.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = f.js.Stream(ctx, purgeStream)
+		}
+	}
 	return s, unavailable(err)
 }
 

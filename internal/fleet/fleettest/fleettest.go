@@ -3,14 +3,18 @@
 package fleettest
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edgehost/edgehost/internal/fleet"
 )
@@ -95,7 +99,13 @@ func (c *Cluster) waitJetStream(tb testing.TB) {
 	for {
 		resp, err := nc.Request("$JS.API.INFO", nil, time.Second)
 		if err == nil && len(resp.Data) > 0 && !contains(resp.Data, `"error":`) {
-			return
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "fleettest_ready", Replicas: len(c.URLs)})
+			cancel()
+			if err == nil {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("JetStream cluster not ready after 20s: %v %s", err, respData(resp))
@@ -112,3 +122,79 @@ func respData(m *nats.Msg) string {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// Proxy is a TCP proxy on loopback in front of a NATS server, to cut one
+// node's link and restore it.
+type Proxy struct {
+	URL    string // nats://127.0.0.1:PORT
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+// NewProxy starts a proxy to target (host:port or nats://host:port);
+// cleanup stops it.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &Proxy{addr: ln.Addr().String(), target: strings.TrimPrefix(target, "nats://")}
+	p.URL = "nats://" + p.addr
+	p.serve(ln)
+	tb.Cleanup(p.Cut)
+	return p
+}
+
+func (p *Proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.DialTimeout("tcp", p.target, time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+// Cut closes the listener and every proxied connection.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Restore listens again on the same address. Errors: the port was taken
+// meanwhile.
+func (p *Proxy) Restore() error {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	p.serve(ln)
+	return nil
+}
