@@ -98,7 +98,11 @@ func (f *Fleet) Fetch(ctx context.Context, n int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := o.GetBytes(ctx, f.object(n))
+	var b []byte
+	err = attempts(ctx, func(ctx context.Context) (err error) {
+		b, err = o.GetBytes(ctx, f.object(n))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("%w: version %d", ErrNotFound, n)
 	}

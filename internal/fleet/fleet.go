@@ -226,6 +226,22 @@ func (f *Fleet) createCtx(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(context.WithoutCancel(ctx), max(10*time.Second, f.cfg.OpTimeout))
 }
 
+// attempts runs fn with a 1 s bound per attempt until it succeeds, fails
+// with an error other than a timeout or missing responders, or ctx ends:
+// right after a replicated stream is made, requests to it go unanswered
+// until its leader is elected.
+func attempts(ctx context.Context, fn func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // unavailable wraps a NATS failure that means "could not reach it".
 func unavailable(err error) error {
 	if err == nil {
@@ -252,13 +268,16 @@ func (f *Fleet) bucket(ctx context.Context, name string, history uint8) (jetstre
 	defer cancel()
 	// Look first, create only when missing: concurrent updates of one
 	// replicated stream's config stall.
-	kv, err := f.js.KeyValue(cctx, name)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = f.js.CreateKeyValue(cctx, jetstream.KeyValueConfig{Bucket: name, History: history, Replicas: f.cfg.Replicas})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = f.js.KeyValue(cctx, name)
+	err := attempts(cctx, func(ctx context.Context) (err error) {
+		kv, err = f.js.KeyValue(ctx, name)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = f.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: history, Replicas: f.cfg.Replicas})
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				kv, err = f.js.KeyValue(ctx, name)
+			}
 		}
-	}
+		return err
+	})
 	// A new replicated bucket answers reads a moment after it exists.
 	for err == nil {
 		_, gerr := kv.Get(cctx, "ready")
@@ -308,13 +327,16 @@ func (f *Fleet) objectStore(ctx context.Context) (jetstream.ObjectStore, error) 
 	}
 	cctx, cancel := f.createCtx(ctx)
 	defer cancel()
-	o, err := f.js.ObjectStore(cctx, moduleStore)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		o, err = f.js.CreateObjectStore(cctx, jetstream.ObjectStoreConfig{Bucket: moduleStore, Replicas: f.cfg.Replicas})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			o, err = f.js.ObjectStore(cctx, moduleStore)
+	err := attempts(cctx, func(ctx context.Context) (err error) {
+		o, err = f.js.ObjectStore(ctx, moduleStore)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			o, err = f.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: moduleStore, Replicas: f.cfg.Replicas})
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				o, err = f.js.ObjectStore(ctx, moduleStore)
+			}
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("fleet: object store: %w", err))
 	}

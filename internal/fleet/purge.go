@@ -25,18 +25,22 @@ func (f *Fleet) purgeSubject() string { return "edgehost.purge." + f.cfg.Service
 func (f *Fleet) purgeStream(ctx context.Context) (jetstream.Stream, error) {
 	ctx, cancel := f.createCtx(ctx)
 	defer cancel()
-	s, err := f.js.Stream(ctx, purgeStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = f.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:     purgeStream,
-			Subjects: []string{"edgehost.purge.>"},
-			MaxAge:   time.Hour,
-			Replicas: f.cfg.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = f.js.Stream(ctx, purgeStream)
+	var s jetstream.Stream
+	err := attempts(ctx, func(ctx context.Context) (err error) {
+		s, err = f.js.Stream(ctx, purgeStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			s, err = f.js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:     purgeStream,
+				Subjects: []string{"edgehost.purge.>"},
+				MaxAge:   time.Hour,
+				Replicas: f.cfg.Replicas,
+			})
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				s, err = f.js.Stream(ctx, purgeStream)
+			}
 		}
-	}
+		return err
+	})
 	return s, unavailable(err)
 }
 
@@ -110,7 +114,9 @@ func (f *Fleet) consumePurges(ctx context.Context, last *atomic.Uint64, apply fu
 	if err != nil {
 		return unavailable(err)
 	}
-	defer cc.Stop()
+	// Stop waits for the consumer's reset, which waits for the link
+	// while it is down: stop without waiting (Close ends it).
+	defer func() { go cc.Stop() }()
 	select {
 	case <-ctx.Done():
 	case <-cc.Closed():
