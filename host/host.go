@@ -74,6 +74,7 @@ type Host struct {
 	log    *slog.Logger
 	eng    engine.Engine
 	loader *server.Loader
+	kv     *kvstore.DB // the KV database Start opened, or nil
 	srv    *server.Server
 	hs     *http.Server
 	addr   net.Addr
@@ -143,9 +144,10 @@ func Start(ctx context.Context, ln net.Listener, cfg Config) (h *Host, err error
 		Host:       &hostSettings,
 	}
 	if cfg.KVDir != "" {
-		if h.loader.KV, err = kvstore.Open(cfg.KVDir, time.Second); err != nil {
+		if h.kv, err = kvstore.Open(cfg.KVDir, time.Second); err != nil {
 			return nil, fmt.Errorf("host: KV database: %w", err)
 		}
+		h.loader.KV = h.kv
 	}
 	h.srv = server.New(server.Config{
 		Logger:                 log,
@@ -341,8 +343,8 @@ func (h *Host) release(ctx context.Context) error {
 	h.retiring.Wait()
 	if h.loader != nil {
 		h.loader.Pools.Close()
-		if h.loader.KV != nil {
-			errs = append(errs, h.loader.KV.Close())
+		if h.kv != nil {
+			errs = append(errs, h.kv.Close())
 		}
 	}
 	errs = append(errs, h.eng.Close(ctx))

@@ -44,10 +44,12 @@ func newRunCmd() *cobra.Command {
 			}
 			defer loader.Pools.Close()
 			if needsKV(m) {
-				if loader.KV, err = openKV(m.Host.DataDir); err != nil {
+				db, err := openKV(m.Host.DataDir)
+				if err != nil {
 					return err
 				}
-				defer loader.KV.Close()
+				defer db.Close()
+				loader.KV = db
 			}
 			v, err := loader.Load(ctx, "run", wasm, m)
 			if err != nil {

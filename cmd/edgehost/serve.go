@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgehost/edgehost/internal/admin"
 	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/fleet"
 	"github.com/edgehost/edgehost/internal/server"
 	"github.com/edgehost/edgehost/internal/store"
 )
@@ -28,6 +29,7 @@ type serveFlags struct {
 	allowPrivateBackends                 bool
 	adminPprof                           bool
 	tls                                  tlsFlags
+	cluster                              clusterFlags
 	watch                                string
 	verbose                              int
 }
@@ -49,7 +51,9 @@ func newServeCmd() *cobra.Command {
 			"without recompiling.\n\n" +
 			"Dynamic backends reach public addresses only (or allowed_backend_targets); for local\n" +
 			"development --allow-private-backends opens loopback and private ranges. This host's own\n" +
-			"ports (--addr, --admin-addr) are refused to guests on every address of the host.",
+			"ports (--addr, --admin-addr) are refused to guests on every address of the host.\n\n" +
+			"--cluster nats://host:4222[,...] (or \"embedded\") joins a fleet on NATS JetStream: a deploy to\n" +
+			"any node reaches every node, KV stores and purges are shared (README.md, \"Fleet\").",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return serve(cmd, &c, &f, args)
@@ -57,6 +61,7 @@ func newServeCmd() *cobra.Command {
 	}
 	c.register(cmd)
 	f.tls.register(cmd)
+	f.cluster.register(cmd)
 	cmd.Flags().StringVar(&f.addr, "addr", config.DefaultAddr, "downstream listen address")
 	cmd.Flags().StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin API listen address; "" turns it off`)
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where deployed versions and compiled code are kept (default $XDG_DATA_HOME/edgehost or ~/.local/share/edgehost)")
@@ -122,6 +127,10 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 			return err
 		}
 	}
+	cluster := f.cluster.settings(flags, m.Host.Cluster)
+	if len(cluster.URLs) > 0 && len(args) > 0 {
+		return fmt.Errorf("--cluster serves the fleet's deployed versions: deploy MODULE with edgehost deploy instead of naming it")
+	}
 
 	// The admin listener first: when its default address is taken (say,
 	// by another edgehost serve), go on without it rather than fail.
@@ -142,7 +151,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	// The data dir: needed to deploy (admin on), to serve the active
 	// version (no MODULE), and to unpack a package.
 	var st *store.Store
-	if adminLn != nil || len(args) == 0 || isPackage(args[0]) {
+	if adminLn != nil || len(args) == 0 || isPackage(args[0]) || len(cluster.URLs) > 0 {
 		if f.dataDir == "" {
 			if f.dataDir, err = store.DefaultDir(); err != nil {
 				return err
@@ -164,6 +173,14 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	cacheDir := ""
 	if st != nil {
 		cacheDir = st.CacheDir()
+	}
+	var fl *fleet.Fleet
+	if len(cluster.URLs) > 0 {
+		var leave func()
+		if fl, leave, err = joinFleet(cluster, st.Dir(), log); err != nil {
+			return err
+		}
+		defer leave()
 	}
 	eng, err := c.engine(m, cacheDir)
 	if err != nil {
@@ -191,18 +208,22 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	defer loader.Pools.Close()
 	// The KV database lives in the data dir: opened whenever there is one
 	// (a deploy may bring KV stores), or when the manifest declares stores.
-	if st != nil || needsKV(m) {
+	if fl != nil {
+		loader.KV = fl.KV() // the fleet's buckets, not the data dir's file
+	} else if st != nil || needsKV(m) {
 		kvDir := f.dataDir
 		if st != nil {
 			kvDir = st.Dir()
 		}
-		if loader.KV, err = openKV(kvDir); err != nil {
+		db, err := openKV(kvDir)
+		if err != nil {
 			return err
 		}
-		defer loader.KV.Close()
+		defer db.Close()
+		loader.KV = db
 		sweepCtx, stopSweep := context.WithCancel(ctx)
 		defer stopSweep()
-		go sweepKV(sweepCtx, loader.KV, time.Minute, log)
+		go sweepKV(sweepCtx, db, time.Minute, log)
 	}
 	loader.Progress = compileProgress(cmd.ErrOrStderr(), eng.Name())
 	metrics := admin.NewMetrics(loader.Pools)
@@ -222,7 +243,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	var adm *admin.Admin
 	if st != nil {
 		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: readCache, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV,
-			GuestErrors: guestErrors, Engine: eng.Name()})
+			GuestErrors: guestErrors, Engine: eng.Name(), Fleet: fl, AdminURL: adminURLOf(adminLn)})
 		if err != nil {
 			return err
 		}
@@ -295,6 +316,13 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
 	}
+	fleetDone := make(chan struct{})
+	if fl != nil {
+		go func() { adm.RunFleet(ctx); close(fleetDone) }()
+		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: in fleet %q as node %q\n", fl.Service(), fl.Node())
+	} else {
+		close(fleetDone)
+	}
 	if f.watch != "" {
 		w := &watcher{dir: f.watch, module: args[0], load: watchLoad(c, loader, args[0], log), srv: srv, log: log,
 			out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr()}
@@ -321,10 +349,18 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-fleetDone
 	if adm != nil {
 		return adm.Close(sctx)
 	}
 	return nil
+}
+
+func adminURLOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
 }
 
 // isPackage reports whether MODULE names a package .tar.gz.

@@ -10,6 +10,7 @@
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
 //	GET  /v1/services                     the active version's ACLs, geolocation, device detection, rate counters, shielding sites (names and sizes)
 //	GET  /healthz                         {status: "ok", active}
+//	GET  /v1/fleet                        fleet mode: the fleet's active version and every node (fleet.go)
 //	GET  /                                the status page (HTML; see statusPage)
 //	POST /ui/activate                     the status page's activate and roll-back buttons (a form)
 //	GET  /metrics                         Prometheus text format (see Metrics)
@@ -18,15 +19,19 @@
 // Errors are JSON, {"error": "message"}, with 400 for a module that does
 // not compile or link or an upload that is not a module or package, 401
 // without a token, 403 with a wrong one, 404 for an unknown version, 413
-// for an upload over the size limit, 500 for a host failure.
+// for an upload over the size limit, 500 for a host failure; in fleet
+// mode also 409 for an activation that lost a compare-and-set race and
+// 503 when NATS is unreachable.
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +43,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgehost/edgehost/internal/cache"
+	"github.com/edgehost/edgehost/internal/fleet"
 	"github.com/edgehost/edgehost/internal/kvstore"
 	"github.com/edgehost/edgehost/internal/pool"
 	"github.com/edgehost/edgehost/internal/server"
@@ -80,12 +86,17 @@ type Config struct {
 	Logger *slog.Logger
 	// KV is the host's KV database, read and written by /v1/kv (kv.go);
 	// nil answers those calls with 503.
-	KV *kvstore.DB
+	KV kvstore.Backend
 	// GuestErrors, when set, holds the recent guest errors the status
 	// page (GET /) lists; its Handler must be in the host logger.
 	GuestErrors *GuestErrors
 	// Engine names the engine, for the status page.
 	Engine string
+	// Fleet, when set, makes this host a node of a fleet (fleet.go;
+	// README.md, "Fleet"); call RunFleet to follow it.
+	Fleet *fleet.Fleet
+	// AdminURL is this API's URL, reported to the fleet.
+	AdminURL string
 }
 
 // Admin is the admin API. Its handler is safe for concurrent use.
@@ -97,6 +108,7 @@ type Admin struct {
 	mu       sync.Mutex // serialises activations
 	active   int        // stored version number active on cfg.Server, 0 if none
 	previous int        // the stored version active before it, 0 if none (the status page's roll-back)
+	fleet    fleetState
 	retires  sync.WaitGroup
 }
 
@@ -140,6 +152,7 @@ func New(cfg Config) (*Admin, error) {
 	e.GET("/v1/pools", a.pools)
 	e.GET("/v1/services", a.services) // services.go
 	e.GET("/healthz", a.health)
+	e.GET("/v1/fleet", a.fleetInfo) // fleet.go
 	a.routeKV(e)
 	a.routeCache(e)
 	e.GET("/", a.statusPage)
@@ -264,13 +277,22 @@ func (a *Admin) upload(c echo.Context) error {
 		}
 		activate = b
 	}
+	ifRev, err := ifRevision(c)
+	if err != nil {
+		return err
+	}
 	limit := a.cfg.MaxUploadBytes
 	if r.ContentLength > limit {
 		return a.rejected(http.StatusRequestEntityTooLarge, "upload of %d bytes is over the %d-byte limit", r.ContentLength, limit)
 	}
 	// MaxBytesReader fails the read past the limit and closes the
 	// connection, so an over-size body is never read whole.
-	st, err := a.cfg.Store.Stage(http.MaxBytesReader(w, r.Body, limit), limit)
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	var raw bytes.Buffer // in fleet mode, the upload as received, for the fleet's object store
+	if a.cfg.Fleet != nil {
+		body = io.TeeReader(body, &raw)
+	}
+	st, err := a.cfg.Store.Stage(body, limit)
 	switch {
 	case errors.Is(err, store.ErrTooLarge):
 		return a.rejected(http.StatusRequestEntityTooLarge, "%v", err)
@@ -290,6 +312,9 @@ func (a *Admin) upload(c echo.Context) error {
 		return a.rejected(http.StatusBadRequest, "module does not load: %v", err)
 	}
 	compile := time.Since(start)
+	if a.cfg.Fleet != nil {
+		return a.fleetUpload(c, st, v, raw.Bytes(), activate, ifRev, compile)
+	}
 	rec, err := st.Commit()
 	if err != nil {
 		v.Module.Close(context.Background())
@@ -308,6 +333,46 @@ func (a *Admin) upload(c echo.Context) error {
 	}
 	a.cfg.Metrics.deployMaybe("ok")
 	a.log.Info("deployed", "version", rec.Number, "sha256", rec.SHA256, "size", rec.Size, "package", rec.Package,
+		"active", activate, "compile", compile)
+	return c.JSON(http.StatusCreated, VersionInfo{Version: rec, Active: activate})
+}
+
+// fleetUpload is the end of upload in fleet mode: the version is stored
+// in the fleet (numbered there), copied locally, and activated through
+// the fleet's entry.
+func (a *Admin) fleetUpload(c echo.Context, st *store.Staged, v *server.Version, raw []byte, activate bool, ifRev *uint64, compile time.Duration) error {
+	ctx := c.Request().Context()
+	n, err := a.cfg.Fleet.Publish(ctx, raw)
+	if err != nil {
+		v.Module.Close(context.Background())
+		a.cfg.Metrics.deployMaybe("failed")
+		return fleetHTTPError(err)
+	}
+	rec, err := st.CommitAs(n)
+	if err != nil {
+		v.Module.Close(context.Background())
+		a.cfg.Metrics.deployMaybe("failed")
+		return echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("version %d stored in the fleet, not in the local copy: %v", n, err))
+	}
+	v.ID = strconv.Itoa(n)
+	if activate {
+		handed := false // fleetActivate closes v once it has it
+		if _, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, error) { handed = true; return v, nil }); err != nil {
+			if !handed {
+				v.Module.Close(context.Background())
+			}
+			a.cfg.Metrics.deployMaybe("failed")
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				he.Message = fmt.Sprintf("version %d stored but not activated: %v", n, he.Message)
+			}
+			return err
+		}
+	} else {
+		v.Module.Close(context.Background())
+	}
+	a.cfg.Metrics.deployMaybe("ok")
+	a.log.Info("deployed to the fleet", "version", n, "sha256", rec.SHA256, "size", rec.Size, "package", rec.Package,
 		"active", activate, "compile", compile)
 	return c.JSON(http.StatusCreated, VersionInfo{Version: rec, Active: activate})
 }
@@ -342,7 +407,11 @@ func (a *Admin) list(c echo.Context) error {
 
 // activateHandler handles POST /v1/modules/{version}/activate.
 func (a *Admin) activateHandler(c echo.Context) error {
-	info, err := a.activateParam(c.Request().Context(), c.Param("version"))
+	ifRev, err := ifRevision(c)
+	if err != nil {
+		return err
+	}
+	info, err := a.activateParamRev(c.Request().Context(), c.Param("version"), ifRev)
 	if err != nil {
 		return err
 	}
@@ -354,16 +423,40 @@ func (a *Admin) activateHandler(c echo.Context) error {
 // *echo.HTTPError: 400 not a version number, 404 not stored, 500 it does
 // not load or cannot be made active.
 func (a *Admin) activateParam(ctx context.Context, param string) (VersionInfo, error) {
+	return a.activateParamRev(ctx, param, nil)
+}
+
+// activateParamRev is activateParam with, in fleet mode, the revision
+// the fleet's active entry must be at (nil: the one read just before).
+// Errors also 409 (lost the race) and 503 (NATS unreachable).
+func (a *Admin) activateParamRev(ctx context.Context, param string, ifRev *uint64) (VersionInfo, error) {
 	n, err := strconv.Atoi(param)
 	if err != nil || n <= 0 {
 		return VersionInfo{}, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("version %q: want a version number such as 3 (see GET /v1/modules)", param))
 	}
-	rec, err := a.cfg.Store.Get(n)
+	rec, err := a.localCopy(ctx, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return VersionInfo{}, echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("version %d does not exist; GET /v1/modules (edgehost versions) lists the stored ones", n))
 	}
 	if err != nil {
+		if errors.Is(err, fleet.ErrUnavailable) {
+			return VersionInfo{}, fleetHTTPError(err)
+		}
 		return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+	}
+	if a.cfg.Fleet != nil {
+		previous, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, error) {
+			v, err := a.load(ctx, n)
+			if err != nil {
+				return nil, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+			}
+			return v, nil
+		})
+		if err != nil {
+			return VersionInfo{}, err
+		}
+		a.log.Info("activated in the fleet", "version", n, "previous", previous)
+		return VersionInfo{Version: rec, Active: true, Previous: previous}, nil
 	}
 	a.mu.Lock()
 	already := a.active == n

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgehost/edgehost/internal/cache"
+	"github.com/edgehost/edgehost/internal/fleet"
 )
 
 // The cache's admin calls (README.md, "Caching"), served when
@@ -16,6 +17,9 @@ import (
 //	POST /v1/purge/{surrogate_key}   purge the objects carrying the key (?soft=true: mark them stale); {purged, soft}
 //	POST /v1/purge                   purge every object; {purged}
 //	GET  /v1/cache                   the cache's counters and size (CacheStats)
+//
+// In fleet mode the purges are also published to every other node
+// (fleet.go); 503 when NATS is unreachable (purged on this node only).
 
 // PurgeResult is the answer to the purge calls: the number of objects
 // removed (or, soft, marked stale).
@@ -58,11 +62,17 @@ func (a *Admin) routeCache(e *echo.Echo) {
 		}
 		n := c.Purge("", ctx.Param("key"), soft)
 		a.log.Info("purge", "surrogate_key", ctx.Param("key"), "soft", soft, "purged", n)
+		if err := a.publishPurge(ctx.Request().Context(), fleet.Purge{SurrogateKey: ctx.Param("key"), Soft: soft}); err != nil {
+			return err
+		}
 		return ctx.JSON(http.StatusOK, PurgeResult{Purged: n, Soft: soft})
 	}, a.auth)
 	e.POST("/v1/purge", func(ctx echo.Context) error {
 		n := c.PurgeAll("")
 		a.log.Info("purge all", "purged", n)
+		if err := a.publishPurge(ctx.Request().Context(), fleet.Purge{All: true}); err != nil {
+			return err
+		}
 		return ctx.JSON(http.StatusOK, PurgeResult{Purged: n})
 	}, a.auth)
 	e.GET("/v1/cache", func(ctx echo.Context) error {

@@ -61,7 +61,7 @@ func (a *Admin) routeKV(e *echo.Echo) {
 	e.GET("/v1/secret-stores", a.secretStores)
 }
 
-func (a *Admin) kvDB() (*kvstore.DB, error) {
+func (a *Admin) kvDB() (kvstore.Backend, error) {
 	if a.cfg.KV == nil {
 		return nil, echo.NewHTTPError(http.StatusServiceUnavailable, "this host keeps no KV database")
 	}

@@ -197,7 +197,38 @@ type Host struct {
 	// "Caching"). A deployed version's own manifest may set it.
 	CacheGeneration int64
 
+	// Cluster holds the fleet settings (README.md, "Fleet").
+	Cluster Cluster
+
 	set map[string]bool // keys present in the file
+}
+
+// Cluster is the fleet part of [edgehost] (README.md, "Fleet"): how a
+// node joins a fleet of edgehost nodes on NATS JetStream. Relative file
+// paths are resolved against the manifest's directory.
+type Cluster struct {
+	// URLs are the NATS servers (cluster_urls), nats://[user:pass@]host:port
+	// or tls://…, or the one word "embedded" for an in-process server;
+	// none (the default) keeps the host on its data dir alone.
+	URLs []string
+	// EmbeddedAddr is where the embedded server listens
+	// (cluster_embedded_addr), default 127.0.0.1:4222.
+	EmbeddedAddr string
+	// Creds is a NATS credentials file (cluster_creds), NKey an NKey seed
+	// file (cluster_nkey).
+	Creds, NKey string
+	// TLSCA, TLSCert and TLSKey are PEM files: the CAs to trust and a
+	// client certificate with its key (cluster_tls_ca, cluster_tls_cert,
+	// cluster_tls_key).
+	TLSCA, TLSCert, TLSKey string
+	// Replicas is the replica count of what the node creates in JetStream
+	// (cluster_replicas, 1 to 5, default 1).
+	Replicas int
+	// Node names this node (cluster_node); "" is the host name.
+	Node string
+	// Service names the fleet's service (cluster_service), default
+	// "default".
+	Service string
 }
 
 // DefaultHost returns the settings used when [edgehost] is absent.
@@ -337,6 +368,37 @@ func (p *parser) host(t *table, dir string, h *Host) {
 		h.CacheGeneration = n
 	}
 	p.hostTLS(t, dir, h)
+	p.hostCluster(t, dir, h)
+}
+
+// hostCluster reads the cluster_* keys of [edgehost].
+func (p *parser) hostCluster(t *table, dir string, h *Host) {
+	c := &h.Cluster
+	if list, ok := t.strs("cluster_urls"); ok {
+		for i, u := range list {
+			if u != "embedded" && !strings.Contains(u, "://") {
+				t.errorf("cluster_urls", "element %d (%q): want nats://host:port, tls://host:port or \"embedded\"", i, u)
+			}
+		}
+		c.URLs = list
+	}
+	for _, k := range []struct {
+		key  string
+		v    *string
+		file bool
+	}{{"cluster_embedded_addr", &c.EmbeddedAddr, false}, {"cluster_creds", &c.Creds, true}, {"cluster_nkey", &c.NKey, true},
+		{"cluster_tls_ca", &c.TLSCA, true}, {"cluster_tls_cert", &c.TLSCert, true}, {"cluster_tls_key", &c.TLSKey, true},
+		{"cluster_node", &c.Node, false}, {"cluster_service", &c.Service, false}} {
+		if s, ok := t.str(k.key); ok {
+			if k.file && s != "" && !filepath.IsAbs(s) && dir != "" {
+				s = filepath.Join(dir, s)
+			}
+			*k.v = s
+		}
+	}
+	if n, ok := t.integer("cluster_replicas", 1, 5); ok {
+		c.Replicas = int(n)
+	}
 }
 
 // hostTLS reads the downstream TLS and HTTP/2 keys of [edgehost].

@@ -28,7 +28,7 @@ type Env struct {
 	dictionaries map[string]map[string]string
 	envVars      [][2]string
 	fastlyKeys   []string
-	kv           *kvstore.DB
+	kv           kvstore.Backend
 	kvNames      map[string]bool
 	secretStores map[string]*secretstore.Store
 	svc          services // services.go
@@ -130,7 +130,7 @@ type EnvConfig struct {
 	// KV is the host's KV database and KVStores the names of the stores
 	// the version may open (declared in its manifest, and made in KV by
 	// the caller); KV may be nil when KVStores is empty.
-	KV       *kvstore.DB
+	KV       kvstore.Backend
 	KVStores []string
 	// SecretStores are the version's secret stores, by name.
 	SecretStores map[string]*secretstore.Store

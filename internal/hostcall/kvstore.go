@@ -109,7 +109,7 @@ func (c *call) kvOpenStore(h uint32) (*kvStore, error) {
 	return c.s.kvh().stores.get(h)
 }
 
-func (c *call) kvDB() (*kvstore.DB, error) {
+func (c *call) kvDB() (kvstore.Backend, error) {
 	if c.s.env.kv == nil {
 		return nil, statusErr(abi.Error, "this host has no KV database")
 	}
@@ -418,7 +418,7 @@ func (e *Env) KVStoreNames() []string {
 // kvKeyCall checks the arguments lookup and delete share (store handle,
 // key, config mask): the store, the key and the database, or the status
 // for bad input. op names the call in errors.
-func (c *call) kvKeyCall(op string, store uint32, rawKey []byte, mask uint32) (*kvStore, string, *kvstore.DB, error) {
+func (c *call) kvKeyCall(op string, store uint32, rawKey []byte, mask uint32) (*kvStore, string, kvstore.Backend, error) {
 	st, err := c.kvOpenStore(store)
 	if err != nil {
 		return nil, "", nil, err

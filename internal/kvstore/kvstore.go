@@ -51,6 +51,9 @@ var (
 	ErrTooLarge           = errors.New("kvstore: payload too large")
 	ErrBadKey             = errors.New("kvstore: invalid key")
 	ErrBadCursor          = errors.New("kvstore: invalid list cursor")
+	// ErrUnavailable: the backend's storage cannot be reached (a fleet
+	// node cut off from NATS); nothing was read or written.
+	ErrUnavailable = errors.New("kvstore: storage unavailable")
 )
 
 // Mode is how Insert combines a value with the one stored (the ABI's
@@ -103,6 +106,25 @@ type Seed struct {
 	Value    []byte
 	Metadata []byte
 }
+
+// Backend is what keeps a host's KV stores: a DB (one bbolt file in the
+// data dir, the default) or, in fleet mode, JetStream KV buckets shared
+// by every node (internal/fleet; README.md, "Fleet"). The methods are
+// those of DB, with DB's errors; a backend that cannot reach its storage
+// returns an error wrapping ErrUnavailable, which the hostcalls report as
+// an internal kv_error (abi/README.md, "fastly_kv_store"). Implementations
+// are safe for concurrent use.
+type Backend interface {
+	Declare(store string, seeds []Seed) error
+	Exists(store string) bool
+	Lookup(store, key string) (Entry, error)
+	Insert(store, key string, value []byte, opts InsertOptions) (uint64, error)
+	Delete(store, key string) error
+	List(store, prefix, cursor string, limit int) (Page, error)
+	Stores() ([]StoreInfo, error)
+}
+
+var _ Backend = (*DB)(nil)
 
 // DB is the KV database of one host. It is safe for concurrent use.
 type DB struct {

@@ -35,7 +35,7 @@ type Loader struct {
 	// KV is the host's KV database (under the data dir), shared by every
 	// version; nil when the host keeps none (then a manifest declaring KV
 	// stores does not load).
-	KV *kvstore.DB
+	KV kvstore.Backend
 	// RateLimits holds the host's rate counters and penalty boxes, shared
 	// by every version (fastly_erl); nil gives each version its own.
 	RateLimits *erl.Store

@@ -46,7 +46,7 @@ func (l *Loader) storesConfig(m *config.Manifest, cfg *hostcall.EnvConfig) error
 // StoresLogAttrs describes v's KV and secret stores for a log line:
 // kv_stores "NAME (N keys, B bytes), ..." and secret_stores "NAME (N
 // secrets), ..." (names and sizes, never a value); none when v has none.
-func StoresLogAttrs(v *Version, db *kvstore.DB) []any {
+func StoresLogAttrs(v *Version, db kvstore.Backend) []any {
 	var attrs []any
 	if names := v.Env.KVStoreNames(); len(names) > 0 {
 		sizes := map[string]kvstore.StoreInfo{}

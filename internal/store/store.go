@@ -281,6 +281,34 @@ func (s *Store) commit(st *Staged) (Version, error) {
 	if len(versions) > 0 {
 		n = versions[0].Number + 1
 	}
+	return s.commitLocked(st, n)
+}
+
+// commitAs stores a staged upload as version n (see Staged.CommitAs).
+func (s *Store) commitAs(st *Staged, n int) (Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.Get(n)
+	switch {
+	case err == nil && old.SHA256 == st.SHA256 && old.Package == st.pkg:
+		st.Discard()
+		return old, nil
+	case err == nil, errors.Is(err, ErrCorrupt):
+		// Out of the way first: a crash leaves the version missing, and
+		// the fleet still has it.
+		dead := s.path("tmp", "replaced-"+strconv.Itoa(n))
+		if err := os.Rename(s.path("versions", strconv.Itoa(n)), dead); err != nil {
+			return Version{}, err
+		}
+		os.RemoveAll(dead)
+	case !errors.Is(err, ErrNotFound):
+		return Version{}, err
+	}
+	return s.commitLocked(st, n)
+}
+
+// commitLocked stores st as version n; s.mu is held.
+func (s *Store) commitLocked(st *Staged, n int) (Version, error) {
 	v := Version{Number: n, SHA256: st.SHA256, Size: int64(len(st.Wasm)), Created: time.Now().UTC(), Package: st.pkg}
 	// The blob first: a crash before the version's rename leaves only an
 	// unreferenced blob, which Open removes.

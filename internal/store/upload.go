@@ -48,6 +48,24 @@ func (st *Staged) Commit() (Version, error) {
 	return v, err
 }
 
+// CommitAs stores st as version n, the number a fleet gave it (README.md,
+// "Fleet"), and returns its record. When version n is stored already
+// with the same module and kind, that record is returned unchanged; a
+// different version n (a local one from before the node joined the
+// fleet) is replaced. Errors: n < 1, file system errors (st is then
+// discarded).
+func (st *Staged) CommitAs(n int) (Version, error) {
+	if n < 1 {
+		st.Discard()
+		return Version{}, fmt.Errorf("version number %d", n)
+	}
+	v, err := st.s.commitAs(st, n)
+	if err != nil {
+		st.Discard()
+	}
+	return v, err
+}
+
 // Discard removes st's staged files. It is safe to call after Commit.
 func (st *Staged) Discard() {
 	if st.dir != "" {
