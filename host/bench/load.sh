@@ -59,8 +59,9 @@ TINYGO=${EDGEHOST_TINYGO:-}
 [ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
 [ -z "$TINYGO" ] && need tinygo && TINYGO=tinygo
 if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
-	(cd examples && GOWORK=off "$TINYGO" build -target=wasip1 -no-debug -opt=2 -o "$work/hello-tinygo.wasm" ./hello)
-	(cd testdata/guests && GOWORK=off "$TINYGO" build -target=wasip1 -no-debug -opt=2 -o "$work/hellomany-tinygo.wasm" ./hellomany)
+	# edgehost build passes the flags edgehost chooses (README.md, TinyGo).
+	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hello-tinygo.wasm" examples/hello >/dev/null
+	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hellomany-tinygo.wasm" testdata/guests/hellomany >/dev/null
 	guests="$guests hello-tinygo hellomany-tinygo"
 fi
 if [ -z "${NOJS:-}" ] && need node && need npm; then

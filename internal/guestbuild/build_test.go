@@ -93,3 +93,31 @@ func TestBuildNoGoFiles(t *testing.T) {
 		t.Fatalf("Build = %v", err)
 	}
 }
+
+// TestMayUseTimers: a module whose name section cannot be read counts as
+// one that may set a timer (it is built with TinyGo's scheduler).
+func TestMayUseTimers(t *testing.T) {
+	module := func(fn string) []byte {
+		// custom section "name", subsection 1: one name, for index 0
+		body := append([]byte{4}, "name"...)
+		body = append(body, 1, byte(len(fn)+3), 1, 0, byte(len(fn)))
+		body = append(body, fn...)
+		return append([]byte("\x00asm\x01\x00\x00\x00\x00"), append([]byte{byte(len(body))}, body...)...)
+	}
+	tests := []struct {
+		name string
+		wasm []byte
+		want bool
+	}{
+		{"not wasm", []byte("hello"), true},
+		{"no name section", []byte("\x00asm\x01\x00\x00\x00"), true},
+		{"truncated", module("f")[:14], true},
+		{"names no timer", module("f"), false},
+		{"names a timer", module("runtime.addTimer"), true},
+	}
+	for _, tc := range tests {
+		if got := mayUseTimers(tc.wasm); got != tc.want {
+			t.Errorf("%s: mayUseTimers = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -14,6 +14,11 @@ const (
 	InterruptName   = "check"
 )
 
+// InterruptVersion names the output of InsertInterruptChecks: a cache of
+// its results keys them by it. It changes whenever the rewrite's output
+// for some module does.
+const InterruptVersion = "interrupt-v1"
+
 // InsertInterruptChecks makes wasm call the InterruptModule.InterruptName
 // import every so many steps, a step being a function entry or a loop
 // iteration (the places where wasmtime checks its epoch and wazero its
