@@ -33,11 +33,20 @@ type serveProc struct {
 // waits (at most 30 s) for its serving and admin lines; cleanup stops it.
 func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Helper()
+	return startServeProcUnder(t, nil, args...)
+}
+
+// startServeProcUnder is startServeProc with the process started through
+// the command wrapper (such as prlimit's, which then execs edgehost: the
+// process keeps its pid); nil starts it directly.
+func startServeProcUnder(t *testing.T, wrapper []string, args ...string) *serveProc {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, withEngine("serve", args...)...)
+	argv := append(append(append([]string{}, wrapper...), self), withEngine("serve", args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), cliUnderTestEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &serveProc{cmd: cmd, done: make(chan struct{}), log: &guesttest.LogBuffer{}}

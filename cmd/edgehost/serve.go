@@ -311,7 +311,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		go func() { errc <- as.Serve(adminLn) }()
 	}
 	log.Info("serving", append([]any{"addr", scheme + ln.Addr().String(), "module", serving, "engine", eng.Name(),
-		"admin", adminURL, "data_dir", dataDirOf(st)}, append(server.StoresLogAttrs(srv.Active(), loader.KV), "services", srv.Active().Env.Services().String())...)...)
+		"admin", adminURL, "data_dir", dataDirOf(st), "max_origin_requests", loader.Pools.MaxInFlight()}, append(server.StoresLogAttrs(srv.Active(), loader.KV), "services", srv.Active().Env.Services().String())...)...)
 	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on %s%s (Ctrl-C to stop)\n", serving, scheme, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())

@@ -229,6 +229,10 @@ func (m *Manager) evict(full bool) {
 	}
 }
 
+// MaxInFlight returns the host-wide cap of origin requests in flight
+// (ManagerConfig.MaxInFlight; 0 is no cap).
+func (m *Manager) MaxInFlight() int { return int(m.inflight.max) }
+
 // Len returns the number of pools.
 func (m *Manager) Len() int {
 	m.mu.Lock()
