@@ -60,7 +60,11 @@ type cacheHost struct {
 // at originURL, its sends going through c.
 func serveCached(t *testing.T, eng engine.Engine, originURL string, c *cache.Cache) *cacheHost {
 	t.Helper()
-	manifest := fmt.Sprintf("[local_server.backends.origin]\nurl = %q\n", originURL)
+	// A connect timeout well above the 1 s default: 100 sandboxes starting
+	// at once under -race on a loaded 2-core machine once kept the
+	// collapsing test's one origin connect waiting past 1 s. These tests
+	// are about the cache, not connect timeouts.
+	manifest := fmt.Sprintf("[local_server.backends.origin]\nurl = %q\nconnect_timeout_ms = 10000\n", originURL)
 	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
