@@ -3,11 +3,13 @@ package conformance_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +93,10 @@ func httpCacheOrigin(t *testing.T) *countingOrigin {
 		case "/obj/private":
 			h.Set("Cache-Control", "private")
 			fmt.Fprint(w, "private")
+		case "/obj/slow":
+			time.Sleep(300 * time.Millisecond)
+			h.Set("Cache-Control", "max-age=60")
+			fmt.Fprint(w, strings.Repeat("slow ", 1000))
 		case "/obj/err":
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, "err")
@@ -242,6 +248,56 @@ func TestHTTPCacheConformance(t *testing.T) {
 			if !strings.Contains("\n"+report, "\n"+l+"\n") {
 				t.Errorf("bad input: want line %q in\n%s", l, report)
 			}
+		}
+	})
+}
+
+// TestHTTPCacheCollapsing: concurrent transaction_lookups of one missing
+// key, in separate sandboxes, make one origin request; the others wait for
+// the inserter and answer with its response.
+func TestHTTPCacheCollapsing(t *testing.T) {
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		origin := httpCacheOrigin(t)
+		url := serveHTTPCache(t, eng, origin.URL, cache.New(cache.Config{MaxBytes: 16 << 20}))
+		const n = 10
+		var wg sync.WaitGroup
+		roles := make([]string, n)
+		bodies := make([]string, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Get(url + "/obj/slow")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Error(err)
+				}
+				roles[i], bodies[i] = resp.Header.Get("X-Role"), string(b)
+			}()
+		}
+		wg.Wait()
+		if got := origin.count("/obj/slow"); got != 1 {
+			t.Errorf("origin saw %d requests, want 1", got)
+		}
+		inserters := 0
+		want := strings.Repeat("slow ", 1000)
+		for i := range n {
+			if roles[i] == "inserter" {
+				inserters++
+			} else if roles[i] != "hit" {
+				t.Errorf("request %d: role %q", i, roles[i])
+			}
+			if bodies[i] != want {
+				t.Errorf("request %d: body of %d bytes, want %d", i, len(bodies[i]), len(want))
+			}
+		}
+		if inserters != 1 {
+			t.Errorf("%d inserters, want 1 (roles %v)", inserters, roles)
 		}
 	})
 }

@@ -2,8 +2,10 @@ package hostcall
 
 import (
 	"encoding/binary"
+	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/cache"
 )
 
 // kindHTTPCache is an HTTP cache handle, made only by aHTTPCache.
@@ -114,4 +116,29 @@ func httpCacheConventionSpecs(add func(module, name string, want abi.Status, arg
 	for _, name := range []string{"get_surrogate_keys", "get_vary_rule"} {
 		add(m, name, ok, func(h *harness) []arg { return flat(h.aHTTPCache(httpFound), h.aB(64), h.u32o()) })
 	}
+}
+
+// TestHTTPCacheSessionEnd: a session that ends holding an HTTP cache
+// obligation hands it on, and a host without a cache answers unsupported.
+func TestHTTPCacheSessionEnd(t *testing.T) {
+	env, _ := newTestEnv(t, EnvConfig{Cache: cache.New(cache.Config{MaxBytes: 1 << 20}), CacheService: "s"})
+	state := func(h *harness) uint32 {
+		o := h.out()
+		h.want(abi.OK, abi.ModuleHTTPCache, "transaction_lookup", uint64(h.newHandle(kindReq)), uint64(abi.HTTPCacheLookupOverrideKey), h.httpLookupOpts("k").v, o)
+		st := h.out()
+		h.want(abi.OK, abi.ModuleHTTPCache, "get_state", uint64(h.u32(o)), st)
+		return h.u32(st)
+	}
+	h1 := newHarness(t, harnessOpts{env: env})
+	if got := state(h1); got != abi.CacheStateMustInsertOrUpdate {
+		t.Fatalf("first lookup: state %d", got)
+	}
+	h1.s.Close()
+	h2 := newHarness(t, harnessOpts{env: env})
+	if got := state(h2); got != abi.CacheStateMustInsertOrUpdate {
+		t.Errorf("after the session ended: state %d, want the obligation alone", got)
+	}
+
+	h := newHarness(t, harnessOpts{})
+	h.want(abi.Unsupported, abi.ModuleHTTPCache, "lookup", uint64(h.newHandle(kindReq)), 0, h.httpLookupOpts("k").v, h.out())
 }
