@@ -980,7 +980,7 @@ func Hostcalls() []Hostcall {
 		{Module: "fastly_http_cache", Name: "get_stale_while_revalidate_ns", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),
 			Doc:    "Gets a cached response's stale-while-revalidate time.",
 			Params: []Param{handleP("handle", HandleHTTPCache), outP("cache_duration_ns_out", "cache_duration_ns", UnitNs, 8)}},
-		{Module: "fastly_http_cache", Name: "get_stale_if_error_ns", SDKs: GoSDK | JSSDK, Implemented: false, Statuses: stub,
+		{Module: "fastly_http_cache", Name: "get_stale_if_error_ns", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),
 			Doc:    "Gets a cached response's stale-if-error time.",
 			Params: []Param{handleP("handle", HandleHTTPCache), outP("cache_duration_ns_out", "cache_duration_ns", UnitNs, 8)}},
 		{Module: "fastly_http_cache", Name: "get_age_ns", SDKs: GoSDK | JSSDK, Implemented: true, Statuses: StatusesOf(OK, Inval, Badf, Badalign, None),

@@ -4954,6 +4954,20 @@ func bindHTTPCacheGetStaleWhileRevalidateNs(fn func(c *call, a httpCacheGetStale
 	}}
 }
 
+// httpCacheGetStaleIfErrorNsArgs are the arguments of fastly_http_cache.get_stale_if_error_ns, as cacheGetMaxAgeNsArgs's.
+type httpCacheGetStaleIfErrorNsArgs = cacheGetMaxAgeNsArgs
+
+// bindHTTPCacheGetStaleIfErrorNs binds fn as fastly_http_cache.get_stale_if_error_ns: Gets a cached response's stale-if-error time.
+func bindHTTPCacheGetStaleIfErrorNs(fn func(c *call, a httpCacheGetStaleIfErrorNsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_stale_if_error_ns", func(c *call) error {
+		var a httpCacheGetStaleIfErrorNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // httpCacheGetAgeNsArgs are the arguments of fastly_http_cache.get_age_ns, as cacheGetMaxAgeNsArgs's.
 type httpCacheGetAgeNsArgs = cacheGetMaxAgeNsArgs
 

@@ -528,6 +528,14 @@ func httpCacheImpls() []impl {
 			}
 			return putDur(c, a.CacheDurationNsOut, e.SWR())
 		}),
+		bindHTTPCacheGetStaleIfErrorNs(func(c *call, a httpCacheGetStaleIfErrorNsArgs) error {
+			// This cache never serves a stale response for an origin's
+			// error: every response's stale-if-error window is 0.
+			if _, err := c.httpCacheFound(a.Handle); err != nil {
+				return err
+			}
+			return c.putU64(a.CacheDurationNsOut, 0)
+		}),
 		bindHTTPCacheGetAgeNs(func(c *call, a httpCacheGetAgeNsArgs) error {
 			e, err := c.httpCacheFound(a.Handle)
 			if err != nil {

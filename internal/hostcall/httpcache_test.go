@@ -109,7 +109,7 @@ func httpCacheConventionSpecs(add func(module, name string, want abi.Status, arg
 	})
 	add(m, "get_found_response", ok, func(h *harness) []arg { return flat(h.aHTTPCache(httpFound), val(1), h.u32o(), h.u32o()) })
 	add(m, "get_state", ok, func(h *harness) []arg { return flat(h.aHTTPCache(httpObligation), h.u32o()) })
-	for _, name := range []string{"get_length", "get_max_age_ns", "get_stale_while_revalidate_ns", "get_age_ns", "get_hits"} {
+	for _, name := range []string{"get_length", "get_max_age_ns", "get_stale_while_revalidate_ns", "get_stale_if_error_ns", "get_age_ns", "get_hits"} {
 		add(m, name, ok, func(h *harness) []arg { return flat(h.aHTTPCache(httpFound), h.u64o()) })
 	}
 	add(m, "get_sensitive_data", ok, func(h *harness) []arg { return flat(h.aHTTPCache(httpFound), h.u32o()) })
