@@ -27,7 +27,7 @@ import (
 
 const (
 	httpCacheLookupKnown = abi.HTTPCacheLookupOverrideKey
-	httpCacheWriteKnown  = abi.HTTPCacheWriteVaryRule | abi.HTTPCacheWriteInitialAgeNs | abi.HTTPCacheWriteStaleWhileRevalidateNs | abi.HTTPCacheWriteSurrogateKeys | abi.HTTPCacheWriteLength | abi.HTTPCacheWriteSensitiveData
+	httpCacheWriteKnown  = abi.HTTPCacheWriteVaryRule | abi.HTTPCacheWriteInitialAgeNs | abi.HTTPCacheWriteStaleWhileRevalidateNs | abi.HTTPCacheWriteSurrogateKeys | abi.HTTPCacheWriteLength | abi.HTTPCacheWriteSensitiveData | abi.HTTPCacheWriteStaleIfErrorNs
 )
 
 // httpCacheLookup is an HTTP cache handle's lookup and the request it was
@@ -182,6 +182,8 @@ func (c *call) httpWriteOptions(mask, ptr uint32, rh http.Header) (cache.CoreWri
 		w.Length = int64(min(binary.LittleEndian.Uint64(b[abi.HTTPCacheWriteOffLength:]), 1<<63-1))
 	}
 	w.Sensitive = mask&abi.HTTPCacheWriteSensitiveData != 0
+	// stale_if_error_ns is read and ignored: this cache never serves a
+	// stale response for an origin's error.
 	return w, nil
 }
 
@@ -405,6 +407,9 @@ func httpCacheImpls() []impl {
 			if s.Length >= 0 {
 				binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffLength:], uint64(s.Length))
 				mask |= abi.HTTPCacheWriteLength
+			}
+			if a.OptionsMask&abi.HTTPCacheWriteStaleIfErrorNs != 0 {
+				mask |= abi.HTTPCacheWriteStaleIfErrorNs // 0: never served stale for an error
 			}
 			// The vary rule and surrogate keys go to the guest's buffers
 			// the input options give (their ptr and capacity), when it
