@@ -26,9 +26,9 @@ import (
 // guest answers /obj/... through fastly_http_cache, filling misses from
 // the backend "origin", a loopback server counting its requests.
 
-// serveHTTPCache serves the httpcache guest on eng with a backend
+// serveHTTPCache serves wasm (the httpcache guest) on eng with a backend
 // "origin" at originURL and the host cache c, for service svc-http.
-func serveHTTPCache(t *testing.T, eng engine.Engine, originURL string, c *cache.Cache) string {
+func serveHTTPCache(t *testing.T, eng engine.Engine, wasm []byte, originURL string, c *cache.Cache) string {
 	t.Helper()
 	manifest := fmt.Sprintf("service_id = \"svc-http\"\n[local_server.backends.origin]\nurl = %q\n", originURL)
 	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
@@ -45,7 +45,7 @@ func serveHTTPCache(t *testing.T, eng engine.Engine, originURL string, c *cache.
 	}
 	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log,
 		Env: server.GuestEnvFor(m), Policy: &hostcall.Policy{Guard: guard}, Cache: c}
-	v, err := loader.Load(context.Background(), "1", guests["httpcache"], m)
+	v, err := loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestHTTPCacheConformance(t *testing.T) {
 	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
 		origin := httpCacheOrigin(t)
 		c := cache.New(cache.Config{MaxBytes: 16 << 20})
-		url := serveHTTPCache(t, eng, origin.URL, c)
+		url := serveHTTPCache(t, eng, guests["httpcache"], origin.URL, c)
 		get := func(path string, hdr ...string) (*http.Response, string) {
 			t.Helper()
 			req, err := http.NewRequest("GET", url+path, nil)
@@ -258,7 +258,7 @@ func TestHTTPCacheConformance(t *testing.T) {
 func TestHTTPCacheCollapsing(t *testing.T) {
 	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
 		origin := httpCacheOrigin(t)
-		url := serveHTTPCache(t, eng, origin.URL, cache.New(cache.Config{MaxBytes: 16 << 20}))
+		url := serveHTTPCache(t, eng, guests["httpcache"], origin.URL, cache.New(cache.Config{MaxBytes: 16 << 20}))
 		const n = 10
 		var wg sync.WaitGroup
 		roles := make([]string, n)
@@ -298,6 +298,39 @@ func TestHTTPCacheCollapsing(t *testing.T) {
 		}
 		if inserters != 1 {
 			t.Errorf("%d inserters, want 1 (roles %v)", inserters, roles)
+		}
+	})
+}
+
+// TestHTTPCacheTinyGoGuest: the httpcache guest built with TinyGo gives
+// the same answers as its Go build, on each engine.
+func TestHTTPCacheTinyGoGuest(t *testing.T) {
+	tiny := guesttest.RequireTinyGoFixtures(t, "testdata/guests/httpcache")["httpcache"]
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		var reports [2]string
+		for i, wasm := range [][]byte{guests["httpcache"], tiny} {
+			origin := httpCacheOrigin(t)
+			url := serveHTTPCache(t, eng, wasm, origin.URL, cache.New(cache.Config{MaxBytes: 16 << 20}))
+			var tr strings.Builder
+			for _, path := range []string{"/obj/fresh", "/obj/fresh", "/obj/reval", "/obj/reval", "/obj/private", "/obj/private", "/bad"} {
+				req, err := http.NewRequest("GET", url+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, body := do(t, req)
+				fmt.Fprintf(&tr, "%s -> %d", path, resp.StatusCode)
+				for _, k := range []string{"X-Role", "X-State", "X-Action", "X-Sugg-Max-Age", "X-Hits", "X-Gen"} {
+					fmt.Fprintf(&tr, " %s=%s", k, resp.Header.Get(k))
+				}
+				fmt.Fprintf(&tr, " | %s\n", body)
+			}
+			reports[i] = tr.String()
+		}
+		if reports[0] != reports[1] {
+			t.Errorf("Go and TinyGo builds differ:\n%s\n---\n%s", reports[0], reports[1])
+		}
+		if !strings.Contains(reports[1], "X-Role=updater X-State=15") || !strings.Contains(reports[1], "close tx=0") {
+			t.Errorf("TinyGo build:\n%s", reports[1])
 		}
 	})
 }
