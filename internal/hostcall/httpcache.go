@@ -373,6 +373,9 @@ func httpCacheImpls() []impl {
 			}
 			r := newRequest()
 			r.method, r.uri, r.hdr = hl.method, hl.uri, headerFrom(h)
+			// It fills the HTTP cache: the readthrough cache passes it,
+			// so that the two never answer for one another.
+			r.override = cache.Override{Pass: true}
 			return c.putU32(a.ReqOut, c.s.reqs.add(r))
 		}),
 		bindHTTPCacheGetSuggestedCacheOptions(func(c *call, a httpCacheGetSuggestedCacheOptionsArgs) error {

@@ -12,6 +12,7 @@
 //	                           update_and_return_fresh (updater), record_not_cacheable
 //	                           (recorder) or abandon (nostore); a found response is answered
 //	                           from the cache (hit); neither: sent to the origin (pass)
+//	                           (?nopass=1: the backend request as suggested, no pass override of its own)
 //	/bad                       a report of bad-input statuses
 //
 // Reports are "check=result" lines, identical on every engine.
@@ -175,6 +176,9 @@ type header struct{ name, value string }
 var (
 	req, reqBody uint32
 	report       strings.Builder
+	// noPass (?nopass=1): the backend request is sent as suggested,
+	// without the guest's own pass override.
+	noPass bool
 )
 
 func line(name string, vals ...uint32) {
@@ -199,6 +203,7 @@ func main() {
 	path = path[strings.IndexByte(path, '/'):]
 	path, query, _ := strings.Cut(path, "?")
 	q := parseQuery(query)
+	noPass = q["nopass"] == "1"
 	switch {
 	case strings.HasPrefix(path, "/obj/"):
 		serve(q)
@@ -261,7 +266,9 @@ func fetch(h uint32) (resp, rbody, st uint32) {
 	if st := hcSuggestedBackendRequest(h, p(&breq)); st != 0 {
 		return 0, 0, st
 	}
-	reqCacheOverrideSet(breq, overridePass, 0, 0)
+	if !noPass {
+		reqCacheOverrideSet(breq, overridePass, 0, 0)
+	}
 	bodyNew(p(&bbody))
 	be, bl := sp("origin")
 	st = reqSend(breq, bbody, be, bl, p(&resp), p(&rbody))
