@@ -58,6 +58,14 @@ type CoreWrite struct {
 	// Sensitive marks the object as sensitive data (kept in memory only,
 	// as every object is).
 	Sensitive bool
+	// Status and Header are the stored HTTP response's status and header
+	// (HTTP cache objects; zero and nil for core cache objects).
+	Status int
+	Header http.Header
+	// NotCacheable records that the key's responses are not cacheable (a
+	// hit-for-pass for MaxAge): lookups that find the record pass
+	// (fastly_http_cache.transaction_record_not_cacheable).
+	NotCacheable bool
 }
 
 // CoreState is a core cache lookup's state, the cache_lookup_state bits.
@@ -78,7 +86,10 @@ type coreData struct {
 	length    int64
 	meta      []byte
 	sensitive bool
-	b         *coreBody // shared by the updates of one insert
+	// notCacheable: a hit-for-pass record, with no body.
+	notCacheable bool
+	vary         []string  // the Vary rule it was written with
+	b            *coreBody // shared by the updates of one insert
 }
 
 // coreBody is an inserted object's body.
@@ -125,6 +136,16 @@ func (e *CoreEntry) Sensitive() bool { return e.obj.core.sensitive }
 
 // SurrogateKeys returns the object's surrogate keys.
 func (e *CoreEntry) SurrogateKeys() []string { return e.obj.keys }
+
+// Status returns the stored HTTP response's status (0 for a core cache
+// object).
+func (e *CoreEntry) Status() int { return e.obj.status }
+
+// Header returns a copy of the stored HTTP response's header.
+func (e *CoreEntry) Header() http.Header { return e.obj.header.Clone() }
+
+// Vary returns the header names of the object's Vary rule.
+func (e *CoreEntry) Vary() []string { return e.obj.core.vary }
 
 // Length returns the body's length in bytes: the insert's Length when it
 // gave one, else the complete body's; ok is false while a body of unknown
@@ -286,6 +307,7 @@ type CoreLookup struct {
 	// Set once ready is closed.
 	entry      *CoreEntry
 	stale      bool
+	pass       bool // found a not-cacheable record
 	obligation *coreTxn
 	err        error
 }
@@ -333,6 +355,11 @@ func (l *CoreLookup) Entry() *CoreEntry { return l.entry }
 // HasObligation reports whether the lookup must insert or update.
 func (l *CoreLookup) HasObligation() bool { return l.obligation != nil }
 
+// Pass reports whether the lookup found a record that the key's responses
+// are not cacheable (CoreWrite.NotCacheable): it has neither an object nor
+// an obligation; call after Wait.
+func (l *CoreLookup) Pass() bool { return l.pass }
+
 // corePrimaryKey is the primary key of a core cache key. It starts with a
 // NUL byte, which no readthrough primary key does (those start with the
 // service id), so the two kinds never meet in the store.
@@ -362,14 +389,33 @@ func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
 	return &CoreEntry{c: c, obj: obj, hits: obj.hits.Add(1), age: obj.age(now)}
 }
 
+// httpPrimaryKey is the primary key of an HTTP cache API key
+// (fastly_http_cache): its own namespace, apart from core cache keys.
+func httpPrimaryKey(service string, gen uint64, key []byte) string {
+	return "\x00http\x00" + service + "\x00" + strconv.FormatUint(gen, 10) + "\x00" + string(key)
+}
+
 // CoreLookup looks key up in service's core cache, without joining a
 // transaction: the lookup is resolved when it returns. h is the request
 // headers the object's Vary rule is matched against (nil: none).
 func (c *Cache) CoreLookup(service string, key []byte, h http.Header) *CoreLookup {
+	return c.lookup(corePrimaryKey(service, c.gen(service), key), h)
+}
+
+// HTTPLookup is CoreLookup in service's HTTP cache (fastly_http_cache),
+// whose keys are apart from the core cache's; a lookup that finds a
+// not-cacheable record passes (CoreLookup.Pass).
+func (c *Cache) HTTPLookup(service string, key []byte, h http.Header) *CoreLookup {
+	return c.lookup(httpPrimaryKey(service, c.gen(service), key), h)
+}
+
+func (c *Cache) lookup(pk string, h http.Header) *CoreLookup {
 	now := c.now()
-	pk := corePrimaryKey(service, c.gen(service), key)
 	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
-	if obj, stale := c.coreFind(pk, h, now); obj != nil {
+	if obj, _ := c.coreFind(pk, h, now); obj != nil && obj.core.notCacheable {
+		l.pass = true
+		c.ctr.passes.Add(1)
+	} else if obj, stale := c.coreFind(pk, h, now); obj != nil {
 		l.entry, l.stale = c.coreEntry(obj, now), stale
 		c.ctr.hits.Add(1)
 	} else {
@@ -386,12 +432,28 @@ func (c *Cache) CoreLookup(service string, key []byte, h http.Header) *CoreLooku
 // inserted, or inherit the obligation if it gives up. The holder must
 // end the obligation with CoreInsert, CoreUpdate or CoreCancel.
 func (c *Cache) CoreTransactionLookup(service string, key []byte, h http.Header) *CoreLookup {
+	return c.transactionLookup(corePrimaryKey(service, c.gen(service), key), h)
+}
+
+// HTTPTransactionLookup is CoreTransactionLookup in service's HTTP cache;
+// a lookup that finds a not-cacheable record passes (CoreLookup.Pass):
+// no obligation, no wait.
+func (c *Cache) HTTPTransactionLookup(service string, key []byte, h http.Header) *CoreLookup {
+	return c.transactionLookup(httpPrimaryKey(service, c.gen(service), key), h)
+}
+
+func (c *Cache) transactionLookup(pk string, h http.Header) *CoreLookup {
 	now := c.now()
-	pk := corePrimaryKey(service, c.gen(service), key)
 	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	obj, stale := c.coreFind(pk, h, now)
+	if obj != nil && obj.core.notCacheable {
+		l.pass = true
+		c.ctr.passes.Add(1)
+		close(l.ready)
+		return l
+	}
 	if obj != nil && !stale {
 		l.entry = c.coreEntry(obj, now)
 		c.ctr.hits.Add(1)
@@ -441,6 +503,12 @@ func (c *Cache) endTxnLocked(l *CoreLookup) {
 	t.waiters = nil
 	var next *coreTxn
 	for _, w := range waiters {
+		if obj, _ := c.coreFind(w.key, w.reqH, now); obj != nil && obj.core.notCacheable {
+			w.pass = true
+			c.ctr.passes.Add(1)
+			close(w.ready)
+			continue
+		}
 		if obj, stale := c.coreFind(w.key, w.reqH, now); obj != nil {
 			w.entry, w.stale = c.coreEntry(obj, now), stale
 			c.ctr.hits.Add(1)
@@ -487,9 +555,20 @@ func (c *Cache) CoreAbandonWaiter(l *CoreLookup) {
 // body as it is written. ctx is unused by the writer; readers take their
 // own.
 func (c *Cache) CoreInsert(service string, key []byte, l *CoreLookup, w CoreWrite) *CoreWriter {
-	now := c.now()
 	gen := c.gen(service)
-	pk := corePrimaryKey(service, gen, key)
+	return c.insert(service, corePrimaryKey(service, gen, key), gen, l, w)
+}
+
+// HTTPInsert is CoreInsert in service's HTTP cache. With w.NotCacheable
+// the object is a not-cacheable record: its writer should be closed at
+// once, with nothing written.
+func (c *Cache) HTTPInsert(service string, key []byte, l *CoreLookup, w CoreWrite) *CoreWriter {
+	gen := c.gen(service)
+	return c.insert(service, httpPrimaryKey(service, gen, key), gen, l, w)
+}
+
+func (c *Cache) insert(service, pk string, gen uint64, l *CoreLookup, w CoreWrite) *CoreWriter {
+	now := c.now()
 	if l != nil {
 		pk = l.key
 	}
@@ -532,8 +611,11 @@ func (c *Cache) newCoreObject(service, pk string, w CoreWrite, now time.Time) *o
 	vk := variantKey(pk, w.Vary, w.RequestHeaders)
 	obj := &object{
 		service: service, key: vk, arrived: now, initialAge: w.InitialAge, swr: w.SWR,
-		keys: w.SurrogateKeys, header: http.Header{},
-		core: &coreData{maxAge: w.MaxAge, length: w.Length, meta: bytes.Clone(w.UserMetadata), sensitive: w.Sensitive},
+		keys: w.SurrogateKeys, header: w.Header.Clone(), status: w.Status,
+		core: &coreData{maxAge: w.MaxAge, length: w.Length, meta: bytes.Clone(w.UserMetadata), sensitive: w.Sensitive, notCacheable: w.NotCacheable, vary: w.Vary},
+	}
+	if obj.header == nil {
+		obj.header = http.Header{}
 	}
 	obj.freshUntil.Store(now.Add(w.MaxAge - w.InitialAge).UnixNano())
 	return obj

@@ -34,8 +34,10 @@ const jsBuildTimeout = 10 * time.Minute
 // package-lock.json, so a cached build needs neither node
 // nor the network. Otherwise npm ci installs the lockfile first when
 // node_modules is missing or holds another @fastly/js-compute than the
-// lockfile pins. Errors: ErrNoNode, or npm's or the build's output.
-func BuildJS(name string) ([]byte, time.Duration, error) {
+// lockfile pins. flags go to js-compute-runtime before the source (such
+// as --enable-http-cache) and are part of the cache key. Errors:
+// ErrNoNode, or npm's or the build's output.
+func BuildJS(name string, flags ...string) ([]byte, time.Duration, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, 0, err
@@ -59,6 +61,7 @@ func BuildJS(name string) ([]byte, time.Duration, error) {
 		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
 		h.Write(b)
 	}
+	fmt.Fprintf(h, "flags %q\n", flags)
 	cache, err := JSCacheDir()
 	if err != nil {
 		return nil, 0, err
@@ -93,7 +96,7 @@ func BuildJS(name string) ([]byte, time.Duration, error) {
 		}
 	}
 	tmp := out + ".tmp"
-	if err := run(ctx, dir, filepath.Join(dir, "node_modules", ".bin", "js-compute-runtime"), src, tmp); err != nil {
+	if err := run(ctx, dir, filepath.Join(dir, "node_modules", ".bin", "js-compute-runtime"), append(flags, src, tmp)...); err != nil {
 		return nil, 0, err
 	}
 	if err := os.Rename(tmp, out); err != nil {

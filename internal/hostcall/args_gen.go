@@ -4500,6 +4500,589 @@ func bindHTTPCacheIsRequestCacheable(fn func(c *call, a httpCacheIsRequestCachea
 	}}
 }
 
+// httpCacheLookupArgs are the arguments of fastly_http_cache.lookup.
+type httpCacheLookupArgs struct {
+	ReqHandle    uint32 // `req_handle` h(request)
+	OptionsMask  uint32 // `options_mask` http_cache_lookup_options_mask (bitmask)
+	Options      uint32 // `options` *http_cache_lookup_options (16 bytes, read), the pointer: read by the implementation
+	HTTPCacheOut uint32 // `http_cache_out` *h(http_cache), the pointer: 4 bytes, checked
+}
+
+// handle is the request handle the call is about: ReqHandle.
+func (a httpCacheLookupArgs) handle() uint32 { return a.ReqHandle }
+
+func (a *httpCacheLookupArgs) decode(c *call) error {
+	a.ReqHandle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.HTTPCacheOut = uint32(c.args[3])
+	if err := c.checkOut(a.HTTPCacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheLookup binds fn as fastly_http_cache.lookup: Looks up a request in the HTTP cache.
+func bindHTTPCacheLookup(fn func(c *call, a httpCacheLookupArgs) error) impl {
+	return impl{"fastly_http_cache", "lookup", func(c *call) error {
+		var a httpCacheLookupArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionLookupArgs are the arguments of fastly_http_cache.transaction_lookup, as httpCacheLookupArgs's.
+type httpCacheTransactionLookupArgs = httpCacheLookupArgs
+
+// bindHTTPCacheTransactionLookup binds fn as fastly_http_cache.transaction_lookup: Looks up a request in the HTTP cache, joining or starting a transaction.
+func bindHTTPCacheTransactionLookup(fn func(c *call, a httpCacheTransactionLookupArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_lookup", func(c *call) error {
+		var a httpCacheTransactionLookupArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionInsertArgs are the arguments of fastly_http_cache.transaction_insert.
+type httpCacheTransactionInsertArgs struct {
+	Handle      uint32 // `handle` h(http_cache)
+	RespHandle  uint32 // `resp_handle` h(response)
+	OptionsMask uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheTransactionInsertArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheTransactionInsertArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.RespHandle = uint32(c.args[1])
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.BodyOut = uint32(c.args[4])
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheTransactionInsert binds fn as fastly_http_cache.transaction_insert: Inserts a response in a transaction; returns the body to write it to.
+func bindHTTPCacheTransactionInsert(fn func(c *call, a httpCacheTransactionInsertArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_insert", func(c *call) error {
+		var a httpCacheTransactionInsertArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionInsertAndStreamBackArgs are the arguments of fastly_http_cache.transaction_insert_and_stream_back.
+type httpCacheTransactionInsertAndStreamBackArgs struct {
+	Handle       uint32 // `handle` h(http_cache)
+	RespHandle   uint32 // `resp_handle` h(response)
+	OptionsMask  uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options      uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+	BodyOut      uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+	HTTPCacheOut uint32 // `http_cache_out` *h(http_cache), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheTransactionInsertAndStreamBackArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheTransactionInsertAndStreamBackArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.RespHandle = uint32(c.args[1])
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.BodyOut = uint32(c.args[4])
+	a.HTTPCacheOut = uint32(c.args[5])
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.HTTPCacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheTransactionInsertAndStreamBack binds fn as fastly_http_cache.transaction_insert_and_stream_back: Inserts a response in a transaction and returns a handle to read it back while it is written.
+func bindHTTPCacheTransactionInsertAndStreamBack(fn func(c *call, a httpCacheTransactionInsertAndStreamBackArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_insert_and_stream_back", func(c *call) error {
+		var a httpCacheTransactionInsertAndStreamBackArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionUpdateArgs are the arguments of fastly_http_cache.transaction_update.
+type httpCacheTransactionUpdateArgs struct {
+	Handle      uint32 // `handle` h(http_cache)
+	RespHandle  uint32 // `resp_handle` h(response)
+	OptionsMask uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheTransactionUpdateArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheTransactionUpdateArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.RespHandle = uint32(c.args[1])
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	return nil
+}
+
+// bindHTTPCacheTransactionUpdate binds fn as fastly_http_cache.transaction_update: Updates the stored response's metadata in a transaction.
+func bindHTTPCacheTransactionUpdate(fn func(c *call, a httpCacheTransactionUpdateArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_update", func(c *call) error {
+		var a httpCacheTransactionUpdateArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionUpdateAndReturnFreshArgs are the arguments of fastly_http_cache.transaction_update_and_return_fresh.
+type httpCacheTransactionUpdateAndReturnFreshArgs struct {
+	Handle       uint32 // `handle` h(http_cache)
+	RespHandle   uint32 // `resp_handle` h(response)
+	OptionsMask  uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options      uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+	HTTPCacheOut uint32 // `http_cache_out` *h(http_cache), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheTransactionUpdateAndReturnFreshArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheTransactionUpdateAndReturnFreshArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.RespHandle = uint32(c.args[1])
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.HTTPCacheOut = uint32(c.args[4])
+	if err := c.checkOut(a.HTTPCacheOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheTransactionUpdateAndReturnFresh binds fn as fastly_http_cache.transaction_update_and_return_fresh: Updates the stored response's metadata and returns a fresh handle to it.
+func bindHTTPCacheTransactionUpdateAndReturnFresh(fn func(c *call, a httpCacheTransactionUpdateAndReturnFreshArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_update_and_return_fresh", func(c *call) error {
+		var a httpCacheTransactionUpdateAndReturnFreshArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionChooseStaleArgs are the arguments of fastly_http_cache.transaction_choose_stale, as downstreamNextRequestAbandonArgs's.
+type httpCacheTransactionChooseStaleArgs = downstreamNextRequestAbandonArgs
+
+// bindHTTPCacheTransactionChooseStale binds fn as fastly_http_cache.transaction_choose_stale: Chooses to serve the stale response instead of revalidating.
+func bindHTTPCacheTransactionChooseStale(fn func(c *call, a httpCacheTransactionChooseStaleArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_choose_stale", func(c *call) error {
+		var a httpCacheTransactionChooseStaleArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionRecordNotCacheableArgs are the arguments of fastly_http_cache.transaction_record_not_cacheable.
+type httpCacheTransactionRecordNotCacheableArgs struct {
+	Handle      uint32 // `handle` h(http_cache)
+	OptionsMask uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheTransactionRecordNotCacheableArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheTransactionRecordNotCacheableArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	return nil
+}
+
+// bindHTTPCacheTransactionRecordNotCacheable binds fn as fastly_http_cache.transaction_record_not_cacheable: Records that the response to a transaction cannot be cached.
+func bindHTTPCacheTransactionRecordNotCacheable(fn func(c *call, a httpCacheTransactionRecordNotCacheableArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_record_not_cacheable", func(c *call) error {
+		var a httpCacheTransactionRecordNotCacheableArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheTransactionAbandonArgs are the arguments of fastly_http_cache.transaction_abandon, as downstreamNextRequestAbandonArgs's.
+type httpCacheTransactionAbandonArgs = downstreamNextRequestAbandonArgs
+
+// bindHTTPCacheTransactionAbandon binds fn as fastly_http_cache.transaction_abandon: Gives up the obligation to insert in a transaction.
+func bindHTTPCacheTransactionAbandon(fn func(c *call, a httpCacheTransactionAbandonArgs) error) impl {
+	return impl{"fastly_http_cache", "transaction_abandon", func(c *call) error {
+		var a httpCacheTransactionAbandonArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheCloseArgs are the arguments of fastly_http_cache.close, as downstreamNextRequestAbandonArgs's.
+type httpCacheCloseArgs = downstreamNextRequestAbandonArgs
+
+// bindHTTPCacheClose binds fn as fastly_http_cache.close: Drops an HTTP cache handle.
+func bindHTTPCacheClose(fn func(c *call, a httpCacheCloseArgs) error) impl {
+	return impl{"fastly_http_cache", "close", func(c *call) error {
+		var a httpCacheCloseArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetSuggestedBackendRequestArgs are the arguments of fastly_http_cache.get_suggested_backend_request.
+type httpCacheGetSuggestedBackendRequestArgs struct {
+	Handle uint32 // `handle` h(http_cache)
+	ReqOut uint32 // `req_out` *h(request), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetSuggestedBackendRequestArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetSuggestedBackendRequestArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.ReqOut = uint32(c.args[1])
+	if err := c.checkOut(a.ReqOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSuggestedBackendRequest binds fn as fastly_http_cache.get_suggested_backend_request: Gets the request the host suggests sending to the backend on a miss.
+func bindHTTPCacheGetSuggestedBackendRequest(fn func(c *call, a httpCacheGetSuggestedBackendRequestArgs) error) impl {
+	return impl{"fastly_http_cache", "get_suggested_backend_request", func(c *call) error {
+		var a httpCacheGetSuggestedBackendRequestArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetSuggestedCacheOptionsArgs are the arguments of fastly_http_cache.get_suggested_cache_options.
+type httpCacheGetSuggestedCacheOptionsArgs struct {
+	Handle         uint32 // `handle` h(http_cache)
+	Response       uint32 // `response` h(response)
+	OptionsMask    uint32 // `options_mask` http_cache_write_options_mask (bitmask)
+	Options        uint32 // `options` *http_cache_write_options (56 bytes, read), the pointer: read by the implementation
+	OptionsMaskOut uint32 // `options_mask_out` *http_cache_write_options_mask bitmask, the pointer: 4 bytes, checked
+	OptionsOut     uint32 // `options_out` *http_cache_write_options (56 bytes), the pointer: 56 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetSuggestedCacheOptionsArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetSuggestedCacheOptionsArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.Response = uint32(c.args[1])
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.OptionsMaskOut = uint32(c.args[4])
+	a.OptionsOut = uint32(c.args[5])
+	if err := c.checkOut(a.OptionsMaskOut, 4, 4); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.OptionsOut, 56, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSuggestedCacheOptions binds fn as fastly_http_cache.get_suggested_cache_options: Gets the cache options the host suggests for a backend response.
+func bindHTTPCacheGetSuggestedCacheOptions(fn func(c *call, a httpCacheGetSuggestedCacheOptionsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_suggested_cache_options", func(c *call) error {
+		var a httpCacheGetSuggestedCacheOptionsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCachePrepareResponseForStorageArgs are the arguments of fastly_http_cache.prepare_response_for_storage.
+type httpCachePrepareResponseForStorageArgs struct {
+	Handle               uint32 // `handle` h(http_cache)
+	Response             uint32 // `response` h(response)
+	HTTPStorageActionOut uint32 // `http_storage_action_out` *http_storage_action enum, the pointer: 4 bytes, checked
+	RespOut              uint32 // `resp_out` *h(response), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCachePrepareResponseForStorageArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCachePrepareResponseForStorageArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.Response = uint32(c.args[1])
+	a.HTTPStorageActionOut = uint32(c.args[2])
+	a.RespOut = uint32(c.args[3])
+	if err := c.checkOut(a.HTTPStorageActionOut, 4, 4); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.RespOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCachePrepareResponseForStorage binds fn as fastly_http_cache.prepare_response_for_storage: Decides how a backend response is stored and returns the response to store.
+func bindHTTPCachePrepareResponseForStorage(fn func(c *call, a httpCachePrepareResponseForStorageArgs) error) impl {
+	return impl{"fastly_http_cache", "prepare_response_for_storage", func(c *call) error {
+		var a httpCachePrepareResponseForStorageArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetFoundResponseArgs are the arguments of fastly_http_cache.get_found_response.
+type httpCacheGetFoundResponseArgs struct {
+	Handle             uint32 // `handle` h(http_cache)
+	TransformForClient uint32 // `transform_for_client` u32 0/1
+	RespOut            uint32 // `resp_out` *h(response), the pointer: 4 bytes, checked
+	RespBodyOut        uint32 // `resp_body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetFoundResponseArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetFoundResponseArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.TransformForClient = uint32(c.args[1])
+	a.RespOut = uint32(c.args[2])
+	a.RespBodyOut = uint32(c.args[3])
+	if err := c.checkOut(a.RespOut, 4, 4); err != nil {
+		return err
+	}
+	if err := c.checkOut(a.RespBodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetFoundResponse binds fn as fastly_http_cache.get_found_response: Gets the cached response and body a lookup found.
+func bindHTTPCacheGetFoundResponse(fn func(c *call, a httpCacheGetFoundResponseArgs) error) impl {
+	return impl{"fastly_http_cache", "get_found_response", func(c *call) error {
+		var a httpCacheGetFoundResponseArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetStateArgs are the arguments of fastly_http_cache.get_state, as cacheGetStateArgs's.
+type httpCacheGetStateArgs = cacheGetStateArgs
+
+// bindHTTPCacheGetState binds fn as fastly_http_cache.get_state: Gets an HTTP cache lookup's state.
+func bindHTTPCacheGetState(fn func(c *call, a httpCacheGetStateArgs) error) impl {
+	return impl{"fastly_http_cache", "get_state", func(c *call) error {
+		var a httpCacheGetStateArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetLengthArgs are the arguments of fastly_http_cache.get_length, as cacheGetLengthArgs's.
+type httpCacheGetLengthArgs = cacheGetLengthArgs
+
+// bindHTTPCacheGetLength binds fn as fastly_http_cache.get_length: Gets a cached response's body length.
+func bindHTTPCacheGetLength(fn func(c *call, a httpCacheGetLengthArgs) error) impl {
+	return impl{"fastly_http_cache", "get_length", func(c *call) error {
+		var a httpCacheGetLengthArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetMaxAgeNsArgs are the arguments of fastly_http_cache.get_max_age_ns, as cacheGetMaxAgeNsArgs's.
+type httpCacheGetMaxAgeNsArgs = cacheGetMaxAgeNsArgs
+
+// bindHTTPCacheGetMaxAgeNs binds fn as fastly_http_cache.get_max_age_ns: Gets a cached response's max age.
+func bindHTTPCacheGetMaxAgeNs(fn func(c *call, a httpCacheGetMaxAgeNsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_max_age_ns", func(c *call) error {
+		var a httpCacheGetMaxAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_http_cache.get_stale_while_revalidate_ns, as cacheGetMaxAgeNsArgs's.
+type httpCacheGetStaleWhileRevalidateNsArgs = cacheGetMaxAgeNsArgs
+
+// bindHTTPCacheGetStaleWhileRevalidateNs binds fn as fastly_http_cache.get_stale_while_revalidate_ns: Gets a cached response's stale-while-revalidate time.
+func bindHTTPCacheGetStaleWhileRevalidateNs(fn func(c *call, a httpCacheGetStaleWhileRevalidateNsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_stale_while_revalidate_ns", func(c *call) error {
+		var a httpCacheGetStaleWhileRevalidateNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetStaleIfErrorNsArgs are the arguments of fastly_http_cache.get_stale_if_error_ns, as cacheGetMaxAgeNsArgs's.
+type httpCacheGetStaleIfErrorNsArgs = cacheGetMaxAgeNsArgs
+
+// bindHTTPCacheGetStaleIfErrorNs binds fn as fastly_http_cache.get_stale_if_error_ns: Gets a cached response's stale-if-error time.
+func bindHTTPCacheGetStaleIfErrorNs(fn func(c *call, a httpCacheGetStaleIfErrorNsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_stale_if_error_ns", func(c *call) error {
+		var a httpCacheGetStaleIfErrorNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetAgeNsArgs are the arguments of fastly_http_cache.get_age_ns, as cacheGetMaxAgeNsArgs's.
+type httpCacheGetAgeNsArgs = cacheGetMaxAgeNsArgs
+
+// bindHTTPCacheGetAgeNs binds fn as fastly_http_cache.get_age_ns: Gets a cached response's age.
+func bindHTTPCacheGetAgeNs(fn func(c *call, a httpCacheGetAgeNsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_age_ns", func(c *call) error {
+		var a httpCacheGetAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetHitsArgs are the arguments of fastly_http_cache.get_hits, as cacheGetHitsArgs's.
+type httpCacheGetHitsArgs = cacheGetHitsArgs
+
+// bindHTTPCacheGetHits binds fn as fastly_http_cache.get_hits: Gets how many times a cached response was hit.
+func bindHTTPCacheGetHits(fn func(c *call, a httpCacheGetHitsArgs) error) impl {
+	return impl{"fastly_http_cache", "get_hits", func(c *call) error {
+		var a httpCacheGetHitsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetSensitiveDataArgs are the arguments of fastly_http_cache.get_sensitive_data.
+type httpCacheGetSensitiveDataArgs struct {
+	Handle         uint32 // `handle` h(http_cache)
+	IsSensitiveOut uint32 // `is_sensitive_out` *is_sensitive 0/1, the pointer: 4 bytes, checked
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetSensitiveDataArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetSensitiveDataArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.IsSensitiveOut = uint32(c.args[1])
+	if err := c.checkOut(a.IsSensitiveOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSensitiveData binds fn as fastly_http_cache.get_sensitive_data: Reports whether a cached response is marked sensitive.
+func bindHTTPCacheGetSensitiveData(fn func(c *call, a httpCacheGetSensitiveDataArgs) error) impl {
+	return impl{"fastly_http_cache", "get_sensitive_data", func(c *call) error {
+		var a httpCacheGetSensitiveDataArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetSurrogateKeysArgs are the arguments of fastly_http_cache.get_surrogate_keys.
+type httpCacheGetSurrogateKeysArgs struct {
+	Handle              uint32 // `handle` h(http_cache)
+	SurrogateKeysOutPtr outBuf // `surrogate_keys_out_ptr` buf
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetSurrogateKeysArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetSurrogateKeysArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.SurrogateKeysOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
+	if err := c.checkOut(a.SurrogateKeysOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSurrogateKeys binds fn as fastly_http_cache.get_surrogate_keys: Gets a cached response's surrogate keys, space-separated.
+func bindHTTPCacheGetSurrogateKeys(fn func(c *call, a httpCacheGetSurrogateKeysArgs) error) impl {
+	return impl{"fastly_http_cache", "get_surrogate_keys", func(c *call) error {
+		var a httpCacheGetSurrogateKeysArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetVaryRuleArgs are the arguments of fastly_http_cache.get_vary_rule.
+type httpCacheGetVaryRuleArgs struct {
+	Handle         uint32 // `handle` h(http_cache)
+	VaryRuleOutPtr outBuf // `vary_rule_out_ptr` buf
+}
+
+// handle is the http_cache handle the call is about: Handle.
+func (a httpCacheGetVaryRuleArgs) handle() uint32 { return a.Handle }
+
+func (a *httpCacheGetVaryRuleArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.VaryRuleOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
+	if err := c.checkOut(a.VaryRuleOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetVaryRule binds fn as fastly_http_cache.get_vary_rule: Gets a cached response's vary rule, space-separated header names.
+func bindHTTPCacheGetVaryRule(fn func(c *call, a httpCacheGetVaryRuleArgs) error) impl {
+	return impl{"fastly_http_cache", "get_vary_rule", func(c *call) error {
+		var a httpCacheGetVaryRuleArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // kvStoreOpenArgs are the arguments of fastly_kv_store.open.
 type kvStoreOpenArgs struct {
 	Name       []byte // `name` str, a view of guest memory (at most maxStringLen bytes)

@@ -46,11 +46,12 @@ type cacheLookup struct {
 type cacheHandles struct {
 	lookups handles[*cacheLookup]
 	busy    handles[*cacheLookup]
+	http    handles[*httpCacheLookup] // fastly_http_cache handles (httpcache.go)
 }
 
 func (s *Session) cacheh() *cacheHandles {
 	if s.cache == nil {
-		s.cache = &cacheHandles{lookups: newHandles[*cacheLookup](&s.next), busy: newHandles[*cacheLookup](&s.next)}
+		s.cache = &cacheHandles{lookups: newHandles[*cacheLookup](&s.next), busy: newHandles[*cacheLookup](&s.next), http: newHandles[*httpCacheLookup](&s.next)}
 	}
 	return s.cache
 }
@@ -87,6 +88,10 @@ func (s *Session) closeCache() {
 			s.env.cacheRelease(cl)
 			delete(t.m, h)
 		}
+	}
+	for h, hl := range s.cache.http.m {
+		s.env.cacheRelease(&cacheLookup{l: hl.l})
+		delete(s.cache.http.m, h)
 	}
 }
 

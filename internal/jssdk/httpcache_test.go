@@ -1,0 +1,112 @@
+package jssdk_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/edgehost/edgehost/internal/cache"
+	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/guesttest"
+	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/pool"
+	"github.com/edgehost/edgehost/internal/server"
+)
+
+// TestJSHTTPCache serves httpcache.js built with --enable-http-cache, so
+// that its fetches go through the HTTP cache API (README.md, "Caching";
+// abi/README.md, "fastly_http_cache"): a cacheable answer is fetched
+// once; a private one is fetched every time, unless the CacheOverride's
+// afterSend hook says to store it, which only the HTTP cache API allows
+// (the readthrough cache never stores private answers). No stub hostcall
+// is called. The origin counts its requests per path.
+func TestJSHTTPCache(t *testing.T) {
+	wasm, took, err := guesttest.BuildJS("httpcache", "--enable-http-cache")
+	skipOrFail(t, err)
+	if took > 0 {
+		t.Logf("built httpcache.js with --enable-http-cache in %v", took)
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		counts[r.URL.Path]++
+		n := counts[r.URL.Path]
+		mu.Unlock()
+		cc := "max-age=60"
+		if r.URL.Path != "/pub" {
+			cc = "private"
+		}
+		w.Header().Set("Cache-Control", cc)
+		fmt.Fprintf(w, "%s #%d", r.URL.Path, n)
+	}))
+	t.Cleanup(origin.Close)
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[path]
+	}
+
+	m, err := config.Parse("fastly.toml", []byte(fmt.Sprintf("name = \"jssdk-httpcache\"\n[local_server.backends.origin]\nurl = %q\n", origin.URL)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &guesttest.LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	eng, err := guesttest.Engine(engine.Config{CacheDir: shared.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	pools := pool.NewManager(log)
+	t.Cleanup(pools.Close)
+	c := cache.New(cache.Config{MaxBytes: 8 << 20})
+	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m), Cache: c}
+	v, err := loader.Load(context.Background(), "1", wasm, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Logger: log})
+	srv.Activate(v)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	t.Cleanup(func() { server.Retire(context.Background(), v) })
+	h := &jsHost{url: hs.URL, logs: logs}
+	t.Cleanup(func() {
+		h.checkNoStubs(t)
+		if t.Failed() {
+			t.Logf("host logs:\n%s", logs)
+		}
+	})
+
+	for _, s := range []struct {
+		path, body, origin string
+		n                  int
+	}{
+		{"/pub", "/pub #1", "/pub", 1},
+		{"/pub", "/pub #1", "/pub", 1},
+		{"/priv", "/priv #1", "/priv", 1},
+		{"/priv", "/priv #2", "/priv", 2},
+		{"/forced?force=1", "/forced #1", "/forced", 1},
+		{"/forced?force=1", "/forced #1", "/forced", 1},
+	} {
+		resp, err := http.Get(hs.URL + s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 256)
+		n, _ := resp.Body.Read(b)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b[:n]) != s.body {
+			t.Errorf("GET %s: %d %q, want 200 %q", s.path, resp.StatusCode, b[:n], s.body)
+		}
+		if got := count(s.origin); got != s.n {
+			t.Errorf("after GET %s: the origin saw %d requests for %s, want %d", s.path, got, s.origin, s.n)
+		}
+	}
+}
