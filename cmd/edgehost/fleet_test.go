@@ -423,6 +423,12 @@ func TestServeFleetGuests(t *testing.T) {
 		code, _, _ := fleetGet(c.adminURL + "/v1/fleet")
 		return code == http.StatusServiceUnavailable
 	})
+	if code, _, body := fleetGet(c.adminURL + "/healthz"); code != 200 || !strings.Contains(body, `"connected":false`) {
+		t.Fatalf("cut-off C's /healthz: %d %q, want 200 naming the link down", code, body)
+	}
+	if code, _, body := fleetGet(a.adminURL + "/healthz"); code != 200 || !strings.Contains(body, `"connected":true`) {
+		t.Fatalf("A's /healthz: %d %q, want 200 naming the link up", code, body)
+	}
 	if code, _, body := fleetGet(c.adminURL + "/v1/kv/shared/keys/k"); code != http.StatusInternalServerError {
 		t.Fatalf("cut-off C's KV read: %d %q, want 500 (no stale answer)", code, body)
 	}
@@ -438,6 +444,9 @@ func TestServeFleetGuests(t *testing.T) {
 		}
 	}
 	t.Logf("C's link restored: C serves the new version after %v", waitTag(t, 20*time.Second, "four", c))
+	if code, _, body := fleetGet(c.adminURL + "/healthz"); code != 200 || !strings.Contains(body, `"connected":true`) {
+		t.Fatalf("C's /healthz after the restore: %d %q, want the link up", code, body)
+	}
 
 	// (5) A rollback on C reaches all three.
 	if out, errl, code := cliOut(t, "activate", "--admin", c.adminURL, "3"); code != 0 {

@@ -221,7 +221,7 @@ func (a *Admin) RunFleet(ctx context.Context) {
 	done := make(chan struct{}, 2)
 	go func() { f.Watch(ctx, a.follow); done <- struct{}{} }()
 	go func() { f.Purges(ctx, a.applyPurge); done <- struct{}{} }()
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(fleet.ReportInterval)
 	defer t.Stop()
 	for {
 		select {
