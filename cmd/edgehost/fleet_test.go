@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -453,4 +455,72 @@ func TestServeFleetGuests(t *testing.T) {
 		t.Fatalf("activate 3 on C: exit %d: %s %s", code, out, errl)
 	}
 	t.Logf("rollback on C served by all three processes in %v", waitTag(t, 20*time.Second, "three", all...))
+}
+
+// TestServeFleetDeploysUnderLoad: three `edgehost serve --cluster`
+// processes on a three-server JetStream cluster; 20 deploys, to each
+// node in turn, while every node answers a steady stream of requests:
+// every deploy is served by all three within 10 s, and no request fails.
+func TestServeFleetDeploysUnderLoad(t *testing.T) {
+	cl := fleettest.Start(t, 3)
+	cluster := strings.Join(cl.URLs, ",")
+	var procs []*serveProc
+	for i := range 3 {
+		procs = append(procs, startServeProc(t, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--cluster", cluster, "--cluster-node", fmt.Sprintf("node%d", i), "--cluster-replicas", "3"))
+	}
+	var ok, failed atomic.Int64
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(p.url + "/")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s: %v %v", p.url, err, resp))
+					continue
+				}
+				ok.Add(1)
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	var lat []time.Duration
+	for i := range 20 {
+		tag := fmt.Sprintf("load%d", i)
+		on := procs[i%3]
+		t0 := time.Now()
+		resp, err := http.Post(on.adminURL+"/v1/modules", "application/wasm", bytes.NewReader(admin.WelcomeModule(tag)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("deploy %d on %s: %d %s", i, on.adminURL, resp.StatusCode, b)
+		}
+		waitTag(t, 10*time.Second, tag, procs...)
+		lat = append(lat, time.Since(t0))
+	}
+	close(stop)
+	wg.Wait()
+	slices.Sort(lat)
+	t.Logf("20 deploys, upload to served by all three processes: p50 %v, max %v; %d requests answered, %d failed", lat[len(lat)/2], lat[len(lat)-1], ok.Load(), failed.Load())
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Fatalf("%d requests failed (first: %v), %d answered", failed.Load(), firstFailure.Load(), ok.Load())
+	}
 }
