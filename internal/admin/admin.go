@@ -9,7 +9,7 @@
 //	POST /v1/modules/{version}/activate   switch to a stored version (roll back or forward)
 //	GET  /v1/pools                        {pools: [...]}: every origin pool, its settings and counters
 //	GET  /v1/services                     the active version's ACLs, geolocation, device detection, rate counters, shielding sites (names and sizes)
-//	GET  /healthz                         {status: "ok", active}
+//	GET  /healthz                         {status: "ok", active, fleet: {node, connected} with a cluster}
 //	GET  /v1/fleet                        fleet mode: the fleet's active version and every node (fleet.go)
 //	GET  /                                the status page (HTML; see statusPage)
 //	POST /ui/activate                     the status page's activate and roll-back buttons (a form)
@@ -565,7 +565,12 @@ func (a *Admin) health(c echo.Context) error {
 	a.mu.Lock()
 	active := a.active
 	a.mu.Unlock()
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "active": active})
+	out := map[string]any{"status": "ok", "active": active}
+	if a.cfg.Fleet != nil {
+		// Still 200: a node cut off from NATS serves its active version.
+		out["fleet"] = map[string]any{"node": a.cfg.Fleet.Node(), "connected": a.cfg.Fleet.Connected()}
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // auth is the middleware of mutating calls: with a token configured, a

@@ -154,7 +154,9 @@ func (a *Admin) localCopy(ctx context.Context, n int) (store.Version, error) {
 	if err != nil {
 		return store.Version{}, err
 	}
-	st, err := a.cfg.Store.Stage(bytes.NewReader(upload), int64(len(upload))+1)
+	// The upload limit, not the upload's size: a package unpacks to more
+	// than its compressed bytes.
+	st, err := a.cfg.Store.Stage(bytes.NewReader(upload), max(a.cfg.MaxUploadBytes, int64(len(upload))))
 	if err != nil {
 		return store.Version{}, fmt.Errorf("fleet version %d: %w", n, err)
 	}
@@ -219,7 +221,7 @@ func (a *Admin) RunFleet(ctx context.Context) {
 	done := make(chan struct{}, 2)
 	go func() { f.Watch(ctx, a.follow); done <- struct{}{} }()
 	go func() { f.Purges(ctx, a.applyPurge); done <- struct{}{} }()
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(fleet.ReportInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -32,7 +32,19 @@ type NodeStatus struct {
 	Since    time.Time `json:"since"`
 	Updated  time.Time `json:"updated"`
 	AdminURL string    `json:"admin_url,omitempty"`
+	// Stale is set by Nodes when Updated is older than the reader's
+	// Config.StaleAfter: the node stopped reporting (stopped, or cut
+	// off from NATS). A node that reports again is no longer stale.
+	Stale bool `json:"stale"`
 }
+
+// ReportInterval is how often a node reports its status (README.md,
+// "Fleet": nodes report every 2 s).
+const ReportInterval = 2 * time.Second
+
+// DefaultStaleAfter is Config.StaleAfter's default: 10 s, five missed
+// reports.
+const DefaultStaleAfter = 5 * ReportInterval
 
 func (f *Fleet) activeKey() string { return "active." + f.cfg.Service }
 func (f *Fleet) seqKey() string    { return "seq." + f.cfg.Service }
@@ -277,14 +289,15 @@ func (f *Fleet) Report(ctx context.Context, s NodeStatus) error {
 	if err != nil {
 		return err
 	}
-	s.Node, s.Updated = f.cfg.Node, time.Now().UTC()
+	s.Node, s.Updated, s.Stale = f.cfg.Node, time.Now().UTC(), false
 	b, _ := json.Marshal(s)
 	_, err = kv.Put(ctx, f.nodeKey(), b)
 	return unavailable(err)
 }
 
 // Nodes returns the status every node of the service last reported,
-// by name. Errors: ErrUnavailable.
+// by name, each marked Stale when its last report is older than
+// Config.StaleAfter. Errors: ErrUnavailable.
 func (f *Fleet) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	ctx, cancel, err := f.op(ctx)
 	if err != nil {
@@ -313,6 +326,7 @@ func (f *Fleet) Nodes(ctx context.Context) ([]NodeStatus, error) {
 		}
 		var s NodeStatus
 		if json.Unmarshal(e.Value(), &s) == nil {
+			s.Stale = time.Since(s.Updated) > f.cfg.StaleAfter
 			out = append(out, s)
 		}
 	}

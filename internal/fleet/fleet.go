@@ -80,6 +80,9 @@ type Config struct {
 	Service string
 	// OpTimeout bounds one NATS call; 0 is DefaultOpTimeout.
 	OpTimeout time.Duration
+	// StaleAfter is the age (of its last report) past which GET
+	// /v1/fleet marks a node stale; 0 is DefaultStaleAfter.
+	StaleAfter time.Duration
 	// NoDiscovery keeps the client on URLs, ignoring the servers the
 	// cluster advertises (nats.IgnoreDiscoveredServers).
 	NoDiscovery bool
@@ -128,6 +131,9 @@ func Connect(cfg Config) (*Fleet, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = DefaultOpTimeout
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, buckets: map[string]jetstream.KeyValue{}, links: make(chan struct{})}
 	if f.log == nil {

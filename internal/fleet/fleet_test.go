@@ -152,3 +152,44 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("failing took %v", d)
 	}
 }
+
+// TestNodesStale: a node whose last report is older than StaleAfter is
+// listed stale; reporting again clears it.
+func TestNodesStale(t *testing.T) {
+	c := fleettest.Start(t, 1)
+	reader, err := fleet.Connect(fleet.Config{URLs: c.URLs, Node: "reader", StaleAfter: 300 * time.Millisecond, NoDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	gone := connect(t, "gone", c.URLs...)
+	ctx := context.Background()
+	stale := func() map[string]bool {
+		t.Helper()
+		nodes, err := reader.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, n := range nodes {
+			out[n.Node] = n.Stale
+		}
+		return out
+	}
+	if err := gone.Report(ctx, fleet.NodeStatus{Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := stale(); len(got) != 1 || got["gone"] {
+		t.Fatalf("just after a report: %v, want gone listed, not stale", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if got := stale(); !got["gone"] {
+		t.Fatalf("400 ms after the last report (StaleAfter 300 ms): %v, want gone stale", got)
+	}
+	if err := gone.Report(ctx, fleet.NodeStatus{Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := stale(); got["gone"] {
+		t.Fatalf("after a new report: %v, want gone not stale", got)
+	}
+}
