@@ -215,7 +215,7 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(uri)
+	u, err := parseURI(uri)
 	if err != nil {
 		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
 	}

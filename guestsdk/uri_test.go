@@ -1,0 +1,83 @@
+package guestsdk
+
+import (
+	"net/url"
+	"reflect"
+	"testing"
+)
+
+// TestParseURIMatchesURLParse checks that parseURI returns what url.Parse
+// returns, for URIs its fast path takes and for those it leaves to
+// url.Parse.
+func TestParseURIMatchesURLParse(t *testing.T) {
+	for _, tc := range []struct {
+		uri  string
+		fast bool
+	}{
+		{"http://example.com/", true},
+		{"http://example.com", true},
+		{"https://example.com/a/b.txt", true},
+		{"http://127.0.0.1:7676/bench", true},
+		{"http://Example.COM/Path", true},
+		{"http://example.com/p?x=1&y=2", true},
+		{"http://example.com/p?", true},
+		{"http://example.com?q", true},
+		{"http://example.com/a;b=c/d:e@f~g$&+,", true},
+		{"http://example.com/p?a=b/c?d:@!$'()*+,;", true},
+		{"http://example.com//double//slash", true},
+		{"http://example.com/%41", false},
+		{"http://example.com/a b", false},
+		{"http://example.com/p#frag", false},
+		{"http://example.com/p?x=%20", false},
+		{"http://user@example.com/", false},
+		{"http://[::1]:80/", false},
+		{"http://example.com:/", true},
+		{"http://example.com/a!b", false},
+		{"http://:80/", false},
+		{"http://example.com:8x/", false},
+		{"http://a:1:2/", false},
+		{"HTTP://example.com/", false},
+		{"ftp://example.com/", false},
+		{"/relative", false},
+		{"", false},
+		{"http://", false},
+		{"http://example.com/ü", false},
+		{"http://example.com/p?ü", false},
+		{"http://ex_ample.com/", false},
+		{"http://example.com/p?a\x7f", false},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			if _, ok := parseSimpleURI(tc.uri); ok != tc.fast {
+				t.Errorf("fast path taken: %v, want %v", ok, tc.fast)
+			}
+			got, gotErr := parseURI(tc.uri)
+			want, wantErr := url.Parse(tc.uri)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("error %v, url.Parse's %v", gotErr, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %#v, url.Parse gives %#v", got, want)
+			}
+			if got != nil && got.String() != want.String() {
+				t.Errorf("String() %q, url.Parse's %q", got.String(), want.String())
+			}
+		})
+	}
+}
+
+// FuzzParseURI checks parseURI against url.Parse on arbitrary input.
+func FuzzParseURI(f *testing.F) {
+	for _, s := range []string{"http://example.com/p?x=1", "https://a.b:8080/c/d?", "http://h/%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		got, gotErr := parseURI(uri)
+		want, wantErr := url.Parse(uri)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, url.Parse's %v", uri, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: got %#v, url.Parse gives %#v", uri, got, want)
+		}
+	})
+}
