@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -68,15 +69,19 @@ func (f *Fleet) Publish(ctx context.Context, upload []byte) (int, error) {
 	}
 	n := 0
 	for attempt := 0; ; attempt++ {
-		e, err := kv.Get(ctx, f.seqKey())
+		var e jetstream.KeyValueEntry
+		err := whileNoResponders(ctx, func() (err error) { e, err = kv.Get(ctx, f.seqKey()); return err })
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			n = 1
-			_, err = kv.Create(ctx, f.seqKey(), []byte("1"))
+			err = whileNoResponders(ctx, func() error { _, err := kv.Create(ctx, f.seqKey(), []byte("1")); return err })
 		case err == nil:
 			last, _ := strconv.Atoi(string(e.Value()))
 			n = last + 1
-			_, err = kv.Update(ctx, f.seqKey(), []byte(strconv.Itoa(n)), e.Revision())
+			err = whileNoResponders(ctx, func() error {
+				_, err := kv.Update(ctx, f.seqKey(), []byte(strconv.Itoa(n)), e.Revision())
+				return err
+			})
 		}
 		if err == nil {
 			break
@@ -89,10 +94,29 @@ func (f *Fleet) Publish(ctx context.Context, upload []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := o.PutBytes(ctx, f.object(n), upload); err != nil {
+	if err := whileNoResponders(ctx, func() error { _, err := o.PutBytes(ctx, f.object(n), upload); return err }); err != nil {
 		return 0, unavailable(fmt.Errorf("fleet: storing version %d: %w", n, err))
 	}
 	return n, nil
+}
+
+// whileNoResponders runs fn again, every 50 ms until ctx ends, while it
+// fails with nats.ErrNoResponders: nobody received the request (a stream
+// whose leader is being elected after a NATS server was lost), so a
+// retry cannot apply a write twice. Other errors, timeouts included (a
+// timed-out write may have been applied), return at once.
+func whileNoResponders(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func isConflict(err error) bool {
@@ -172,7 +196,8 @@ func (f *Fleet) Activate(ctx context.Context, n int, ifRevision *uint64) (Active
 	if ifRevision != nil {
 		rev = *ifRevision
 	} else {
-		e, err := kv.Get(ctx, f.activeKey())
+		var e jetstream.KeyValueEntry
+		err := whileNoResponders(ctx, func() (err error) { e, err = kv.Get(ctx, f.activeKey()); return err })
 		switch {
 		case err == nil:
 			rev = e.Revision()
@@ -182,11 +207,14 @@ func (f *Fleet) Activate(ctx context.Context, n int, ifRevision *uint64) (Active
 	}
 	a := Active{Version: n, By: f.cfg.Node, At: time.Now().UTC()}
 	val, _ := json.Marshal(a)
-	if rev == 0 {
-		a.Revision, err = kv.Create(ctx, f.activeKey(), val)
-	} else {
-		a.Revision, err = kv.Update(ctx, f.activeKey(), val, rev)
-	}
+	err = whileNoResponders(ctx, func() (err error) {
+		if rev == 0 {
+			a.Revision, err = kv.Create(ctx, f.activeKey(), val)
+		} else {
+			a.Revision, err = kv.Update(ctx, f.activeKey(), val, rev)
+		}
+		return err
+	})
 	if isConflict(err) {
 		cur := "none"
 		if e, gerr := kv.Get(ctx, f.activeKey()); gerr == nil {
