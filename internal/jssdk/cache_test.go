@@ -1,7 +1,6 @@
 package jssdk_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,12 +10,8 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/internal/cache"
-	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
-	"github.com/edgehost/edgehost/internal/guesttest"
-	"github.com/edgehost/edgehost/internal/hostcall"
-	"github.com/edgehost/edgehost/internal/pool"
-	"github.com/edgehost/edgehost/internal/server"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 )
 
 // TestJSCacheOverride serves app.js on a host with a readthrough cache
@@ -45,37 +40,7 @@ func TestJSCacheOverride(t *testing.T) {
 		return counts[uri]
 	}
 
-	m, err := config.Parse("fastly.toml", []byte(fmt.Sprintf("name = \"jssdk-cache\"\n[local_server.backends.origin]\nurl = %q\n", origin.URL)), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &guesttest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	eng, err := guesttest.Engine(engine.Config{CacheDir: shared.cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	pools := pool.NewManager(log)
-	t.Cleanup(pools.Close)
-	c := cache.New(cache.Config{MaxBytes: 8 << 20})
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m), Cache: c}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	t.Cleanup(func() { server.Retire(context.Background(), v) })
-	h := &jsHost{url: hs.URL, logs: logs}
-	t.Cleanup(func() {
-		h.checkNoStubs(t)
-		if t.Failed() {
-			t.Logf("host logs:\n%s", logs)
-		}
-	})
+	h, c := cacheJSHost(t, wasm, fmt.Sprintf("name = \"jssdk-cache\"\n[local_server.backends.origin]\nurl = %q\n", origin.URL), slog.LevelInfo)
 
 	steps := []struct {
 		query  string // of /cache/fetch, or a purge
@@ -118,4 +83,22 @@ func TestJSCacheOverride(t *testing.T) {
 	if st := c.Stats(); st.Hits != 2 || st.Purged != 2 {
 		t.Errorf("cache stats: %d hits, %d purged; want 2, 2", st.Hits, st.Purged)
 	}
+}
+
+// cacheJSHost serves wasm under manifest with a readthrough cache of
+// 8 MiB (testhost), logging from level; at cleanup it fails the test if
+// the guest called a stub hostcall, and prints the host's logs when the
+// test failed. It returns the host and its cache.
+func cacheJSHost(t *testing.T, wasm []byte, manifest string, level slog.Level) (*jsHost, *cache.Cache) {
+	t.Helper()
+	th := testhost.New(t, wasm, testhost.Config{Manifest: manifest, EngineConfig: engine.Config{CacheDir: shared.cache},
+		LogLevel: level, Cache: cache.New(cache.Config{MaxBytes: 8 << 20})})
+	h := &jsHost{url: th.Listen(t), logs: th.Logs}
+	t.Cleanup(func() {
+		h.checkNoStubs(t)
+		if t.Failed() {
+			t.Logf("host logs:\n%s", th.Logs)
+		}
+	})
+	return h, th.Cache
 }

@@ -1,7 +1,6 @@
 package jssdk_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,13 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/edgehost/edgehost/internal/cache"
-	"github.com/edgehost/edgehost/internal/config"
-	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
-	"github.com/edgehost/edgehost/internal/hostcall"
-	"github.com/edgehost/edgehost/internal/pool"
-	"github.com/edgehost/edgehost/internal/server"
 )
 
 // TestJSHTTPCache serves httpcache.js built with --enable-http-cache, so
@@ -52,37 +45,7 @@ func TestJSHTTPCache(t *testing.T) {
 		return counts[path]
 	}
 
-	m, err := config.Parse("fastly.toml", []byte(fmt.Sprintf("name = \"jssdk-httpcache\"\n[local_server.backends.origin]\nurl = %q\n", origin.URL)), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &guesttest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	eng, err := guesttest.Engine(engine.Config{CacheDir: shared.cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	pools := pool.NewManager(log)
-	t.Cleanup(pools.Close)
-	c := cache.New(cache.Config{MaxBytes: 8 << 20})
-	loader := &server.Loader{Engine: eng, Linker: hostcall.NewLinker(log), Pools: pools, Logger: log, Env: server.GuestEnvFor(m), Cache: c}
-	v, err := loader.Load(context.Background(), "1", wasm, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{Logger: log})
-	srv.Activate(v)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	t.Cleanup(func() { server.Retire(context.Background(), v) })
-	h := &jsHost{url: hs.URL, logs: logs}
-	t.Cleanup(func() {
-		h.checkNoStubs(t)
-		if t.Failed() {
-			t.Logf("host logs:\n%s", logs)
-		}
-	})
+	h, _ := cacheJSHost(t, wasm, fmt.Sprintf("name = \"jssdk-httpcache\"\n[local_server.backends.origin]\nurl = %q\n", origin.URL), slog.LevelDebug)
 
 	for _, s := range []struct {
 		path, body, origin string
@@ -95,7 +58,7 @@ func TestJSHTTPCache(t *testing.T) {
 		{"/forced?force=1", "/forced #1", "/forced", 1},
 		{"/forced?force=1", "/forced #1", "/forced", 1},
 	} {
-		resp, err := http.Get(hs.URL + s.path)
+		resp, err := http.Get(h.url + s.path)
 		if err != nil {
 			t.Fatal(err)
 		}
