@@ -61,7 +61,7 @@ func canonicalKey(s string) string {
 	upper, canonical := true, true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isTokenChar(c) {
+		if byteClasses[c]&classToken == 0 {
 			return s
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
@@ -87,16 +87,4 @@ func canonicalSlow(s string) string {
 		upper = c == '-'
 	}
 	return string(b)
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package guestsdk
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +39,22 @@ func growSize(op string, cur int, need uint32) (int, error) {
 	return int(need), nil
 }
 
-// bufPool holds the initialBufSize buffers getters are offered, so that
-// the getters of every request (method, URI, header names and values)
-// reuse a few buffers instead of allocating one each: the values are
-// copied out into strings before a buffer goes back.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); return &b }}
+// getterBuf is what a getter is offered: an initialBufSize buffer and the
+// out-parameters the host writes through pointers (nwritten, the ending
+// cursor). The getters are called as function values, so out-parameters
+// declared as locals would be moved to the heap on every call; pooled
+// beside the buffer they are not. The values are copied out into strings
+// before a getterBuf goes back to bufPool.
+type getterBuf struct {
+	buf []byte
+	nw  uint32
+	end int64
+}
+
+// bufPool holds getterBufs, so that the getters of every request (method,
+// URI, header names and values) reuse a few buffers instead of allocating
+// one each.
+var bufPool = sync.Pool{New: func() any { return &getterBuf{buf: make([]byte, initialBufSize)} }}
 
 // getBytesFunc is a getter of the shape (buf, buf_len, nwritten_out).
 type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
@@ -51,22 +63,32 @@ type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Poi
 // host writes the size it needs to nwritten), and returns the bytes
 // written. Any other status than ok is a *StatusError.
 func getString(op string, f getBytesFunc) (string, error) {
-	pooled := bufPool.Get().(*[]byte)
-	defer bufPool.Put(pooled)
+	return getStringAs(op, f, bytesString)
+}
+
+// bytesString is string(b).
+func bytesString(b []byte) string { return string(b) }
+
+// getStringAs is getString with the bytes turned into a string by conv
+// (which must copy them: the buffer is reused).
+func getStringAs(op string, f getBytesFunc, conv func([]byte) string) (string, error) {
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
 	size := initialBufSize
 	for {
-		buf := *pooled
+		buf := g.buf
 		if size != initialBufSize {
 			buf = make([]byte, size)
 		}
-		var nw uint32
-		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&nw))
+		g.nw = 0
+		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&g.nw))
+		nw := g.nw
 		switch abi.Status(st) {
 		case abi.OK:
 			if uint64(nw) > uint64(len(buf)) {
 				return "", errors.New("guestsdk: " + op + ": host wrote past the buffer")
 			}
-			return string(buf[:nw]), nil
+			return conv(buf[:nw]), nil
 		case abi.Buflen:
 			next, err := growSize(op, size, nw)
 			if err != nil {
@@ -90,14 +112,14 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // Status none means no values.
 func getMulti(op string, f getMultiFunc) ([]string, error) {
 	var out []string
-	pooled := bufPool.Get().(*[]byte)
-	defer bufPool.Put(pooled)
-	buf := *pooled
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	buf := g.buf
 	cursor := uint32(0)
 	for {
-		var end int64
-		var nw uint32
-		st := f(bytesPtr(buf), uint32(len(buf)), cursor, unsafe.Pointer(&end), unsafe.Pointer(&nw))
+		g.end, g.nw = 0, 0
+		st := f(bytesPtr(buf), uint32(len(buf)), cursor, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
+		end, nw := g.end, g.nw
 		switch abi.Status(st) {
 		case abi.OK:
 		case abi.None:
@@ -116,6 +138,7 @@ func getMulti(op string, f getMultiFunc) ([]string, error) {
 			return nil, errors.New("guestsdk: " + op + ": host wrote past the buffer")
 		}
 		data := string(buf[:nw])
+		out = slices.Grow(out, strings.Count(data, "\x00"))
 		for data != "" {
 			i := strings.IndexByte(data, 0)
 			if i < 0 {
@@ -212,7 +235,10 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 			return nil, err
 		}
 		key := canonicalKey(name)
-		hdr[key] = append(hdr[key], vs...)
+		if prev := hdr[key]; prev != nil {
+			vs = append(prev, vs...) // two names differing in case only
+		}
+		hdr[key] = vs
 	}
 	return hdr, nil
 }
@@ -220,7 +246,10 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 // writeHeaders appends every value of hdr to a request or response
 // handle, names in order (one name needs no sorting).
 func writeHeaders(k msgKind, h uint32, hdr Header) error {
-	if len(hdr) == 1 {
+	switch len(hdr) {
+	case 0:
+		return nil
+	case 1:
 		for key, vs := range hdr {
 			return appendValues(k, h, key, vs)
 		}

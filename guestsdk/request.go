@@ -203,9 +203,9 @@ func downstreamRequest() (*Request, error) {
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
-	method, err := getString("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	method, err := getStringAs("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
-	})
+	}, methodString)
 	if err != nil {
 		return nil, err
 	}
@@ -223,5 +223,36 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Request{Method: method, URL: u, Header: hdr, Body: &hostBody{h: body}}, nil
+	d := &downstreamReq{Request: Request{Method: method, URL: u, Header: hdr}, body: hostBody{h: body}}
+	d.Request.Body = &d.body
+	return &d.Request, nil
+}
+
+// downstreamReq holds a downstream Request and its body in one
+// allocation.
+type downstreamReq struct {
+	Request
+	body hostBody
+}
+
+// methodString is string(b), without an allocation for the common
+// methods.
+func methodString(b []byte) string {
+	switch string(b) {
+	case "GET":
+		return "GET"
+	case "HEAD":
+		return "HEAD"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	}
+	return string(b)
 }
