@@ -63,17 +63,18 @@ type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Poi
 // host writes the size it needs to nwritten), and returns the bytes
 // written. Any other status than ok is a *StatusError.
 func getString(op string, f getBytesFunc) (string, error) {
-	return getStringAs(op, f, bytesString)
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	return getStringAs(g, op, f, bytesString)
 }
 
 // bytesString is string(b).
 func bytesString(b []byte) string { return string(b) }
 
-// getStringAs is getString with the bytes turned into a string by conv
-// (which must copy them: the buffer is reused).
-func getStringAs(op string, f getBytesFunc, conv func([]byte) string) (string, error) {
-	g := bufPool.Get().(*getterBuf)
-	defer bufPool.Put(g)
+// getStringAs is getString offering g (taken from bufPool by the caller,
+// so that the getters of one request share one), with the bytes turned
+// into a string by conv (which must copy them: the buffer is reused).
+func getStringAs(g *getterBuf, op string, f getBytesFunc, conv func([]byte) string) (string, error) {
 	size := initialBufSize
 	for {
 		buf := g.buf
@@ -109,11 +110,10 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // NUL-terminated values from cursor on and the cursor to continue from
 // (abi.CursorDone when finished). A buflen answer (not even one value
 // fits) is retried at the same cursor with the size the host asked for.
-// Status none means no values.
-func getMulti(op string, f getMultiFunc) ([]string, error) {
+// Status none means no values. g is the getterBuf offered (see
+// getStringAs).
+func getMulti(g *getterBuf, op string, f getMultiFunc) ([]string, error) {
 	var out []string
-	g := bufPool.Get().(*getterBuf)
-	defer bufPool.Put(g)
 	buf := g.buf
 	cursor := uint32(0)
 	for {
@@ -218,9 +218,10 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 }
 
 // readHeaders reads every header of a request or response handle: the
-// names, page by page, then the values of each name.
-func readHeaders(k msgKind, h uint32) (Header, error) {
-	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+// names, page by page, then the values of each name, offering g (see
+// getStringAs).
+func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
+	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
 	})
 	if err != nil {
@@ -228,7 +229,7 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 	}
 	hdr := make(Header, len(ns))
 	for _, name := range ns {
-		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		vs, err := getMulti(g, k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
 		})
 		if err != nil {

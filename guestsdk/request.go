@@ -182,7 +182,9 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var hdr Header
 	if err == nil {
-		hdr, err = readHeaders(respKind, resp)
+		g := bufPool.Get().(*getterBuf)
+		hdr, err = readHeaders(g, respKind, resp)
+		bufPool.Put(g)
 	}
 	respClose(resp)
 	if err != nil {
@@ -203,15 +205,17 @@ func downstreamRequest() (*Request, error) {
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
-	method, err := getStringAs("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
 	}, methodString)
 	if err != nil {
 		return nil, err
 	}
-	uri, err := getString("fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	uri, err := getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqURIGet(req, b, n, w)
-	})
+	}, bytesString)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +223,7 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
 	}
-	hdr, err := readHeaders(reqKind, req)
+	hdr, err := readHeaders(g, reqKind, req)
 	if err != nil {
 		return nil, err
 	}
