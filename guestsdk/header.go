@@ -1,6 +1,9 @@
 package guestsdk
 
-import "sort"
+import (
+	"bytes"
+	"sort"
+)
 
 // Header is a set of HTTP header fields, keyed by canonical name
 // ("Content-Type"), like net/http's Header. Names read from the host are
@@ -77,6 +80,36 @@ func canonicalKey(s string) string {
 
 func canonicalSlow(s string) string {
 	b := []byte(s)
+	canonicalizeBytes(b)
+	return string(b)
+}
+
+// canonicalizeNames gives each NUL-terminated name in b its canonical
+// form (canonicalKey's), in place.
+func canonicalizeNames(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		name := b[:i]
+		token := true
+		for _, c := range name {
+			if byteClasses[c]&classToken == 0 {
+				token = false
+				break
+			}
+		}
+		if token {
+			canonicalizeBytes(name)
+		}
+		b = b[min(i+1, len(b)):]
+	}
+}
+
+// canonicalizeBytes upper-cases the first letter of b and every letter
+// after a hyphen and lower-cases the others, in place.
+func canonicalizeBytes(b []byte) {
 	upper := true
 	for i, c := range b {
 		if upper && 'a' <= c && c <= 'z' {
@@ -86,5 +119,4 @@ func canonicalSlow(s string) string {
 		}
 		upper = c == '-'
 	}
-	return string(b)
 }

@@ -111,8 +111,10 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // (abi.CursorDone when finished). A buflen answer (not even one value
 // fits) is retried at the same cursor with the size the host asked for.
 // Status none means no values. g is the getterBuf offered (see
-// getStringAs).
-func getMulti(g *getterBuf, op string, f getMultiFunc) ([]string, error) {
+// getStringAs). With canon, each value is a header name and is returned
+// in its canonical form (canonicalKey), made in the buffer, before the
+// values are copied out.
+func getMulti(g *getterBuf, op string, f getMultiFunc, canon bool) ([]string, error) {
 	var out []string
 	buf := g.buf
 	cursor := uint32(0)
@@ -136,6 +138,9 @@ func getMulti(g *getterBuf, op string, f getMultiFunc) ([]string, error) {
 		}
 		if uint64(nw) > uint64(len(buf)) {
 			return nil, errors.New("guestsdk: " + op + ": host wrote past the buffer")
+		}
+		if canon {
+			canonicalizeNames(buf[:nw])
 		}
 		data := string(buf[:nw])
 		out = slices.Grow(out, strings.Count(data, "\x00"))
@@ -218,12 +223,13 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 }
 
 // readHeaders reads every header of a request or response handle: the
-// names, page by page, then the values of each name, offering g (see
-// getStringAs).
+// names, page by page, then the values of each name (asked for by its
+// canonical name: the host treats names case-insensitively), offering g
+// (see getStringAs).
 func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
 	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -231,15 +237,14 @@ func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
 	for _, name := range ns {
 		vs, err := getMulti(g, k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
-		})
+		}, false)
 		if err != nil {
 			return nil, err
 		}
-		key := canonicalKey(name)
-		if prev := hdr[key]; prev != nil {
+		if prev := hdr[name]; prev != nil {
 			vs = append(prev, vs...) // two names differing in case only
 		}
-		hdr[key] = vs
+		hdr[name] = vs
 	}
 	return hdr, nil
 }
