@@ -1,6 +1,9 @@
 package guestsdk
 
-import "sort"
+import (
+	"bytes"
+	"sort"
+)
 
 // Header is a set of HTTP header fields, keyed by canonical name
 // ("Content-Type"), like net/http's Header. Names read from the host are
@@ -61,7 +64,7 @@ func canonicalKey(s string) string {
 	upper, canonical := true, true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isTokenChar(c) {
+		if byteClasses[c]&classToken == 0 {
 			return s
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
@@ -77,6 +80,36 @@ func canonicalKey(s string) string {
 
 func canonicalSlow(s string) string {
 	b := []byte(s)
+	canonicalizeBytes(b)
+	return string(b)
+}
+
+// canonicalizeNames gives each NUL-terminated name in b its canonical
+// form (canonicalKey's), in place.
+func canonicalizeNames(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		name := b[:i]
+		token := true
+		for _, c := range name {
+			if byteClasses[c]&classToken == 0 {
+				token = false
+				break
+			}
+		}
+		if token {
+			canonicalizeBytes(name)
+		}
+		b = b[min(i+1, len(b)):]
+	}
+}
+
+// canonicalizeBytes upper-cases the first letter of b and every letter
+// after a hyphen and lower-cases the others, in place.
+func canonicalizeBytes(b []byte) {
 	upper := true
 	for i, c := range b {
 		if upper && 'a' <= c && c <= 'z' {
@@ -86,17 +119,4 @@ func canonicalSlow(s string) string {
 		}
 		upper = c == '-'
 	}
-	return string(b)
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package guestsdk
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +39,22 @@ func growSize(op string, cur int, need uint32) (int, error) {
 	return int(need), nil
 }
 
-// bufPool holds the initialBufSize buffers getters are offered, so that
-// the getters of every request (method, URI, header names and values)
-// reuse a few buffers instead of allocating one each: the values are
-// copied out into strings before a buffer goes back.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBufSize); return &b }}
+// getterBuf is what a getter is offered: an initialBufSize buffer and the
+// out-parameters the host writes through pointers (nwritten, the ending
+// cursor). The getters are called as function values, so out-parameters
+// declared as locals would be moved to the heap on every call; pooled
+// beside the buffer they are not. The values are copied out into strings
+// before a getterBuf goes back to bufPool.
+type getterBuf struct {
+	buf []byte
+	nw  uint32
+	end int64
+}
+
+// bufPool holds getterBufs, so that the getters of every request (method,
+// URI, header names and values) reuse a few buffers instead of allocating
+// one each.
+var bufPool = sync.Pool{New: func() any { return &getterBuf{buf: make([]byte, initialBufSize)} }}
 
 // getBytesFunc is a getter of the shape (buf, buf_len, nwritten_out).
 type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
@@ -51,22 +63,33 @@ type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Poi
 // host writes the size it needs to nwritten), and returns the bytes
 // written. Any other status than ok is a *StatusError.
 func getString(op string, f getBytesFunc) (string, error) {
-	pooled := bufPool.Get().(*[]byte)
-	defer bufPool.Put(pooled)
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	return getStringAs(g, op, f, bytesString)
+}
+
+// bytesString is string(b).
+func bytesString(b []byte) string { return string(b) }
+
+// getStringAs is getString offering g (taken from bufPool by the caller,
+// so that the getters of one request share one), with the bytes turned
+// into a string by conv (which must copy them: the buffer is reused).
+func getStringAs(g *getterBuf, op string, f getBytesFunc, conv func([]byte) string) (string, error) {
 	size := initialBufSize
 	for {
-		buf := *pooled
+		buf := g.buf
 		if size != initialBufSize {
 			buf = make([]byte, size)
 		}
-		var nw uint32
-		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&nw))
+		g.nw = 0
+		st := f(bytesPtr(buf), uint32(len(buf)), unsafe.Pointer(&g.nw))
+		nw := g.nw
 		switch abi.Status(st) {
 		case abi.OK:
 			if uint64(nw) > uint64(len(buf)) {
 				return "", errors.New("guestsdk: " + op + ": host wrote past the buffer")
 			}
-			return string(buf[:nw]), nil
+			return conv(buf[:nw]), nil
 		case abi.Buflen:
 			next, err := growSize(op, size, nw)
 			if err != nil {
@@ -87,17 +110,18 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // NUL-terminated values from cursor on and the cursor to continue from
 // (abi.CursorDone when finished). A buflen answer (not even one value
 // fits) is retried at the same cursor with the size the host asked for.
-// Status none means no values.
-func getMulti(op string, f getMultiFunc) ([]string, error) {
+// Status none means no values. g is the getterBuf offered (see
+// getStringAs). With canon, each value is a header name and is returned
+// in its canonical form (canonicalKey), made in the buffer, before the
+// values are copied out.
+func getMulti(g *getterBuf, op string, f getMultiFunc, canon bool) ([]string, error) {
 	var out []string
-	pooled := bufPool.Get().(*[]byte)
-	defer bufPool.Put(pooled)
-	buf := *pooled
+	buf := g.buf
 	cursor := uint32(0)
 	for {
-		var end int64
-		var nw uint32
-		st := f(bytesPtr(buf), uint32(len(buf)), cursor, unsafe.Pointer(&end), unsafe.Pointer(&nw))
+		g.end, g.nw = 0, 0
+		st := f(bytesPtr(buf), uint32(len(buf)), cursor, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
+		end, nw := g.end, g.nw
 		switch abi.Status(st) {
 		case abi.OK:
 		case abi.None:
@@ -115,7 +139,11 @@ func getMulti(op string, f getMultiFunc) ([]string, error) {
 		if uint64(nw) > uint64(len(buf)) {
 			return nil, errors.New("guestsdk: " + op + ": host wrote past the buffer")
 		}
+		if canon {
+			canonicalizeNames(buf[:nw])
+		}
 		data := string(buf[:nw])
+		out = slices.Grow(out, strings.Count(data, "\x00"))
 		for data != "" {
 			i := strings.IndexByte(data, 0)
 			if i < 0 {
@@ -195,24 +223,28 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 }
 
 // readHeaders reads every header of a request or response handle: the
-// names, page by page, then the values of each name.
-func readHeaders(k msgKind, h uint32) (Header, error) {
-	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+// names, page by page, then the values of each name (asked for by its
+// canonical name: the host treats names case-insensitively), offering g
+// (see getStringAs).
+func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
+	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
 	hdr := make(Header, len(ns))
 	for _, name := range ns {
-		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		vs, err := getMulti(g, k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
-		})
+		}, false)
 		if err != nil {
 			return nil, err
 		}
-		key := canonicalKey(name)
-		hdr[key] = append(hdr[key], vs...)
+		if prev := hdr[name]; prev != nil {
+			vs = append(prev, vs...) // two names differing in case only
+		}
+		hdr[name] = vs
 	}
 	return hdr, nil
 }
@@ -220,7 +252,10 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 // writeHeaders appends every value of hdr to a request or response
 // handle, names in order (one name needs no sorting).
 func writeHeaders(k msgKind, h uint32, hdr Header) error {
-	if len(hdr) == 1 {
+	switch len(hdr) {
+	case 0:
+		return nil
+	case 1:
 		for key, vs := range hdr {
 			return appendValues(k, h, key, vs)
 		}

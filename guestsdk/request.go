@@ -182,7 +182,9 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var hdr Header
 	if err == nil {
-		hdr, err = readHeaders(respKind, resp)
+		g := bufPool.Get().(*getterBuf)
+		hdr, err = readHeaders(g, respKind, resp)
+		bufPool.Put(g)
 	}
 	respClose(resp)
 	if err != nil {
@@ -203,15 +205,17 @@ func downstreamRequest() (*Request, error) {
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
-	method, err := getString("fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
-	})
+	}, methodString)
 	if err != nil {
 		return nil, err
 	}
-	uri, err := getString("fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	uri, err := getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqURIGet(req, b, n, w)
-	})
+	}, bytesString)
 	if err != nil {
 		return nil, err
 	}
@@ -219,9 +223,40 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
 	}
-	hdr, err := readHeaders(reqKind, req)
+	hdr, err := readHeaders(g, reqKind, req)
 	if err != nil {
 		return nil, err
 	}
-	return &Request{Method: method, URL: u, Header: hdr, Body: &hostBody{h: body}}, nil
+	d := &downstreamReq{Request: Request{Method: method, URL: u, Header: hdr}, body: hostBody{h: body}}
+	d.Request.Body = &d.body
+	return &d.Request, nil
+}
+
+// downstreamReq holds a downstream Request and its body in one
+// allocation.
+type downstreamReq struct {
+	Request
+	body hostBody
+}
+
+// methodString is string(b), without an allocation for the common
+// methods.
+func methodString(b []byte) string {
+	switch string(b) {
+	case "GET":
+		return "GET"
+	case "HEAD":
+		return "HEAD"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	}
+	return string(b)
 }

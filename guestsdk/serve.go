@@ -99,7 +99,7 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		timeoutMs = uint64((opts.NextTimeout + time.Millisecond - 1) / time.Millisecond)
 	}
 	for n := 1; ; n++ {
-		w := &responseWriter{header: Header{}}
+		w := &responseWriter{}
 		h.ServeHTTP(ctx, w, r)
 		if err := w.finish(); err != nil {
 			return err
@@ -128,14 +128,14 @@ func serve(ctx context.Context, h Handler) error {
 	if err != nil {
 		return err
 	}
-	w := &responseWriter{header: Header{}}
+	w := &responseWriter{}
 	h.ServeHTTP(ctx, w, r)
 	return w.finish()
 }
 
 // responseWriter is the ResponseWriter given to handlers.
 type responseWriter struct {
-	header  Header
+	header  Header // made by the first Header call
 	sent    bool
 	sendErr error // error of sending the head
 	broken  bool  // the body was cut short; finish abandons it
@@ -143,7 +143,12 @@ type responseWriter struct {
 	closed  bool
 }
 
-func (w *responseWriter) Header() Header { return w.header }
+func (w *responseWriter) Header() Header {
+	if w.header == nil {
+		w.header = Header{}
+	}
+	return w.header
+}
 
 func (w *responseWriter) WriteHeader(statusCode int) { w.sendHead(statusCode) }
 
@@ -161,6 +166,12 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.broken = true
 	}
 	return n, err
+}
+
+// WriteString is Write for a string (io.WriteString uses it), without
+// copying s into a byte slice first: the host only reads the bytes.
+func (w *responseWriter) WriteString(s string) (int, error) {
+	return w.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // ReadFrom copies r into the body. A host body (a backend response body)

@@ -339,3 +339,38 @@ func TestCopyResponseFailureAbandonsBody(t *testing.T) {
 		})
 	}
 }
+
+// TestDownstreamHeaderNamesCanonical checks that header names read from
+// the host are keyed by their canonical form, with their values, and
+// that a name holding a byte that is not a token character is kept as
+// the host gave it.
+func TestDownstreamHeaderNamesCanonical(t *testing.T) {
+	tests := []struct {
+		name string
+		hdr  []fakeField
+		want Header
+	}{
+		{"lower case", []fakeField{{"host", "example.com"}, {"x-forwarded-for", "1.2.3.4"}},
+			Header{"Host": {"example.com"}, "X-Forwarded-For": {"1.2.3.4"}}},
+		{"mixed case", []fakeField{{"CONTENT-type", "text/plain"}, {"Accept", "*/*"}, {"x-A-b", "1"}},
+			Header{"Content-Type": {"text/plain"}, "Accept": {"*/*"}, "X-A-B": {"1"}}},
+		{"several values", []fakeField{{"cookie", "a=1"}, {"cookie", "b=2"}},
+			Header{"Cookie": {"a=1", "b=2"}}},
+		{"not a token", []fakeField{{"x y", "v"}, {"host", "h"}},
+			Header{"x y": {"v"}, "Host": {"h"}}},
+		{"none", nil, Header{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.setDownstream("GET", "http://example.com/", tc.hdr, "")
+			r, err := downstreamRequest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(r.Header, tc.want) {
+				t.Errorf("headers %v, want %v", r.Header, tc.want)
+			}
+		})
+	}
+}

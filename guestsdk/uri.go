@@ -19,7 +19,9 @@ func parseURI(uri string) (*url.URL, error) {
 }
 
 // parseSimpleURI is parseURI's fast path; ok is false for a URI it does
-// not handle.
+// not handle. Its loops test each byte with one look-up in byteClasses:
+// every branch of Go's Wasm code is a jump through its function's
+// dispatch table, so a chain of comparisons per byte is what costs.
 func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	var scheme, rest string
 	switch {
@@ -30,46 +32,41 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	default:
 		return nil, false
 	}
-	// Host: up to the first '/' or '?'.
+	// Host: letters, digits, dots and hyphens, then an optional ':' and
+	// digits, up to the first '/' or '?'.
 	i := 0
-	colon := -1
-	for ; i < len(rest) && rest[i] != '/' && rest[i] != '?'; i++ {
-		c := rest[i]
-		switch {
-		case c == ':':
-			if colon >= 0 {
-				return nil, false
-			}
-			colon = i
-		case colon >= 0:
-			if c < '0' || c > '9' {
-				return nil, false
-			}
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-':
-		default:
-			return nil, false
-		}
+	for i < len(rest) && byteClasses[rest[i]]&classHost != 0 {
+		i++
 	}
-	host := rest[:i]
-	if host == "" || colon == 0 {
+	if i == 0 {
 		return nil, false
 	}
+	if i < len(rest) && rest[i] == ':' {
+		i++
+		for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(rest) && rest[i] != '/' && rest[i] != '?' {
+		return nil, false
+	}
+	host := rest[:i]
 	rest = rest[i:]
-	path, query, hasQuery := rest, "", false
-	for j := 0; j < len(rest); j++ {
-		if rest[j] == '?' {
-			path, query, hasQuery = rest[:j], rest[j+1:], true
-			break
-		}
+	// Path: bytes that stand for themselves, up to an optional '?'.
+	j := 0
+	for j < len(rest) && byteClasses[rest[j]]&classPath != 0 {
+		j++
 	}
-	for j := 0; j < len(path); j++ {
-		if !simplePathByte(path[j]) {
+	path, query, hasQuery := rest[:j], "", false
+	if j < len(rest) {
+		if rest[j] != '?' {
 			return nil, false
 		}
-	}
-	for j := 0; j < len(query); j++ {
-		if c := query[j]; c <= ' ' || c >= 0x7f || c == '#' || c == '%' {
-			return nil, false
+		query, hasQuery = rest[j+1:], true
+		for k := 0; k < len(query); k++ {
+			if byteClasses[query[k]]&classQuery == 0 {
+				return nil, false
+			}
 		}
 	}
 	return &url.URL{
@@ -81,17 +78,30 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	}, true
 }
 
-// simplePathByte reports whether c stands for itself in a path, both
-// as url.Parse reads it and as url.URL.EscapedPath writes it back (so
-// that RawPath stays empty).
-func simplePathByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '/', '-', '.', '_', '~', '$', '&', '+', ',', ';', '=', ':', '@':
-		return true
-	}
-	return false
-}
+// The bits of byteClasses.
+const (
+	// classToken: an HTTP token character (RFC 9110, section 5.6.2):
+	// letters, digits and !#$%&'*+-.^_`|~.
+	classToken = 1 << iota
+	// classHost: a letter, digit, '.' or '-' (parseSimpleURI's hosts).
+	classHost
+	// classPath: a byte that stands for itself in a path, both as
+	// url.Parse reads it and as url.URL.EscapedPath writes it back (so
+	// that RawPath stays empty): letters, digits and /-._~$&+,;=:@.
+	classPath
+	// classQuery: a byte parseSimpleURI keeps in a query: printable
+	// ASCII other than space, '#' and '%'.
+	classQuery
+)
+
+// byteClasses holds the class bits of each byte value (TestByteClasses
+// checks it against the definitions above).
+const byteClasses = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x09\x08\x01\x0d\x01\x0d\x09\x08\x08\x09\x0d\x0c\x0f\x0f\x0c\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0c\x0c\x08\x0c\x08\x08" +
+	"\x0c\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x08\x08\x08\x09\x0d" +
+	"\x09\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x08\x09\x08\x0d\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"

@@ -3,6 +3,7 @@ package guestsdk
 import (
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -44,6 +45,8 @@ func TestParseURIMatchesURLParse(t *testing.T) {
 		{"http://example.com/ü", false},
 		{"http://example.com/p?ü", false},
 		{"http://ex_ample.com/", false},
+		{"http://0$", false},
+		{"http://a.b:1$/", false},
 		{"http://example.com/p?a\x7f", false},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
@@ -80,4 +83,27 @@ func FuzzParseURI(f *testing.F) {
 			t.Fatalf("%q: got %#v, url.Parse gives %#v", uri, got, want)
 		}
 	})
+}
+
+// TestByteClasses checks byteClasses against the definitions of its bits.
+func TestByteClasses(t *testing.T) {
+	isAlnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+	in := func(c byte, set string) bool { return c < 0x80 && strings.IndexByte(set, c) >= 0 }
+	for i := 0; i < 256; i++ {
+		c := byte(i)
+		for _, bit := range []struct {
+			name string
+			mask byte
+			want bool
+		}{
+			{"token", classToken, isAlnum(c) || in(c, "!#$%&'*+-.^_`|~")},
+			{"host", classHost, isAlnum(c) || in(c, ".-")},
+			{"path", classPath, isAlnum(c) || in(c, "/-._~$&+,;=:@")},
+			{"query", classQuery, c > ' ' && c < 0x7f && c != '#' && c != '%'},
+		} {
+			if got := byteClasses[c]&bit.mask != 0; got != bit.want {
+				t.Errorf("byte %#x: %s class %v, want %v", c, bit.name, got, bit.want)
+			}
+		}
+	}
 }

@@ -115,7 +115,27 @@ func (h *header) del(name string) bool {
 	return true
 }
 
-func (h *header) get(name string) []string { return h.vals[strings.ToLower(name)] }
+// get returns the values of name, matched case-insensitively. A short
+// ASCII name is lower-cased on the stack, so that a look-up by a
+// canonical name (as guestsdk asks) allocates nothing.
+func (h *header) get(name string) []string {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return h.vals[strings.ToLower(name)]
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 0x80:
+			return h.vals[strings.ToLower(name)]
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return h.vals[string(b)]
+}
 
 // httpHeader converts to net/http's form (canonical keys).
 func (h *header) httpHeader() http.Header {

@@ -304,3 +304,29 @@ func TestHeaderSizeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderValuesGetAnyCase checks that header_values_get finds a header
+// by its name in any case, for names short and long (past get's stack
+// buffer).
+func TestHeaderValuesGetAnyCase(t *testing.T) {
+	long := "x-" + strings.Repeat("long-name-", 10)
+	tests := []struct{ stored, asked string }{
+		{"host", "Host"},
+		{"x-forwarded-for", "X-FORWARDED-FOR"},
+		{"Content-Type", "content-type"},
+		{long, strings.ToUpper(long)},
+		{strings.ToUpper(long), long},
+	}
+	for _, tc := range tests {
+		t.Run(tc.asked, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			hd := h.newHandle(kindReq)
+			if st := h.hdrSet(abi.ModuleHTTPReq, "header_insert", hd, tc.stored, "v"); st != abi.OK {
+				t.Fatalf("insert: %v", st)
+			}
+			if vals, st := h.hdrValues(abi.ModuleHTTPReq, hd, tc.asked, 256); st != abi.OK || !slices.Equal(vals, []string{"v"}) {
+				t.Fatalf("values_get(%q) = %v %q, want ok [v]", tc.asked, st, vals)
+			}
+		})
+	}
+}
