@@ -370,7 +370,13 @@ func (c *Cache) Do(ctx context.Context, req *http.Request, key Key, ov Override,
 		obj, _ := c.store.GetIfPresent(vk)
 		if obj != nil {
 			fresh, swr := obj.state(now)
-			if fresh || swr {
+			if obj.notCacheable() {
+				// The HTTP cache API recorded the key not cacheable.
+				if fresh {
+					return c.pass(ctx, req, fetch)
+				}
+				obj = nil
+			} else if fresh || swr {
 				if swr {
 					c.ctr.staleHits.Add(1)
 					c.refresh(ctx, req, key, pk, gen, obj, ov, fetch)
@@ -461,7 +467,31 @@ func contentLength(h http.Header) int64 {
 func (c *Cache) hit(req *http.Request, obj *object, now time.Time) *http.Response {
 	c.ctr.hits.Add(1)
 	obj.hits.Add(1)
+	if obj.core != nil {
+		// Stored by the HTTP cache API: its body may still be arriving.
+		e := &CoreEntry{c: c, obj: obj, d: obj.core}
+		n, ok := e.Length()
+		if !ok {
+			n = -1
+		}
+		return c.respond(req, obj, e.Body(req.Context(), -1, -1), n, "HIT", now)
+	}
 	return c.respond(req, obj, io.NopCloser(bytes.NewReader(obj.body)), int64(len(obj.body)), "HIT", now)
+}
+
+// completeBody returns o's body when it is complete: a readthrough
+// object's, or an HTTP cache API object's once written.
+func (o *object) completeBody() ([]byte, bool) {
+	if o.core == nil {
+		return o.body, true
+	}
+	b := o.core.b
+	if b == nil {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.body, b.st == nil && b.err == nil
 }
 
 // respond builds the caller's response from obj with body.
@@ -489,6 +519,13 @@ func (c *Cache) respond(req *http.Request, obj *object, body io.ReadCloser, leng
 // the answer.
 func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string, gen uint64, base *object, ov Override, fetch FetchFunc, f *fill, registered, background bool) (*http.Response, error) {
 	epoch := c.purges.Load()
+	var baseBody []byte
+	if base != nil {
+		var ok bool
+		if baseBody, ok = base.completeBody(); !ok {
+			base = nil // an HTTP cache API object still being written
+		}
+	}
 	oreq := req.Clone(context.WithoutCancel(ctx))
 	for _, h := range conditionalHeaders {
 		oreq.Header.Del(h)
@@ -536,7 +573,7 @@ func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string,
 		mresp := &http.Response{StatusCode: base.status, Header: merged}
 		p := evaluate(oreq, mresp, ov, now)
 		nobj := c.newObject(key, variantKey(pk, p.vary, req.Header), base.status, merged, p, now)
-		nobj.body = base.body
+		nobj.body = baseBody
 		c.mu.Lock()
 		if p.store {
 			c.insertLocked(pk, nobj, p.vary, gen, epoch)

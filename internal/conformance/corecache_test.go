@@ -102,6 +102,14 @@ func TestCoreCacheConformance(t *testing.T) {
 		step("GET", "/lookup?key=a&from=0&to=4", "", "| hello")
 		step("GET", "/lookup?key=a&from=2&to=3", "", "| ll")
 		step("GET", "/lookup?key=a&from=5&to=1", "", "| hello world")
+		// to alone is a suffix (the last to bytes), as Fastly's reference
+		// host reads it; a range past the end is the whole body.
+		step("GET", "/lookup?key=a&to=5", "", "| world")
+		step("GET", "/lookup?key=a&to=11", "", "| hello world")
+		step("GET", "/lookup?key=a&to=12", "", "| hello world")
+		step("GET", "/lookup?key=a&from=6&to=10", "", "| world")
+		step("GET", "/lookup?key=a&from=6&to=11", "", "| hello world")
+		step("GET", "/lookup?key=a&from=11", "", "| hello world")
 		// insert replaces; no length given: the complete body's.
 		step("POST", "/insert?key=a&ttl=60000", "replaced", "-> 200")
 		step("GET", "/lookup?key=a", "", "x-meta=- ", "x-length=8", "x-hits=1", "| replaced")

@@ -4500,6 +4500,35 @@ func bindHTTPCacheIsRequestCacheable(fn func(c *call, a httpCacheIsRequestCachea
 	}}
 }
 
+// httpCacheGetSuggestedCacheKeyArgs are the arguments of fastly_http_cache.get_suggested_cache_key.
+type httpCacheGetSuggestedCacheKeyArgs struct {
+	ReqHandle uint32 // `req_handle` h(request)
+	KeyOutPtr outBuf // `key_out_ptr` buf
+}
+
+// handle is the request handle the call is about: ReqHandle.
+func (a httpCacheGetSuggestedCacheKeyArgs) handle() uint32 { return a.ReqHandle }
+
+func (a *httpCacheGetSuggestedCacheKeyArgs) decode(c *call) error {
+	a.ReqHandle = uint32(c.args[0])
+	a.KeyOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
+	if err := c.checkOut(a.KeyOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSuggestedCacheKey binds fn as fastly_http_cache.get_suggested_cache_key: Gets the cache key the host would use for a request: 32 bytes, the SHA-256 of its host and path.
+func bindHTTPCacheGetSuggestedCacheKey(fn func(c *call, a httpCacheGetSuggestedCacheKeyArgs) error) impl {
+	return impl{"fastly_http_cache", "get_suggested_cache_key", func(c *call) error {
+		var a httpCacheGetSuggestedCacheKeyArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // httpCacheLookupArgs are the arguments of fastly_http_cache.lookup.
 type httpCacheLookupArgs struct {
 	ReqHandle    uint32 // `req_handle` h(request)

@@ -469,7 +469,8 @@ func coreCacheImpls() []impl {
 			if a.OptionsMask&abi.CacheGetBodyReserved != 0 || a.OptionsMask&^cacheGetBodyKnown != 0 {
 				return statusErr(abi.Inval, "bad cache_get_body_options_mask %#x", a.OptionsMask)
 			}
-			from, to := int64(0), int64(-1)
+			// Not given: -1 (cache.CoreEntry.Body gives the range rules).
+			from, to := int64(-1), int64(-1)
 			if a.OptionsMask != 0 {
 				b, err := c.readStruct("cache_get_body_options", a.Options, abi.CacheGetBodyOptionsSize, 8)
 				if err != nil {
@@ -487,7 +488,7 @@ func coreCacheImpls() []impl {
 				return err
 			}
 			n := int64(-1)
-			if l, ok := e.Length(); ok && from == 0 && to < 0 {
+			if l, ok := e.Length(); ok && from <= 0 && to < 0 {
 				n = l
 			}
 			return c.putU32(a.BodyOut, c.s.bodies.add(newStreamBody(c.s, e.Body(c.s.ctx, from, to), n)))
