@@ -362,6 +362,9 @@ type CoreLookup struct {
 	pass       bool // found a not-cacheable record
 	obligation *coreTxn
 	err        error
+	// replaceWait: a replace (ReplaceWait) waiting for another's
+	// obligation; it resolves to what is then stored, never with one.
+	replaceWait bool
 }
 
 // coreTxn is a key's pending obligation: the lookup holding it and the
@@ -468,6 +471,13 @@ func varyNamesOf(h http.Header) []string {
 		}
 	}
 	return names
+}
+
+// replacedEntry is obj as a replace finds it: a replace is not a hit.
+func (c *Cache) replacedEntry(obj *object, now time.Time) *CoreEntry {
+	e := c.coreEntry(obj, now)
+	e.hits = obj.hits.Add(^uint64(0))
+	return e
 }
 
 func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
@@ -615,6 +625,13 @@ func (c *Cache) endTxnLocked(l *CoreLookup) {
 	t.waiters = nil
 	var next *coreTxn
 	for _, w := range waiters {
+		if w.replaceWait {
+			if obj, stale := c.coreFind(w.key, w.reqH, now); obj != nil && !obj.notCacheable() {
+				w.entry, w.stale = c.replacedEntry(obj, now), stale
+			}
+			close(w.ready)
+			continue
+		}
 		if obj, _ := c.coreFind(w.key, w.reqH, now); obj != nil && obj.notCacheable() {
 			w.pass = true
 			c.ctr.passes.Add(1)
@@ -694,6 +711,77 @@ func (c *Cache) insert(service, pk string, gen uint64, l *CoreLookup, w CoreWrit
 	}
 	c.mu.Unlock()
 	return &CoreWriter{c: c, obj: obj, st: st}
+}
+
+// ReplaceStrategy is how CoreReplace treats other writers of the key
+// (cache_replace_strategy; abi/README.md, "fastly_cache").
+type ReplaceStrategy uint32
+
+// The replace strategies, as their ABI values.
+const (
+	// ReplaceImmediate starts at once, racing other writers; the existing
+	// object stays visible until the replacement is inserted.
+	ReplaceImmediate ReplaceStrategy = 1
+	// ReplaceImmediateForceMiss removes the existing object at once, and
+	// transactional lookups of the key that follow wait for the
+	// replacement (unless another lookup already holds the key's
+	// obligation: then the replace races it, as ReplaceImmediate).
+	ReplaceImmediateForceMiss ReplaceStrategy = 2
+	// ReplaceWait waits for the key's pending obligation, if any, to end
+	// first.
+	ReplaceWait ReplaceStrategy = 3
+)
+
+// CoreReplace starts replacing key's object in service's core cache (the
+// fastly_cache replace family) and returns a lookup of the object being
+// replaced: its Entry is the usable object found (stale ones included),
+// nil when there is none. h is the request headers the object's Vary
+// rule is matched against. With ReplaceWait the lookup resolves once a
+// pending obligation ends (Wait). Write the replacement with
+// CoreReplaceInsert; a ReplaceImmediateForceMiss replace that ends
+// without one releases the lookups waiting on it with CoreCancel.
+func (c *Cache) CoreReplace(service string, key []byte, h http.Header, s ReplaceStrategy) *CoreLookup {
+	pk := corePrimaryKey(service, c.gen(service), key)
+	now := c.now()
+	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.coreTxns[pk]
+	if s == ReplaceWait && t != nil {
+		l.replaceWait = true
+		t.waiters = append(t.waiters, l)
+		return l
+	}
+	obj, stale := c.coreFind(pk, h, now)
+	if obj != nil && !obj.notCacheable() {
+		l.entry, l.stale = c.replacedEntry(obj, now), stale
+	}
+	if s == ReplaceImmediateForceMiss {
+		if l.entry != nil {
+			c.store.Invalidate(obj.key)
+		}
+		if t == nil {
+			if c.coreTxns == nil {
+				c.coreTxns = map[string]*coreTxn{}
+			}
+			t = &coreTxn{key: pk}
+			c.coreTxns[pk] = t
+			l.obligation = t
+		}
+	}
+	close(l.ready)
+	return l
+}
+
+// CoreReplaceInsert stores the replacement of the object l (a resolved
+// CoreReplace of service's key) replaces, ending what l holds, and
+// returns the writer of its body, as CoreInsert does. Without
+// RequestHeaders of its own, w's variant is chosen by l's.
+func (c *Cache) CoreReplaceInsert(service string, l *CoreLookup, w CoreWrite) *CoreWriter {
+	if w.RequestHeaders == nil {
+		w.RequestHeaders = l.reqH
+	}
+	return c.insert(service, l.key, c.gen(service), l, w)
 }
 
 // CoreUpdate replaces the metadata of the object l found (keeping its

@@ -127,3 +127,78 @@ func BenchmarkCoreHit(b *testing.B) {
 		r.Close()
 	}
 }
+
+// isReady reports whether l has resolved.
+func isReady(l *CoreLookup) bool {
+	select {
+	case <-l.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// TestCoreReplaceStrategies: a force-miss replace removes the object and
+// holds the key, so transactional lookups wait for its replacement; a
+// waiting replace resolves once the pending insert is stored, finding
+// it; an immediate one keeps the object visible until it inserts.
+func TestCoreReplaceStrategies(t *testing.T) {
+	c := New(Config{})
+	w := CoreWrite{MaxAge: time.Minute, Length: -1}
+	coreInsert(t, c, "k", "old", w)
+
+	r := c.CoreReplace("s", []byte("k"), nil, ReplaceImmediateForceMiss)
+	if e := r.Entry(); e == nil || readAll(t, e.Body(context.Background(), -1, -1)) != "old" {
+		t.Fatalf("force-miss replace: entry %v, want the old object", e)
+	}
+	if got := c.CoreLookup("s", []byte("k"), nil).State(); got != 0 {
+		t.Errorf("lookup during a force-miss replace: state %b, want a miss", got)
+	}
+	waiter := c.CoreTransactionLookup("s", []byte("k"), nil)
+	if isReady(waiter) {
+		t.Fatalf("a transactional lookup did not wait for the force-miss replace (state %b)", waiter.State())
+	}
+	bw := c.CoreReplaceInsert("s", r, w)
+	bw.Write([]byte("new"))
+	bw.Close(nil)
+	if err := waiter.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := waiter.Entry(); e == nil || waiter.HasObligation() || readAll(t, e.Body(context.Background(), -1, -1)) != "new" {
+		t.Errorf("the waiter: state %b, want the replacement", waiter.State())
+	}
+
+	// Wait: behind a pending obligation.
+	tx := c.CoreTransactionLookup("s", []byte("w"), nil)
+	if !tx.HasObligation() {
+		t.Fatal("no obligation")
+	}
+	rw := c.CoreReplace("s", []byte("w"), nil, ReplaceWait)
+	if isReady(rw) {
+		t.Fatal("a waiting replace did not wait for the pending insert")
+	}
+	bw = c.CoreInsert("s", []byte("w"), tx, w)
+	bw.Write([]byte("first"))
+	bw.Close(nil)
+	if err := rw.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := rw.Entry(); e == nil || rw.HasObligation() || readAll(t, e.Body(context.Background(), -1, -1)) != "first" {
+		t.Fatalf("waiting replace: state %b, want the inserted object", rw.State())
+	}
+	bw = c.CoreReplaceInsert("s", rw, w)
+	bw.Write([]byte("second"))
+	bw.Close(nil)
+	if e := c.CoreLookup("s", []byte("w"), nil).Entry(); e == nil || readAll(t, e.Body(context.Background(), -1, -1)) != "second" {
+		t.Errorf("after the waiting replace: want its object")
+	}
+
+	// Immediate: the old object stays until the insert.
+	ri := c.CoreReplace("s", []byte("k"), nil, ReplaceImmediate)
+	if e := c.CoreLookup("s", []byte("k"), nil).Entry(); e == nil || readAll(t, e.Body(context.Background(), -1, -1)) != "new" {
+		t.Errorf("during an immediate replace the object is gone")
+	}
+	if h := ri.Entry().Hits(); h != 1 {
+		t.Errorf("replaced object's hits %d, want 1 (the replace is not a hit)", h)
+	}
+}
