@@ -6,6 +6,7 @@ import (
 
 	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
 // TestGoSDKHTTPCache runs the gosdkcache guest, which makes the hostcalls
@@ -14,10 +15,23 @@ import (
 // objects it stores and those of the readthrough cache (a plain send,
 // X-Mode: send) are one cache (README.md, "Caching").
 func TestGoSDKHTTPCache(t *testing.T) {
+	// Fastly's Go SDK is built with TinyGo or Go: the guest is built with both.
+	builds := map[string][]byte{
+		"go":     guests["gosdkcache"],
+		"tinygo": guesttest.RequireTinyGoFixtures(t, "testdata/guests/gosdkcache")["gosdkcache"],
+	}
 	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		for _, build := range []string{"go", "tinygo"} {
+			t.Run(build, func(t *testing.T) { goSDKHTTPCache(t, eng, builds[build]) })
+		}
+	})
+}
+
+func goSDKHTTPCache(t *testing.T, eng engine.Engine, wasm []byte) {
+	{
 		origin := httpCacheOrigin(t)
 		c := cache.New(cache.Config{MaxBytes: 16 << 20})
-		url := serveHTTPCache(t, eng, guests["gosdkcache"], origin.URL, c)
+		url := serveHTTPCache(t, eng, wasm, origin.URL, c)
 		get := func(path string, hdr ...string) (map[string]string, string) {
 			t.Helper()
 			resp, body := get(t, url+path, hdr...)
@@ -93,6 +107,12 @@ func TestGoSDKHTTPCache(t *testing.T) {
 		h, body = get("/obj/private", "X-Mode", "send")
 		check("send private", h, body, "private", "X-Cache", "MISS")
 		count("/obj/private", 3)
+		// The readthrough cache's hit-for-pass makes the SDK's lookup pass.
+		h, body = get("/obj/private?s=1", "X-Mode", "send")
+		check("send private first", h, body, "private", "X-Cache", "MISS")
+		h, body = get("/obj/private?s=1")
+		check("sdk after the send's hit-for-pass", h, body, "private", "X-Role", "pass")
+		count("/obj/private", 5)
 
 		// An uncacheable status: not stored, abandoned.
 		h, body = get("/obj/err")
@@ -122,5 +142,5 @@ func TestGoSDKHTTPCache(t *testing.T) {
 		h, body = get("/obj/keyed?key=" + key)
 		check("keyed hit", h, body, "body of /obj/keyed", "X-Role", "hit")
 		count("/obj/keyed", 1)
-	})
+	}
 }
