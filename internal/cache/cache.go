@@ -3,7 +3,7 @@
 // with Compute's semantics (issue 11; README.md, "Caching").
 //
 // The send path calls Cache.Do with the guest's request, its Key (service,
-// backend, URL) and its Override (the cache_override_v2_set fields, see
+// backend, and the request's HTTP cache key, HTTPKey) and its Override (the cache_override_v2_set fields, see
 // OverrideFromABI), and a fetch function that sends a request to the
 // backend. Do answers from a stored object, or makes (or joins) one origin
 // request and streams its body while storing it.
@@ -39,7 +39,10 @@
 //     Last-Modified: a 304 refreshes the stored object's headers and
 //     freshness and the stored body is served; another answer replaces it.
 //   - Objects are per Key and per the values of the request headers the
-//     response's Vary names.
+//     response's Vary names. The HTTP cache API (HTTPLookup, HTTPInsert)
+//     keeps its objects under the same keys: Do answers from what it
+//     stored (and passes while it records a key not cacheable), and its
+//     lookups find what Do stored.
 //   - Concurrent requests that miss on one Key make one origin request; the
 //     others wait for its headers and stream its body as it arrives. An
 //     object is stored only when its body arrived complete: an origin that
@@ -96,9 +99,13 @@ type Key struct {
 	// Service is the service (guest) the object belongs to: generations and
 	// purges are per service.
 	Service string
-	// Backend is the name of the backend the request is sent to.
+	// Backend names the backend the request is sent to (the hostcall
+	// layer gives its name and target).
 	Backend string
-	// URL is the request's full URL as sent to the backend.
+	// URL names the request: the send path and the HTTP cache API give
+	// its HTTP cache key (HTTPKey, or the guest's override key; see
+	// HTTPCacheKey), so that the two share objects; any string that
+	// identifies the request will do.
 	URL string
 }
 

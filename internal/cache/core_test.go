@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -200,5 +201,80 @@ func TestCoreReplaceStrategies(t *testing.T) {
 	}
 	if h := ri.Entry().Hits(); h != 1 {
 		t.Errorf("replaced object's hits %d, want 1 (the replace is not a hit)", h)
+	}
+}
+
+// TestHTTPCacheSharesReadthrough: the HTTP cache API and Do keep objects
+// under the same keys: each finds what the other stored, and each passes
+// where the other recorded the key not cacheable.
+func TestHTTPCacheSharesReadthrough(t *testing.T) {
+	c := New(Config{})
+	origin := 0
+	fetch := func(body, cc string) FetchFunc {
+		return func(ctx context.Context, r *http.Request) (*http.Response, error) {
+			origin++
+			h := http.Header{"Cache-Control": {cc}}
+			return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}, nil
+		}
+	}
+	do := func(key Key, f FetchFunc) (string, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://example.com/x", nil)
+		resp, err := c.Do(context.Background(), req, key, Override{}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readAll(t, resp.Body), resp.Header.Get("X-Cache")
+	}
+	hk := HTTPKey("example.com", "/x")
+	if len(hk) != 32 {
+		t.Fatalf("HTTPKey: %d bytes, want 32", len(hk))
+	}
+	k := HTTPCacheKey("s", "be", hk)
+
+	// Do stores; the HTTP cache API finds it, with its status and body.
+	if b, x := do(k, fetch("from send", "max-age=60")); b != "from send" || x != "MISS" {
+		t.Fatalf("first send: %q %s", b, x)
+	}
+	l := c.HTTPTransactionLookup(k, nil)
+	if e := l.Entry(); e == nil || l.HasObligation() || e.Status() != 200 || readAll(t, e.Body(context.Background(), -1, -1)) != "from send" {
+		t.Fatalf("HTTP lookup after a send: state %b", l.State())
+	}
+	if e := l.Entry(); e.MaxAge() != time.Minute {
+		t.Errorf("max age %v, want 1m", e.MaxAge())
+	}
+
+	// The HTTP cache API stores; Do answers from it.
+	k2 := HTTPCacheKey("s", "be", HTTPKey("example.com", "/y"))
+	l2 := c.HTTPTransactionLookup(k2, nil)
+	bw := c.HTTPInsert(k2, l2, CoreWrite{MaxAge: time.Minute, Length: -1, Status: 203, Header: http.Header{"X-A": {"1"}}})
+	bw.Write([]byte("from api"))
+	bw.Close(nil)
+	req, _ := http.NewRequest("GET", "http://example.com/y", nil)
+	resp, err := c.Do(context.Background(), req, k2, Override{}, fetch("origin", "max-age=60"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp.Body); b != "from api" || resp.StatusCode != 203 || resp.Header.Get("X-Cache") != "HIT" || resp.Header.Get("X-A") != "1" {
+		t.Errorf("send after an HTTP insert: %d %q %v", resp.StatusCode, b, resp.Header)
+	}
+
+	// Not cacheable, recorded by either: the other passes.
+	k3 := HTTPCacheKey("s", "be", HTTPKey("example.com", "/z"))
+	l3 := c.HTTPTransactionLookup(k3, nil)
+	c.HTTPInsert(k3, l3, CoreWrite{MaxAge: time.Minute, NotCacheable: true}).Close(nil)
+	before := origin
+	do(k3, fetch("z", "max-age=60"))
+	do(k3, fetch("z", "max-age=60"))
+	if origin-before != 2 {
+		t.Errorf("sends to a key recorded not cacheable reached the origin %d times, want 2", origin-before)
+	}
+	k4 := HTTPCacheKey("s", "be", HTTPKey("example.com", "/p"))
+	do(k4, fetch("p", "private"))
+	if l := c.HTTPTransactionLookup(k4, nil); !l.Pass() || l.HasObligation() {
+		t.Errorf("HTTP lookup after a send's hit-for-pass: state %b pass %v, want a pass", l.State(), l.Pass())
+	}
+	if origin != 4 {
+		t.Errorf("origin requests %d, want 4", origin)
 	}
 }
