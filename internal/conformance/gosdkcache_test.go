@@ -142,5 +142,18 @@ func goSDKHTTPCache(t *testing.T, eng engine.Engine, wasm []byte) {
 		h, body = get("/obj/keyed?key=" + key)
 		check("keyed hit", h, body, "body of /obj/keyed", "X-Role", "hit")
 		count("/obj/keyed", 1)
+		// Without guest caching the SDK gives a send its override key in
+		// the fastly-xqd-cache-key header: the readthrough cache keys by
+		// it (and consumes it), so a lookup with that key for another
+		// URL finds the object.
+		key2 := strings.Repeat("q", 32)
+		h, body = get("/obj/xkey?key="+key2, "X-Mode", "send")
+		check("send with an override key", h, body, "body of /obj/xkey", "X-Cache", "MISS")
+		if v := origin.lastHeader("/obj/xkey").Get("Fastly-Xqd-Cache-Key"); v != "" {
+			t.Errorf("the origin saw fastly-xqd-cache-key %q", v)
+		}
+		h, body = get("/obj/elsewhere?key=" + key2)
+		check("sdk lookup by the send's override key", h, body, "body of /obj/xkey", "X-Role", "hit")
+		count("/obj/elsewhere", 0)
 	}
 }

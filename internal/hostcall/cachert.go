@@ -3,6 +3,7 @@ package hostcall
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,12 +68,24 @@ func (be *backend) cacheKey() string {
 	return be.name + "\x00" + be.settings.Scheme + "://" + be.settings.Addr + "\x00" + be.settings.HostOverride
 }
 
-// requestCacheKey returns the HTTP cache key of request handle rh
-// (httpCacheKey), nil for a bad handle.
+// cacheKeyHeader is the request header by which Fastly's Go SDK gives a
+// send its override cache key: the 32-byte key as 64 upper-case hex
+// digits (its CacheOptions.OverrideKey without guest caching). The host
+// consumes it: the backend never sees it.
+const cacheKeyHeader = "Fastly-Xqd-Cache-Key"
+
+// requestCacheKey returns the HTTP cache key of request handle rh: the
+// override key of its cacheKeyHeader when that is 64 hex digits, else
+// httpCacheKey; nil for a bad handle.
 func (c *call) requestCacheKey(rh uint32) []byte {
 	r, err := c.s.reqs.get(rh)
 	if err != nil {
 		return nil
+	}
+	if v := r.hdr.get(cacheKeyHeader); len(v) == 1 && len(v[0]) == 64 {
+		if k, err := hex.DecodeString(v[0]); err == nil {
+			return k
+		}
 	}
 	return httpCacheKey(r)
 }

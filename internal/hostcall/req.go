@@ -237,6 +237,7 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	// Framing is the host's (framingFor), the Host header goes in
 	// Request.Host.
 	pool.RemoveHopByHop(h)
+	h.Del(cacheKeyHeader) // the cache's, not the backend's (cachert.go)
 	h.Del("Host")
 	h.Del("Content-Length")
 	var rd io.ReadCloser = http.NoBody

@@ -9,7 +9,9 @@
 // Every request is answered through a request to backend "origin" for
 // the downstream request's URI (no headers):
 //
-//	X-Mode: send  a plain send (the readthrough cache); X-Cache is the host's
+//	X-Mode: send  a plain send (the readthrough cache); X-Cache is the host's;
+//	              ?key=K sets K as the SDK does without guest caching
+//	              (header fastly-xqd-cache-key, K in upper-case hex)
 //	otherwise     the SDK's sequence: is_request_cacheable, transaction_lookup
 //	              naming the backend (mask backend_name, plus override_key for
 //	              ?key=K), get_state, get_found_response and the getters on a
@@ -57,6 +59,9 @@ func reqAutoDecompress(h, enc uint32) uint32
 
 //go:wasmimport fastly_http_req framing_headers_mode_set
 func reqFramingMode(h, mode uint32) uint32
+
+//go:wasmimport fastly_http_req header_values_set
+func reqHeaderValuesSet(h, name, nlen, vals, vlen uint32) uint32
 
 //go:wasmimport fastly_http_req send_v3
 func reqSendV3(h, body, backend, blen, detail, resp, rbody uint32) uint32
@@ -248,6 +253,14 @@ func main() {
 	reqURISet(r, up, ul)
 	requestOptions(r)
 	if mode == "send" {
+		if key != "" {
+			// The SDK's OverrideKey without guest caching: the header
+			// fastly-xqd-cache-key, the key in upper-case hex.
+			np, nl := sp("fastly-xqd-cache-key")
+			v := strings.ToUpper(hexOf(key)) + "\x00"
+			vp, vl := sp(v)
+			step("header_values_set", reqHeaderValuesSet(r, np, nl, vp, vl))
+		}
 		sendWithoutCaching(r, "send")
 		return
 	}
@@ -445,6 +458,15 @@ func (c *candidateResponse) apply() (resp, body uint32, role string) {
 		step("transaction_abandon", hcTxAbandon(c.h))
 		return c.resp, c.body, "nostore"
 	}
+}
+
+func hexOf(s string) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, digits[s[i]>>4], digits[s[i]&15])
+	}
+	return string(out)
 }
 
 func insertHeaders(r uint32, hdrs []header) {
