@@ -214,6 +214,11 @@ type Cache struct {
 	// mu), read without locking.
 	gens atomic.Pointer[map[string]uint64]
 
+	// hitForPass stands for the readthrough cache's hit-for-pass marker
+	// when an HTTP cache lookup finds one (coreFind): the lookup passes.
+	// It is never stored nor changed.
+	hitForPass *object
+
 	mu       sync.Mutex
 	coreTxns map[string]*coreTxn             // core cache obligations by primary key (core.go)
 	fills    map[string]*fill                // by primary key
@@ -229,7 +234,8 @@ func New(cfg Config) *Cache {
 		cfg.MaxObjectBytes = cfg.MaxBytes / 8
 	}
 	cfg.MaxObjectBytes = min(cfg.MaxObjectBytes, cfg.MaxBytes, 1<<31)
-	c := &Cache{cfg: cfg, now: cfg.Now, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{}}
+	c := &Cache{cfg: cfg, now: cfg.Now, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{},
+		hitForPass: &object{core: &coreData{notCacheable: true}}}
 	c.gens.Store(&map[string]uint64{})
 	if c.now == nil {
 		c.now = time.Now

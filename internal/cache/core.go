@@ -423,10 +423,6 @@ func corePrimaryKey(service string, gen uint64, key []byte) string {
 	return "\x00core\x00" + service + "\x00" + strconv.FormatUint(gen, 10) + "\x00" + string(key)
 }
 
-// hitForPass stands for the readthrough cache's hit-for-pass marker when
-// an HTTP cache lookup finds one: the lookup passes.
-var hitForPass = &object{core: &coreData{notCacheable: true}}
-
 // coreFind returns the usable object of primary key pk for request
 // headers h, and whether it is stale. Under an HTTP cache key (which is a
 // readthrough primary key) it finds the readthrough cache's objects too,
@@ -435,7 +431,7 @@ func (c *Cache) coreFind(pk string, h http.Header, now time.Time) (*object, bool
 	var vary []string
 	if p, ok := c.store.GetIfPresent("V" + pk); ok {
 		if now.Before(p.hfpUntil) {
-			return hitForPass, false
+			return c.hitForPass, false
 		}
 		vary = p.vary
 	}
