@@ -27,6 +27,28 @@ const (
 	CacheWriteService                uint32 = 1 << 10
 )
 
+// cache_replace_options_mask bits. Bit 0 is reserved and must be 0.
+const (
+	CacheReplaceReserved                uint32 = 1 << 0
+	CacheReplaceRequestHeaders          uint32 = 1 << 1
+	CacheReplaceStrategy                uint32 = 1 << 2
+	CacheReplaceService                 uint32 = 1 << 3
+	CacheReplaceAlwaysUseRequestedRange uint32 = 1 << 4
+)
+
+// cache_replace_strategy values (replace_strategy, bit 2 of the replace
+// options; Immediate when not given).
+const (
+	// CacheReplaceImmediate replaces at once, racing other writers; the
+	// existing object stays visible until the replacement is inserted.
+	CacheReplaceImmediate uint32 = 1
+	// CacheReplaceImmediateForceMiss removes the existing object at once:
+	// transactional lookups wait for the replacement.
+	CacheReplaceImmediateForceMiss uint32 = 2
+	// CacheReplaceWait waits for a pending insert of the key first.
+	CacheReplaceWait uint32 = 3
+)
+
 // cache_get_body_options_mask bits. Bit 0 is reserved and must be 0.
 const (
 	CacheGetBodyReserved uint32 = 1 << 0
@@ -52,7 +74,10 @@ const (
 //	length u64 48, user_metadata ptr 56 and len 60, edge_max_age_ns u64 64,
 //	service_id ptr 72 and len 76.
 //	cache_get_body_options (16 bytes, 8-aligned): from u64 0, to u64 8.
+//	cache_replace_options (16 bytes, 4-aligned): request_headers 0,
+//	replace_strategy u32 4, service_id ptr 8 and len 12.
 const (
+	CacheReplaceOptionsSize = 16
 	CacheLookupOptionsSize  = 12
 	CacheWriteOptionsSize   = 80
 	CacheGetBodyOptionsSize = 16

@@ -3,7 +3,7 @@
 // with Compute's semantics (issue 11; README.md, "Caching").
 //
 // The send path calls Cache.Do with the guest's request, its Key (service,
-// backend, URL) and its Override (the cache_override_v2_set fields, see
+// backend, and the request's HTTP cache key, HTTPKey) and its Override (the cache_override_v2_set fields, see
 // OverrideFromABI), and a fetch function that sends a request to the
 // backend. Do answers from a stored object, or makes (or joins) one origin
 // request and streams its body while storing it.
@@ -39,7 +39,10 @@
 //     Last-Modified: a 304 refreshes the stored object's headers and
 //     freshness and the stored body is served; another answer replaces it.
 //   - Objects are per Key and per the values of the request headers the
-//     response's Vary names.
+//     response's Vary names. The HTTP cache API (HTTPLookup, HTTPInsert)
+//     keeps its objects under the same keys: Do answers from what it
+//     stored (and passes while it records a key not cacheable), and its
+//     lookups find what Do stored.
 //   - Concurrent requests that miss on one Key make one origin request; the
 //     others wait for its headers and stream its body as it arrives. An
 //     object is stored only when its body arrived complete: an origin that
@@ -96,9 +99,13 @@ type Key struct {
 	// Service is the service (guest) the object belongs to: generations and
 	// purges are per service.
 	Service string
-	// Backend is the name of the backend the request is sent to.
+	// Backend names the backend the request is sent to (the hostcall
+	// layer gives its name and target).
 	Backend string
-	// URL is the request's full URL as sent to the backend.
+	// URL names the request: the send path and the HTTP cache API give
+	// its HTTP cache key (HTTPKey, or the guest's override key; see
+	// HTTPCacheKey), so that the two share objects; any string that
+	// identifies the request will do.
 	URL string
 }
 
@@ -207,6 +214,11 @@ type Cache struct {
 	// mu), read without locking.
 	gens atomic.Pointer[map[string]uint64]
 
+	// hitForPass stands for the readthrough cache's hit-for-pass marker
+	// when an HTTP cache lookup finds one (coreFind): the lookup passes.
+	// It is never stored nor changed.
+	hitForPass *object
+
 	mu       sync.Mutex
 	coreTxns map[string]*coreTxn             // core cache obligations by primary key (core.go)
 	fills    map[string]*fill                // by primary key
@@ -222,7 +234,8 @@ func New(cfg Config) *Cache {
 		cfg.MaxObjectBytes = cfg.MaxBytes / 8
 	}
 	cfg.MaxObjectBytes = min(cfg.MaxObjectBytes, cfg.MaxBytes, 1<<31)
-	c := &Cache{cfg: cfg, now: cfg.Now, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{}}
+	c := &Cache{cfg: cfg, now: cfg.Now, fills: map[string]*fill{}, tags: map[string]map[*object]struct{}{},
+		hitForPass: &object{core: &coreData{notCacheable: true}}}
 	c.gens.Store(&map[string]uint64{})
 	if c.now == nil {
 		c.now = time.Now
@@ -370,7 +383,13 @@ func (c *Cache) Do(ctx context.Context, req *http.Request, key Key, ov Override,
 		obj, _ := c.store.GetIfPresent(vk)
 		if obj != nil {
 			fresh, swr := obj.state(now)
-			if fresh || swr {
+			if obj.notCacheable() {
+				// The HTTP cache API recorded the key not cacheable.
+				if fresh {
+					return c.pass(ctx, req, fetch)
+				}
+				obj = nil
+			} else if fresh || swr {
 				if swr {
 					c.ctr.staleHits.Add(1)
 					c.refresh(ctx, req, key, pk, gen, obj, ov, fetch)
@@ -461,7 +480,31 @@ func contentLength(h http.Header) int64 {
 func (c *Cache) hit(req *http.Request, obj *object, now time.Time) *http.Response {
 	c.ctr.hits.Add(1)
 	obj.hits.Add(1)
+	if obj.core != nil {
+		// Stored by the HTTP cache API: its body may still be arriving.
+		e := &CoreEntry{c: c, obj: obj, d: obj.core}
+		n, ok := e.Length()
+		if !ok {
+			n = -1
+		}
+		return c.respond(req, obj, e.Body(req.Context(), -1, -1), n, "HIT", now)
+	}
 	return c.respond(req, obj, io.NopCloser(bytes.NewReader(obj.body)), int64(len(obj.body)), "HIT", now)
+}
+
+// completeBody returns o's body when it is complete: a readthrough
+// object's, or an HTTP cache API object's once written.
+func (o *object) completeBody() ([]byte, bool) {
+	if o.core == nil {
+		return o.body, true
+	}
+	b := o.core.b
+	if b == nil {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.body, b.st == nil && b.err == nil
 }
 
 // respond builds the caller's response from obj with body.
@@ -489,6 +532,13 @@ func (c *Cache) respond(req *http.Request, obj *object, body io.ReadCloser, leng
 // the answer.
 func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string, gen uint64, base *object, ov Override, fetch FetchFunc, f *fill, registered, background bool) (*http.Response, error) {
 	epoch := c.purges.Load()
+	var baseBody []byte
+	if base != nil {
+		var ok bool
+		if baseBody, ok = base.completeBody(); !ok {
+			base = nil // an HTTP cache API object still being written
+		}
+	}
 	oreq := req.Clone(context.WithoutCancel(ctx))
 	for _, h := range conditionalHeaders {
 		oreq.Header.Del(h)
@@ -536,7 +586,7 @@ func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string,
 		mresp := &http.Response{StatusCode: base.status, Header: merged}
 		p := evaluate(oreq, mresp, ov, now)
 		nobj := c.newObject(key, variantKey(pk, p.vary, req.Header), base.status, merged, p, now)
-		nobj.body = base.body
+		nobj.body = baseBody
 		c.mu.Lock()
 		if p.store {
 			c.insertLocked(pk, nobj, p.vary, gen, epoch)

@@ -3,10 +3,12 @@ package cache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -111,16 +113,17 @@ func (b *coreBody) size() int {
 type CoreEntry struct {
 	c    *Cache
 	obj  *object
+	d    *coreData // obj.core, or a view of a readthrough object (readthroughView)
 	hits uint64
 	age  time.Duration
 }
 
 // UserMetadata returns the object's user metadata.
-func (e *CoreEntry) UserMetadata() []byte { return e.obj.core.meta }
+func (e *CoreEntry) UserMetadata() []byte { return e.d.meta }
 
 // MaxAge, SWR and Age are the object's max age, stale-while-revalidate
 // window and age at the lookup.
-func (e *CoreEntry) MaxAge() time.Duration { return e.obj.core.maxAge }
+func (e *CoreEntry) MaxAge() time.Duration { return e.d.maxAge }
 
 // SWR returns the object's stale-while-revalidate window.
 func (e *CoreEntry) SWR() time.Duration { return e.obj.swr }
@@ -132,7 +135,7 @@ func (e *CoreEntry) Age() time.Duration { return e.age }
 func (e *CoreEntry) Hits() uint64 { return e.hits }
 
 // Sensitive reports whether the object was written as sensitive data.
-func (e *CoreEntry) Sensitive() bool { return e.obj.core.sensitive }
+func (e *CoreEntry) Sensitive() bool { return e.d.sensitive }
 
 // SurrogateKeys returns the object's surrogate keys.
 func (e *CoreEntry) SurrogateKeys() []string { return e.obj.keys }
@@ -145,13 +148,13 @@ func (e *CoreEntry) Status() int { return e.obj.status }
 func (e *CoreEntry) Header() http.Header { return e.obj.header.Clone() }
 
 // Vary returns the header names of the object's Vary rule.
-func (e *CoreEntry) Vary() []string { return e.obj.core.vary }
+func (e *CoreEntry) Vary() []string { return e.d.vary }
 
 // Length returns the body's length in bytes: the insert's Length when it
 // gave one, else the complete body's; ok is false while a body of unknown
 // length is still being written.
 func (e *CoreEntry) Length() (n int64, ok bool) {
-	d := e.obj.core
+	d := e.d
 	if d.length >= 0 {
 		return d.length, true
 	}
@@ -164,16 +167,28 @@ func (e *CoreEntry) Length() (n int64, ok bool) {
 	return 0, false
 }
 
-// Body returns a reader of bytes [from, to] of the body (to < 0: to the
-// end; to beyond the end: to the end), streaming while the body is being
-// written; ctx bounds the waits. When the range is invalid for a body of
-// known length (from past the end, or to before from) the whole body is
-// returned, as Fastly does. A body that fails while read ends its reader
-// with the failure.
+// Body returns a reader of a range of the body, streaming while the body
+// is being written; ctx bounds the waits. from and to are
+// fastly_cache.get_body's offsets, negative when not given: from alone
+// reads from byte from to the end; from and to read bytes [from, to],
+// to inclusive; to alone reads the last to bytes (waiting for the body's
+// end when its length is not known). When the body's length n is known
+// and the range is invalid for it (from >= n, to >= n with from, to < from,
+// or to alone outside [1, n]) the whole body is returned, as Fastly's
+// reference host does (abi/README.md, "fastly_cache"). A body that fails
+// while read ends its reader with the failure.
 func (e *CoreEntry) Body(ctx context.Context, from, to int64) io.ReadCloser {
-	d := e.obj.core
-	if n, ok := e.Length(); ok && (from >= n && n > 0 || to >= 0 && to < from) {
-		from, to = 0, -1
+	d := e.d
+	if n, ok := e.Length(); ok {
+		switch {
+		case from < 0 && to < 0:
+		case from < 0 && (to < 1 || to > n),
+			from >= 0 && from >= n,
+			from >= 0 && to >= 0 && (to < from || to >= n):
+			from, to = -1, -1
+		case from < 0:
+			from, to = n-to, -1
+		}
 	}
 	d.b.mu.Lock()
 	st, body, err := d.b.st, d.b.body, d.b.err
@@ -182,19 +197,56 @@ func (e *CoreEntry) Body(ctx context.Context, from, to int64) io.ReadCloser {
 		return io.NopCloser(&errReader{err})
 	}
 	if st == nil {
-		from = min(from, int64(len(body)))
-		end := int64(len(body))
-		if to >= 0 && to+1 < end {
-			end = to + 1
-		}
-		return io.NopCloser(bytes.NewReader(body[from:end]))
+		return io.NopCloser(bytes.NewReader(sliceRange(body, from, to)))
 	}
 	r := st.reader(ctx)
 	if r == nil {
 		return io.NopCloser(&errReader{ErrCoreBodyAbandoned})
 	}
-	return &rangeReader{r: r, skip: from, left: to - from + 1, bounded: to >= 0}
+	if from < 0 && to >= 0 {
+		// The last to bytes of a body of unknown length: read it all.
+		return &suffixReader{r: r, n: to}
+	}
+	return &rangeReader{r: r, skip: max(from, 0), left: to - max(from, 0) + 1, bounded: to >= 0}
 }
+
+// sliceRange returns body's bytes per Body's from and to (normalised: to
+// alone is a suffix).
+func sliceRange(body []byte, from, to int64) []byte {
+	n := int64(len(body))
+	switch {
+	case from < 0 && to >= 0:
+		return body[n-min(to, n):]
+	case from < 0:
+		return body
+	}
+	from = min(from, n)
+	end := n
+	if to >= 0 && to+1 < end {
+		end = max(to+1, from)
+	}
+	return body[from:end]
+}
+
+// suffixReader reads all of r and then gives its last n bytes.
+type suffixReader struct {
+	r    io.ReadCloser
+	n    int64
+	rest *bytes.Reader
+}
+
+func (s *suffixReader) Read(p []byte) (int, error) {
+	if s.rest == nil {
+		all, err := io.ReadAll(s.r)
+		if err != nil {
+			return 0, err
+		}
+		s.rest = bytes.NewReader(sliceRange(all, -1, s.n))
+	}
+	return s.rest.Read(p)
+}
+
+func (s *suffixReader) Close() error { return s.r.Close() }
 
 type errReader struct{ err error }
 
@@ -310,6 +362,9 @@ type CoreLookup struct {
 	pass       bool // found a not-cacheable record
 	obligation *coreTxn
 	err        error
+	// replaceWait: a replace (ReplaceWait) waiting for another's
+	// obligation; it resolves to what is then stored, never with one.
+	replaceWait bool
 }
 
 // coreTxn is a key's pending obligation: the lookup holding it and the
@@ -362,20 +417,26 @@ func (l *CoreLookup) Pass() bool { return l.pass }
 
 // corePrimaryKey is the primary key of a core cache key. It starts with a
 // NUL byte, which no readthrough primary key does (those start with the
-// service id), so the two kinds never meet in the store.
+// service id and its generation, digits), so the two kinds never meet in
+// the store.
 func corePrimaryKey(service string, gen uint64, key []byte) string {
 	return "\x00core\x00" + service + "\x00" + strconv.FormatUint(gen, 10) + "\x00" + string(key)
 }
 
 // coreFind returns the usable object of primary key pk for request
-// headers h, and whether it is stale.
+// headers h, and whether it is stale. Under an HTTP cache key (which is a
+// readthrough primary key) it finds the readthrough cache's objects too,
+// and reports its hit-for-pass marker as a not-cacheable record.
 func (c *Cache) coreFind(pk string, h http.Header, now time.Time) (*object, bool) {
 	var vary []string
 	if p, ok := c.store.GetIfPresent("V" + pk); ok {
+		if now.Before(p.hfpUntil) {
+			return c.hitForPass, false
+		}
 		vary = p.vary
 	}
 	obj, ok := c.store.GetIfPresent(variantKey(pk, vary, h))
-	if !ok || obj.core == nil {
+	if !ok || obj.core == nil && obj.status == 0 {
 		return nil, false
 	}
 	fresh, swr := obj.state(now)
@@ -385,14 +446,67 @@ func (c *Cache) coreFind(pk string, h http.Header, now time.Time) (*object, bool
 	return obj, !fresh
 }
 
-func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
-	return &CoreEntry{c: c, obj: obj, hits: obj.hits.Add(1), age: obj.age(now)}
+// notCacheable reports whether o is a not-cacheable record.
+func (o *object) notCacheable() bool { return o.core != nil && o.core.notCacheable }
+
+// readthroughView is the core data of a readthrough object (stored by
+// Cache.Do), for HTTP cache lookups that find it.
+func readthroughView(obj *object) *coreData {
+	ma := time.Duration(obj.freshUntil.Load()-obj.arrived.UnixNano()) + obj.initialAge
+	return &coreData{maxAge: max(ma, 0), length: int64(len(obj.body)), vary: varyNamesOf(obj.header), b: &coreBody{body: obj.body}}
 }
 
-// httpPrimaryKey is the primary key of an HTTP cache API key
-// (fastly_http_cache): its own namespace, apart from core cache keys.
-func httpPrimaryKey(service string, gen uint64, key []byte) string {
-	return "\x00http\x00" + service + "\x00" + strconv.FormatUint(gen, 10) + "\x00" + string(key)
+// varyNamesOf returns the canonical header names of h's Vary.
+func varyNamesOf(h http.Header) []string {
+	var names []string
+	for _, v := range h.Values("Vary") {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, http.CanonicalHeaderKey(n))
+			}
+		}
+	}
+	return names
+}
+
+// replacedEntry is obj as a replace finds it: a replace is not a hit.
+func (c *Cache) replacedEntry(obj *object, now time.Time) *CoreEntry {
+	e := c.coreEntry(obj, now)
+	e.hits = obj.hits.Add(^uint64(0))
+	return e
+}
+
+func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
+	d := obj.core
+	if d == nil {
+		d = readthroughView(obj)
+	}
+	return &CoreEntry{c: c, obj: obj, d: d, hits: obj.hits.Add(1), age: obj.age(now)}
+}
+
+// HTTPKey returns the HTTP cache key of a request to host (the Host
+// header, else the URL's host) for requestURI (path and query): the
+// SHA-256 of the lower-cased host, a NUL and requestURI, 32 bytes.
+// Fastly's default cache key is the URL and the Host (README.md,
+// "Caching"); fastly_http_cache.get_suggested_cache_key answers it, and
+// both the readthrough cache and the HTTP cache API key their objects by
+// it (abi/README.md, "fastly_http_cache").
+func HTTPKey(host, requestURI string) []byte {
+	h := sha256.New()
+	io.WriteString(h, strings.ToLower(host))
+	h.Write([]byte{0})
+	io.WriteString(h, requestURI)
+	return h.Sum(nil)
+}
+
+// HTTPCacheKey is the Key of an HTTP cache API lookup in service: backend
+// is the cache name of the backend the lookup names (its
+// backend_name option; "" for none) and key the HTTP cache key (HTTPKey,
+// or the guest's override key). The readthrough cache's Key of a send to
+// that backend with that key is the same, so the two find each other's
+// objects.
+func HTTPCacheKey(service, backend string, key []byte) Key {
+	return Key{Service: service, Backend: backend, URL: string(key)}
 }
 
 // CoreLookup looks key up in service's core cache, without joining a
@@ -402,17 +516,19 @@ func (c *Cache) CoreLookup(service string, key []byte, h http.Header) *CoreLooku
 	return c.lookup(corePrimaryKey(service, c.gen(service), key), h)
 }
 
-// HTTPLookup is CoreLookup in service's HTTP cache (fastly_http_cache),
-// whose keys are apart from the core cache's; a lookup that finds a
-// not-cacheable record passes (CoreLookup.Pass).
-func (c *Cache) HTTPLookup(service string, key []byte, h http.Header) *CoreLookup {
-	return c.lookup(httpPrimaryKey(service, c.gen(service), key), h)
+// HTTPLookup is CoreLookup in the HTTP cache (fastly_http_cache) under
+// key (HTTPCacheKey), which is the readthrough cache's key space: it finds
+// objects the readthrough cache stored for a send with that Key, and a
+// lookup that finds a not-cacheable record (or the readthrough cache's
+// hit-for-pass) passes (CoreLookup.Pass).
+func (c *Cache) HTTPLookup(key Key, h http.Header) *CoreLookup {
+	return c.lookup(primaryKey(key, c.gen(key.Service)), h)
 }
 
 func (c *Cache) lookup(pk string, h http.Header) *CoreLookup {
 	now := c.now()
 	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
-	if obj, _ := c.coreFind(pk, h, now); obj != nil && obj.core.notCacheable {
+	if obj, _ := c.coreFind(pk, h, now); obj != nil && obj.notCacheable() {
 		l.pass = true
 		c.ctr.passes.Add(1)
 	} else if obj, stale := c.coreFind(pk, h, now); obj != nil {
@@ -435,11 +551,13 @@ func (c *Cache) CoreTransactionLookup(service string, key []byte, h http.Header)
 	return c.transactionLookup(corePrimaryKey(service, c.gen(service), key), h)
 }
 
-// HTTPTransactionLookup is CoreTransactionLookup in service's HTTP cache;
+// HTTPTransactionLookup is CoreTransactionLookup in the HTTP cache under
+// key (see HTTPLookup); its obligations are apart from the readthrough
+// cache's fills, so the two do not collapse onto each other;
 // a lookup that finds a not-cacheable record passes (CoreLookup.Pass):
 // no obligation, no wait.
-func (c *Cache) HTTPTransactionLookup(service string, key []byte, h http.Header) *CoreLookup {
-	return c.transactionLookup(httpPrimaryKey(service, c.gen(service), key), h)
+func (c *Cache) HTTPTransactionLookup(key Key, h http.Header) *CoreLookup {
+	return c.transactionLookup(primaryKey(key, c.gen(key.Service)), h)
 }
 
 func (c *Cache) transactionLookup(pk string, h http.Header) *CoreLookup {
@@ -448,7 +566,7 @@ func (c *Cache) transactionLookup(pk string, h http.Header) *CoreLookup {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	obj, stale := c.coreFind(pk, h, now)
-	if obj != nil && obj.core.notCacheable {
+	if obj != nil && obj.notCacheable() {
 		l.pass = true
 		c.ctr.passes.Add(1)
 		close(l.ready)
@@ -503,7 +621,14 @@ func (c *Cache) endTxnLocked(l *CoreLookup) {
 	t.waiters = nil
 	var next *coreTxn
 	for _, w := range waiters {
-		if obj, _ := c.coreFind(w.key, w.reqH, now); obj != nil && obj.core.notCacheable {
+		if w.replaceWait {
+			if obj, stale := c.coreFind(w.key, w.reqH, now); obj != nil && !obj.notCacheable() {
+				w.entry, w.stale = c.replacedEntry(obj, now), stale
+			}
+			close(w.ready)
+			continue
+		}
+		if obj, _ := c.coreFind(w.key, w.reqH, now); obj != nil && obj.notCacheable() {
 			w.pass = true
 			c.ctr.passes.Add(1)
 			close(w.ready)
@@ -562,9 +687,9 @@ func (c *Cache) CoreInsert(service string, key []byte, l *CoreLookup, w CoreWrit
 // HTTPInsert is CoreInsert in service's HTTP cache. With w.NotCacheable
 // the object is a not-cacheable record: its writer should be closed at
 // once, with nothing written.
-func (c *Cache) HTTPInsert(service string, key []byte, l *CoreLookup, w CoreWrite) *CoreWriter {
-	gen := c.gen(service)
-	return c.insert(service, httpPrimaryKey(service, gen, key), gen, l, w)
+func (c *Cache) HTTPInsert(key Key, l *CoreLookup, w CoreWrite) *CoreWriter {
+	gen := c.gen(key.Service)
+	return c.insert(key.Service, primaryKey(key, gen), gen, l, w)
 }
 
 func (c *Cache) insert(service, pk string, gen uint64, l *CoreLookup, w CoreWrite) *CoreWriter {
@@ -584,6 +709,77 @@ func (c *Cache) insert(service, pk string, gen uint64, l *CoreLookup, w CoreWrit
 	return &CoreWriter{c: c, obj: obj, st: st}
 }
 
+// ReplaceStrategy is how CoreReplace treats other writers of the key
+// (cache_replace_strategy; abi/README.md, "fastly_cache").
+type ReplaceStrategy uint32
+
+// The replace strategies, as their ABI values.
+const (
+	// ReplaceImmediate starts at once, racing other writers; the existing
+	// object stays visible until the replacement is inserted.
+	ReplaceImmediate ReplaceStrategy = 1
+	// ReplaceImmediateForceMiss removes the existing object at once, and
+	// transactional lookups of the key that follow wait for the
+	// replacement (unless another lookup already holds the key's
+	// obligation: then the replace races it, as ReplaceImmediate).
+	ReplaceImmediateForceMiss ReplaceStrategy = 2
+	// ReplaceWait waits for the key's pending obligation, if any, to end
+	// first.
+	ReplaceWait ReplaceStrategy = 3
+)
+
+// CoreReplace starts replacing key's object in service's core cache (the
+// fastly_cache replace family) and returns a lookup of the object being
+// replaced: its Entry is the usable object found (stale ones included),
+// nil when there is none. h is the request headers the object's Vary
+// rule is matched against. With ReplaceWait the lookup resolves once a
+// pending obligation ends (Wait). Write the replacement with
+// CoreReplaceInsert; a ReplaceImmediateForceMiss replace that ends
+// without one releases the lookups waiting on it with CoreCancel.
+func (c *Cache) CoreReplace(service string, key []byte, h http.Header, s ReplaceStrategy) *CoreLookup {
+	pk := corePrimaryKey(service, c.gen(service), key)
+	now := c.now()
+	l := &CoreLookup{c: c, key: pk, reqH: h, ready: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.coreTxns[pk]
+	if s == ReplaceWait && t != nil {
+		l.replaceWait = true
+		t.waiters = append(t.waiters, l)
+		return l
+	}
+	obj, stale := c.coreFind(pk, h, now)
+	if obj != nil && !obj.notCacheable() {
+		l.entry, l.stale = c.replacedEntry(obj, now), stale
+	}
+	if s == ReplaceImmediateForceMiss {
+		if l.entry != nil {
+			c.store.Invalidate(obj.key)
+		}
+		if t == nil {
+			if c.coreTxns == nil {
+				c.coreTxns = map[string]*coreTxn{}
+			}
+			t = &coreTxn{key: pk}
+			c.coreTxns[pk] = t
+			l.obligation = t
+		}
+	}
+	close(l.ready)
+	return l
+}
+
+// CoreReplaceInsert stores the replacement of the object l (a resolved
+// CoreReplace of service's key) replaces, ending what l holds, and
+// returns the writer of its body, as CoreInsert does. Without
+// RequestHeaders of its own, w's variant is chosen by l's.
+func (c *Cache) CoreReplaceInsert(service string, l *CoreLookup, w CoreWrite) *CoreWriter {
+	if w.RequestHeaders == nil {
+		w.RequestHeaders = l.reqH
+	}
+	return c.insert(service, l.key, c.gen(service), l, w)
+}
+
 // CoreUpdate replaces the metadata of the object l found (keeping its
 // body) with w, and ends l's obligation. It returns false when l found no
 // object or holds no obligation.
@@ -594,7 +790,7 @@ func (c *Cache) CoreUpdate(l *CoreLookup, w CoreWrite) bool {
 	old := l.entry.obj
 	now := c.now()
 	obj := c.newCoreObject(old.service, l.key, w, now)
-	od := old.core
+	od := l.entry.d
 	obj.core.b = od.b
 	if w.Length < 0 {
 		obj.core.length = od.length
@@ -626,7 +822,7 @@ func (c *Cache) newCoreObject(service, pk string, w CoreWrite, now time.Time) *o
 // counts no hit.
 func (w *CoreWriter) Lookup() *CoreLookup {
 	l := &CoreLookup{c: w.c, key: w.obj.key, ready: make(chan struct{})}
-	l.entry = &CoreEntry{c: w.c, obj: w.obj, hits: w.obj.hits.Load(), age: w.obj.age(w.c.now())}
+	l.entry = &CoreEntry{c: w.c, obj: w.obj, d: w.obj.core, hits: w.obj.hits.Load(), age: w.obj.age(w.c.now())}
 	close(l.ready)
 	return l
 }

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = guesttest.SharedCompileCache(filepath.Join(dir, "compile-cache"))
-	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache", "testdata/guests/cacheproxy", "testdata/guests/httpcache"))
+	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache", "testdata/guests/cacheproxy", "testdata/guests/httpcache", "testdata/guests/gosdkcache"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.
@@ -175,7 +175,7 @@ func TestABI(t *testing.T) {
 			"exists=0,1", "is_dynamic=0,1", "get_port=0," + port, "exists nope=0,0",
 			"send=0", "status_get=0,200", "origin body=origin saw /origin", "send consumed request=3", "send unknown backend=2",
 		}},
-		{"/stubs", nil, []string{"fastly_object_store.open=5", "fastly_http_cache.get_suggested_cache_key=5"}},
+		{"/stubs", nil, []string{"fastly_object_store.open=5", "fastly_http_req.pending_req_header_remove=5"}},
 		// fastly_purge (abi/README.md): this host has no cache, so nothing
 		// is purged; bad keys and option bits are inval.
 		{"/purge", nil, []string{"purge hard=0", "purge soft=0", "purge ret_buf small=4,24", `purge ret_buf=0,{"status":"ok","id":"0"}`,

@@ -63,7 +63,8 @@ func (h *coreCacheHost) call(t *testing.T, method, path, body string) string {
 	}
 	resp, b := do(t, req)
 	var parts []string
-	for _, k := range []string{"X-Role", "X-State", "X-Meta", "X-Length", "X-Max-Age", "X-Swr", "X-Hits", "X-Body-Status", "X-Close-Status", "X-Cancel-Status", "X-Update-Status"} {
+	for _, k := range []string{"X-Role", "X-State", "X-Meta", "X-Length", "X-Max-Age", "X-Swr", "X-Hits", "X-Body-Status", "X-Close-Status", "X-Cancel-Status", "X-Update-Status",
+		"X-Old-State", "X-Old-Meta", "X-Old-Length", "X-Old-Max-Age", "X-Old-Swr", "X-Old-Hits", "X-Old-Body", "X-Insert-Status", "X-After-Insert"} {
 		if v := resp.Header.Get(k); v != "" {
 			parts = append(parts, strings.ToLower(k)+"="+v)
 		}
@@ -102,6 +103,14 @@ func TestCoreCacheConformance(t *testing.T) {
 		step("GET", "/lookup?key=a&from=0&to=4", "", "| hello")
 		step("GET", "/lookup?key=a&from=2&to=3", "", "| ll")
 		step("GET", "/lookup?key=a&from=5&to=1", "", "| hello world")
+		// to alone is a suffix (the last to bytes), as Fastly's reference
+		// host reads it; a range past the end is the whole body.
+		step("GET", "/lookup?key=a&to=5", "", "| world")
+		step("GET", "/lookup?key=a&to=11", "", "| hello world")
+		step("GET", "/lookup?key=a&to=12", "", "| hello world")
+		step("GET", "/lookup?key=a&from=6&to=10", "", "| world")
+		step("GET", "/lookup?key=a&from=6&to=11", "", "| hello world")
+		step("GET", "/lookup?key=a&from=11", "", "| hello world")
 		// insert replaces; no length given: the complete body's.
 		step("POST", "/insert?key=a&ttl=60000", "replaced", "-> 200")
 		step("GET", "/lookup?key=a", "", "x-meta=- ", "x-length=8", "x-hits=1", "| replaced")
@@ -129,6 +138,31 @@ func TestCoreCacheConformance(t *testing.T) {
 		step("GET", "/lookup?key=s", "", "x-state=7 ", "| old")
 		step("GET", "/tx?key=s&update=1&ttl=60000&meta=updated", "", "x-role=updater", "x-update-status=0")
 		step("GET", "/lookup?key=s", "", "x-state=3 ", "x-meta=updated", "x-max-age=60000ms", "| old")
+
+		// replace: the replaced object through replace_get_* (a replace
+		// is not a hit), then replace_insert, which consumes the handle
+		// (badf after); lookups see the replacement at once.
+		step("POST", "/insert?key=r&ttl=60000&swr=5000&meta=m1", "old body", "-> 200")
+		step("GET", "/lookup?key=r", "", "x-hits=1", "| old body")
+		step("POST", "/replace?key=r&ttl=30000&meta=m2", "new body", "-> 200", "x-old-state=3 ", "x-old-meta=m1 ", "x-old-length=8 ",
+			"x-old-max-age=60000ms", "x-old-swr=5000ms", "x-old-hits=1 ", "x-old-body=old body", "x-insert-status=0", "x-close-status=0", "x-after-insert=3", "| replaced")
+		step("GET", "/lookup?key=r", "", "x-state=3 ", "x-meta=m2", "x-max-age=30000ms", "x-hits=1", "| new body")
+		// Nothing to replace: the getters answer none (10); the insert
+		// stores it. Strategy 3 (wait) with no pending insert starts at once.
+		step("POST", "/replace?key=r2&ttl=60000&strategy=3", "fresh", "x-old-state=status 10", "x-old-meta=status 10", "x-old-hits=status 10",
+			"x-old-body=status 10", "x-insert-status=0")
+		step("GET", "/lookup?key=r2", "", "-> 200", "| fresh")
+		// Strategy 2 (force miss) removes the object at once: closing
+		// the handle without a replacement leaves the key empty, and the
+		// next transaction_lookup gets the obligation.
+		step("POST", "/replace?key=r2&strategy=2&noinsert=1", "", "x-old-state=3 ", "x-old-body=fresh", "x-close-status=0", "| not replaced")
+		step("GET", "/lookup?key=r2", "", "-> 404", "x-state=0 ")
+		step("GET", "/tx?key=r2&cancel=1", "", "x-role=canceller", "x-cancel-status=0")
+		// Strategy 1 (immediate) keeps the object until the replacement.
+		step("POST", "/replace?key=r&strategy=1&noinsert=1", "", "x-old-body=new body")
+		step("GET", "/lookup?key=r", "", "-> 200", "| new body")
+		// An unknown strategy, the reserved bit: inval.
+		step("POST", "/replace?key=r&strategy=4", "", "-> 500", "| replace=2")
 
 		step("GET", "/bad", "",
 			"lookup empty key=2\n", "lookup key 4097 bytes=2\n", "lookup key 4096 bytes=0\n", "lookup key out of bounds=2\n",

@@ -2,6 +2,8 @@ package conformance_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
@@ -337,6 +340,36 @@ func TestHTTPCacheTinyGoGuest(t *testing.T) {
 		}
 		if !strings.Contains(reports[1], "X-Role=updater X-State=15") || !strings.Contains(reports[1], "close tx=0") {
 			t.Errorf("TinyGo build:\n%s", reports[1])
+		}
+	})
+}
+
+// TestHTTPCacheSuggestedCacheKey: get_suggested_cache_key answers the key
+// lookups use, 32 bytes (the SHA-256 of the lower-cased host, a NUL and
+// the path with its query; abi/README.md, "fastly_http_cache"), and a
+// lookup with it as the override key finds the object stored without one.
+func TestHTTPCacheSuggestedCacheKey(t *testing.T) {
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		origin := httpCacheOrigin(t)
+		url := serveHTTPCache(t, eng, guests["httpcache"], origin.URL, cache.New(cache.Config{MaxBytes: 16 << 20}))
+		host := strings.TrimPrefix(url, "http://")
+		sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+		_, body := get(t, url+"/key?a=1&B=2")
+		want := fmt.Sprintf("key=0,32,%s\nhost key=0,32,%s\nshort buffer=%d,32\nbad request=%d\n",
+			sum(host+"\x00/key?a=1&B=2"), sum("example.com\x00/key?a=1&B=2"), abi.Buflen, abi.Badf)
+		if body != want {
+			t.Errorf("report:\n%s\nwant:\n%s", body, want)
+		}
+		resp, _ := get(t, url+"/obj/sk")
+		if r := resp.Header.Get("X-Role"); r != "inserter" {
+			t.Errorf("first lookup: role %q, want inserter", r)
+		}
+		resp, body = get(t, url+"/obj/sk?sugg=1")
+		if r := resp.Header.Get("X-Role"); r != "hit" || body != "body of /obj/sk" {
+			t.Errorf("lookup by the suggested key: role %q body %q, want a hit of the stored object", r, body)
+		}
+		if n := origin.count("/obj/sk"); n != 1 {
+			t.Errorf("origin saw %d requests, want 1", n)
 		}
 	})
 }

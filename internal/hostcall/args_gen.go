@@ -3734,6 +3734,278 @@ func bindCacheInsert(fn func(c *call, a cacheInsertArgs) error) impl {
 	}}
 }
 
+// cacheReplaceArgs are the arguments of fastly_cache.replace.
+type cacheReplaceArgs struct {
+	CacheKey        []byte // `cache_key` str, a view of guest memory (at most maxStringLen bytes)
+	OptionsMask     uint32 // `options_mask` cache_replace_options_mask (bitmask)
+	Options         uint32 // `options` *cache_replace_options (16 bytes, read), the pointer: read by the implementation
+	CacheReplaceOut uint32 // `cache_replace_out` *h(cache_replace), the pointer: 4 bytes, checked
+}
+
+func (a *cacheReplaceArgs) decode(c *call) error {
+	var err error
+	if a.CacheKey, err = c.in(uint32(c.args[0]), uint32(c.args[1]), maxStringLen); err != nil {
+		return err
+	}
+	a.OptionsMask = uint32(c.args[2])
+	a.Options = uint32(c.args[3])
+	a.CacheReplaceOut = uint32(c.args[4])
+	if err := c.checkOut(a.CacheReplaceOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplace binds fn as fastly_cache.replace: Starts replacing the object under a cache key.
+func bindCacheReplace(fn func(c *call, a cacheReplaceArgs) error) impl {
+	return impl{"fastly_cache", "replace", func(c *call) error {
+		var a cacheReplaceArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceInsertArgs are the arguments of fastly_cache.replace_insert.
+type cacheReplaceInsertArgs struct {
+	Handle      uint32 // `handle` h(cache_replace)
+	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
+	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceInsertArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceInsertArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.BodyOut = uint32(c.args[3])
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceInsert binds fn as fastly_cache.replace_insert: Writes the replacing object; returns the body to write it to.
+func bindCacheReplaceInsert(fn func(c *call, a cacheReplaceInsertArgs) error) impl {
+	return impl{"fastly_cache", "replace_insert", func(c *call) error {
+		var a cacheReplaceInsertArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetAgeNsArgs are the arguments of fastly_cache.replace_get_age_ns.
+type cacheReplaceGetAgeNsArgs struct {
+	Handle             uint32 // `handle` h(cache_replace)
+	CacheDurationNsOut uint32 // `cache_duration_ns_out` *cache_duration_ns ns, the pointer: 8 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetAgeNsArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetAgeNsArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.CacheDurationNsOut = uint32(c.args[1])
+	if err := c.checkOut(a.CacheDurationNsOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetAgeNs binds fn as fastly_cache.replace_get_age_ns: Gets the age of the object being replaced.
+func bindCacheReplaceGetAgeNs(fn func(c *call, a cacheReplaceGetAgeNsArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_age_ns", func(c *call) error {
+		var a cacheReplaceGetAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetBodyArgs are the arguments of fastly_cache.replace_get_body.
+type cacheReplaceGetBodyArgs struct {
+	Handle      uint32 // `handle` h(cache_replace)
+	OptionsMask uint32 // `options_mask` cache_get_body_options_mask (bitmask)
+	Options     uint32 // `options` *cache_get_body_options (16 bytes, read), the pointer: read by the implementation
+	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetBodyArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetBodyArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.OptionsMask = uint32(c.args[1])
+	a.Options = uint32(c.args[2])
+	a.BodyOut = uint32(c.args[3])
+	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetBody binds fn as fastly_cache.replace_get_body: Gets the body of the object being replaced.
+func bindCacheReplaceGetBody(fn func(c *call, a cacheReplaceGetBodyArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_body", func(c *call) error {
+		var a cacheReplaceGetBodyArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetHitsArgs are the arguments of fastly_cache.replace_get_hits.
+type cacheReplaceGetHitsArgs struct {
+	Handle           uint32 // `handle` h(cache_replace)
+	CacheHitCountOut uint32 // `cache_hit_count_out` *cache_hit_count count, the pointer: 8 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetHitsArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetHitsArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.CacheHitCountOut = uint32(c.args[1])
+	if err := c.checkOut(a.CacheHitCountOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetHits binds fn as fastly_cache.replace_get_hits: Gets how many times the object being replaced was hit.
+func bindCacheReplaceGetHits(fn func(c *call, a cacheReplaceGetHitsArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_hits", func(c *call) error {
+		var a cacheReplaceGetHitsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetLengthArgs are the arguments of fastly_cache.replace_get_length.
+type cacheReplaceGetLengthArgs struct {
+	Handle               uint32 // `handle` h(cache_replace)
+	CacheObjectLengthOut uint32 // `cache_object_length_out` *cache_object_length bytes, the pointer: 8 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetLengthArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetLengthArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.CacheObjectLengthOut = uint32(c.args[1])
+	if err := c.checkOut(a.CacheObjectLengthOut, 8, 8); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetLength binds fn as fastly_cache.replace_get_length: Gets the length of the object being replaced.
+func bindCacheReplaceGetLength(fn func(c *call, a cacheReplaceGetLengthArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_length", func(c *call) error {
+		var a cacheReplaceGetLengthArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetMaxAgeNsArgs are the arguments of fastly_cache.replace_get_max_age_ns, as cacheReplaceGetAgeNsArgs's.
+type cacheReplaceGetMaxAgeNsArgs = cacheReplaceGetAgeNsArgs
+
+// bindCacheReplaceGetMaxAgeNs binds fn as fastly_cache.replace_get_max_age_ns: Gets the max age of the object being replaced.
+func bindCacheReplaceGetMaxAgeNs(fn func(c *call, a cacheReplaceGetMaxAgeNsArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_max_age_ns", func(c *call) error {
+		var a cacheReplaceGetMaxAgeNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetStaleWhileRevalidateNsArgs are the arguments of fastly_cache.replace_get_stale_while_revalidate_ns, as cacheReplaceGetAgeNsArgs's.
+type cacheReplaceGetStaleWhileRevalidateNsArgs = cacheReplaceGetAgeNsArgs
+
+// bindCacheReplaceGetStaleWhileRevalidateNs binds fn as fastly_cache.replace_get_stale_while_revalidate_ns: Gets the stale-while-revalidate time of the object being replaced.
+func bindCacheReplaceGetStaleWhileRevalidateNs(fn func(c *call, a cacheReplaceGetStaleWhileRevalidateNsArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_stale_while_revalidate_ns", func(c *call) error {
+		var a cacheReplaceGetStaleWhileRevalidateNsArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetStateArgs are the arguments of fastly_cache.replace_get_state.
+type cacheReplaceGetStateArgs struct {
+	Handle              uint32 // `handle` h(cache_replace)
+	CacheLookupStateOut uint32 // `cache_lookup_state_out` *cache_lookup_state bitmask, the pointer: 4 bytes, checked
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetStateArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetStateArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.CacheLookupStateOut = uint32(c.args[1])
+	if err := c.checkOut(a.CacheLookupStateOut, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetState binds fn as fastly_cache.replace_get_state: Gets the lookup state of the object being replaced.
+func bindCacheReplaceGetState(fn func(c *call, a cacheReplaceGetStateArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_state", func(c *call) error {
+		var a cacheReplaceGetStateArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// cacheReplaceGetUserMetadataArgs are the arguments of fastly_cache.replace_get_user_metadata.
+type cacheReplaceGetUserMetadataArgs struct {
+	Handle             uint32 // `handle` h(cache_replace)
+	UserMetadataOutPtr outBuf // `user_metadata_out_ptr` buf
+}
+
+// handle is the cache_replace handle the call is about: Handle.
+func (a cacheReplaceGetUserMetadataArgs) handle() uint32 { return a.Handle }
+
+func (a *cacheReplaceGetUserMetadataArgs) decode(c *call) error {
+	a.Handle = uint32(c.args[0])
+	a.UserMetadataOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
+	if err := c.checkOut(a.UserMetadataOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindCacheReplaceGetUserMetadata binds fn as fastly_cache.replace_get_user_metadata: Gets the user metadata of the object being replaced.
+func bindCacheReplaceGetUserMetadata(fn func(c *call, a cacheReplaceGetUserMetadataArgs) error) impl {
+	return impl{"fastly_cache", "replace_get_user_metadata", func(c *call) error {
+		var a cacheReplaceGetUserMetadataArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
 // cacheTransactionLookupArgs are the arguments of fastly_cache.transaction_lookup, as cacheLookupArgs's.
 type cacheTransactionLookupArgs = cacheLookupArgs
 
@@ -3810,27 +4082,8 @@ func bindCacheCacheBusyHandleWait(fn func(c *call, a cacheCacheBusyHandleWaitArg
 	}}
 }
 
-// cacheTransactionInsertArgs are the arguments of fastly_cache.transaction_insert.
-type cacheTransactionInsertArgs struct {
-	Handle      uint32 // `handle` h(cache)
-	OptionsMask uint32 // `options_mask` cache_write_options_mask (bitmask)
-	Options     uint32 // `options` *cache_write_options (80 bytes, read), the pointer: read by the implementation
-	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheTransactionInsertArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheTransactionInsertArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.OptionsMask = uint32(c.args[1])
-	a.Options = uint32(c.args[2])
-	a.BodyOut = uint32(c.args[3])
-	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheTransactionInsertArgs are the arguments of fastly_cache.transaction_insert, as cacheReplaceInsertArgs's.
+type cacheTransactionInsertArgs = cacheReplaceInsertArgs
 
 // bindCacheTransactionInsert binds fn as fastly_cache.transaction_insert: Inserts the object of a transaction; returns the body to write it to.
 func bindCacheTransactionInsert(fn func(c *call, a cacheTransactionInsertArgs) error) impl {
@@ -3951,23 +4204,8 @@ func bindCacheClose(fn func(c *call, a cacheCloseArgs) error) impl {
 	}}
 }
 
-// cacheGetStateArgs are the arguments of fastly_cache.get_state.
-type cacheGetStateArgs struct {
-	Handle              uint32 // `handle` h(cache)
-	CacheLookupStateOut uint32 // `cache_lookup_state_out` *cache_lookup_state bitmask, the pointer: 4 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetStateArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetStateArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.CacheLookupStateOut = uint32(c.args[1])
-	if err := c.checkOut(a.CacheLookupStateOut, 4, 4); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetStateArgs are the arguments of fastly_cache.get_state, as cacheReplaceGetStateArgs's.
+type cacheGetStateArgs = cacheReplaceGetStateArgs
 
 // bindCacheGetState binds fn as fastly_cache.get_state: Gets a lookup's state (found, usable, stale, must insert or update).
 func bindCacheGetState(fn func(c *call, a cacheGetStateArgs) error) impl {
@@ -3980,23 +4218,8 @@ func bindCacheGetState(fn func(c *call, a cacheGetStateArgs) error) impl {
 	}}
 }
 
-// cacheGetUserMetadataArgs are the arguments of fastly_cache.get_user_metadata.
-type cacheGetUserMetadataArgs struct {
-	Handle             uint32 // `handle` h(cache)
-	UserMetadataOutPtr outBuf // `user_metadata_out_ptr` buf
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetUserMetadataArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetUserMetadataArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.UserMetadataOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
-	if err := c.checkOut(a.UserMetadataOutPtr.NWritten, 4, 4); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetUserMetadataArgs are the arguments of fastly_cache.get_user_metadata, as cacheReplaceGetUserMetadataArgs's.
+type cacheGetUserMetadataArgs = cacheReplaceGetUserMetadataArgs
 
 // bindCacheGetUserMetadata binds fn as fastly_cache.get_user_metadata: Gets a cached object's user metadata.
 func bindCacheGetUserMetadata(fn func(c *call, a cacheGetUserMetadataArgs) error) impl {
@@ -4009,27 +4232,8 @@ func bindCacheGetUserMetadata(fn func(c *call, a cacheGetUserMetadataArgs) error
 	}}
 }
 
-// cacheGetBodyArgs are the arguments of fastly_cache.get_body.
-type cacheGetBodyArgs struct {
-	Handle      uint32 // `handle` h(cache)
-	OptionsMask uint32 // `options_mask` cache_get_body_options_mask (bitmask)
-	Options     uint32 // `options` *cache_get_body_options (16 bytes, read), the pointer: read by the implementation
-	BodyOut     uint32 // `body_out` *h(body), the pointer: 4 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetBodyArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetBodyArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.OptionsMask = uint32(c.args[1])
-	a.Options = uint32(c.args[2])
-	a.BodyOut = uint32(c.args[3])
-	if err := c.checkOut(a.BodyOut, 4, 4); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetBodyArgs are the arguments of fastly_cache.get_body, as cacheReplaceGetBodyArgs's.
+type cacheGetBodyArgs = cacheReplaceGetBodyArgs
 
 // bindCacheGetBody binds fn as fastly_cache.get_body: Gets a cached object's body, or a range of it.
 func bindCacheGetBody(fn func(c *call, a cacheGetBodyArgs) error) impl {
@@ -4042,23 +4246,8 @@ func bindCacheGetBody(fn func(c *call, a cacheGetBodyArgs) error) impl {
 	}}
 }
 
-// cacheGetLengthArgs are the arguments of fastly_cache.get_length.
-type cacheGetLengthArgs struct {
-	Handle               uint32 // `handle` h(cache)
-	CacheObjectLengthOut uint32 // `cache_object_length_out` *cache_object_length bytes, the pointer: 8 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetLengthArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetLengthArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.CacheObjectLengthOut = uint32(c.args[1])
-	if err := c.checkOut(a.CacheObjectLengthOut, 8, 8); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetLengthArgs are the arguments of fastly_cache.get_length, as cacheReplaceGetLengthArgs's.
+type cacheGetLengthArgs = cacheReplaceGetLengthArgs
 
 // bindCacheGetLength binds fn as fastly_cache.get_length: Gets a cached object's length.
 func bindCacheGetLength(fn func(c *call, a cacheGetLengthArgs) error) impl {
@@ -4071,23 +4260,8 @@ func bindCacheGetLength(fn func(c *call, a cacheGetLengthArgs) error) impl {
 	}}
 }
 
-// cacheGetMaxAgeNsArgs are the arguments of fastly_cache.get_max_age_ns.
-type cacheGetMaxAgeNsArgs struct {
-	Handle             uint32 // `handle` h(cache)
-	CacheDurationNsOut uint32 // `cache_duration_ns_out` *cache_duration_ns ns, the pointer: 8 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetMaxAgeNsArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetMaxAgeNsArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.CacheDurationNsOut = uint32(c.args[1])
-	if err := c.checkOut(a.CacheDurationNsOut, 8, 8); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetMaxAgeNsArgs are the arguments of fastly_cache.get_max_age_ns, as cacheReplaceGetAgeNsArgs's.
+type cacheGetMaxAgeNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindCacheGetMaxAgeNs binds fn as fastly_cache.get_max_age_ns: Gets a cached object's max age.
 func bindCacheGetMaxAgeNs(fn func(c *call, a cacheGetMaxAgeNsArgs) error) impl {
@@ -4100,8 +4274,8 @@ func bindCacheGetMaxAgeNs(fn func(c *call, a cacheGetMaxAgeNsArgs) error) impl {
 	}}
 }
 
-// cacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_cache.get_stale_while_revalidate_ns, as cacheGetMaxAgeNsArgs's.
-type cacheGetStaleWhileRevalidateNsArgs = cacheGetMaxAgeNsArgs
+// cacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_cache.get_stale_while_revalidate_ns, as cacheReplaceGetAgeNsArgs's.
+type cacheGetStaleWhileRevalidateNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindCacheGetStaleWhileRevalidateNs binds fn as fastly_cache.get_stale_while_revalidate_ns: Gets a cached object's stale-while-revalidate time.
 func bindCacheGetStaleWhileRevalidateNs(fn func(c *call, a cacheGetStaleWhileRevalidateNsArgs) error) impl {
@@ -4114,8 +4288,8 @@ func bindCacheGetStaleWhileRevalidateNs(fn func(c *call, a cacheGetStaleWhileRev
 	}}
 }
 
-// cacheGetAgeNsArgs are the arguments of fastly_cache.get_age_ns, as cacheGetMaxAgeNsArgs's.
-type cacheGetAgeNsArgs = cacheGetMaxAgeNsArgs
+// cacheGetAgeNsArgs are the arguments of fastly_cache.get_age_ns, as cacheReplaceGetAgeNsArgs's.
+type cacheGetAgeNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindCacheGetAgeNs binds fn as fastly_cache.get_age_ns: Gets a cached object's age.
 func bindCacheGetAgeNs(fn func(c *call, a cacheGetAgeNsArgs) error) impl {
@@ -4128,23 +4302,8 @@ func bindCacheGetAgeNs(fn func(c *call, a cacheGetAgeNsArgs) error) impl {
 	}}
 }
 
-// cacheGetHitsArgs are the arguments of fastly_cache.get_hits.
-type cacheGetHitsArgs struct {
-	Handle           uint32 // `handle` h(cache)
-	CacheHitCountOut uint32 // `cache_hit_count_out` *cache_hit_count count, the pointer: 8 bytes, checked
-}
-
-// handle is the cache handle the call is about: Handle.
-func (a cacheGetHitsArgs) handle() uint32 { return a.Handle }
-
-func (a *cacheGetHitsArgs) decode(c *call) error {
-	a.Handle = uint32(c.args[0])
-	a.CacheHitCountOut = uint32(c.args[1])
-	if err := c.checkOut(a.CacheHitCountOut, 8, 8); err != nil {
-		return err
-	}
-	return nil
-}
+// cacheGetHitsArgs are the arguments of fastly_cache.get_hits, as cacheReplaceGetHitsArgs's.
+type cacheGetHitsArgs = cacheReplaceGetHitsArgs
 
 // bindCacheGetHits binds fn as fastly_cache.get_hits: Gets how many times a cached object was hit.
 func bindCacheGetHits(fn func(c *call, a cacheGetHitsArgs) error) impl {
@@ -4493,6 +4652,35 @@ func (a *httpCacheIsRequestCacheableArgs) decode(c *call) error {
 func bindHTTPCacheIsRequestCacheable(fn func(c *call, a httpCacheIsRequestCacheableArgs) error) impl {
 	return impl{"fastly_http_cache", "is_request_cacheable", func(c *call) error {
 		var a httpCacheIsRequestCacheableArgs
+		if err := a.decode(c); err != nil {
+			return err
+		}
+		return fn(c, a)
+	}}
+}
+
+// httpCacheGetSuggestedCacheKeyArgs are the arguments of fastly_http_cache.get_suggested_cache_key.
+type httpCacheGetSuggestedCacheKeyArgs struct {
+	ReqHandle uint32 // `req_handle` h(request)
+	KeyOutPtr outBuf // `key_out_ptr` buf
+}
+
+// handle is the request handle the call is about: ReqHandle.
+func (a httpCacheGetSuggestedCacheKeyArgs) handle() uint32 { return a.ReqHandle }
+
+func (a *httpCacheGetSuggestedCacheKeyArgs) decode(c *call) error {
+	a.ReqHandle = uint32(c.args[0])
+	a.KeyOutPtr = outBuf{Ptr: uint32(c.args[1]), Cap: uint32(c.args[2]), NWritten: uint32(c.args[3])}
+	if err := c.checkOut(a.KeyOutPtr.NWritten, 4, 4); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindHTTPCacheGetSuggestedCacheKey binds fn as fastly_http_cache.get_suggested_cache_key: Gets the cache key the host would use for a request: 32 bytes, the SHA-256 of its host and path.
+func bindHTTPCacheGetSuggestedCacheKey(fn func(c *call, a httpCacheGetSuggestedCacheKeyArgs) error) impl {
+	return impl{"fastly_http_cache", "get_suggested_cache_key", func(c *call) error {
+		var a httpCacheGetSuggestedCacheKeyArgs
 		if err := a.decode(c); err != nil {
 			return err
 		}
@@ -4898,8 +5086,8 @@ func bindHTTPCacheGetFoundResponse(fn func(c *call, a httpCacheGetFoundResponseA
 	}}
 }
 
-// httpCacheGetStateArgs are the arguments of fastly_http_cache.get_state, as cacheGetStateArgs's.
-type httpCacheGetStateArgs = cacheGetStateArgs
+// httpCacheGetStateArgs are the arguments of fastly_http_cache.get_state, as cacheReplaceGetStateArgs's.
+type httpCacheGetStateArgs = cacheReplaceGetStateArgs
 
 // bindHTTPCacheGetState binds fn as fastly_http_cache.get_state: Gets an HTTP cache lookup's state.
 func bindHTTPCacheGetState(fn func(c *call, a httpCacheGetStateArgs) error) impl {
@@ -4912,8 +5100,8 @@ func bindHTTPCacheGetState(fn func(c *call, a httpCacheGetStateArgs) error) impl
 	}}
 }
 
-// httpCacheGetLengthArgs are the arguments of fastly_http_cache.get_length, as cacheGetLengthArgs's.
-type httpCacheGetLengthArgs = cacheGetLengthArgs
+// httpCacheGetLengthArgs are the arguments of fastly_http_cache.get_length, as cacheReplaceGetLengthArgs's.
+type httpCacheGetLengthArgs = cacheReplaceGetLengthArgs
 
 // bindHTTPCacheGetLength binds fn as fastly_http_cache.get_length: Gets a cached response's body length.
 func bindHTTPCacheGetLength(fn func(c *call, a httpCacheGetLengthArgs) error) impl {
@@ -4926,8 +5114,8 @@ func bindHTTPCacheGetLength(fn func(c *call, a httpCacheGetLengthArgs) error) im
 	}}
 }
 
-// httpCacheGetMaxAgeNsArgs are the arguments of fastly_http_cache.get_max_age_ns, as cacheGetMaxAgeNsArgs's.
-type httpCacheGetMaxAgeNsArgs = cacheGetMaxAgeNsArgs
+// httpCacheGetMaxAgeNsArgs are the arguments of fastly_http_cache.get_max_age_ns, as cacheReplaceGetAgeNsArgs's.
+type httpCacheGetMaxAgeNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindHTTPCacheGetMaxAgeNs binds fn as fastly_http_cache.get_max_age_ns: Gets a cached response's max age.
 func bindHTTPCacheGetMaxAgeNs(fn func(c *call, a httpCacheGetMaxAgeNsArgs) error) impl {
@@ -4940,8 +5128,8 @@ func bindHTTPCacheGetMaxAgeNs(fn func(c *call, a httpCacheGetMaxAgeNsArgs) error
 	}}
 }
 
-// httpCacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_http_cache.get_stale_while_revalidate_ns, as cacheGetMaxAgeNsArgs's.
-type httpCacheGetStaleWhileRevalidateNsArgs = cacheGetMaxAgeNsArgs
+// httpCacheGetStaleWhileRevalidateNsArgs are the arguments of fastly_http_cache.get_stale_while_revalidate_ns, as cacheReplaceGetAgeNsArgs's.
+type httpCacheGetStaleWhileRevalidateNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindHTTPCacheGetStaleWhileRevalidateNs binds fn as fastly_http_cache.get_stale_while_revalidate_ns: Gets a cached response's stale-while-revalidate time.
 func bindHTTPCacheGetStaleWhileRevalidateNs(fn func(c *call, a httpCacheGetStaleWhileRevalidateNsArgs) error) impl {
@@ -4954,8 +5142,8 @@ func bindHTTPCacheGetStaleWhileRevalidateNs(fn func(c *call, a httpCacheGetStale
 	}}
 }
 
-// httpCacheGetStaleIfErrorNsArgs are the arguments of fastly_http_cache.get_stale_if_error_ns, as cacheGetMaxAgeNsArgs's.
-type httpCacheGetStaleIfErrorNsArgs = cacheGetMaxAgeNsArgs
+// httpCacheGetStaleIfErrorNsArgs are the arguments of fastly_http_cache.get_stale_if_error_ns, as cacheReplaceGetAgeNsArgs's.
+type httpCacheGetStaleIfErrorNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindHTTPCacheGetStaleIfErrorNs binds fn as fastly_http_cache.get_stale_if_error_ns: Gets a cached response's stale-if-error time.
 func bindHTTPCacheGetStaleIfErrorNs(fn func(c *call, a httpCacheGetStaleIfErrorNsArgs) error) impl {
@@ -4968,8 +5156,8 @@ func bindHTTPCacheGetStaleIfErrorNs(fn func(c *call, a httpCacheGetStaleIfErrorN
 	}}
 }
 
-// httpCacheGetAgeNsArgs are the arguments of fastly_http_cache.get_age_ns, as cacheGetMaxAgeNsArgs's.
-type httpCacheGetAgeNsArgs = cacheGetMaxAgeNsArgs
+// httpCacheGetAgeNsArgs are the arguments of fastly_http_cache.get_age_ns, as cacheReplaceGetAgeNsArgs's.
+type httpCacheGetAgeNsArgs = cacheReplaceGetAgeNsArgs
 
 // bindHTTPCacheGetAgeNs binds fn as fastly_http_cache.get_age_ns: Gets a cached response's age.
 func bindHTTPCacheGetAgeNs(fn func(c *call, a httpCacheGetAgeNsArgs) error) impl {
@@ -4982,8 +5170,8 @@ func bindHTTPCacheGetAgeNs(fn func(c *call, a httpCacheGetAgeNsArgs) error) impl
 	}}
 }
 
-// httpCacheGetHitsArgs are the arguments of fastly_http_cache.get_hits, as cacheGetHitsArgs's.
-type httpCacheGetHitsArgs = cacheGetHitsArgs
+// httpCacheGetHitsArgs are the arguments of fastly_http_cache.get_hits, as cacheReplaceGetHitsArgs's.
+type httpCacheGetHitsArgs = cacheReplaceGetHitsArgs
 
 // bindHTTPCacheGetHits binds fn as fastly_http_cache.get_hits: Gets how many times a cached response was hit.
 func bindHTTPCacheGetHits(fn func(c *call, a httpCacheGetHitsArgs) error) impl {

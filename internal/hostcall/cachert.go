@@ -3,6 +3,7 @@ package hostcall
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,7 +45,8 @@ func checkSurrogateKeys(sk []byte) error {
 	return nil
 }
 
-// overrideOf returns the cache override of request handle rh.
+// overrideOf returns the cache override of request handle rh: a pass for
+// the HTTP cache API's suggested backend requests (request.cacheFill).
 func (c *call) overrideOf(rh uint32) (cache.Override, error) {
 	r, err := c.s.reqs.get(rh)
 	if err != nil {
@@ -52,6 +54,9 @@ func (c *call) overrideOf(rh uint32) (cache.Override, error) {
 	}
 	ov := r.override
 	ov.SurrogateKeys = append([]string(nil), ov.SurrogateKeys...)
+	if r.cacheFill {
+		ov.Pass = true
+	}
 	return ov, nil
 }
 
@@ -63,25 +68,45 @@ func (be *backend) cacheKey() string {
 	return be.name + "\x00" + be.settings.Scheme + "://" + be.settings.Addr + "\x00" + be.settings.HostOverride
 }
 
+// cacheKeyHeader is the request header by which Fastly's Go SDK gives a
+// send its override cache key: the 32-byte key as 64 upper-case hex
+// digits (its CacheOptions.OverrideKey without guest caching). The host
+// consumes it: the backend never sees it.
+const cacheKeyHeader = "Fastly-Xqd-Cache-Key"
+
+// requestCacheKey returns the HTTP cache key of request handle rh: the
+// override key of its cacheKeyHeader when that is 64 hex digits, else
+// httpCacheKey; nil for a bad handle.
+func (c *call) requestCacheKey(rh uint32) []byte {
+	r, err := c.s.reqs.get(rh)
+	if err != nil {
+		return nil
+	}
+	if v := r.hdr.get(cacheKeyHeader); len(v) == 1 && len(v[0]) == 64 {
+		if k, err := hex.DecodeString(v[0]); err == nil {
+			return k
+		}
+	}
+	return httpCacheKey(r)
+}
+
 // send sends req to be, through the cache when the env has one: a request
-// with a body (or a streaming one, ov.Pass) passes. The response the guest
-// sees then carries X-Cache, X-Cache-Hits and Age.
-func (e *Env) send(ctx context.Context, be *backend, req *http.Request, ov cache.Override) (*http.Response, error) {
+// with a body (or a streaming one, ov.Pass) passes. hk is the guest
+// request's HTTP cache key (httpCacheKey): the readthrough cache keys the
+// object by it and the backend, as an HTTP cache API lookup naming the
+// backend does (cache.HTTPCacheKey), so the two share objects. The
+// response the guest sees then carries X-Cache, X-Cache-Hits and Age.
+func (e *Env) send(ctx context.Context, be *backend, req *http.Request, ov cache.Override, hk []byte) (*http.Response, error) {
 	fetch := func(ctx context.Context, r *http.Request) (*http.Response, error) {
 		return be.pool.Do(ctx, r, be.timeouts)
 	}
 	if e.cache == nil {
 		return fetch(ctx, req)
 	}
-	if req.ContentLength != 0 {
+	if req.ContentLength != 0 || hk == nil {
 		ov.Pass = true
 	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	key := cache.Key{Service: e.cacheSvc, Backend: be.cacheKey(), URL: req.URL.Scheme + "://" + host + req.URL.RequestURI()}
-	return e.cache.Do(ctx, req, key, ov, fetch)
+	return e.cache.Do(ctx, req, cache.HTTPCacheKey(e.cacheSvc, be.cacheKey(), hk), ov, fetch)
 }
 
 // The purge_options_mask bits (abi/README.md, fastly_purge).

@@ -313,6 +313,7 @@ func conventionSpecs() []spec {
 	add(as, "is_ready", ok, func(h *harness) []arg { return flat(h.aH(kindBody), h.u32o()) })
 	kvConventionSpecs(add)
 	coreCacheConventionSpecs(add)           // corecache_test.go
+	coreReplaceConventionSpecs(add)         // corecache_test.go
 	httpCacheConventionSpecs(add)           // httpcache_test.go
 	return append(specs, serviceSpecs()...) // services_test.go
 }

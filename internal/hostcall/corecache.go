@@ -46,12 +46,13 @@ type cacheLookup struct {
 type cacheHandles struct {
 	lookups handles[*cacheLookup]
 	busy    handles[*cacheLookup]
+	replace handles[*cacheLookup]     // replace handles (corereplace.go)
 	http    handles[*httpCacheLookup] // fastly_http_cache handles (httpcache.go)
 }
 
 func (s *Session) cacheh() *cacheHandles {
 	if s.cache == nil {
-		s.cache = &cacheHandles{lookups: newHandles[*cacheLookup](&s.next), busy: newHandles[*cacheLookup](&s.next), http: newHandles[*httpCacheLookup](&s.next)}
+		s.cache = &cacheHandles{lookups: newHandles[*cacheLookup](&s.next), busy: newHandles[*cacheLookup](&s.next), replace: newHandles[*cacheLookup](&s.next), http: newHandles[*httpCacheLookup](&s.next)}
 	}
 	return s.cache
 }
@@ -83,7 +84,7 @@ func (s *Session) closeCache() {
 	if s.cache == nil || s.env.cache == nil {
 		return
 	}
-	for _, t := range []*handles[*cacheLookup]{&s.cache.lookups, &s.cache.busy} {
+	for _, t := range []*handles[*cacheLookup]{&s.cache.lookups, &s.cache.busy, &s.cache.replace} {
 		for h, cl := range t.m {
 			s.env.cacheRelease(cl)
 			delete(t.m, h)
@@ -333,6 +334,39 @@ func (c *call) cacheLookupCall(key []byte, mask, opts uint32, transactional bool
 	return &cacheLookup{l: cc.CoreLookup(svc, k, h), key: k}, nil
 }
 
+// getBodyRange decodes cache_get_body_options: from and to, -1 when not
+// given (cache.CoreEntry.Body gives the range rules). Errors: inval for
+// the reserved or an unknown bit, a struct outside memory; badalign.
+func (c *call) getBodyRange(mask, ptr uint32) (from, to int64, err error) {
+	if mask&abi.CacheGetBodyReserved != 0 || mask&^cacheGetBodyKnown != 0 {
+		return 0, 0, statusErr(abi.Inval, "bad cache_get_body_options_mask %#x", mask)
+	}
+	from, to = -1, -1
+	if mask == 0 {
+		return from, to, nil
+	}
+	b, err := c.readStruct("cache_get_body_options", ptr, abi.CacheGetBodyOptionsSize, 8)
+	if err != nil {
+		return 0, 0, err
+	}
+	if mask&abi.CacheGetBodyFrom != 0 {
+		from = int64(min(binary.LittleEndian.Uint64(b), 1<<62))
+	}
+	if mask&abi.CacheGetBodyTo != 0 {
+		to = int64(min(binary.LittleEndian.Uint64(b[8:]), 1<<62))
+	}
+	return from, to, nil
+}
+
+// cacheEntryBody returns a body reading e's range [from, to].
+func (c *call) cacheEntryBody(e *cache.CoreEntry, from, to int64) *body {
+	n := int64(-1)
+	if l, ok := e.Length(); ok && from <= 0 && to < 0 {
+		n = l
+	}
+	return newStreamBody(c.s, e.Body(c.s.ctx, from, to), n)
+}
+
 func coreCacheImpls() []impl {
 	putDur := func(c *call, out uint32, d time.Duration) error { return c.putU64(out, uint64(max(d, 0))) }
 	return []impl{
@@ -438,7 +472,11 @@ func coreCacheImpls() []impl {
 		bindCacheClose(func(c *call, a cacheCloseArgs) error {
 			cl, err := c.s.cacheh().lookups.remove(a.Handle)
 			if err != nil {
-				return err
+				// close drops replace handles too (no replace_close).
+				var rerr error
+				if cl, rerr = c.s.cacheh().replace.remove(a.Handle); rerr != nil {
+					return err
+				}
 			}
 			c.s.env.cacheRelease(cl)
 			return nil
@@ -466,31 +504,15 @@ func coreCacheImpls() []impl {
 			return c.writeBuf(a.UserMetadataOutPtr, e.UserMetadata())
 		}),
 		bindCacheGetBody(func(c *call, a cacheGetBodyArgs) error {
-			if a.OptionsMask&abi.CacheGetBodyReserved != 0 || a.OptionsMask&^cacheGetBodyKnown != 0 {
-				return statusErr(abi.Inval, "bad cache_get_body_options_mask %#x", a.OptionsMask)
-			}
-			from, to := int64(0), int64(-1)
-			if a.OptionsMask != 0 {
-				b, err := c.readStruct("cache_get_body_options", a.Options, abi.CacheGetBodyOptionsSize, 8)
-				if err != nil {
-					return err
-				}
-				if a.OptionsMask&abi.CacheGetBodyFrom != 0 {
-					from = int64(min(binary.LittleEndian.Uint64(b), 1<<62))
-				}
-				if a.OptionsMask&abi.CacheGetBodyTo != 0 {
-					to = int64(min(binary.LittleEndian.Uint64(b[8:]), 1<<62))
-				}
+			from, to, err := c.getBodyRange(a.OptionsMask, a.Options)
+			if err != nil {
+				return err
 			}
 			e, err := c.cacheFound(a.Handle)
 			if err != nil {
 				return err
 			}
-			n := int64(-1)
-			if l, ok := e.Length(); ok && from == 0 && to < 0 {
-				n = l
-			}
-			return c.putU32(a.BodyOut, c.s.bodies.add(newStreamBody(c.s, e.Body(c.s.ctx, from, to), n)))
+			return c.putU32(a.BodyOut, c.s.bodies.add(c.cacheEntryBody(e, from, to)))
 		}),
 		bindCacheGetLength(func(c *call, a cacheGetLengthArgs) error {
 			e, err := c.cacheFound(a.Handle)

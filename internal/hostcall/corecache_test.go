@@ -137,3 +137,43 @@ func TestCoreCacheSessionEnd(t *testing.T) {
 		t.Errorf("after the session ended: state %d, want the obligation alone", got)
 	}
 }
+
+// kindCacheReplace is a replace handle, made only by aReplace.
+const kindCacheReplace handleKind = 320
+
+// aReplace is a replace handle of the test's key, replacing an inserted
+// object when found.
+func (h *harness) aReplace(found bool) arg {
+	if found {
+		h.aCache(kindCache, true)
+	}
+	kp, kl := h.str(h.t.Name())
+	o := h.out()
+	h.want(abi.OK, abi.ModuleCache, "replace", kp, kl, 0, h.aZ(abi.CacheReplaceOptionsSize).v, o)
+	return arg{v: uint64(h.u32(o)), kind: aHandle, hk: kindCacheReplace}
+}
+
+// coreReplaceConventionSpecs are the convention specs of the replace
+// family (conventionSpecs adds them).
+func coreReplaceConventionSpecs(add func(module, name string, want abi.Status, args func(h *harness) []arg)) {
+	m, ok := abi.ModuleCache, abi.OK
+	add(m, "replace", ok, func(h *harness) []arg {
+		o := h.aZ(abi.CacheReplaceOptionsSize)
+		binary.LittleEndian.PutUint32(h.mem.b[o.v:], h.newHandle(kindReq))
+		binary.LittleEndian.PutUint32(h.mem.b[o.v+4:], abi.CacheReplaceWait)
+		return flat(h.aS("key-"+h.t.Name()), val(uint64(abi.CacheReplaceRequestHeaders|abi.CacheReplaceStrategy)), o, h.u32o())
+	})
+	add(m, "replace_insert", ok, func(h *harness) []arg {
+		return flat(h.aReplace(false), val(0), h.writeOpts(1e9), h.u32o())
+	})
+	add(m, "replace_get_state", ok, func(h *harness) []arg { return flat(h.aReplace(true), h.u32o()) })
+	add(m, "replace_get_user_metadata", ok, func(h *harness) []arg { return flat(h.aReplace(true), h.aB(16), h.u32o()) })
+	add(m, "replace_get_body", ok, func(h *harness) []arg {
+		o := h.aZ(abi.CacheGetBodyOptionsSize)
+		binary.LittleEndian.PutUint64(h.mem.b[o.v+8:], 2)
+		return flat(h.aReplace(true), val(uint64(abi.CacheGetBodyTo)), o, h.u32o())
+	})
+	for _, name := range []string{"replace_get_length", "replace_get_max_age_ns", "replace_get_stale_while_revalidate_ns", "replace_get_age_ns", "replace_get_hits"} {
+		add(m, name, ok, func(h *harness) []arg { return flat(h.aReplace(true), h.u64o()) })
+	}
+}

@@ -229,7 +229,7 @@ func Table() []Hostcall {
 	for _, family := range [][]impl{
 		abiImpls(), bodyImpls(), logImpls(), reqImpls(), respImpls(),
 		downstreamImpls(), storeImpls(), backendImpls(), runtimeImpls(),
-		asyncIOImpls(), kvStoreImpls(), coreCacheImpls(), httpCacheImpls(), secretStoreImpls(), aclImpls(), geoImpls(), erlImpls(), shieldingImpls(),
+		asyncIOImpls(), kvStoreImpls(), coreCacheImpls(), coreReplaceImpls(), httpCacheImpls(), secretStoreImpls(), aclImpls(), geoImpls(), erlImpls(), shieldingImpls(),
 		purgeImpls(),
 	} {
 		all = append(all, family...)

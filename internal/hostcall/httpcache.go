@@ -21,12 +21,15 @@ import (
 // options. An HTTP cache handle is one lookup; a transactional lookup
 // that waits for another sandbox's obligation resolves later, and the
 // calls on its handle wait for it. A lookup is keyed by the request's
-// URL (scheme://host/path?query, the Host header naming the host when
-// set), or by the override key of its options; objects vary on the
-// request headers their vary rule names.
+// HTTP cache key (cache.HTTPKey of its host and path; what
+// get_suggested_cache_key answers), or by the override key of its
+// options, and by the backend its backend_name option names: that is the
+// readthrough cache's key of a send of the request to that backend, so
+// the HTTP cache API and the send path find each other's objects.
+// Objects vary on the request headers their vary rule names.
 
 const (
-	httpCacheLookupKnown = abi.HTTPCacheLookupOverrideKey
+	httpCacheLookupKnown = abi.HTTPCacheLookupOverrideKey | abi.HTTPCacheLookupBackendName
 	httpCacheWriteKnown  = abi.HTTPCacheWriteVaryRule | abi.HTTPCacheWriteInitialAgeNs | abi.HTTPCacheWriteStaleWhileRevalidateNs | abi.HTTPCacheWriteSurrogateKeys | abi.HTTPCacheWriteLength | abi.HTTPCacheWriteSensitiveData | abi.HTTPCacheWriteStaleIfErrorNs
 )
 
@@ -34,7 +37,7 @@ const (
 // made for, as of the lookup.
 type httpCacheLookup struct {
 	l      *cache.CoreLookup
-	key    []byte
+	key    cache.Key
 	method string
 	uri    string
 	hdr    http.Header
@@ -42,24 +45,26 @@ type httpCacheLookup struct {
 
 func (s *Session) httpCacheh() *handles[*httpCacheLookup] { return &s.cacheh().http }
 
-// httpCacheKey is the key of request r: scheme://host/path?query of its
-// URI, the Host header naming the host when set.
+// httpCacheKey is the HTTP cache key of request r (cache.HTTPKey): its
+// host (the Host header when set, else its URI's) and its URI's path and
+// query.
 func httpCacheKey(r *request) []byte {
 	u, err := url.Parse(r.uri)
 	if err != nil {
-		return []byte(r.uri)
+		return cache.HTTPKey("", r.uri)
 	}
 	host := u.Host
 	if h := r.hdr.get("Host"); len(h) > 0 && h[0] != "" {
 		host = h[0]
 	}
-	return []byte(u.Scheme + "://" + host + u.RequestURI())
+	return cache.HTTPKey(host, u.RequestURI())
 }
 
 // httpCacheLookupCall is lookup and transaction_lookup. Errors: badf for
 // a bad request handle; inval for the reserved or an unknown mask bit, an
-// options struct or override key outside memory, an empty key or one over
-// cache.MaxCoreKeyBytes; badalign; unsupported without a cache.
+// options struct, override key or backend name outside memory, an empty
+// key or one over cache.MaxCoreKeyBytes, an unknown backend; badalign;
+// unsupported without a cache.
 func (c *call) httpCacheLookupCall(rh, mask, opts uint32, transactional bool) (*httpCacheLookup, error) {
 	cc, err := c.cacheStore()
 	if err != nil {
@@ -72,24 +77,41 @@ func (c *call) httpCacheLookupCall(rh, mask, opts uint32, transactional bool) (*
 	if mask&abi.HTTPCacheLookupReserved != 0 || mask&^httpCacheLookupKnown != 0 {
 		return nil, statusErr(abi.Inval, "bad http_cache_lookup_options_mask %#x", mask)
 	}
-	key := httpCacheKey(r)
-	if mask&abi.HTTPCacheLookupOverrideKey != 0 {
-		b, err := c.readStruct("http_cache_lookup_options", opts, abi.HTTPCacheLookupOptionsFields, 4)
+	key, backend := httpCacheKey(r), ""
+	if mask&(abi.HTTPCacheLookupOverrideKey|abi.HTTPCacheLookupBackendName) != 0 {
+		size := uint32(abi.HTTPCacheLookupOptionsFields)
+		if mask&abi.HTTPCacheLookupBackendName != 0 {
+			size = abi.HTTPCacheLookupOptionsSize
+		}
+		b, err := c.readStruct("http_cache_lookup_options", opts, size, 4)
 		if err != nil {
 			return nil, err
 		}
-		if key, err = c.structBytes("override key", b, 0, cache.MaxCoreKeyBytes); err != nil {
-			return nil, err
+		if mask&abi.HTTPCacheLookupOverrideKey != 0 {
+			if key, err = c.structBytes("override key", b, 0, cache.MaxCoreKeyBytes); err != nil {
+				return nil, err
+			}
+		}
+		if mask&abi.HTTPCacheLookupBackendName != 0 {
+			name, err := c.structBytes("backend name", b, abi.HTTPCacheLookupOffBackendName, maxStringLen)
+			if err != nil {
+				return nil, err
+			}
+			be, err := c.s.lookupBackend(string(name))
+			if err != nil {
+				return nil, err
+			}
+			backend = be.cacheKey()
 		}
 	}
 	if key, err = cacheKey(key); err != nil {
 		return nil, err
 	}
-	hl := &httpCacheLookup{key: key, method: r.method, uri: r.uri, hdr: r.hdr.httpHeader()}
+	hl := &httpCacheLookup{key: cache.HTTPCacheKey(c.s.env.cacheSvc, backend, key), method: r.method, uri: r.uri, hdr: r.hdr.httpHeader()}
 	if transactional {
-		hl.l = cc.HTTPTransactionLookup(c.s.env.cacheSvc, key, hl.hdr)
+		hl.l = cc.HTTPTransactionLookup(hl.key, hl.hdr)
 	} else {
-		hl.l = cc.HTTPLookup(c.s.env.cacheSvc, key, hl.hdr)
+		hl.l = cc.HTTPLookup(hl.key, hl.hdr)
 	}
 	return hl, nil
 }
@@ -143,7 +165,11 @@ func (c *call) httpWriteOptions(mask, ptr uint32, rh http.Header) (cache.CoreWri
 	if mask&abi.HTTPCacheWriteReserved != 0 || mask&^httpCacheWriteKnown != 0 {
 		return w, statusErr(abi.Inval, "bad http_cache_write_options_mask %#x", mask)
 	}
-	b, err := c.readStruct("http_cache_write_options", ptr, abi.HTTPCacheWriteOptionsFields, 8)
+	size := uint32(abi.HTTPCacheWriteOptionsFields)
+	if mask&abi.HTTPCacheWriteStaleIfErrorNs != 0 {
+		size = abi.HTTPCacheWriteOptionsSize // stale_if_error_ns at 48 must be in memory
+	}
+	b, err := c.readStruct("http_cache_write_options", ptr, size, 8)
 	if err != nil {
 		return w, err
 	}
@@ -232,7 +258,7 @@ func (c *call) httpCacheUpdate(h, resp, mask, opts uint32) (*httpCacheLookup, er
 // httpCacheRelookup returns a non-transactional lookup of hl's key, made now.
 func (c *call) httpCacheRelookup(hl *httpCacheLookup) *httpCacheLookup {
 	n := *hl
-	n.l = c.s.env.cache.HTTPLookup(c.s.env.cacheSvc, hl.key, hl.hdr)
+	n.l = c.s.env.cache.HTTPLookup(hl.key, hl.hdr)
 	return &n
 }
 
@@ -257,6 +283,13 @@ func httpCacheImpls() []impl {
 			}
 			return c.putU32(a.IsCacheableOut, v)
 		}),
+		bindHTTPCacheGetSuggestedCacheKey(func(c *call, a httpCacheGetSuggestedCacheKeyArgs) error {
+			r, err := c.s.reqs.get(a.ReqHandle)
+			if err != nil {
+				return err
+			}
+			return c.writeBuf(a.KeyOutPtr, httpCacheKey(r))
+		}),
 		bindHTTPCacheLookup(func(c *call, a httpCacheLookupArgs) error {
 			hl, err := c.httpCacheLookupCall(a.ReqHandle, a.OptionsMask, a.Options, false)
 			if err != nil {
@@ -280,7 +313,7 @@ func httpCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			bw := c.s.env.cache.HTTPInsert(c.s.env.cacheSvc, hl.key, hl.l, w)
+			bw := c.s.env.cache.HTTPInsert(hl.key, hl.l, w)
 			return c.putU32(a.BodyOut, c.s.bodies.add(c.cacheInsertBody(bw)))
 		}),
 		bindHTTPCacheTransactionInsertAndStreamBack(func(c *call, a httpCacheTransactionInsertAndStreamBackArgs) error {
@@ -292,7 +325,7 @@ func httpCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			bw := c.s.env.cache.HTTPInsert(c.s.env.cacheSvc, hl.key, hl.l, w)
+			bw := c.s.env.cache.HTTPInsert(hl.key, hl.l, w)
 			if err := c.putU32(a.BodyOut, c.s.bodies.add(c.cacheInsertBody(bw))); err != nil {
 				return err
 			}
@@ -322,7 +355,7 @@ func httpCacheImpls() []impl {
 			}
 			// Only the max age and the vary rule count (abi/README.md).
 			rec := cache.CoreWrite{MaxAge: w.MaxAge, Vary: w.Vary, RequestHeaders: hl.hdr, Length: 0, NotCacheable: true}
-			bw := c.s.env.cache.HTTPInsert(c.s.env.cacheSvc, hl.key, hl.l, rec)
+			bw := c.s.env.cache.HTTPInsert(hl.key, hl.l, rec)
 			if err := bw.Close(nil); err != nil {
 				return statusErr(abi.Error, "%v", err)
 			}
@@ -374,8 +407,9 @@ func httpCacheImpls() []impl {
 			r := newRequest()
 			r.method, r.uri, r.hdr = hl.method, hl.uri, headerFrom(h)
 			// It fills the HTTP cache: the readthrough cache passes it,
-			// so that the two never answer for one another.
-			r.override = cache.Override{Pass: true}
+			// even when the guest sets a cache override on it (Fastly's
+			// Go SDK sets its own), so the two do not both fill one key.
+			r.override, r.cacheFill = cache.Override{Pass: true}, true
 			return c.putU32(a.ReqOut, c.s.reqs.add(r))
 		}),
 		bindHTTPCacheGetSuggestedCacheOptions(func(c *call, a httpCacheGetSuggestedCacheOptionsArgs) error {
@@ -387,20 +421,26 @@ func httpCacheImpls() []impl {
 			if err != nil {
 				return err
 			}
-			if a.OptionsMask&abi.HTTPCacheWriteReserved != 0 || a.OptionsMask&^httpCacheWriteKnown != 0 {
+			// The mask names the options wanted; Fastly's Go SDK asks with
+			// every bit, the reserved one included, which is ignored here.
+			if a.OptionsMask&^(httpCacheWriteKnown|abi.HTTPCacheWriteReserved) != 0 {
 				return statusErr(abi.Inval, "bad http_cache_write_options_mask %#x", a.OptionsMask)
 			}
-			in, err := c.readStruct("http_cache_write_options", a.Options, abi.HTTPCacheWriteOptionsFields, 8)
+			size := uint32(abi.HTTPCacheWriteOptionsFields)
+			if a.OptionsMask&abi.HTTPCacheWriteStaleIfErrorNs != 0 {
+				size = abi.HTTPCacheWriteOptionsSize
+			}
+			in, err := c.readStruct("http_cache_write_options", a.Options, size, 8)
 			if err != nil {
 				return err
 			}
-			out, err := c.readStruct("http_cache_write_options", a.OptionsOut, abi.HTTPCacheWriteOptionsFields, 8)
+			out, err := c.readStruct("http_cache_write_options", a.OptionsOut, size, 8)
 			if err != nil {
 				return err
 			}
 			in = append([]byte(nil), in...)
 			s := cache.SuggestHTTP(hl.hdr, r.status, r.hdr.httpHeader(), c.s.env.cache.Now())
-			o := make([]byte, abi.HTTPCacheWriteOptionsFields)
+			o := make([]byte, len(out)) // stale_if_error_ns, when asked for, is 0
 			var mask uint32
 			binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffMaxAge:], uint64(s.MaxAge))
 			binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffInitialAge:], uint64(s.InitialAge))
@@ -502,7 +542,7 @@ func httpCacheImpls() []impl {
 			if err := c.putU32(a.RespOut, c.newResponseHandle(e.Status(), h)); err != nil {
 				return err
 			}
-			return c.putU32(a.RespBodyOut, c.s.bodies.add(newStreamBody(c.s, e.Body(c.s.ctx, 0, -1), n)))
+			return c.putU32(a.RespBodyOut, c.s.bodies.add(newStreamBody(c.s, e.Body(c.s.ctx, -1, -1), n)))
 		}),
 		bindHTTPCacheGetState(func(c *call, a httpCacheGetStateArgs) error {
 			hl, err := c.httpCacheHandle(a.Handle)

@@ -80,6 +80,7 @@ func httpCacheConventionSpecs(add func(module, name string, want abi.Status, arg
 	lookup := func(h *harness) []arg {
 		return flat(h.aH(kindReq), val(uint64(abi.HTTPCacheLookupOverrideKey)), h.httpLookupOpts("key-"+h.t.Name()), h.u32o())
 	}
+	add(m, "get_suggested_cache_key", ok, func(h *harness) []arg { return flat(h.aH(kindReq), h.aB(32), h.u32o()) })
 	add(m, "lookup", ok, lookup)
 	add(m, "transaction_lookup", ok, lookup)
 	add(m, "transaction_insert", ok, func(h *harness) []arg {

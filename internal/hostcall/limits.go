@@ -65,6 +65,9 @@ var handleMakers = map[[2]string]bool{
 	{abi.ModuleCache, "transaction_insert"}:                      true,
 	{abi.ModuleCache, "transaction_insert_and_stream_back"}:      true,
 	{abi.ModuleCache, "get_body"}:                                true,
+	{abi.ModuleCache, "replace"}:                                 true,
+	{abi.ModuleCache, "replace_insert"}:                          true,
+	{abi.ModuleCache, "replace_get_body"}:                        true,
 	{abi.ModuleHTTPCache, "lookup"}:                              true,
 	{abi.ModuleHTTPCache, "transaction_lookup"}:                  true,
 	{abi.ModuleHTTPCache, "transaction_insert"}:                  true,
@@ -106,7 +109,7 @@ func (s *Session) liveHandles() int {
 		n += len(sec.stores.m) + len(sec.secrets.m)
 	}
 	if ch := s.cache; ch != nil {
-		n += len(ch.lookups.m) + len(ch.busy.m) + len(ch.http.m)
+		n += len(ch.lookups.m) + len(ch.busy.m) + len(ch.replace.m) + len(ch.http.m)
 	}
 	return n
 }

@@ -150,7 +150,7 @@ func TestLinkerStub(t *testing.T) {
 		stackLen   int
 		wantStatus bool
 	}{
-		{engine.Import{Module: "fastly_http_cache", Name: "get_suggested_cache_key", Signature: engine.Signature{Params: "iiii", Results: "i"}}, 4, true},
+		{engine.Import{Module: "fastly_http_req", Name: "pending_req_header_remove", Signature: engine.Signature{Params: "iiii", Results: "i"}}, 4, true},
 		{engine.Import{Module: "fastly_object_store", Name: "open", Signature: engine.Signature{Params: "iii", Results: "i"}}, 3, true},
 		{engine.Import{Module: "fastly_kv_store", Name: "not_described", Signature: engine.Signature{Params: "ii", Results: "iI"}}, 2, true},
 		{engine.Import{Module: "fastly_http_req", Name: "not_a_real_call", Signature: engine.Signature{Params: "", Results: "iii"}}, 3, true},
@@ -192,7 +192,7 @@ func TestLinkerStub(t *testing.T) {
 		}
 		return n
 	}
-	if n := count("fastly_http_cache.get_suggested_cache_key"); n != 1 {
+	if n := count("fastly_http_req.pending_req_header_remove"); n != 1 {
 		t.Fatalf("stub logged %d times for 3 calls, want once", n)
 	}
 	// A described function's stub logs its description; another does not.
@@ -210,9 +210,9 @@ func TestLinkerStub(t *testing.T) {
 		t.Errorf("no stub log line for the described fastly_object_store.open")
 	}
 	// A new module (a new Link) logs again.
-	fn, _ := l.Link()(engine.Import{Module: "fastly_http_cache", Name: "get_suggested_cache_key", Signature: engine.Signature{Params: "iiii", Results: "i"}})
+	fn, _ := l.Link()(engine.Import{Module: "fastly_http_req", Name: "pending_req_header_remove", Signature: engine.Signature{Params: "iiii", Results: "i"}})
 	fn(ctx, mem, make([]uint64, 4))
-	if n := count("fastly_http_cache.get_suggested_cache_key"); n != 2 {
+	if n := count("fastly_http_req.pending_req_header_remove"); n != 2 {
 		t.Fatalf("second module's stub logged %d lines in all, want 2", n)
 	}
 	// A stub works without a session too.

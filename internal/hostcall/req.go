@@ -25,6 +25,10 @@ type request struct {
 	// override is the request's cache override (cache_override_set,
 	// cache_override_v2_set); the zero value is none.
 	override cache.Override
+	// cacheFill: made by fastly_http_cache.get_suggested_backend_request,
+	// so it fills the HTTP cache and passes the readthrough cache whatever
+	// override the guest sets on it (overrideOf).
+	cacheFill bool
 }
 
 func (r *request) headers() *header     { return r.hdr }
@@ -233,6 +237,7 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	// Framing is the host's (framingFor), the Host header goes in
 	// Request.Host.
 	pool.RemoveHopByHop(h)
+	h.Del(cacheKeyHeader) // the cache's, not the backend's (cachert.go)
 	h.Del("Host")
 	h.Del("Content-Length")
 	var rd io.ReadCloser = http.NoBody
@@ -328,11 +333,12 @@ func (c *call) sendBlocking(rh, bh uint32, backendName []byte, out sendOuts) err
 	if err != nil {
 		return err
 	}
+	hk := c.requestCacheKey(rh)
 	be, req, err := c.buildOrigin(rh, bh, backendName, false)
 	if err != nil {
 		return err
 	}
-	resp, err := c.s.env.send(c.s.ctx, be, req, ov)
+	resp, err := c.s.env.send(c.s.ctx, be, req, ov, hk)
 	if out.detail != noDetail {
 		c.putSendDetail(out.detail, err)
 	}
@@ -371,6 +377,7 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 		// The body is still being written: nothing to cache by.
 		ov.Pass = true
 	}
+	hk := c.requestCacheKey(rh)
 	be, req, err := c.buildOrigin(rh, bh, backendName, streaming)
 	if err != nil {
 		return err
@@ -386,7 +393,7 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 	go func() {
 		defer c.s.wg.Done()
 		defer close(p.done)
-		p.resp, p.err = c.s.env.send(ctx, be, req, ov)
+		p.resp, p.err = c.s.env.send(ctx, be, req, ov, hk)
 		if p.err != nil {
 			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}

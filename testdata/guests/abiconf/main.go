@@ -239,8 +239,8 @@ func purgeSurrogateKey(key, klen, mask, opts uint32) uint32
 //go:wasmimport fastly_object_store open
 func objectStoreOpen(name, nlen, out uint32) uint32
 
-//go:wasmimport fastly_http_cache get_suggested_cache_key
-func httpCacheGetSuggestedCacheKey(req, buf, n, nw uint32) uint32
+//go:wasmimport fastly_http_req pending_req_header_remove
+func pendingReqHeaderRemove(h, name, nlen, target uint32) uint32
 
 func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
 
@@ -694,7 +694,7 @@ func stubs() {
 	var h uint32
 	np, nl := sp("kv")
 	line("fastly_object_store.open", objectStoreOpen(np, nl, p(&h)))
-	line("fastly_http_cache.get_suggested_cache_key", httpCacheGetSuggestedCacheKey(1, 0, 0, p(&h)))
+	line("fastly_http_req.pending_req_header_remove", pendingReqHeaderRemove(1, np, nl, 0))
 }
 
 // purge calls fastly_purge.purge_surrogate_key (abi/README.md): hard,

@@ -15,6 +15,11 @@
 //	                                       obligation: cancel, update, or (once the request body's
 //	                                       first bytes arrived) insert_and_stream_back it, streaming the answer
 //	                                       (X-Role: inserter); otherwise the found body (X-Role: reader)
+//	/replace?key=K&ttl=MS[&strategy=N][&noinsert=1][&rh=1][write options as /insert]
+//	                                       replace (strategy: replace_strategy), the replaced
+//	                                       object's metadata through replace_get_* (X-Old-*), its body
+//	                                       (X-Old-Body), then replace_insert of the request body
+//	                                       (noinsert: close the handle instead)
 //	/bad                                   a report of bad-input statuses
 //
 // Reports are "check=result" lines, identical on every engine.
@@ -130,6 +135,36 @@ func cacheGetAge(h, out uint32) uint32
 //go:wasmimport fastly_cache get_hits
 func cacheGetHits(h, out uint32) uint32
 
+//go:wasmimport fastly_cache replace
+func cacheReplace(key, klen, mask, opts, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_insert
+func cacheReplaceInsert(h, mask, opts, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_state
+func cacheReplaceGetState(h, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_user_metadata
+func cacheReplaceGetUserMetadata(h, buf, n, nw uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_body
+func cacheReplaceGetBody(h, mask, opts, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_length
+func cacheReplaceGetLength(h, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_max_age_ns
+func cacheReplaceGetMaxAge(h, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_stale_while_revalidate_ns
+func cacheReplaceGetSWR(h, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_age_ns
+func cacheReplaceGetAge(h, out uint32) uint32
+
+//go:wasmimport fastly_cache replace_get_hits
+func cacheReplaceGetHits(h, out uint32) uint32
+
 func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
 
 func sp(s string) (uint32, uint32) {
@@ -215,6 +250,8 @@ func main() {
 		insert(q)
 	case "/tx":
 		tx(q)
+	case "/replace":
+		replace(q)
 	case "/bad":
 		bad()
 		respond(200, nil, report.String())
@@ -360,6 +397,97 @@ func insert(q map[string]string) {
 	bodyAppend(body, reqBody)
 	st := bodyClose(body)
 	respond(200, []header{{"x-close-status", strconv.Itoa(int(st))}}, "inserted\n")
+}
+
+// replaceOpts is the witx cache_replace_options (16 bytes).
+type replaceOpts struct{ reqHeaders, strategy, svc, svcLen uint32 }
+
+func replace(q map[string]string) {
+	kp, kl := sp(q["key"])
+	var ro replaceOpts
+	var rmask uint32
+	if q["rh"] == "1" {
+		rmask |= 1 << 1
+		ro.reqHeaders = req
+	}
+	if _, ok := q["strategy"]; ok {
+		rmask |= 1 << 2
+		ro.strategy = uint32(num(q, "strategy"))
+	}
+	h := uint32(noHandle)
+	if st := cacheReplace(kp, kl, rmask, p(&ro), p(&h)); st != 0 {
+		respond(500, nil, "replace="+strconv.Itoa(int(st))+"\n")
+		return
+	}
+	var hdrs []header
+	var state uint32
+	if st := cacheReplaceGetState(h, p(&state)); st == 0 {
+		hdrs = append(hdrs, header{"x-old-state", strconv.Itoa(int(state))})
+	} else {
+		hdrs = append(hdrs, header{"x-old-state", "status " + strconv.Itoa(int(st))})
+	}
+	meta := make([]byte, 256)
+	var nw uint32
+	if st := cacheReplaceGetUserMetadata(h, bp(meta), uint32(len(meta)), p(&nw)); st == 0 {
+		hdrs = append(hdrs, header{"x-old-meta", string(meta[:nw])})
+	} else {
+		hdrs = append(hdrs, header{"x-old-meta", "status " + strconv.Itoa(int(st))})
+	}
+	for _, name := range []string{"x-old-length", "x-old-max-age", "x-old-swr", "x-old-age-ms", "x-old-hits"} {
+		var v uint64
+		var st uint32
+		switch name {
+		case "x-old-length":
+			st = cacheReplaceGetLength(h, p(&v))
+		case "x-old-max-age":
+			st = cacheReplaceGetMaxAge(h, p(&v))
+		case "x-old-swr":
+			st = cacheReplaceGetSWR(h, p(&v))
+		case "x-old-age-ms":
+			st = cacheReplaceGetAge(h, p(&v))
+		default:
+			st = cacheReplaceGetHits(h, p(&v))
+		}
+		switch {
+		case st != 0:
+			hdrs = append(hdrs, header{name, "status " + strconv.Itoa(int(st))})
+		case name == "x-old-age-ms":
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v/1e6, 10)})
+		case name == "x-old-max-age" || name == "x-old-swr":
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v/1e6, 10) + "ms"})
+		default:
+			hdrs = append(hdrs, header{name, strconv.FormatUint(v, 10)})
+		}
+	}
+	old := uint32(noHandle)
+	var bo getBodyOpts
+	if st := cacheReplaceGetBody(h, 0, p(&bo), p(&old)); st == 0 {
+		buf := make([]byte, 4096)
+		var n uint32
+		bodyRead(old, bp(buf), uint32(len(buf)), p(&n))
+		bodyClose(old)
+		hdrs = append(hdrs, header{"x-old-body", string(buf[:n])})
+	} else {
+		hdrs = append(hdrs, header{"x-old-body", "status " + strconv.Itoa(int(st))})
+	}
+	if q["noinsert"] == "1" {
+		hdrs = append(hdrs, header{"x-close-status", strconv.Itoa(int(cacheClose(h)))})
+		respond(200, hdrs, "not replaced\n")
+		return
+	}
+	mask, w := writeOptions(q)
+	body := uint32(noHandle)
+	st := cacheReplaceInsert(h, mask, p(w), p(&body))
+	hdrs = append(hdrs, header{"x-insert-status", strconv.Itoa(int(st))})
+	if st != 0 {
+		respond(500, hdrs, "")
+		return
+	}
+	bodyAppend(body, reqBody)
+	hdrs = append(hdrs, header{"x-close-status", strconv.Itoa(int(bodyClose(body)))})
+	// The handle is consumed: its getters answer badf now.
+	hdrs = append(hdrs, header{"x-after-insert", strconv.Itoa(int(cacheReplaceGetState(h, p(&state))))})
+	respond(200, hdrs, "replaced\n")
 }
 
 func tx(q map[string]string) {

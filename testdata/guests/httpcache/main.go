@@ -13,6 +13,9 @@
 //	                           (recorder) or abandon (nostore); a found response is answered
 //	                           from the cache (hit); neither: sent to the origin (pass)
 //	                           (?nopass=1: the backend request as suggested, no pass override of its own)
+//	                           (?sugg=1: the override key is get_suggested_cache_key of the URI without its query)
+//	/key[?...]                 get_suggested_cache_key of the request (hex), with a Host header
+//	                           "Example.COM", and into a 16-byte buffer (status, nwritten)
 //	/bad                       a report of bad-input statuses
 //
 // Reports are "check=result" lines, identical on every engine.
@@ -32,6 +35,15 @@ func reqURIGet(h, buf, n, nw uint32) uint32
 
 //go:wasmimport fastly_http_req new
 func reqNew(out uint32) uint32
+
+//go:wasmimport fastly_http_req uri_set
+func reqURISet(h, u, ulen uint32) uint32
+
+//go:wasmimport fastly_http_req header_insert
+func reqHeaderInsert(h, name, nlen, val, vlen uint32) uint32
+
+//go:wasmimport fastly_http_cache get_suggested_cache_key
+func hcSuggestedCacheKey(req, buf, n, nw uint32) uint32
 
 //go:wasmimport fastly_http_req cache_override_set
 func reqCacheOverrideSet(h, tag, ttl, swr uint32) uint32
@@ -175,6 +187,7 @@ type header struct{ name, value string }
 
 var (
 	req, reqBody uint32
+	uri          string
 	report       strings.Builder
 	// noPass (?nopass=1): the backend request is sent as suggested,
 	// without the guest's own pass override.
@@ -198,7 +211,7 @@ func main() {
 	buf := make([]byte, 4096)
 	var nw uint32
 	reqURIGet(req, bp(buf), uint32(len(buf)), p(&nw))
-	uri := string(buf[:nw])
+	uri = string(buf[:nw])
 	path := uri[strings.Index(uri, "://")+3:]
 	path = path[strings.IndexByte(path, '/'):]
 	path, query, _ := strings.Cut(path, "?")
@@ -207,6 +220,9 @@ func main() {
 	switch {
 	case strings.HasPrefix(path, "/obj/"):
 		serve(q)
+	case path == "/key":
+		keyReport()
+		respond(200, nil, report.String())
 	case path == "/bad":
 		bad()
 		respond(200, nil, report.String())
@@ -236,6 +252,17 @@ func serve(q map[string]string) {
 	if k := q["key"]; k != "" {
 		mask = lookupOverrideKey
 		lo.key, lo.keyLen = sp(k)
+	}
+	if q["sugg"] == "1" {
+		var r2, nw uint32
+		reqNew(p(&r2))
+		base, _, _ := strings.Cut(uri, "?")
+		up, ul := sp(base)
+		reqURISet(r2, up, ul)
+		kb := make([]byte, 32)
+		hcSuggestedCacheKey(r2, bp(kb), 32, p(&nw))
+		mask = lookupOverrideKey
+		lo.key, lo.keyLen = bp(kb), nw
 	}
 	if st := hcTxLookup(req, mask, p(&lo), p(&h)); st != 0 {
 		respond(500, nil, "transaction_lookup="+u32(st)+"\n")
@@ -392,6 +419,35 @@ func copyBody(dst, src uint32) {
 		bodyWrite(dst, bp(buf), n, 0, p(&nw))
 	}
 	bodyClose(src)
+}
+
+// keyReport reports get_suggested_cache_key of the request.
+func keyReport() {
+	kb := make([]byte, 64)
+	var nw uint32
+	st := hcSuggestedCacheKey(req, bp(kb), 64, p(&nw))
+	report.WriteString("key=" + u32(st) + "," + u32(nw) + "," + hex(kb[:nw]) + "\n")
+	var r2 uint32
+	reqNew(p(&r2))
+	up, ul := sp(uri)
+	reqURISet(r2, up, ul)
+	np, nl := sp("Host")
+	vp, vl := sp("Example.COM")
+	reqHeaderInsert(r2, np, nl, vp, vl)
+	st = hcSuggestedCacheKey(r2, bp(kb), 64, p(&nw))
+	report.WriteString("host key=" + u32(st) + "," + u32(nw) + "," + hex(kb[:nw]) + "\n")
+	nw = 0
+	line("short buffer", hcSuggestedCacheKey(req, bp(kb), 16, p(&nw)), nw)
+	line("bad request", hcSuggestedCacheKey(4242, bp(kb), 64, p(&nw)))
+}
+
+func hex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
 }
 
 // bad reports the statuses of bad input.
