@@ -84,6 +84,7 @@ func (r *Request) Send(ctx context.Context, backend string) (*Response, error) {
 	var resp, respBody uint32
 	st := reqSendV2(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&detail), unsafe.Pointer(&resp), unsafe.Pointer(&respBody))
 	if err := statusErr("fastly_http_req.send_v2", st); err != nil {
+		releaseUnsent(req, body)
 		return nil, &SendError{Backend: backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
 	}
 	return responseFromHost(resp, respBody)
@@ -112,6 +113,7 @@ func (r *Request) SendAsync(ctx context.Context, backend string) (*PendingReques
 	var p uint32
 	st := reqSendAsync(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&p))
 	if err := statusErr("fastly_http_req.send_async", st); err != nil {
+		releaseUnsent(req, body)
 		return nil, &SendError{Backend: backend, Err: err}
 	}
 	return &PendingRequest{h: p, backend: backend}, nil
@@ -136,6 +138,16 @@ func (p *PendingRequest) Wait(ctx context.Context) (*Response, error) {
 		return nil, &SendError{Backend: p.backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
 	}
 	return responseFromHost(resp, body)
+}
+
+// releaseUnsent closes the request and body handles of a send that
+// failed: a send consumes both once the request is on its way
+// (abi/README.md, send), but one refused before that (an unknown backend)
+// leaves them to the guest. Closing a consumed handle answers badf, which
+// is ignored.
+func releaseUnsent(req, body uint32) {
+	reqClose(req)
+	bodyClose(body)
 }
 
 // toHost builds a host request from r: method, URI, headers and body.
