@@ -1,7 +1,9 @@
 package guestsdk
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,8 +89,10 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // NUL-terminated values from cursor on and the cursor to continue from
 // (abi.CursorDone when finished). A buflen answer (not even one value
 // fits) is retried at the same cursor with the size the host asked for.
-// Status none means no values.
-func getMulti(op string, f getMultiFunc) ([]string, error) {
+// Status none means no values. names: the values are header names, given
+// in canonical form (canonicalKey), changed in the buffer so that no
+// string is made twice.
+func getMulti(op string, f getMultiFunc, names bool) ([]string, error) {
 	var out []string
 	pooled := bufPool.Get().(*[]byte)
 	defer bufPool.Put(pooled)
@@ -115,7 +119,11 @@ func getMulti(op string, f getMultiFunc) ([]string, error) {
 		if uint64(nw) > uint64(len(buf)) {
 			return nil, errors.New("guestsdk: " + op + ": host wrote past the buffer")
 		}
+		if names {
+			canonicalizeNames(buf[:nw])
+		}
 		data := string(buf[:nw])
+		out = slices.Grow(out, bytes.Count(buf[:nw], []byte{0}))
 		for data != "" {
 			i := strings.IndexByte(data, 0)
 			if i < 0 {
@@ -131,6 +139,41 @@ func getMulti(op string, f getMultiFunc) ([]string, error) {
 			return nil, errors.New("guestsdk: " + op + ": host returned cursor " + strconv.FormatInt(end, 10) + " after " + strconv.FormatUint(uint64(cursor), 10))
 		}
 		cursor = uint32(end)
+	}
+}
+
+// canonicalizeNames puts each NUL-terminated header name in b into its
+// canonical form in place, as canonicalKey would; a name holding a byte
+// that is not a token character is left as it is.
+func canonicalizeNames(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		name := b[:i]
+		token := true
+		for _, c := range name {
+			if !isTokenChar(c) {
+				token = false
+				break
+			}
+		}
+		if token {
+			upper := true
+			for j, c := range name {
+				if upper && 'a' <= c && c <= 'z' {
+					name[j] = c - ('a' - 'A')
+				} else if !upper && 'A' <= c && c <= 'Z' {
+					name[j] = c + ('a' - 'A')
+				}
+				upper = c == '-'
+			}
+		}
+		if i == len(b) {
+			return
+		}
+		b = b[i+1:]
 	}
 }
 
@@ -199,7 +242,7 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 func readHeaders(k msgKind, h uint32) (Header, error) {
 	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +250,7 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 	for _, name := range ns {
 		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
-		})
+		}, false)
 		if err != nil {
 			return nil, err
 		}
