@@ -93,10 +93,15 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 // in canonical form (canonicalKey), changed in the buffer so that no
 // string is made twice.
 func getMulti(op string, f getMultiFunc, names bool) ([]string, error) {
-	var out []string
 	pooled := bufPool.Get().(*[]byte)
 	defer bufPool.Put(pooled)
-	buf := *pooled
+	return getMultiBuf(op, f, names, *pooled)
+}
+
+// getMultiBuf is getMulti offering buf first (a larger one is allocated
+// on buflen); nothing of buf is kept.
+func getMultiBuf(op string, f getMultiFunc, names bool, buf []byte) ([]string, error) {
+	var out []string
 	cursor := uint32(0)
 	for {
 		var end int64
@@ -240,24 +245,56 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 // readHeaders reads every header of a request or response handle: the
 // names, page by page, then the values of each name.
 func readHeaders(k msgKind, h uint32) (Header, error) {
-	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+	hdr, _, err := readHeaders2(k, h, false)
+	return hdr, err
+}
+
+// readHeaderFields is readHeaders that also returns a name and a value
+// for each value read, in the order read (origRequest.fields); nil when
+// the host gave a name twice.
+func readHeaderFields(k msgKind, h uint32) (Header, []string, error) {
+	return readHeaders2(k, h, true)
+}
+
+func readHeaders2(k msgKind, h uint32, withFields bool) (Header, []string, error) {
+	pooled := bufPool.Get().(*[]byte)
+	defer bufPool.Put(pooled)
+	ns, err := getMultiBuf(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
-	}, true)
+	}, true, *pooled)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hdr := make(Header, len(ns))
+	var fields []string
 	for _, name := range ns {
-		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		vs, err := getMultiBuf(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
-		}, false)
+		}, false, *pooled)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		key := canonicalKey(name)
-		hdr[key] = append(hdr[key], vs...)
+		if old := hdr[key]; old != nil {
+			hdr[key] = append(old, vs...)
+		} else {
+			hdr[key] = vs
+		}
 	}
-	return hdr, nil
+	if withFields && len(hdr) == len(ns) { // each name once, as edgehost gives them
+		n := 0
+		for _, vs := range hdr {
+			n += len(vs)
+		}
+		fields = make([]string, 0, 2*n)
+		for _, name := range ns {
+			key := canonicalKey(name)
+			for _, v := range hdr[key] {
+				fields = append(fields, key, v)
+			}
+		}
+	}
+	return hdr, fields, nil
 }
 
 // writeHeaders appends every value of hdr to a request or response
