@@ -87,20 +87,13 @@ type getMultiFunc func(buf unsafe.Pointer, bufLen uint32, cursor uint32, endingC
 
 // getMulti pages through a multi-value getter: each call writes whole
 // NUL-terminated values from cursor on and the cursor to continue from
-// (abi.CursorDone when finished). A buflen answer (not even one value
-// fits) is retried at the same cursor with the size the host asked for.
-// Status none means no values. names: the values are header names, given
-// in canonical form (canonicalKey), changed in the buffer so that no
-// string is made twice.
-func getMulti(op string, f getMultiFunc, names bool) ([]string, error) {
-	pooled := bufPool.Get().(*[]byte)
-	defer bufPool.Put(pooled)
-	return getMultiBuf(op, f, names, *pooled)
-}
-
-// getMultiBuf is getMulti offering buf first (a larger one is allocated
-// on buflen); nothing of buf is kept.
-func getMultiBuf(op string, f getMultiFunc, names bool, buf []byte) ([]string, error) {
+// (abi.CursorDone when finished). buf is offered first; a buflen answer
+// (not even one value fits) is retried at the same cursor with a buffer
+// of the size the host asked for. Nothing of buf is kept. Status none
+// means no values. names: the values are header names, returned in
+// canonical form (canonicalKey), changed in the buffer so that no string
+// is made twice.
+func getMulti(op string, f getMultiFunc, names bool, buf []byte) ([]string, error) {
 	var out []string
 	cursor := uint32(0)
 	for {
@@ -245,7 +238,7 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 // readHeaders reads every header of a request or response handle: the
 // names, page by page, then the values of each name.
 func readHeaders(k msgKind, h uint32) (Header, error) {
-	hdr, _, err := readHeaders2(k, h, false)
+	hdr, _, err := readHeaderBlock(k, h, false)
 	return hdr, err
 }
 
@@ -253,13 +246,14 @@ func readHeaders(k msgKind, h uint32) (Header, error) {
 // for each value read, in the order read (origRequest.fields); nil when
 // the host gave a name twice.
 func readHeaderFields(k msgKind, h uint32) (Header, []string, error) {
-	return readHeaders2(k, h, true)
+	return readHeaderBlock(k, h, true)
 }
 
-func readHeaders2(k msgKind, h uint32, withFields bool) (Header, []string, error) {
+// readHeaderBlock is readHeaders, and readHeaderFields when withFields.
+func readHeaderBlock(k msgKind, h uint32, withFields bool) (Header, []string, error) {
 	pooled := bufPool.Get().(*[]byte)
 	defer bufPool.Put(pooled)
-	ns, err := getMultiBuf(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+	ns, err := getMulti(k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
 	}, true, *pooled)
 	if err != nil {
@@ -268,7 +262,7 @@ func readHeaders2(k msgKind, h uint32, withFields bool) (Header, []string, error
 	hdr := make(Header, len(ns))
 	var fields []string
 	for _, name := range ns {
-		vs, err := getMultiBuf(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
+		vs, err := getMulti(k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
 		}, false, *pooled)
 		if err != nil {
