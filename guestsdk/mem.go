@@ -227,11 +227,24 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 // canonical name: the host treats names case-insensitively), offering g
 // (see getStringAs).
 func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
+	hdr, _, err := readHeaderBlock(g, k, h, false)
+	return hdr, err
+}
+
+// readHeaderFields is readHeaders that also returns a name and a value
+// for each value read, in the order read (origRequest.fields); nil when
+// the host gave a name twice.
+func readHeaderFields(g *getterBuf, k msgKind, h uint32) (Header, []string, error) {
+	return readHeaderBlock(g, k, h, true)
+}
+
+// readHeaderBlock is readHeaders, and readHeaderFields when withFields.
+func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
 	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
 	}, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hdr := make(Header, len(ns))
 	for _, name := range ns {
@@ -239,14 +252,27 @@ func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
 		}, false)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if prev := hdr[name]; prev != nil {
 			vs = append(prev, vs...) // two names differing in case only
 		}
 		hdr[name] = vs
 	}
-	return hdr, nil
+	var fields []string
+	if withFields && len(hdr) == len(ns) { // each name once, as edgehost gives them
+		n := 0
+		for _, vs := range hdr {
+			n += len(vs)
+		}
+		fields = make([]string, 0, 2*n)
+		for _, name := range ns {
+			for _, v := range hdr[name] {
+				fields = append(fields, name, v)
+			}
+		}
+	}
+	return hdr, fields, nil
 }
 
 // writeHeaders appends every value of hdr to a request or response

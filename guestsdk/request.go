@@ -29,6 +29,50 @@ type Request struct {
 	// treats the request when it is sent (see CacheOverride); nil leaves
 	// it to the answer's headers.
 	CacheOverride *CacheOverride
+
+	// orig is the host request this one was read from (the downstream
+	// request), with what was read; nil for a request built in the guest.
+	orig *origRequest
+}
+
+// origRequest is the host's downstream request as the guest read it: a
+// Send of the request with its method, URL and header as they were read
+// sends this handle itself rather than building a copy in the host.
+type origRequest struct {
+	h      uint32
+	method string
+	url    url.URL
+	// fields holds a name and a value for each value read, names in the
+	// order read, a name's values together and in order.
+	fields []string
+	names  int  // distinct names
+	used   bool // the handle was sent (a send consumes it)
+}
+
+// unchanged reports whether r still has the method, URL and header it was
+// read with, so that o's handle carries exactly what a copy would.
+func (o *origRequest) unchanged(r *Request) bool {
+	if o.used || r.CacheOverride != nil || r.Method != o.method || r.URL == nil || *r.URL != o.url || len(r.Header) != o.names {
+		return false
+	}
+	f := o.fields
+	for len(f) > 0 {
+		name := f[0]
+		vs := r.Header[name]
+		if len(vs) == 0 || 2*len(vs) > len(f) {
+			return false
+		}
+		for i, v := range vs {
+			if f[2*i] != name || f[2*i+1] != v {
+				return false
+			}
+		}
+		f = f[2*len(vs):]
+		if len(f) > 0 && f[0] == name {
+			return false // the name was read with more values
+		}
+	}
+	return true
 }
 
 // NewRequest returns a Request for method and rawURL (parsed with
@@ -76,7 +120,7 @@ func (r *Request) Send(ctx context.Context, backend string) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	req, body, err := r.toHost()
+	req, body, err := r.hostRequest()
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +128,7 @@ func (r *Request) Send(ctx context.Context, backend string) (*Response, error) {
 	var resp, respBody uint32
 	st := reqSendV2(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&detail), unsafe.Pointer(&resp), unsafe.Pointer(&respBody))
 	if err := statusErr("fastly_http_req.send_v2", st); err != nil {
+		releaseUnsent(req, body)
 		return nil, &SendError{Backend: backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
 	}
 	return responseFromHost(resp, respBody)
@@ -105,13 +150,14 @@ func (r *Request) SendAsync(ctx context.Context, backend string) (*PendingReques
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	req, body, err := r.toHost()
+	req, body, err := r.hostRequest()
 	if err != nil {
 		return nil, err
 	}
 	var p uint32
 	st := reqSendAsync(req, body, strPtr(backend), uint32(len(backend)), unsafe.Pointer(&p))
 	if err := statusErr("fastly_http_req.send_async", st); err != nil {
+		releaseUnsent(req, body)
 		return nil, &SendError{Backend: backend, Err: err}
 	}
 	return &PendingRequest{h: p, backend: backend}, nil
@@ -136,6 +182,35 @@ func (p *PendingRequest) Wait(ctx context.Context) (*Response, error) {
 		return nil, &SendError{Backend: p.backend, Detail: detail[abi.SendErrDetailTag/4], Err: err}
 	}
 	return responseFromHost(resp, body)
+}
+
+// releaseUnsent closes the request and body handles of a send that
+// failed: a send consumes both once the request is on its way
+// (abi/README.md, send), but one refused before that (an unknown backend)
+// leaves them to the guest. Closing a consumed handle answers badf, which
+// is ignored.
+func releaseUnsent(req, body uint32) {
+	reqClose(req)
+	bodyClose(body)
+}
+
+// hostRequest returns the host request and body to send for r: the
+// downstream request's own handle when r is still what was read from it
+// (the first send only, as a send consumes it), else a copy built with
+// toHost.
+func (r *Request) hostRequest() (req, body uint32, err error) {
+	if o := r.orig; o != nil && o.unchanged(r) {
+		var rd io.Reader
+		if r.Body != nil {
+			rd = r.Body
+		}
+		if body, err = bodyFrom(rd); err != nil {
+			return 0, 0, err
+		}
+		o.used = true
+		return o.h, body, nil
+	}
+	return r.toHost()
 }
 
 // toHost builds a host request from r: method, URI, headers and body.
@@ -223,20 +298,25 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
 	}
-	hdr, err := readHeaders(g, reqKind, req)
+	hdr, fields, err := readHeaderFields(g, reqKind, req)
 	if err != nil {
 		return nil, err
 	}
 	d := &downstreamReq{Request: Request{Method: method, URL: u, Header: hdr}, body: hostBody{h: body}}
 	d.Request.Body = &d.body
+	if fields != nil || len(hdr) == 0 {
+		d.orig = origRequest{h: req, method: method, url: *u, fields: fields, names: len(hdr)}
+		d.Request.orig = &d.orig
+	}
 	return &d.Request, nil
 }
 
-// downstreamReq holds a downstream Request and its body in one
-// allocation.
+// downstreamReq holds a downstream Request, its body and what was read
+// of it in one allocation.
 type downstreamReq struct {
 	Request
 	body hostBody
+	orig origRequest
 }
 
 // methodString is string(b), without an allocation for the common

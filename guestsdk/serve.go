@@ -218,6 +218,27 @@ func (w *responseWriter) sendHead(status int) error {
 }
 
 func (w *responseWriter) sendHeadOnce(status int) error {
+	return w.sendHeadWith(status, nil)
+}
+
+// sendHeadWith sends the head with status; the streaming body is a new
+// host body, or src when it is not nil: the host writes out what src holds
+// (a backend response body, as it arrives) right after the head, and src's
+// handle is the response body from then on (send_downstream streaming on
+// a body that has content). src is consumed either way.
+func (w *responseWriter) sendHeadWith(status int, src *hostBody) error {
+	var srcH uint32
+	if src != nil {
+		srcH, _ = src.take()
+	}
+	err := w.sendHeadBody(status, src != nil, srcH)
+	if err != nil && src != nil {
+		bodyClose(srcH)
+	}
+	return err
+}
+
+func (w *responseWriter) sendHeadBody(status int, hasSrc bool, srcH uint32) error {
 	if status < 100 || status > 999 {
 		return errors.New("guestsdk: invalid response status code")
 	}
@@ -230,7 +251,11 @@ func (w *responseWriter) sendHeadOnce(status int) error {
 		err = writeHeaders(respKind, resp, w.header)
 	}
 	if err == nil {
-		w.body, err = newBody()
+		if hasSrc {
+			w.body = srcH
+		} else {
+			w.body, err = newBody()
+		}
 	}
 	if err != nil {
 		respClose(resp)
@@ -263,9 +288,18 @@ func (w *responseWriter) finish() error {
 // by Serve. resp.Body is closed. It returns the first error of the copy
 // or the close.
 func CopyResponse(w ResponseWriter, resp *Response) error {
-	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = append([]string(nil), v...)
+	copyHeader(w.Header(), resp.Header)
+	if rw, ok := w.(*responseWriter); ok && !rw.sent {
+		if hb, ok := resp.Body.(*hostBody); ok && !hb.consumed && !hb.eof {
+			// The head and the body go to the host in one call, and the
+			// backend body becomes the response body without an append.
+			rw.sent = true
+			rw.sendErr = rw.sendHeadWith(resp.StatusCode, hb)
+			if rw.sendErr != nil {
+				rw.broken = true
+			}
+			return rw.sendErr
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	if resp.Body == nil {
@@ -279,4 +313,25 @@ func CopyResponse(w ResponseWriter, resp *Response) error {
 		rw.broken = true // the body was cut short: abandon it
 	}
 	return err
+}
+
+// copyHeader sets every field of src in dst (replacing dst's values of the
+// same names) with copies of the values, all in one new backing array:
+// each name's slice is capped at its own values, so appending to one never
+// writes into another.
+func copyHeader(dst, src Header) {
+	n := 0
+	for _, v := range src {
+		n += len(v)
+	}
+	all := make([]string, 0, n)
+	for k, v := range src {
+		if len(v) == 0 {
+			dst[k] = nil
+			continue
+		}
+		i := len(all)
+		all = append(all, v...)
+		dst[k] = all[i:len(all):len(all)]
+	}
 }

@@ -193,15 +193,21 @@ func TestProxySend(t *testing.T) {
 	if s.req.method != "PUT" || s.req.uri != "http://example.com/p?q=1" || string(s.body) != "request body" {
 		t.Errorf("origin got %s %s %q", s.req.method, s.req.uri, s.body)
 	}
-	if !reflect.DeepEqual(s.req.hdr, []fakeField{{"Host", "example.com"}, {"X-In", "1"}}) {
+	if !equalFoldFields(s.req.hdr, []fakeField{{"Host", "example.com"}, {"X-In", "1"}}) {
 		t.Errorf("origin got headers %v", s.req.hdr)
+	}
+	// The request was sent as the host's downstream request, not copied.
+	if n := f.calls["fastly_http_req.new"]; n != 0 {
+		t.Errorf("fastly_http_req.new called %d times for an unchanged downstream request", n)
 	}
 	// The downstream body went to the host as a handle, unread.
 	if n := f.calls["fastly_http_body.read"] + f.calls["fastly_http_body.write"]; n != 0 {
 		t.Errorf("bodies went through the guest: %d read/write calls", n)
 	}
-	if n := f.calls["fastly_http_body.append"]; n != 1 {
-		t.Errorf("body append called %d times, want 1", n)
+	// The backend response body became the downstream body as it was
+	// (send_downstream on its handle): no new body, nothing appended.
+	if n, m := f.calls["fastly_http_body.new"], f.calls["fastly_http_body.append"]; n != 0 || m != 0 {
+		t.Errorf("body new called %d times and append %d, want the backend body sent as it is", n, m)
 	}
 	resp, body, closed := downstream(t, f)
 	if resp.status != 201 || body != "origin says PUT http://example.com/p?q=1 request body" || !closed {
@@ -370,6 +376,98 @@ func TestDownstreamHeaderNamesCanonical(t *testing.T) {
 			}
 			if !reflect.DeepEqual(r.Header, tc.want) {
 				t.Errorf("headers %v, want %v", r.Header, tc.want)
+			}
+		})
+	}
+}
+
+// equalFoldFields compares header fields with names case-insensitively, as
+// HTTP does (edgehost's host keeps names lower case).
+func equalFoldFields(got, want []fakeField) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if !strings.EqualFold(got[i].name, want[i].name) || got[i].value != want[i].value {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSendChangedRequest: a downstream request the handler changed (its
+// method, URL or any header value, in place or not) is sent as a copy with
+// the change; only an unchanged one is sent as the host's own handle, and
+// only once (a send consumes it).
+func TestSendChangedRequest(t *testing.T) {
+	down := []fakeField{{"host", "example.com"}, {"x-in", "1"}, {"x-two", "a"}, {"x-two", "b"}}
+	tests := []struct {
+		name   string
+		change func(r *Request)
+		method string
+		uri    string
+		hdr    []fakeField // as the origin sees them, names compared case-insensitively
+		copied bool        // sent as a copy (fastly_http_req.new)
+	}{
+		{"unchanged", func(r *Request) {}, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "a"}, {"X-Two", "b"}}, false},
+		{"method", func(r *Request) { r.Method = "POST" }, "POST", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"path", func(r *Request) { r.URL.Path = "/other" }, "GET", "http://example.com/other?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"new URL", func(r *Request) { u := *r.URL; u.RawQuery = "q=2"; r.URL = &u }, "GET", "http://example.com/p?q=2",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"set", func(r *Request) { r.Header.Set("X-In", "2") }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "2"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"in place", func(r *Request) { r.Header["X-In"][0] = "3" }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "3"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"value added", func(r *Request) { r.Header.Add("X-In", "4") }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-In", "4"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"value removed", func(r *Request) { r.Header["X-Two"] = r.Header["X-Two"][:1] }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "a"}}, true},
+		{"values swapped", func(r *Request) { r.Header["X-Two"] = []string{"b", "a"} }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-In", "1"}, {"X-Two", "b"}, {"X-Two", "a"}}, true},
+		{"deleted", func(r *Request) { r.Header.Del("X-In") }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+		{"deleted and another added", func(r *Request) { r.Header.Del("X-In"); r.Header.Set("X-New", "1") }, "GET", "http://example.com/p?q=1",
+			[]fakeField{{"Host", "example.com"}, {"X-New", "1"}, {"X-Two", "a"}, {"X-Two", "b"}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.backends["origin"] = &fakeBackend{host: "127.0.0.1", port: 8080}
+			f.origin = func(backend string, req *fakeMsg, body []byte) fakeResult {
+				return fakeResult{resp: &fakeMsg{status: 200}}
+			}
+			f.setDownstream("GET", "http://example.com/p?q=1", down, "")
+			if err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+				tc.change(r)
+				for range 2 { // the second send is always a copy
+					resp, err := r.Send(ctx, "origin")
+					if err != nil {
+						t.Errorf("Send: %v", err)
+						return
+					}
+					resp.Body.Close()
+					r.Body = nil // the first send consumed it
+				}
+			})); err != nil {
+				t.Fatal(err)
+			}
+			if len(f.sent) != 2 {
+				t.Fatalf("origin got %d requests, want 2", len(f.sent))
+			}
+			for i, s := range f.sent {
+				if s.req.method != tc.method || s.req.uri != tc.uri || !equalFoldFields(s.req.hdr, tc.hdr) {
+					t.Errorf("send %d: origin got %s %s %v, want %s %s %v", i, s.req.method, s.req.uri, s.req.hdr, tc.method, tc.uri, tc.hdr)
+				}
+			}
+			want := 1
+			if tc.copied {
+				want = 2
+			}
+			if n := f.calls["fastly_http_req.new"]; n != want {
+				t.Errorf("fastly_http_req.new called %d times, want %d", n, want)
 			}
 		})
 	}

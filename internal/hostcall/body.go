@@ -3,6 +3,7 @@ package hostcall
 import (
 	"io"
 	"net/http"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -228,7 +229,7 @@ func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
 			k, err = w.Write(part.b)
 			n = int64(k)
 		} else {
-			n, err = io.Copy(w, part.r)
+			n, err = copyStream(w, part.r)
 			part.r.Close()
 		}
 		total += n
@@ -238,6 +239,29 @@ func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// copyBufSize is the size of the buffers copyStream copies through, as
+// io.Copy's own.
+const copyBufSize = 32 << 10
+
+// copyBufs holds copyStream's buffers, so that a body copied from an
+// origin to the client (body append into a streaming response) does not
+// allocate and clear 32 KiB each time; a buffer holds no data between
+// uses.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// copyStream is io.Copy through a pooled buffer when neither side offers
+// its own way to copy (io.WriterTo, io.ReaderFrom).
+func copyStream(w io.Writer, r io.Reader) (int64, error) {
+	_, wt := r.(io.WriterTo)
+	_, rf := w.(io.ReaderFrom)
+	if wt || rf {
+		return io.Copy(w, r)
+	}
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(w, r, *buf)
 }
 
 func (r *partsReader) Close() error {

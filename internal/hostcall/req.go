@@ -195,8 +195,9 @@ const noDetail = ^uint32(0)
 type sendOuts struct{ detail, resp, body uint32 }
 
 // buildOrigin turns request handle rh with body handle bh into the
-// origin request for the named backend; the body handle is consumed (or,
-// streaming, kept as the request's sink).
+// origin request for the named backend. On success the request handle is
+// consumed (abi/README.md, send), and so is the body handle (or,
+// streaming, it is kept as the request's sink); on an error both stay.
 func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*backend, *http.Request, error) {
 	r, err := c.s.reqs.get(rh)
 	if err != nil {
@@ -267,6 +268,10 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 			c.s.bodies.remove(bh)
 		}
 	}
+	// The request is now the origin request's: its handle is consumed, so
+	// that a guest sending a request per downstream request in a reused
+	// sandbox holds no more handles with every request.
+	c.s.reqs.remove(rh)
 	req := &http.Request{
 		Method:     r.method,
 		URL:        target,

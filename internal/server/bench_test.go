@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
 	"github.com/edgehost/edgehost/internal/guesttest/testhost"
@@ -129,14 +130,36 @@ func BenchmarkReuseParallel(b *testing.B) {
 // ServeMany guest registering a dynamic backend) to a loopback origin
 // answering a short body: the guest's hostcalls, the origin pool and a
 // real HTTP/1.1 round trip on a kept-alive connection. The downstream
-// side has no network, as in BenchmarkSandbox.
+// side has no network, as in BenchmarkSandbox. The host has no
+// readthrough cache (see BenchmarkProxyCache).
 func BenchmarkProxy(b *testing.B) {
+	benchProxy(b, nil, "")
+}
+
+// BenchmarkProxyCache is BenchmarkProxy through the host's readthrough
+// cache, as edgehost serve runs it, with an origin answering
+// Cache-Control: private as host/bench/load.sh's does: every request is a
+// pass (the first one marks the URL hit-for-pass), so it is the cache's
+// cost on a request it does not answer.
+func BenchmarkProxyCache(b *testing.B) {
+	benchProxy(b, cache.New(cache.Config{MaxBytes: 16 << 20}), "private")
+}
+
+// benchProxy runs BenchmarkProxy's requests with the host's cache c (nil:
+// none), the origin answering with Cache-Control cc ("" for none).
+func benchProxy(b *testing.B, c *cache.Cache, cc string) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
 		io.WriteString(w, "hello from the origin\n")
 	}))
 	defer origin.Close()
-	srv := benchServer(b, guests["dynamic-backend"], exampleDynManifest(origin.Listener.Addr().String()))
+	srv := testhost.New(b, guests["dynamic-backend"], testhost.Config{
+		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: exampleDynManifest(origin.Listener.Addr().String()),
+		DiscardLogs: true, Policy: localDev(b), Cache: c,
+	}).Server
 	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -146,6 +169,9 @@ func BenchmarkProxy(b *testing.B) {
 		srv.ServeHTTP(w, req)
 		if w.Code != 200 {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		if c != nil && w.Header().Get("X-Cache") != "MISS" {
+			b.Fatalf("X-Cache %q, want MISS (a pass)", w.Header().Get("X-Cache"))
 		}
 	}
 }

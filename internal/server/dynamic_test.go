@@ -162,6 +162,24 @@ func TestDynamicBackendExample(t *testing.T) {
 	}
 }
 
+// TestDynamicBackendExampleManyRequests: one reused sandbox of the
+// example proxies many more requests than it may hold handles
+// (max_handles 16): each send consumes the request handle it was given
+// (abi/README.md, send), so no request leaves one behind.
+func TestDynamicBackendExampleManyRequests(t *testing.T) {
+	origin := newConnOrigin(t, 0)
+	h := startHost(t, guests["dynamic-backend"], "[edgehost]\nmax_handles = 16\n"+exampleDynManifest(origin.Listener.Addr().String()), hostOpts{})
+	for i := range 100 {
+		resp, body := get(t, h.url+"/x")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: status %d body %q\n%s", i, resp.StatusCode, body, h.logs)
+		}
+	}
+	if n := strings.Count(h.logs.String(), "sandbox=reused"); n < 90 {
+		t.Fatalf("%d of 100 requests were served by a reused sandbox, want most", n)
+	}
+}
+
 // TestDynamicBackendsSharePools: the example guest and a second guest
 // module register backends with different names but the same settings;
 // 1,000 requests from both use the pool's few connections, shared by both
