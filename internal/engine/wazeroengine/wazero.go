@@ -17,7 +17,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/edgehost/edgehost/internal/engine"
@@ -233,7 +232,7 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 			return nil, fmt.Errorf("link module %q: %w", mod, err)
 		}
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
 	// Non-function imports (memory, table, global) can only come from
@@ -243,7 +242,8 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
 	}
 	// What every sandbox's WASI view shares is configured once: each
-	// wazero ModuleConfig setter copies the whole configuration.
+	// wazero ModuleConfig setter copies the whole configuration. Its
+	// arguments and environment are not in it (wasi.go).
 	base := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -318,8 +318,15 @@ func (m *module) Close(ctx context.Context) error {
 	return err
 }
 
-// Run instantiates an anonymous instance and calls _start.
+// Run instantiates an anonymous instance and calls _start. Errors: those
+// of engine.Module, and an invalid argument or environment variable (an
+// empty name, a name with '=', a NUL).
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
+	vars, err := newRunVars(rc.Args, rc.Env)
+	if err != nil {
+		return err
+	}
+	ctx = context.WithValue(ctx, runVarsKey{}, vars)
 	cfg := m.base.WithNanosleep(func(ns int64) {
 		t := time.NewTimer(time.Duration(ns))
 		defer t.Stop()
@@ -328,12 +335,6 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 		case <-ctx.Done():
 		}
 	})
-	if len(rc.Args) > 0 {
-		cfg = cfg.WithArgs(rc.Args...)
-	}
-	for _, kv := range rc.Env {
-		cfg = cfg.WithEnv(kv[0], kv[1])
-	}
 	if rc.Stdin != nil {
 		cfg = cfg.WithStdin(rc.Stdin)
 	}
