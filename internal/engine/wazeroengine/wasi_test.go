@@ -228,3 +228,84 @@ func TestWASIVars(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// stdioModule's _start writes its environment ("K=V\x00" of its one
+// variable) to stdout once and to stderr twice (fd_write).
+func stdioModule() []byte {
+	m := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	// Types: 0 (i32 i32)->i32, 1 (i32 i32 i32 i32)->i32, 2 ()->().
+	m = append(m, section(1, []byte{0x03, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x00})...)
+	imports := []byte{0x03}
+	imports = append(imports, append(append(name("wasi_snapshot_preview1"), name("environ_sizes_get")...), 0x00, 0x00)...)
+	imports = append(imports, append(append(name("wasi_snapshot_preview1"), name("environ_get")...), 0x00, 0x00)...)
+	imports = append(imports, append(append(name("wasi_snapshot_preview1"), name("fd_write")...), 0x00, 0x01)...)
+	m = append(m, section(2, imports)...)
+	m = append(m, section(3, []byte{0x01, 0x02})...)
+	m = append(m, section(5, []byte{0x01, 0x00, 0x01})...)
+	exports := append([]byte{0x02}, append(name("_start"), 0x00, 0x03)...)
+	exports = append(exports, append(name("memory"), 0x02, 0x00)...)
+	m = append(m, section(7, exports)...)
+	c := func(v int32) []byte { return append([]byte{0x41}, sleb(v)...) }
+	code := []byte{0x00}
+	code = append(code, c(0)...)
+	code = append(code, c(4)...)
+	code = append(code, 0x10, 0x00, 0x1a) // environ_sizes_get(0, 4); drop
+	code = append(code, c(8)...)
+	code = append(code, c(128)...)
+	code = append(code, 0x10, 0x01, 0x1a) // environ_get(8, 128); drop
+	code = append(code, c(16)...)
+	code = append(code, c(128)...)
+	code = append(code, 0x36, 0x02, 0x00) // iovec.buf = 128
+	code = append(code, c(20)...)
+	code = append(code, c(4)...)
+	code = append(code, 0x28, 0x02, 0x00, 0x36, 0x02, 0x00) // iovec.len = environ size
+	for _, fd := range []int32{1, 2, 2} {
+		code = append(code, c(fd)...)
+		code = append(code, c(16)...)
+		code = append(code, c(1)...)
+		code = append(code, c(24)...)
+		code = append(code, 0x10, 0x02, 0x1a) // fd_write(fd, 16, 1, 24); drop
+	}
+	code = append(code, 0x0b)
+	m = append(m, section(10, append([]byte{0x01}, append(uleb(uint32(len(code))), code...)...))...)
+	return m
+}
+
+// TestStdioPerRun: sandboxes running at once, each with its own stdout
+// and stderr writers, get their own output and nothing of another's,
+// though they share the module's WASI configurations (runIO).
+func TestStdioPerRun(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(engine.Config{MemoryLimitBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	m, err := e.Compile(ctx, stdioModule(), func(imp engine.Import) (engine.HostFunc, error) {
+		return nil, fmt.Errorf("unexpected import %s", imp)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				v := fmt.Sprintf("sandbox-%d-%d", g, i)
+				var out, errOut bytes.Buffer
+				if err := m.Run(ctx, engine.RunConfig{Env: [][2]string{{"ID", v}}, Stdout: &out, Stderr: &errOut}); err != nil {
+					t.Error(err)
+					return
+				}
+				if want := "ID=" + v + "\x00"; out.String() != want || errOut.String() != want+want {
+					t.Errorf("sandbox %s wrote stdout %q, stderr %q; want %q once and twice", v, out.String(), errOut.String(), want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
