@@ -191,6 +191,9 @@ func registerDynamicBackend(c *call, a reqRegisterDynamicBackendArgs) error {
 	if err != nil {
 		return statusErr(abi.Inval, "%v", err)
 	}
+	if c.s.dynamic == nil {
+		c.s.dynamic = map[string]*backend{}
+	}
 	c.s.dynamic[name] = b
 	return nil
 }

@@ -60,8 +60,27 @@ func (w *discardWriter) WriteHeader(int)             {}
 // Compute): net/http would otherwise drop an HTTP/1.x request body once
 // the response head is written.
 func newDownstream(s *Session, d *Downstream) *downstream {
-	_ = http.NewResponseController(d.Writer).EnableFullDuplex() // ErrNotSupported: HTTP/2 is full duplex already
+	if unwrapsTo[interface{ EnableFullDuplex() error }](d.Writer) {
+		// HTTP/2's writer has no such method: it is full duplex already.
+		_ = http.NewResponseController(d.Writer).EnableFullDuplex()
+	}
 	return &downstream{s: s, d: d}
+}
+
+// unwrapsTo reports whether w, or a writer its Unwrap chain reaches, is
+// a T: whether http.ResponseController finds T's method (it answers
+// http.ErrNotSupported, an error it allocates, when it does not).
+func unwrapsTo[T any](w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(T); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
 }
 
 // takeRequest hands the downstream request and body to the guest; a

@@ -382,6 +382,9 @@ func shieldingImpls() []impl {
 				if bbt != 0 {
 					b2.timeouts.BetweenBytes = time.Duration(bbt) * time.Millisecond
 				}
+				if c.s.dynamic == nil {
+					c.s.dynamic = map[string]*backend{}
+				}
 				c.s.dynamic[name] = &b2
 			} else if b.pool != base.pool {
 				return statusErr(abi.Inval, "backend name %q is taken by a dynamic backend", name)

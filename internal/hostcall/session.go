@@ -20,14 +20,19 @@ type handles[V any] struct {
 	next *uint32
 }
 
+// newHandles returns an empty table; its map is made by the first add
+// (most of a sandbox's tables stay empty).
 func newHandles[V any](next *uint32) handles[V] {
-	return handles[V]{m: map[uint32]V{}, next: next}
+	return handles[V]{next: next}
 }
 
 func (t *handles[V]) add(v V) uint32 {
 	*t.next++
 	if *t.next == abi.NoHandle {
 		*t.next++
+	}
+	if t.m == nil {
+		t.m = map[uint32]V{}
 	}
 	t.m[*t.next] = v
 	return *t.next
@@ -115,7 +120,7 @@ type Session struct {
 // tags log lines and is what downstream_client_request_id returns); d may
 // be nil for a sandbox without a downstream request.
 func (e *Env) NewSession(ctx context.Context, id string, d *Downstream) *Session {
-	s := &Session{env: e, id: id, ctx: ctx, dynamic: map[string]*backend{}, cpu: cpuClock{wallStart: time.Now()}}
+	s := &Session{env: e, id: id, ctx: ctx, cpu: cpuClock{wallStart: time.Now()}}
 	s.reqs = newHandles[*request](&s.next)
 	s.resps = newHandles[*response](&s.next)
 	s.bodies = newHandles[*body](&s.next)

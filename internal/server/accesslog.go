@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 )
 
@@ -57,7 +58,17 @@ func (s *Server) logRequest(ctx context.Context, r *http.Request, id, version st
 	if w != nil {
 		n = w.bytes
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+	// The record is built here rather than by Logger.LogAttrs, which
+	// reads the clock again and walks the stack for the line's source.
+	pc := s.logPC.Load()
+	if pc == 0 {
+		var pcs [1]uintptr
+		runtime.Callers(1, pcs[:])
+		pc = pcs[0]
+		s.logPC.Store(pc)
+	}
+	rec := slog.NewRecord(end, slog.LevelInfo, "request", pc)
+	rec.AddAttrs(
 		slog.String("request_id", id),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
@@ -70,6 +81,7 @@ func (s *Server) logRequest(ctx context.Context, r *http.Request, id, version st
 		slog.Int("backend_requests", backends),
 		slog.String("version", version),
 	)
+	_ = s.log.Handler().Handle(ctx, rec)
 }
 
 // ms is d in milliseconds, to the microsecond.

@@ -61,14 +61,50 @@ type client struct {
 	io        int  // reads and writes of the client in flight
 	release   *time.Timer
 	cut       chan struct{} // closed by expire or finish: a wait for a slot ends
+	// The ResponseWriter cannot take a read or write deadline
+	// (http.ErrNotSupported, e.g. a recorder or a wrapper without
+	// Unwrap): it is not asked again.
+	noReadDeadline, noWriteDeadline bool
+}
+
+// unwrapsTo reports whether w, or a writer its Unwrap chain reaches, is
+// a T: whether http.ResponseController finds T's method (it answers
+// http.ErrNotSupported, an error it allocates, when it does not).
+func unwrapsTo[T any](w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(T); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// setReadDeadline sets the connection's read deadline, if it has one.
+func (c *client) setReadDeadline(t time.Time) {
+	if !c.noReadDeadline && errors.Is(c.rc.SetReadDeadline(t), http.ErrNotSupported) {
+		c.noReadDeadline = true
+	}
+}
+
+// setWriteDeadline sets the connection's write deadline, if it has one.
+func (c *client) setWriteDeadline(t time.Time) {
+	if !c.noWriteDeadline && errors.Is(c.rc.SetWriteDeadline(t), http.ErrNotSupported) {
+		c.noWriteDeadline = true
+	}
 }
 
 // newClient takes over the sandbox slot the request holds (one value in
 // slots): finish gives it back, or the waiting place that replaced it.
 func newClient(w http.ResponseWriter, r *http.Request, readStall, writeStall time.Duration, slots, waits chan struct{}) *client {
 	c := &client{w: w, rc: http.NewResponseController(w), body: r.Body, readStall: readStall, writeStall: writeStall,
-		slots: slots, waits: waits, held: true, cut: make(chan struct{})}
-	_ = c.rc.SetWriteDeadline(time.Time{}) // what an earlier request on the connection left
+		slots: slots, waits: waits, held: true, cut: make(chan struct{}),
+		noReadDeadline:  !unwrapsTo[interface{ SetReadDeadline(time.Time) error }](w),
+		noWriteDeadline: !unwrapsTo[interface{ SetWriteDeadline(time.Time) error }](w)}
+	c.setWriteDeadline(time.Time{}) // what an earlier request on the connection left
 	return c
 }
 
@@ -184,9 +220,9 @@ func (c *client) expire() {
 	c.expired = true
 	c.endCut()
 	now := time.Now()
-	_ = c.rc.SetReadDeadline(now)
+	c.setReadDeadline(now)
 	if c.started {
-		_ = c.rc.SetWriteDeadline(now)
+		c.setWriteDeadline(now)
 	}
 }
 
@@ -205,7 +241,7 @@ func (c *client) finish() {
 		c.releaseAll()
 	}
 	if !c.expired || !c.started {
-		_ = c.rc.SetWriteDeadline(time.Now().Add(c.writeStall))
+		c.setWriteDeadline(time.Now().Add(c.writeStall))
 	}
 }
 
@@ -217,7 +253,7 @@ func (c *client) armRead() bool {
 	if c.expired {
 		return false
 	}
-	_ = c.rc.SetReadDeadline(time.Now().Add(c.readStall))
+	c.setReadDeadline(time.Now().Add(c.readStall))
 	return true
 }
 
@@ -225,7 +261,7 @@ func (c *client) disarmRead() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.expired {
-		_ = c.rc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 }
 
@@ -242,7 +278,7 @@ func (c *client) armWrite(final bool) bool {
 	} else if final {
 		c.started = true
 	}
-	_ = c.rc.SetWriteDeadline(time.Now().Add(c.writeStall))
+	c.setWriteDeadline(time.Now().Add(c.writeStall))
 	return true
 }
 

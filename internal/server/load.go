@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
@@ -81,14 +82,24 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 	if l.Progress != nil {
 		done = l.Progress(id, len(wasm))
 	}
-	mod, err := l.Engine.Compile(ctx, wasm, l.Linker.Link())
+	link := l.Linker.Link()
+	reuses, vcpu := false, false
+	mod, err := l.Engine.Compile(ctx, wasm, func(imp engine.Import) (engine.HostFunc, error) {
+		switch {
+		case imp.Module == abi.ModuleHTTPDownstream && (imp.Name == "next_request" || imp.Name == "next_request_wait"):
+			reuses = true
+		case imp.Module == "fastly_compute_runtime" && imp.Name == "get_vcpu_ms":
+			vcpu = true
+		}
+		return link(imp)
+	})
 	if done != nil {
 		done(err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Version{ID: id, Module: mod, Env: env}, nil
+	return &Version{ID: id, Module: mod, Env: env, inline: !reuses, noVCPU: !vcpu}, nil
 }
 
 func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {

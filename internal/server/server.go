@@ -35,6 +35,15 @@ type Version struct {
 	mu        sync.Mutex
 	parked    []*sandbox // sandboxes waiting in next_request_wait
 	retiring  bool       // Retire began: no more inflight.Add, no parking
+	// inline is set by Loader.Load when the module imports neither
+	// next_request nor next_request_wait: its sandboxes can never park,
+	// so each runs on its request's own goroutine (ServeHTTP), which
+	// waits for the sandbox's end either way.
+	inline bool
+	// noVCPU is set by Loader.Load when the module does not import
+	// get_vcpu_ms: nothing reads its sandboxes' CPU clock, so they run
+	// without one (hostcall.Session.RunGuest).
+	noVCPU bool
 }
 
 // Config configures a Server. Zero fields take the defaults named.
@@ -77,8 +86,9 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	active atomic.Pointer[Version]
-	slots  chan struct{} // one value per sandbox running a request
-	waits  chan struct{} // one value per sandbox waiting on its client without a slot
+	slots  chan struct{}  // one value per sandbox running a request
+	waits  chan struct{}  // one value per sandbox waiting on its client without a slot
+	logPC  atomic.Uintptr // the source of request lines, found once (logRequest)
 }
 
 // New returns a server with no active version (requests get 503 until
@@ -239,11 +249,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v.mu.Unlock()
 	kind := sandboxFresh
-	if sb != nil {
+	switch {
+	case sb != nil:
 		kind = sandboxReused
 		sb.inbox <- h
-	} else {
-		s.startSandbox(v, h)
+	case v.inline:
+		// No goroutine to start and wake, and a stack that earlier
+		// requests of the connection already grew.
+		s.newSandbox(v, h).run(h)
+	default:
+		go s.newSandbox(v, h).run(h)
 	}
 	res := <-h.done
 	s.observe(res.out.Status, true, start)
@@ -273,7 +288,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type sandbox struct {
 	srv    *Server
 	v      *Version
-	inbox  chan *handoff // nil: end the wait
+	inbox  chan *handoff   // nil: end the wait
+	ctx    context.Context // the guest's, for its whole run
 	cancel context.CancelCauseFunc
 	cur    *handoff
 	live   atomic.Pointer[handoff] // cur, for the time limit's goroutine
@@ -284,43 +300,56 @@ type sandbox struct {
 	logs   [2]*LogWriter
 }
 
-func (s *Server) startSandbox(v *Version, first *handoff) {
+// newSandbox makes the sandbox for first, a request no parked sandbox
+// took; its run (on this goroutine or another) serves it.
+func (s *Server) newSandbox(v *Version, first *handoff) *sandbox {
 	v.sandboxes.Add(1)
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sb := &sandbox{srv: s, v: v, inbox: make(chan *handoff, 1), cancel: cancel}
+	sb := &sandbox{srv: s, v: v, inbox: make(chan *handoff, 1), ctx: ctx, cancel: cancel}
 	sb.logs = [2]*LogWriter{NewLogWriter(s.log, first.id, "stdout"), NewLogWriter(s.log, first.id, "stderr")}
 	sb.begin(first)
-	go func() {
-		defer v.sandboxes.Done()
-		defer cancel(nil)
-		sess := v.Env.NewSession(ctx, first.id, first.d)
-		sess.SetReuse(sb)
-		rc := engine.RunConfig{
-			Args:   []string{"edgehost-guest"},
-			Env:    SandboxEnv(v, first.id, s.cfg.Env),
-			Stdout: sb.logs[0],
-			Stderr: sb.logs[1],
+	return sb
+}
+
+// run runs the guest to its end: the first request, and any the guest
+// takes after it (next_request).
+func (sb *sandbox) run(first *handoff) {
+	s, v, ctx := sb.srv, sb.v, sb.ctx
+	defer v.sandboxes.Done()
+	defer sb.cancel(nil)
+	sess := v.Env.NewSession(ctx, first.id, first.d)
+	sess.SetReuse(sb)
+	rc := engine.RunConfig{
+		Args:   []string{"edgehost-guest"},
+		Env:    SandboxEnv(v, first.id, s.cfg.Env),
+		Stdout: sb.logs[0],
+		Stderr: sb.logs[1],
+	}
+	guest := func() error { return v.Module.Run(hostcall.WithSession(ctx, sess), rc) }
+	var runErr error
+	if v.noVCPU {
+		runErr = guest()
+	} else {
+		runErr = sess.RunGuest(guest)
+	}
+	errStatus := http.StatusInternalServerError
+	if errors.Is(runErr, engine.ErrTimeout) {
+		errStatus = http.StatusGatewayTimeout
+	}
+	out := sess.Finish(runErr, errStatus)
+	sess.Close()
+	flushLogs(rc.Stdout, rc.Stderr)
+	if sb.isHeld {
+		// The request was complete before the guest ended.
+		sb.deliverHeld()
+		if runErr != nil {
+			s.log.Warn("sandbox failed after its request", "version", v.ID, "err", runErr)
 		}
-		runErr := sess.RunGuest(func() error { return v.Module.Run(hostcall.WithSession(ctx, sess), rc) })
-		errStatus := http.StatusInternalServerError
-		if errors.Is(runErr, engine.ErrTimeout) {
-			errStatus = http.StatusGatewayTimeout
-		}
-		out := sess.Finish(runErr, errStatus)
-		sess.Close()
-		flushLogs(rc.Stdout, rc.Stderr)
-		if sb.isHeld {
-			// The request was complete before the guest ended.
-			sb.deliverHeld()
-			if runErr != nil {
-				s.log.Warn("sandbox failed after its request", "version", v.ID, "err", runErr)
-			}
-		} else if sb.cur != nil {
-			sb.end(result{out: out, err: runErr})
-		} else if runErr != nil && !errors.Is(runErr, engine.ErrTimeout) {
-			s.log.Warn("parked sandbox failed", "version", v.ID, "err", runErr)
-		}
-	}()
+	} else if sb.cur != nil {
+		sb.end(result{out: out, err: runErr})
+	} else if runErr != nil && !errors.Is(runErr, engine.ErrTimeout) {
+		s.log.Warn("parked sandbox failed", "version", v.ID, "err", runErr)
+	}
 }
 
 // unpark leaves the parked list after a wait ran out. If a request (or

@@ -38,6 +38,9 @@ func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 			return nil, nil, fmt.Errorf("memory image: %w", err)
 		}
 		a.fd, a.imageSize, a.image = fd, size, image
+		for a.zeros < len(image) && image[a.zeros] == 0 {
+			a.zeros++
+		}
 	}
 	return code, a, nil
 }
@@ -58,6 +61,7 @@ type memAllocator struct {
 	fd        int    // memfd holding the image, or -1
 	imageSize uint64 // page-rounded image size
 	image     []byte // the image itself, for resets in place
+	zeros     int    // how many bytes the image starts with that are 0 (TinyGo's stack)
 	mu        sync.Mutex
 	free      map[uint64][][]byte // by reserved size
 	closed    bool
@@ -104,7 +108,9 @@ func (a *memAllocator) release(buf []byte, used uint64) {
 	case used == 0:
 	case used <= keepResident && uint64(len(a.image)) <= used:
 		// The sandbox could write nothing past used (its memory's size).
-		n := copy(buf, a.image)
+		// Zeros are cleared rather than copied: half the memory traffic.
+		clear(buf[:a.zeros])
+		n := a.zeros + copy(buf[a.zeros:], a.image[a.zeros:])
 		clear(buf[n:used])
 	case unix.Madvise(buf[:roundUp(used, 65536)], unix.MADV_DONTNEED) != nil:
 		unix.Munmap(buf)

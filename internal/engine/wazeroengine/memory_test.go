@@ -9,16 +9,19 @@ import (
 	"github.com/edgehost/edgehost/internal/engine"
 )
 
-// isolationModule has a 2-page memory whose data segment puts "AAAA" at 0.
-// Its _start reports (through the import t.report) the word at 0 and at
-// 65544, then overwrites both with 1234.
-func isolationModule() []byte {
+// isolationModule has a 2-page memory whose data segment puts "AAAA" at
+// at (0 or 4; at 4 the memory image starts with zeros). Its _start
+// reports (through the import t.report) the words at 0, 4 and 65544, then
+// overwrites all three with 1234.
+func isolationModule(at byte) []byte {
 	sec := func(id byte, b ...byte) []byte { return append([]byte{id, byte(len(b))}, b...) }
 	code := []byte{
 		0x00,                                     // no locals
 		0x41, 0x00, 0x28, 0x02, 0x00, 0x10, 0x00, // report(load(0))
+		0x41, 0x00, 0x28, 0x02, 0x04, 0x10, 0x00, // report(load(4))
 		0x41, 0x00, 0x28, 0x02, 0x88, 0x80, 0x04, 0x10, 0x00, // report(load(65544))
 		0x41, 0x00, 0x41, 0xd2, 0x09, 0x36, 0x02, 0x00, // store(0, 1234)
+		0x41, 0x00, 0x41, 0xd2, 0x09, 0x36, 0x02, 0x04, // store(4, 1234)
 		0x41, 0x00, 0x41, 0xd2, 0x09, 0x36, 0x02, 0x88, 0x80, 0x04, // store(65544, 1234)
 		0x0b,
 	}
@@ -30,7 +33,7 @@ func isolationModule() []byte {
 	m = append(m, sec(5, 0x01, 0x00, 0x02)...)
 	m = append(m, sec(7, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x01)...)
 	m = append(m, sec(10, append([]byte{0x01, byte(len(code))}, code...)...)...)
-	m = append(m, sec(11, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x04, 'A', 'A', 'A', 'A')...)
+	m = append(m, sec(11, 0x01, 0x00, 0x41, at, 0x0b, 0x04, 'A', 'A', 'A', 'A')...)
 	return m
 }
 
@@ -55,28 +58,34 @@ func TestSandboxMemoryIsolation(t *testing.T) {
 			*r = append(*r, uint32(stack[0]))
 		}, nil
 	}
-	m, err := e.Compile(ctx, isolationModule(), link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50; i++ {
-				var got []uint32
-				if err := m.Run(context.WithValue(ctx, reportKey{}, &got), engine.RunConfig{}); err != nil {
-					t.Error(err)
-					return
+	for _, at := range []byte{0, 4} {
+		m, err := e.Compile(ctx, isolationModule(at), link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%#x", []uint32{0, 0x41414141, 0})
+		if at == 0 {
+			want = fmt.Sprintf("%#x", []uint32{0x41414141, 0, 0})
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 50; i++ {
+					var got []uint32
+					if err := m.Run(context.WithValue(ctx, reportKey{}, &got), engine.RunConfig{}); err != nil {
+						t.Error(err)
+						return
+					}
+					if fmt.Sprintf("%#x", got) != want {
+						t.Errorf("image at %d: sandbox saw %#x, want the image %s", at, got, want)
+						return
+					}
 				}
-				if len(got) != 2 || got[0] != 0x41414141 || got[1] != 0 {
-					t.Errorf("sandbox saw %#x, want the image [0x41414141 0]", got)
-					return
-				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		m.Close(ctx)
 	}
-	wg.Wait()
 }

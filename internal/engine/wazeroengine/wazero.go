@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,7 +18,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/edgehost/edgehost/internal/engine"
@@ -233,7 +233,7 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 			return nil, fmt.Errorf("link module %q: %w", mod, err)
 		}
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
 	// Non-function imports (memory, table, global) can only come from
@@ -243,14 +243,15 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 		return nil, fmt.Errorf("unsupported import %s.%s: memory imports are not provided", mod, name)
 	}
 	// What every sandbox's WASI view shares is configured once: each
-	// wazero ModuleConfig setter copies the whole configuration.
+	// wazero ModuleConfig setter copies the whole configuration. Its
+	// arguments and environment are not in it (wasi.go).
 	base := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	return &module{rt: rt, compiled: compiled, base: base}, nil
+	return &module{rt: rt, compiled: compiled, base: base, ios: make(chan *runIO, keepRunIOs)}, nil
 }
 
 func valueTypes(ts []api.ValueType) string {
@@ -308,7 +309,15 @@ type module struct {
 	compiled wazero.CompiledModule
 	mem      *memAllocator // nil: wazero's allocator
 	base     wazero.ModuleConfig
+	// ios keeps runIOs for the next runs (a bounded list, not a
+	// sync.Pool, whose entries would keep a closed module reachable
+	// until two collections later).
+	ios chan *runIO
 }
+
+// keepRunIOs bounds a module's kept runIOs: about the sandboxes that
+// start at once.
+const keepRunIOs = 64
 
 func (m *module) Close(ctx context.Context) error {
 	err := m.rt.Close(ctx)
@@ -318,30 +327,48 @@ func (m *module) Close(ctx context.Context) error {
 	return err
 }
 
-// Run instantiates an anonymous instance and calls _start.
+// Run instantiates an anonymous instance and calls _start. Errors: those
+// of engine.Module, and an invalid argument or environment variable (an
+// empty name, a name with '=', a NUL).
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
-	cfg := m.base.WithNanosleep(func(ns int64) {
-		t := time.NewTimer(time.Duration(ns))
-		defer t.Stop()
+	vars, err := newRunVars(rc.Args, rc.Env)
+	if err != nil {
+		return err
+	}
+	ctx = context.WithValue(ctx, runVarsKey{}, vars)
+	var cfg wazero.ModuleConfig
+	if rc.Stdin == nil && plainWriter(rc.Stdout) && plainWriter(rc.Stderr) {
+		// The server's sandboxes: a configuration made earlier, its
+		// writers pointed at this run's.
+		var rio *runIO
 		select {
-		case <-t.C:
-		case <-ctx.Done():
+		case rio = <-m.ios:
+		default:
+			rio = newRunIO(m.base)
 		}
-	})
-	if len(rc.Args) > 0 {
-		cfg = cfg.WithArgs(rc.Args...)
-	}
-	for _, kv := range rc.Env {
-		cfg = cfg.WithEnv(kv[0], kv[1])
-	}
-	if rc.Stdin != nil {
-		cfg = cfg.WithStdin(rc.Stdin)
-	}
-	if rc.Stdout != nil {
-		cfg = cfg.WithStdout(rc.Stdout)
-	}
-	if rc.Stderr != nil {
-		cfg = cfg.WithStderr(rc.Stderr)
+		rio.ctx, rio.stdout.w, rio.stderr.w = ctx, rc.Stdout, rc.Stderr
+		defer func() {
+			rio.ctx, rio.stdout.w, rio.stderr.w = nil, nil, nil
+			select {
+			case m.ios <- rio:
+			default:
+			}
+		}()
+		cfg = rio.cfg
+	} else {
+		// wazero gives a file (edgehost run's terminal) and no writer
+		// WASI semantics of their own, and stdin is rare: configured
+		// for this run alone.
+		cfg = m.base.WithNanosleep(func(ns int64) { sleep(ctx, ns) })
+		if rc.Stdin != nil {
+			cfg = cfg.WithStdin(rc.Stdin)
+		}
+		if rc.Stdout != nil {
+			cfg = cfg.WithStdout(rc.Stdout)
+		}
+		if rc.Stderr != nil {
+			cfg = cfg.WithStderr(rc.Stderr)
+		}
 	}
 	ictx := ctx
 	if m.mem != nil {
@@ -354,6 +381,54 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	defer inst.Close(context.WithoutCancel(ctx))
 	_, err = inst.ExportedFunction("_start").Call(ctx)
 	return runError(ctx, err)
+}
+
+// sleep is WASI's nanosleep for a run with context ctx: it ends early
+// when ctx does.
+func sleep(ctx context.Context, ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// runIO is a ModuleConfig made once and used by one run at a time (a
+// wazero ModuleConfig setter copies the whole configuration): its stdout,
+// stderr and nanosleep reach the run's writers and context through it.
+// An instance keeps what its configuration gave it until it is closed,
+// and a runIO is reused only after that.
+type runIO struct {
+	cfg            wazero.ModuleConfig
+	ctx            context.Context
+	stdout, stderr swapWriter
+}
+
+func newRunIO(base wazero.ModuleConfig) *runIO {
+	r := &runIO{}
+	r.cfg = base.WithNanosleep(func(ns int64) { sleep(r.ctx, ns) }).
+		WithStdout(&r.stdout).
+		WithStderr(&r.stderr)
+	return r
+}
+
+// plainWriter reports whether wazero treats w as a plain writer: not
+// nil (no output), not an *os.File (a file descriptor of its own).
+func plainWriter(w io.Writer) bool {
+	_, file := w.(*os.File)
+	return w != nil && !file
+}
+
+// swapWriter writes to w; with w nil, it discards (as wazero does
+// without a writer).
+type swapWriter struct{ w io.Writer }
+
+func (s *swapWriter) Write(p []byte) (int, error) {
+	if s.w == nil {
+		return len(p), nil
+	}
+	return s.w.Write(p)
 }
 
 func runError(ctx context.Context, err error) error {
