@@ -21,8 +21,9 @@ const cliUnderTestEnv = "EDGEHOST_TEST_RUN_CLI"
 
 // edgehostShim writes an `edgehost` command into a new folder that runs
 // this binary as the edgehost command line, with --engine set after the
-// subcommand to the engine guesttest.EngineEnv selects, and returns the
-// folder (to put first on PATH).
+// subcommand to the engine guesttest.EngineEnv selects (and --cache-dir
+// to compileCache, as withEngine), and returns the folder (to put first
+// on PATH).
 func edgehostShim(t *testing.T) string {
 	t.Helper()
 	self, err := os.Executable()
@@ -30,7 +31,7 @@ func edgehostShim(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nsub=$1\nshift\n%s=1 exec '%s' \"$sub\" --engine %s \"$@\"\n", cliUnderTestEnv, self, guesttest.EngineName())
+	script := fmt.Sprintf("#!/bin/sh\nsub=$1\nshift\n%s=1 exec '%s' \"$sub\" --engine %s --cache-dir '%s' \"$@\"\n", cliUnderTestEnv, self, guesttest.EngineName(), compileCache)
 	if err := os.WriteFile(filepath.Join(dir, "edgehost"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,11 @@ func edgehostShim(t *testing.T) string {
 // tests compiled by TinyGo with edgehost as the runner (the target file
 // guestsdk/edgehost.json: wasip1 with "emulator": "edgehost run {}"), and
 // a guest test package with a failing test, which must fail the run.
+// The three are independent TinyGo builds and runs: they run in
+// parallel, beside the package's other parallel tests (after its
+// sequential ones).
 func TestTinyGoTestsRunOnEdgehost(t *testing.T) {
+	t.Parallel()
 	tiny := guesttest.RequireTinyGo(t)
 	root, err := guesttest.RepoRoot()
 	if err != nil {
@@ -63,6 +68,7 @@ func TestTinyGoTestsRunOnEdgehost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.dir, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, tiny.Path, append([]string{"test", "-target=" + target, "-v", tc.pkg}, tc.args...)...)
