@@ -132,13 +132,14 @@ replace (
 
 // TestServeUserModuleWithTinyGo serves a user's own guest module from its
 // folder: with $EDGEHOST_TINYGO set, --toolchain auto builds it with
-// TinyGo and the log says so.
+// TinyGo and the log says so. serve runs in a child process with that
+// environment, in parallel with the other parallel tests.
 func TestServeUserModuleWithTinyGo(t *testing.T) {
+	t.Parallel()
 	tiny := guesttest.RequireTinyGo(t)
-	t.Setenv(guestbuild.TinyGoEnv, tiny.Path)
 	dir := userModule(t)
-	logs := &guesttest.LogBuffer{}
-	s := startServeStderr(t, false, logs, "--addr", "127.0.0.1:0", "--admin-addr", "", dir)
+	s := startLoggedProc(t, []string{guestbuild.TinyGoEnv + "=" + tiny.Path}, withEngine("serve", "--addr", "127.0.0.1:0", "--admin-addr", "", dir))
+	logs := s.stderr
 	code, body := httpGet(t, s.url+"/from/tinygo")
 	if code != 200 || !strings.Contains(body, "path: /from/tinygo") {
 		t.Fatalf("GET: %d %q\nlogs:\n%s", code, body, logs)
