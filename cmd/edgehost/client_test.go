@@ -22,6 +22,13 @@ import (
 	"github.com/edgehost/edgehost/internal/guesttest"
 )
 
+// compileCache is the compiled-code cache (--cache-dir) every serve and
+// run of the tests shares, across test processes and runs
+// (guesttest.SharedCompileCache): compiling a Go-built guest takes
+// seconds, tens of seconds under -race, and many tests serve the same one.
+// TestServeCacheDir checks the flag and serve's default without it.
+var compileCache string
+
 func TestMain(m *testing.M) {
 	// serve keeps data in $XDG_DATA_HOME/edgehost unless told otherwise:
 	// keep every test's away from the user's.
@@ -31,6 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_DATA_HOME", tmp)
+	compileCache = guesttest.SharedCompileCache(filepath.Join(tmp, "compile-cache"))
 	os.Unsetenv(admin.TokenEnv)
 	if os.Getenv(cliUnderTestEnv) == "1" {
 		// This binary stands in for the edgehost command (see

@@ -23,8 +23,11 @@ import (
 // [scripts] build, runs edgehost as its local server, and after a source
 // change rebuilds and starts edgehost again, which then serves the new
 // build. The CLI's look-ups on the Internet go to a loopback proxy that
-// refuses them (as offline), and must not stop it.
+// refuses them (as offline), and must not stop it. It runs in parallel
+// with the package's other parallel tests: its processes get their
+// environment from their command, not from this one's.
 func TestFastlyCLIServe(t *testing.T) {
+	t.Parallel()
 	fastly := guesttest.RequireFastlyCLI(t)
 	self, err := os.Executable()
 	if err != nil {
@@ -32,11 +35,12 @@ func TestFastlyCLIServe(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	// edgehost as the CLI's local server: this test binary, logging the
-	// command line it is given.
+	// command line it is given (then adding --engine and --cache-dir, as
+	// withEngine).
 	argv := filepath.Join(tmp, "argv.log")
 	shim := filepath.Join(tmp, "edgehost")
-	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> '%s'\nif [ \"$1\" = --version ]; then %s=1 exec '%s' --version; fi\n%s=1 exec '%s' \"$@\" --engine %s\n",
-		argv, cliUnderTestEnv, self, cliUnderTestEnv, self, guesttest.EngineName())
+	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> '%s'\nif [ \"$1\" = --version ]; then %s=1 exec '%s' --version; fi\n%s=1 exec '%s' \"$@\" --engine %s --cache-dir '%s'\n",
+		argv, cliUnderTestEnv, self, cliUnderTestEnv, self, guesttest.EngineName(), compileCache)
 	if err := os.WriteFile(shim, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +69,17 @@ func TestFastlyCLIServe(t *testing.T) {
 	build := "build = \"go build -o bin/main.wasm .\"\nenv_vars = [\"GOOS=wasip1\", \"GOARCH=wasm\"]\n"
 	path := os.Getenv("PATH")
 	if c, ok := quickTinyGo(); ok {
+		// TinyGo keeps its compiled packages (and the shared wrapper its
+		// install) under the user's cache directory, as the go builds
+		// below keep GOCACHE: not under the CLI's new HOME, where every
+		// run would start cold.
+		userCache, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
 		bin := filepath.Join(tmp, "tinygo-bin")
 		os.Mkdir(bin, 0o755)
-		if err := os.WriteFile(filepath.Join(bin, "tinygo"), []byte(fmt.Sprintf("#!/bin/sh\nexec '%s' \"$@\"\n", c.Path)), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(bin, "tinygo"), []byte(fmt.Sprintf("#!/bin/sh\nXDG_CACHE_HOME='%s' exec '%s' \"$@\"\n", userCache, c.Path)), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		path = bin + string(os.PathListSeparator) + path

@@ -19,9 +19,11 @@ import (
 )
 
 // withEngine returns the command line cmd args... with --engine set to
-// the engine guesttest.EngineEnv selects.
+// the engine guesttest.EngineEnv selects and --cache-dir to compileCache,
+// so that every serve and run of the tests (in this process or another)
+// compiles a given guest once.
 func withEngine(cmd string, args ...string) []string {
-	return append([]string{cmd, "--engine", guesttest.EngineName()}, args...)
+	return append([]string{cmd, "--engine", guesttest.EngineName(), "--cache-dir", compileCache}, args...)
 }
 
 func TestRunPassesGuestTestExitCode(t *testing.T) {
@@ -197,5 +199,63 @@ func TestServeEnv(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, &serr)
+	}
+}
+
+// TestServeCacheDir: serve keeps the guest's compiled code in --cache-dir
+// when given (and then not in the data dir), else in DATA_DIR/cache.
+func TestServeCacheDir(t *testing.T) {
+	tmp := t.TempDir()
+	mod := filepath.Join(tmp, "nop.wasm")
+	if err := os.WriteFile(mod, guesttest.NopModule(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// files counts the regular files under dir.
+	files := func(dir string) int {
+		n := 0
+		filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	flagDir, flagData, defaultData := filepath.Join(tmp, "flag-cache"), filepath.Join(tmp, "flag-data"), filepath.Join(tmp, "default-data")
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		want, none string
+	}{
+		{"flag", []string{"--cache-dir", flagDir, "--data-dir", flagData}, flagDir, filepath.Join(flagData, "cache")},
+		{"default", []string{"--data-dir", defaultData}, filepath.Join(defaultData, "cache"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--engine", guesttest.EngineName(), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, tc.args...)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pr, pw := io.Pipe()
+			done := make(chan int, 1)
+			var errb bytes.Buffer
+			go func() {
+				done <- run(ctx, append(args, mod), strings.NewReader(""), pw, &errb)
+				pw.Close()
+			}()
+			// The serving line comes after the guest is compiled.
+			if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+				t.Fatalf("no serving line: %v; stderr:\n%s", err, &errb)
+			}
+			go io.Copy(io.Discard, pr)
+			cancel()
+			if code := <-done; code != 0 {
+				t.Fatalf("serve exited %d: %s", code, &errb)
+			}
+			if files(tc.want) == 0 {
+				t.Errorf("no compiled code in %s", tc.want)
+			}
+			if tc.none != "" && files(tc.none) != 0 {
+				t.Errorf("compiled code in %s, want it only in --cache-dir", tc.none)
+			}
+		})
 	}
 }

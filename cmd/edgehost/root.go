@@ -26,6 +26,7 @@ import (
 type common struct {
 	configPath string
 	engineName string
+	cacheDir   string
 	logLevel   string
 	logFormat  string
 	toolchain  string
@@ -34,6 +35,7 @@ type common struct {
 func (c *common) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&c.configPath, "config", "C", "", "fastly.toml manifest (default: the module folder's, else ./fastly.toml when present)")
 	cmd.Flags().StringVar(&c.engineName, "engine", "", "WebAssembly engine: wazero (default; pure Go, fast start-up) or wasmtime (Cranelift; faster guest code, slower compile)")
+	cmd.Flags().StringVar(&c.cacheDir, "cache-dir", "", "folder for the engine's compiled code, kept across runs and shareable by several edgehost processes (default: DATA_DIR/cache for a serve that keeps a data dir, else none: each start compiles the guest)")
 	cmd.Flags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().StringVar(&c.logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object a line)")
 	toolchainFlag(cmd, &c.toolchain)
@@ -87,7 +89,12 @@ func (c *common) manifest(moduleDir string) (*config.Manifest, error) {
 	return config.Default(), nil
 }
 
+// engine returns the engine --engine (else the manifest) names, keeping
+// compiled code in --cache-dir, else in cacheDir ("" keeps none).
 func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, error) {
+	if c.cacheDir != "" {
+		cacheDir = c.cacheDir
+	}
 	name := c.engineName
 	if name == "" {
 		name = m.Host.Engine

@@ -21,8 +21,9 @@ const cliUnderTestEnv = "EDGEHOST_TEST_RUN_CLI"
 
 // edgehostShim writes an `edgehost` command into a new folder that runs
 // this binary as the edgehost command line, with --engine set after the
-// subcommand to the engine guesttest.EngineEnv selects, and returns the
-// folder (to put first on PATH).
+// subcommand to the engine guesttest.EngineEnv selects (and --cache-dir
+// to compileCache, as withEngine), and returns the folder (to put first
+// on PATH).
 func edgehostShim(t *testing.T) string {
 	t.Helper()
 	self, err := os.Executable()
@@ -30,7 +31,7 @@ func edgehostShim(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nsub=$1\nshift\n%s=1 exec '%s' \"$sub\" --engine %s \"$@\"\n", cliUnderTestEnv, self, guesttest.EngineName())
+	script := fmt.Sprintf("#!/bin/sh\nsub=$1\nshift\n%s=1 exec '%s' \"$sub\" --engine %s --cache-dir '%s' \"$@\"\n", cliUnderTestEnv, self, guesttest.EngineName(), compileCache)
 	if err := os.WriteFile(filepath.Join(dir, "edgehost"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,11 @@ func edgehostShim(t *testing.T) string {
 // tests compiled by TinyGo with edgehost as the runner (the target file
 // guestsdk/edgehost.json: wasip1 with "emulator": "edgehost run {}"), and
 // a guest test package with a failing test, which must fail the run.
+// The three are independent TinyGo builds and runs: they run in
+// parallel, beside the package's other parallel tests (after its
+// sequential ones).
 func TestTinyGoTestsRunOnEdgehost(t *testing.T) {
+	t.Parallel()
 	tiny := guesttest.RequireTinyGo(t)
 	root, err := guesttest.RepoRoot()
 	if err != nil {
@@ -63,6 +68,7 @@ func TestTinyGoTestsRunOnEdgehost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.dir, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, tiny.Path, append([]string{"test", "-target=" + target, "-v", tc.pkg}, tc.args...)...)
@@ -126,13 +132,14 @@ replace (
 
 // TestServeUserModuleWithTinyGo serves a user's own guest module from its
 // folder: with $EDGEHOST_TINYGO set, --toolchain auto builds it with
-// TinyGo and the log says so.
+// TinyGo and the log says so. serve runs in a child process with that
+// environment, in parallel with the other parallel tests.
 func TestServeUserModuleWithTinyGo(t *testing.T) {
+	t.Parallel()
 	tiny := guesttest.RequireTinyGo(t)
-	t.Setenv(guestbuild.TinyGoEnv, tiny.Path)
 	dir := userModule(t)
-	logs := &guesttest.LogBuffer{}
-	s := startServeStderr(t, false, logs, "--addr", "127.0.0.1:0", "--admin-addr", "", dir)
+	s := startLoggedProc(t, []string{guestbuild.TinyGoEnv + "=" + tiny.Path}, withEngine("serve", "--addr", "127.0.0.1:0", "--admin-addr", "", dir))
+	logs := s.stderr
 	code, body := httpGet(t, s.url+"/from/tinygo")
 	if code != 200 || !strings.Contains(body, "path: /from/tinygo") {
 		t.Fatalf("GET: %d %q\nlogs:\n%s", code, body, logs)

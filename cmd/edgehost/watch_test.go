@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,12 +109,55 @@ func startLogged(t *testing.T, args []string) *served {
 			t.Error("serve did not stop")
 		}
 	})
+	s.waitServing(t)
+	return s
+}
+
+// startLoggedProc is startLogged with the command line in a child process
+// (this test binary as the edgehost command, see edgehostShim) whose
+// environment adds env: a test that needs an environment of its own then
+// leaves this process's alone, and may run in parallel. Cleanup stops it
+// with SIGTERM, as a user would.
+func startLoggedProc(t *testing.T, env []string, args []string) *served {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &served{stdout: &guesttest.LogBuffer{}, stderr: &guesttest.LogBuffer{}, done: make(chan int, 1)}
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(append(os.Environ(), cliUnderTestEnv+"=1"), env...)
+	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cmd.Wait()
+		s.done <- cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	s.waitServing(t)
+	return s
+}
+
+// waitServing waits for serve's "serving … on URL" line and sets s.url.
+func (s *served) waitServing(t *testing.T) {
+	t.Helper()
 	re := regexp.MustCompile(`serving .* on (http://[0-9.:]+)`)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if m := re.FindStringSubmatch(s.stdout.String()); m != nil {
 			s.url = m[1]
-			return s
+			return
 		}
 		select {
 		case code := <-s.done:
@@ -154,7 +199,10 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // TestServeWatch: serve --watch rebuilds a guest folder when its source
 // changes and serves the new build, a request in flight during the swap
 // finishes on the old build, and a build that fails is printed in full
-// while the previous build keeps serving.
+// while the previous build keeps serving. It stays sequential: the
+// request in flight during a rebuild must not outlast the sandbox's 60 s
+// wall-clock limit, which a rebuild beside the parallel tests' TinyGo
+// builds can.
 func TestServeWatch(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)

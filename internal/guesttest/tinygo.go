@@ -98,11 +98,9 @@ func TinyGoFixtures(ctx context.Context, c guestbuild.Compiler, rels ...string) 
 		}
 		name := filepath.Base(rel)
 		path := filepath.Join(cache, name+"-"+key[:24]+".wasm")
-		b, err := os.ReadFile(path)
+		b, err := cachedBuild(ctx, c, filepath.Join(root, rel), path)
 		if err != nil {
-			if b, err = buildInto(ctx, c, filepath.Join(root, rel), path); err != nil {
-				return nil, err
-			}
+			return nil, err
 		}
 		mods[name] = b
 	}
@@ -119,6 +117,24 @@ func RequireTinyGoFixtures(t testing.TB, rels ...string) map[string][]byte {
 		t.Fatalf("building TinyGo fixtures: %v", err)
 	}
 	return mods
+}
+
+// cachedBuild returns the module at path, else builds dir to it. Test
+// processes that need the same build at once (packages run in parallel)
+// build it once: the others wait on path's lock file and read it.
+func cachedBuild(ctx context.Context, c guestbuild.Compiler, dir, path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(path); err == nil { // built while we waited
+		return b, nil
+	}
+	return buildInto(ctx, c, dir, path)
 }
 
 // buildInto builds dir to path through a temporary file and a rename, so
