@@ -30,151 +30,9 @@ package main
 import (
 	"strconv"
 	"strings"
-	"unsafe"
+
+	"github.com/edgehost/edgehost/testdata/guests/internal/hostabi"
 )
-
-//go:wasmimport fastly_http_req body_downstream_get
-func reqBodyDownstreamGet(req, body uint32) uint32
-
-//go:wasmimport fastly_http_req uri_get
-func reqURIGet(h, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_req header_value_get
-func reqHeaderValueGet(h, name, nlen, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_req new
-func reqNew(out uint32) uint32
-
-//go:wasmimport fastly_http_req method_set
-func reqMethodSet(h, m, mlen uint32) uint32
-
-//go:wasmimport fastly_http_req uri_set
-func reqURISet(h, u, ulen uint32) uint32
-
-//go:wasmimport fastly_http_req cache_override_v2_set
-func reqCacheOverrideV2Set(h, tag, ttl, swr, sk, sklen uint32) uint32
-
-//go:wasmimport fastly_http_req auto_decompress_response_set
-func reqAutoDecompress(h, enc uint32) uint32
-
-//go:wasmimport fastly_http_req framing_headers_mode_set
-func reqFramingMode(h, mode uint32) uint32
-
-//go:wasmimport fastly_http_req header_values_set
-func reqHeaderValuesSet(h, name, nlen, vals, vlen uint32) uint32
-
-//go:wasmimport fastly_http_req send_v3
-func reqSendV3(h, body, backend, blen, detail, resp, rbody uint32) uint32
-
-//go:wasmimport fastly_http_req send_async_v2
-func reqSendAsyncV2(h, body, backend, blen, streaming, pending uint32) uint32
-
-//go:wasmimport fastly_http_req pending_req_wait_v2
-func reqPendingWaitV2(p, detail, resp, body uint32) uint32
-
-//go:wasmimport fastly_http_resp new
-func respNew(out uint32) uint32
-
-//go:wasmimport fastly_http_resp status_set
-func respStatusSet(h, status uint32) uint32
-
-//go:wasmimport fastly_http_resp header_insert
-func respHeaderInsert(h, name, nlen, val, vlen uint32) uint32
-
-//go:wasmimport fastly_http_resp header_value_get
-func respHeaderValueGet(h, name, nlen, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_resp send_downstream
-func respSendDownstream(h, body, streaming uint32) uint32
-
-//go:wasmimport fastly_http_body new
-func bodyNew(out uint32) uint32
-
-//go:wasmimport fastly_http_body write
-func bodyWrite(h, buf, n, end, nw uint32) uint32
-
-//go:wasmimport fastly_http_body append
-func bodyAppend(dst, src uint32) uint32
-
-//go:wasmimport fastly_http_body known_length
-func bodyKnownLength(h, out uint32) uint32
-
-//go:wasmimport fastly_http_body close
-func bodyClose(h uint32) uint32
-
-//go:wasmimport fastly_http_cache is_request_cacheable
-func hcIsRequestCacheable(req, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_lookup
-func hcTxLookup(req, mask, opts, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_insert_and_stream_back
-func hcTxInsertStreamBack(h, resp, mask, opts, bodyOut, cacheOut uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_update_and_return_fresh
-func hcTxUpdateReturnFresh(h, resp, mask, opts, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_record_not_cacheable
-func hcTxRecordNotCacheable(h, mask, opts uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_abandon
-func hcTxAbandon(h uint32) uint32
-
-//go:wasmimport fastly_http_cache close
-func hcClose(h uint32) uint32
-
-//go:wasmimport fastly_http_cache get_suggested_backend_request
-func hcSuggestedBackendRequest(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_suggested_cache_options
-func hcSuggestedCacheOptions(h, resp, mask, opts, maskOut, optsOut uint32) uint32
-
-//go:wasmimport fastly_http_cache prepare_response_for_storage
-func hcPrepare(h, resp, actionOut, respOut uint32) uint32
-
-//go:wasmimport fastly_http_cache get_found_response
-func hcFoundResponse(h, transform, respOut, bodyOut uint32) uint32
-
-//go:wasmimport fastly_http_cache get_state
-func hcState(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_length
-func hcLength(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_max_age_ns
-func hcMaxAge(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_stale_while_revalidate_ns
-func hcSWR(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_stale_if_error_ns
-func hcSIE(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_age_ns
-func hcAge(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_hits
-func hcHits(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_sensitive_data
-func hcSensitive(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_surrogate_keys
-func hcSurrogateKeys(h, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_cache get_vary_rule
-func hcVaryRule(h, buf, n, nw uint32) uint32
-
-func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
-
-func sp(s string) (uint32, uint32) {
-	if s == "" {
-		return 0, 0
-	}
-	return uint32(uintptr(unsafe.Pointer(unsafe.StringData(s)))), uint32(len(s))
-}
-
-func bp(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(&b[0]))) }
 
 // lookupOpts is the witx http_cache_lookup_options (16 bytes).
 type lookupOpts struct{ key, keyLen, backend, backendLen uint32 }
@@ -228,14 +86,14 @@ func u32(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
 
 func main() {
 	var req, reqBody, nw uint32
-	reqBodyDownstreamGet(p(&req), p(&reqBody))
+	hostabi.ReqBodyDownstreamGet(hostabi.Ptr(&req), hostabi.Ptr(&reqBody))
 	buf := make([]byte, 4096)
-	reqURIGet(req, bp(buf), uint32(len(buf)), p(&nw))
+	hostabi.ReqURIGet(req, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw))
 	uri := string(buf[:nw])
 	_, query, _ := strings.Cut(uri, "?")
 	mode := ""
-	np, nl := sp("x-mode")
-	if reqHeaderValueGet(req, np, nl, bp(buf), uint32(len(buf)), p(&nw)) == 0 {
+	np, nl := hostabi.Str("x-mode")
+	if hostabi.ReqHeaderValueGet(req, np, nl, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)) == 0 {
 		mode = string(buf[:nw])
 	}
 	key := ""
@@ -246,20 +104,20 @@ func main() {
 	}
 	// The SDK's constructABIRequest and setABIRequestOptions.
 	var r uint32
-	reqNew(p(&r))
-	mp, ml := sp("GET")
-	reqMethodSet(r, mp, ml)
-	up, ul := sp(uri)
-	reqURISet(r, up, ul)
+	hostabi.ReqNew(hostabi.Ptr(&r))
+	mp, ml := hostabi.Str("GET")
+	hostabi.ReqMethodSet(r, mp, ml)
+	up, ul := hostabi.Str(uri)
+	hostabi.ReqURISet(r, up, ul)
 	requestOptions(r)
 	if mode == "send" {
 		if key != "" {
 			// The SDK's OverrideKey without guest caching: the header
 			// fastly-xqd-cache-key, the key in upper-case hex.
-			np, nl := sp("fastly-xqd-cache-key")
+			np, nl := hostabi.Str("fastly-xqd-cache-key")
 			v := strings.ToUpper(hexOf(key)) + "\x00"
-			vp, vl := sp(v)
-			step("header_values_set", reqHeaderValuesSet(r, np, nl, vp, vl))
+			vp, vl := hostabi.Str(v)
+			step("header_values_set", hostabi.ReqHeaderValuesSet(r, np, nl, vp, vl))
 		}
 		sendWithoutCaching(r, "send")
 		return
@@ -272,65 +130,65 @@ func main() {
 func sendWithoutCaching(r uint32, role string) {
 	var body, resp, rbody uint32
 	var detail [20]byte
-	bodyNew(p(&body))
-	bep, bel := sp(backend)
-	if st := step("send_v3", reqSendV3(r, body, bep, bel, p(&detail[0]), p(&resp), p(&rbody))); st != 0 {
+	hostabi.BodyNew(hostabi.Ptr(&body))
+	bep, bel := hostabi.Str(backend)
+	if st := step("send_v3", hostabi.ReqSendV3(r, body, bep, bel, hostabi.Ptr(&detail[0]), hostabi.Ptr(&resp), hostabi.Ptr(&rbody))); st != 0 {
 		respond(502, nil, "send failed: "+steps.String()+"\n")
 		return
 	}
 	insertHeaders(resp, []header{{"X-Role", role}, {"X-Steps", steps.String()}})
-	respSendDownstream(resp, rbody, 0)
+	hostabi.RespSendDownstream(resp, rbody, 0)
 }
 
 // requestOptions sets what the SDK's setABIRequestOptions sets on every
 // request it sends: no decompression, automatic framing, and its cache
 // options as cache_override_v2_set (none: tag 0).
 func requestOptions(r uint32) {
-	reqAutoDecompress(r, 0)
-	reqFramingMode(r, 0)
-	step("cache_override_v2_set", reqCacheOverrideV2Set(r, 0, 0, 0, 0, 0))
+	hostabi.ReqAutoDecompress(r, 0)
+	hostabi.ReqFramingMode(r, 0)
+	step("cache_override_v2_set", hostabi.ReqCacheOverrideV2Set(r, 0, 0, 0, 0, 0))
 }
 
 // sendWithGuestCache is the SDK's Request.sendWithGuestCache.
 func sendWithGuestCache(r uint32, key string) {
 	var cacheable uint32
 	// shouldUseGuestCaching, then sendWithGuestCache, each ask.
-	step("is_request_cacheable", hcIsRequestCacheable(r, p(&cacheable)))
-	step("is_request_cacheable", hcIsRequestCacheable(r, p(&cacheable)))
+	step("is_request_cacheable", hostabi.HcIsRequestCacheable(r, hostabi.Ptr(&cacheable)))
+	step("is_request_cacheable", hostabi.HcIsRequestCacheable(r, hostabi.Ptr(&cacheable)))
 	var lo lookupOpts
 	mask := uint32(lookupBackend)
-	lo.backend, lo.backendLen = sp(backend)
+	lo.backend, lo.backendLen = hostabi.Str(backend)
 	if key != "" {
 		mask |= lookupOverrideKey
-		lo.key, lo.keyLen = sp(key)
+		lo.key, lo.keyLen = hostabi.Str(key)
 	}
 	var h, state uint32
-	if step("transaction_lookup", hcTxLookup(r, mask, p(&lo), p(&h))) != 0 {
+	if step("transaction_lookup", hostabi.HcTxLookup(r, mask, hostabi.Ptr(&lo), hostabi.Ptr(&h))) != 0 {
 		respond(500, nil, steps.String()+"\n")
 		return
 	}
-	step("get_state", hcState(h, p(&state)))
+	step("get_state", hostabi.HcState(h, hostabi.Ptr(&state)))
 	if resp, body, ok := foundResponse(h, 1, true); ok {
 		hdrs := []header{{"X-Role", "hit"}, {"X-State", u32(state)}}
 		if state&stateMustInsert != 0 {
 			// Within stale-while-revalidate with the obligation: the SDK
 			// revalidates in the background; here after answering.
 			insertHeaders(resp, append(hdrs, header{"X-Steps", steps.String()}))
-			respSendDownstream(resp, body, 0)
+			hostabi.RespSendDownstream(resp, body, 0)
 			if c, _, ok := candidate(h); ok {
 				c.apply()
 			}
 			return
 		}
 		insertHeaders(resp, append(hdrs, header{"X-Steps", steps.String()}))
-		step("close", hcClose(h))
-		respSendDownstream(resp, body, 0)
+		step("close", hostabi.HcClose(h))
+		hostabi.RespSendDownstream(resp, body, 0)
 		return
 	}
 	if state&stateMustInsert == 0 {
 		// Collapsing disabled (a not-cacheable record): the SDK sends the
 		// original request without the cache.
-		step("close", hcClose(h))
+		step("close", hostabi.HcClose(h))
 		sendWithoutCaching(r, "pass")
 		return
 	}
@@ -341,29 +199,29 @@ func sendWithGuestCache(r uint32, key string) {
 	}
 	resp, body, role := c.apply()
 	insertHeaders(resp, append(hdrs, header{"X-Role", role}, header{"X-State", u32(state)}, header{"X-Steps", steps.String()}))
-	respSendDownstream(resp, body, 0)
+	hostabi.RespSendDownstream(resp, body, 0)
 }
 
 // foundResponse is the SDK's httpCacheGetFoundResponse: the found
 // response, its hits when wasHit, and the options loadFromHandle reads.
 func foundResponse(h, transform uint32, wasHit bool) (resp, body uint32, ok bool) {
-	if st := step("get_found_response", hcFoundResponse(h, transform, p(&resp), p(&body))); st != 0 {
+	if st := step("get_found_response", hostabi.HcFoundResponse(h, transform, hostabi.Ptr(&resp), hostabi.Ptr(&body))); st != 0 {
 		return 0, 0, false
 	}
 	var v64 uint64
 	var v32, nw uint32
 	if wasHit {
-		step("get_hits", hcHits(h, p(&v64)))
+		step("get_hits", hostabi.HcHits(h, hostabi.Ptr(&v64)))
 	}
 	buf := make([]byte, 256)
-	step("get_max_age_ns", hcMaxAge(h, p(&v64)))
-	step("get_vary_rule", hcVaryRule(h, bp(buf), uint32(len(buf)), p(&nw)))
-	step("get_age_ns", hcAge(h, p(&v64)))
-	step("get_stale_while_revalidate_ns", hcSWR(h, p(&v64)))
-	step("get_surrogate_keys", hcSurrogateKeys(h, bp(buf), uint32(len(buf)), p(&nw)))
-	step("get_length", hcLength(h, p(&v64)))
-	step("get_sensitive_data", hcSensitive(h, p(&v32)))
-	step("get_stale_if_error_ns", hcSIE(h, p(&v64)))
+	step("get_max_age_ns", hostabi.HcMaxAge(h, hostabi.Ptr(&v64)))
+	step("get_vary_rule", hostabi.HcVaryRule(h, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)))
+	step("get_age_ns", hostabi.HcAge(h, hostabi.Ptr(&v64)))
+	step("get_stale_while_revalidate_ns", hostabi.HcSWR(h, hostabi.Ptr(&v64)))
+	step("get_surrogate_keys", hostabi.HcSurrogateKeys(h, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)))
+	step("get_length", hostabi.HcLength(h, hostabi.Ptr(&v64)))
+	step("get_sensitive_data", hostabi.HcSensitive(h, hostabi.Ptr(&v32)))
+	step("get_stale_if_error_ns", hostabi.HcSIE(h, hostabi.Ptr(&v64)))
 	return resp, body, true
 }
 
@@ -380,36 +238,36 @@ type candidateResponse struct {
 // suggested options finalised as the SDK's finalizeOptions does.
 func candidate(h uint32) (*candidateResponse, []header, bool) {
 	var breq, bbody, pend, resp, rbody uint32
-	if step("get_suggested_backend_request", hcSuggestedBackendRequest(h, p(&breq))) != 0 {
+	if step("get_suggested_backend_request", hostabi.HcSuggestedBackendRequest(h, hostabi.Ptr(&breq))) != 0 {
 		return nil, nil, false
 	}
 	requestOptions(breq)
-	bodyNew(p(&bbody))
-	bep, bel := sp(backend)
-	if step("send_async_v2", reqSendAsyncV2(breq, bbody, bep, bel, 0, p(&pend))) != 0 {
-		hcTxAbandon(h)
+	hostabi.BodyNew(hostabi.Ptr(&bbody))
+	bep, bel := hostabi.Str(backend)
+	if step("send_async_v2", hostabi.ReqSendAsyncV2(breq, bbody, bep, bel, 0, hostabi.Ptr(&pend))) != 0 {
+		hostabi.HcTxAbandon(h)
 		return nil, nil, false
 	}
 	var detail [20]byte
-	if step("pending_req_wait_v2", reqPendingWaitV2(pend, p(&detail[0]), p(&resp), p(&rbody))) != 0 {
-		hcTxAbandon(h)
+	if step("pending_req_wait_v2", hostabi.ReqPendingWaitV2(pend, hostabi.Ptr(&detail[0]), hostabi.Ptr(&resp), hostabi.Ptr(&rbody))) != 0 {
+		hostabi.HcTxAbandon(h)
 		return nil, nil, false
 	}
 	c := &candidateResponse{h: h, body: rbody, vary: make([]byte, 1024), sk: make([]byte, 1024)}
-	step("prepare_response_for_storage", hcPrepare(h, resp, p(&c.action), p(&c.resp)))
+	step("prepare_response_for_storage", hostabi.HcPrepare(h, resp, hostabi.Ptr(&c.action), hostabi.Ptr(&c.resp)))
 	// The SDK's heuristic: a response with Set-Cookie is not stored.
 	buf := make([]byte, 256)
 	var nw uint32
-	np, nl := sp("set-cookie")
-	if respHeaderValueGet(c.resp, np, nl, bp(buf), uint32(len(buf)), p(&nw)) == 0 && nw > 0 && c.action != 2 {
+	np, nl := hostabi.Str("set-cookie")
+	if hostabi.RespHeaderValueGet(c.resp, np, nl, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)) == 0 && nw > 0 && c.action != 2 {
 		c.action = 3
 	}
-	in := writeOpts{vary: bp(c.vary), varyLen: uint32(len(c.vary)), sk: bp(c.sk), skLen: uint32(len(c.sk))}
+	in := writeOpts{vary: hostabi.Bytes(c.vary), varyLen: uint32(len(c.vary)), sk: hostabi.Bytes(c.sk), skLen: uint32(len(c.sk))}
 	var out writeOpts
 	var maskOut uint32
-	step("get_suggested_cache_options", hcSuggestedCacheOptions(h, c.resp, fillConfigMask, p(&in), p(&maskOut), p(&out)))
+	step("get_suggested_cache_options", hostabi.HcSuggestedCacheOptions(h, c.resp, fillConfigMask, hostabi.Ptr(&in), hostabi.Ptr(&maskOut), hostabi.Ptr(&out)))
 	var n uint64
-	step("known_length", bodyKnownLength(rbody, p(&n)))
+	step("known_length", hostabi.BodyKnownLength(rbody, hostabi.Ptr(&n)))
 	// flushToABI: max age, vary rule, initial age, swr, surrogate keys,
 	// sensitive (cleared) and stale-if-error always; the length never.
 	c.opts = writeOpts{maxAge: out.maxAge, vary: out.vary, varyLen: out.varyLen, initialAge: out.initialAge, swr: out.swr, sk: out.sk, skLen: out.skLen, sie: out.sie}
@@ -429,33 +287,33 @@ func (c *candidateResponse) apply() (resp, body uint32, role string) {
 	switch c.action {
 	case 0:
 		var wb, rb uint32
-		if step("transaction_insert_and_stream_back", hcTxInsertStreamBack(c.h, c.resp, c.mask, p(&c.opts), p(&wb), p(&rb))) != 0 {
+		if step("transaction_insert_and_stream_back", hostabi.HcTxInsertStreamBack(c.h, c.resp, c.mask, hostabi.Ptr(&c.opts), hostabi.Ptr(&wb), hostabi.Ptr(&rb))) != 0 {
 			return c.resp, c.body, "insert-failed"
 		}
-		step("append", bodyAppend(wb, c.body))
-		step("body_close", bodyClose(wb))
+		step("append", hostabi.BodyAppend(wb, c.body))
+		step("body_close", hostabi.BodyClose(wb))
 		resp, body, ok := foundResponse(rb, 0, true)
-		step("close", hcClose(rb))
+		step("close", hostabi.HcClose(rb))
 		if !ok {
 			return c.resp, c.body, "readback-failed"
 		}
 		return resp, body, "inserter"
 	case 1:
 		var fresh uint32
-		if step("transaction_update_and_return_fresh", hcTxUpdateReturnFresh(c.h, c.resp, c.mask, p(&c.opts), p(&fresh))) != 0 {
+		if step("transaction_update_and_return_fresh", hostabi.HcTxUpdateReturnFresh(c.h, c.resp, c.mask, hostabi.Ptr(&c.opts), hostabi.Ptr(&fresh))) != 0 {
 			return c.resp, c.body, "update-failed"
 		}
 		resp, body, ok := foundResponse(fresh, 1, true)
-		step("close", hcClose(fresh))
+		step("close", hostabi.HcClose(fresh))
 		if !ok {
 			return c.resp, c.body, "readback-failed"
 		}
 		return resp, body, "updater"
 	case 3:
-		step("transaction_record_not_cacheable", hcTxRecordNotCacheable(c.h, c.mask, p(&c.opts)))
+		step("transaction_record_not_cacheable", hostabi.HcTxRecordNotCacheable(c.h, c.mask, hostabi.Ptr(&c.opts)))
 		return c.resp, c.body, "recorder"
 	default:
-		step("transaction_abandon", hcTxAbandon(c.h))
+		step("transaction_abandon", hostabi.HcTxAbandon(c.h))
 		return c.resp, c.body, "nostore"
 	}
 }
@@ -471,25 +329,25 @@ func hexOf(s string) string {
 
 func insertHeaders(r uint32, hdrs []header) {
 	for _, h := range hdrs {
-		np, nl := sp(h.name)
+		np, nl := hostabi.Str(h.name)
 		v := h.value
 		if v == "" {
 			v = "-"
 		}
-		vp, vl := sp(v)
-		respHeaderInsert(r, np, nl, vp, vl)
+		vp, vl := hostabi.Str(v)
+		hostabi.RespHeaderInsert(r, np, nl, vp, vl)
 	}
 }
 
 func respond(status uint32, hdrs []header, text string) {
 	var body, r, nw uint32
-	bodyNew(p(&body))
+	hostabi.BodyNew(hostabi.Ptr(&body))
 	if text != "" {
-		tp, tl := sp(text)
-		bodyWrite(body, tp, tl, 0, p(&nw))
+		tp, tl := hostabi.Str(text)
+		hostabi.BodyWrite(body, tp, tl, 0, hostabi.Ptr(&nw))
 	}
-	respNew(p(&r))
-	respStatusSet(r, status)
+	hostabi.RespNew(hostabi.Ptr(&r))
+	hostabi.RespStatusSet(r, status)
 	insertHeaders(r, hdrs)
-	respSendDownstream(r, body, 0)
+	hostabi.RespSendDownstream(r, body, 0)
 }

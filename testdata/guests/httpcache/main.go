@@ -24,136 +24,9 @@ package main
 import (
 	"strconv"
 	"strings"
-	"unsafe"
+
+	"github.com/edgehost/edgehost/testdata/guests/internal/hostabi"
 )
-
-//go:wasmimport fastly_http_req body_downstream_get
-func reqBodyDownstreamGet(req, body uint32) uint32
-
-//go:wasmimport fastly_http_req uri_get
-func reqURIGet(h, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_req new
-func reqNew(out uint32) uint32
-
-//go:wasmimport fastly_http_req uri_set
-func reqURISet(h, u, ulen uint32) uint32
-
-//go:wasmimport fastly_http_req header_insert
-func reqHeaderInsert(h, name, nlen, val, vlen uint32) uint32
-
-//go:wasmimport fastly_http_cache get_suggested_cache_key
-func hcSuggestedCacheKey(req, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_req cache_override_set
-func reqCacheOverrideSet(h, tag, ttl, swr uint32) uint32
-
-//go:wasmimport fastly_http_req send
-func reqSend(h, body, backend, blen, resp, rbody uint32) uint32
-
-//go:wasmimport fastly_http_resp new
-func respNew(out uint32) uint32
-
-//go:wasmimport fastly_http_resp status_set
-func respStatusSet(h, status uint32) uint32
-
-//go:wasmimport fastly_http_resp header_insert
-func respHeaderInsert(h, name, nlen, val, vlen uint32) uint32
-
-//go:wasmimport fastly_http_resp send_downstream
-func respSendDownstream(h, body, streaming uint32) uint32
-
-//go:wasmimport fastly_http_body new
-func bodyNew(out uint32) uint32
-
-//go:wasmimport fastly_http_body write
-func bodyWrite(h, buf, n, end, nw uint32) uint32
-
-//go:wasmimport fastly_http_body read
-func bodyRead(h, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_body close
-func bodyClose(h uint32) uint32
-
-//go:wasmimport fastly_http_cache lookup
-func hcLookup(req, mask, opts, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_lookup
-func hcTxLookup(req, mask, opts, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_insert
-func hcTxInsert(h, resp, mask, opts, bodyOut uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_insert_and_stream_back
-func hcTxInsertStreamBack(h, resp, mask, opts, bodyOut, cacheOut uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_update
-func hcTxUpdate(h, resp, mask, opts uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_update_and_return_fresh
-func hcTxUpdateReturnFresh(h, resp, mask, opts, out uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_record_not_cacheable
-func hcTxRecordNotCacheable(h, mask, opts uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_abandon
-func hcTxAbandon(h uint32) uint32
-
-//go:wasmimport fastly_http_cache transaction_choose_stale
-func hcTxChooseStale(h uint32) uint32
-
-//go:wasmimport fastly_http_cache close
-func hcClose(h uint32) uint32
-
-//go:wasmimport fastly_http_cache get_suggested_backend_request
-func hcSuggestedBackendRequest(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_suggested_cache_options
-func hcSuggestedCacheOptions(h, resp, mask, opts, maskOut, optsOut uint32) uint32
-
-//go:wasmimport fastly_http_cache prepare_response_for_storage
-func hcPrepare(h, resp, actionOut, respOut uint32) uint32
-
-//go:wasmimport fastly_http_cache get_found_response
-func hcFoundResponse(h, transform, respOut, bodyOut uint32) uint32
-
-//go:wasmimport fastly_http_cache get_state
-func hcState(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_length
-func hcLength(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_max_age_ns
-func hcMaxAge(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_stale_while_revalidate_ns
-func hcSWR(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_age_ns
-func hcAge(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_hits
-func hcHits(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_sensitive_data
-func hcSensitive(h, out uint32) uint32
-
-//go:wasmimport fastly_http_cache get_surrogate_keys
-func hcSurrogateKeys(h, buf, n, nw uint32) uint32
-
-//go:wasmimport fastly_http_cache get_vary_rule
-func hcVaryRule(h, buf, n, nw uint32) uint32
-
-func p[T any](v *T) uint32 { return uint32(uintptr(unsafe.Pointer(v))) }
-
-func sp(s string) (uint32, uint32) {
-	if s == "" {
-		return 0, 0
-	}
-	return uint32(uintptr(unsafe.Pointer(unsafe.StringData(s)))), uint32(len(s))
-}
-
-func bp(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(&b[0]))) }
 
 // lookupOpts is the witx http_cache_lookup_options.
 type lookupOpts struct{ key, keyLen uint32 }
@@ -207,10 +80,10 @@ func line(name string, vals ...uint32) {
 }
 
 func main() {
-	reqBodyDownstreamGet(p(&req), p(&reqBody))
+	hostabi.ReqBodyDownstreamGet(hostabi.Ptr(&req), hostabi.Ptr(&reqBody))
 	buf := make([]byte, 4096)
 	var nw uint32
-	reqURIGet(req, bp(buf), uint32(len(buf)), p(&nw))
+	hostabi.ReqURIGet(req, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw))
 	uri = string(buf[:nw])
 	path := uri[strings.Index(uri, "://")+3:]
 	path = path[strings.IndexByte(path, '/'):]
@@ -251,25 +124,25 @@ func serve(q map[string]string) {
 	mask := uint32(0)
 	if k := q["key"]; k != "" {
 		mask = lookupOverrideKey
-		lo.key, lo.keyLen = sp(k)
+		lo.key, lo.keyLen = hostabi.Str(k)
 	}
 	if q["sugg"] == "1" {
 		var r2, nw uint32
-		reqNew(p(&r2))
+		hostabi.ReqNew(hostabi.Ptr(&r2))
 		base, _, _ := strings.Cut(uri, "?")
-		up, ul := sp(base)
-		reqURISet(r2, up, ul)
+		up, ul := hostabi.Str(base)
+		hostabi.ReqURISet(r2, up, ul)
 		kb := make([]byte, 32)
-		hcSuggestedCacheKey(r2, bp(kb), 32, p(&nw))
+		hostabi.HcSuggestedCacheKey(r2, hostabi.Bytes(kb), 32, hostabi.Ptr(&nw))
 		mask = lookupOverrideKey
-		lo.key, lo.keyLen = bp(kb), nw
+		lo.key, lo.keyLen = hostabi.Bytes(kb), nw
 	}
-	if st := hcTxLookup(req, mask, p(&lo), p(&h)); st != 0 {
+	if st := hostabi.HcTxLookup(req, mask, hostabi.Ptr(&lo), hostabi.Ptr(&h)); st != 0 {
 		respond(500, nil, "transaction_lookup="+u32(st)+"\n")
 		return
 	}
 	var state uint32
-	hcState(h, p(&state))
+	hostabi.HcState(h, hostabi.Ptr(&state))
 	hdrs := []header{{"X-State", u32(state)}}
 	switch {
 	case state&stateMustInsert != 0:
@@ -283,22 +156,22 @@ func serve(q map[string]string) {
 			return
 		}
 		insertHeaders(resp, append(hdrs, header{"X-Role", "pass"}))
-		respSendDownstream(resp, rbody, 0)
+		hostabi.RespSendDownstream(resp, rbody, 0)
 	}
 }
 
 // fetch sends the suggested backend request of h to the origin.
 func fetch(h uint32) (resp, rbody, st uint32) {
 	var breq, bbody uint32
-	if st := hcSuggestedBackendRequest(h, p(&breq)); st != 0 {
+	if st := hostabi.HcSuggestedBackendRequest(h, hostabi.Ptr(&breq)); st != 0 {
 		return 0, 0, st
 	}
 	if !noPass {
-		reqCacheOverrideSet(breq, overridePass, 0, 0)
+		hostabi.ReqCacheOverrideSet(breq, overridePass, 0, 0)
 	}
-	bodyNew(p(&bbody))
-	be, bl := sp("origin")
-	st = reqSend(breq, bbody, be, bl, p(&resp), p(&rbody))
+	hostabi.BodyNew(hostabi.Ptr(&bbody))
+	be, bl := hostabi.Str("origin")
+	st = hostabi.ReqSend(breq, bbody, be, bl, hostabi.Ptr(&resp), hostabi.Ptr(&rbody))
 	return resp, rbody, st
 }
 
@@ -306,18 +179,18 @@ func fetch(h uint32) (resp, rbody, st uint32) {
 func fill(h uint32, q map[string]string, hdrs []header) {
 	resp, rbody, st := fetch(h)
 	if st != 0 {
-		hcTxAbandon(h)
+		hostabi.HcTxAbandon(h)
 		respond(502, hdrs, "send="+u32(st)+"\n")
 		return
 	}
 	var action, resp2 uint32
-	st = hcPrepare(h, resp, p(&action), p(&resp2))
+	st = hostabi.HcPrepare(h, resp, hostabi.Ptr(&action), hostabi.Ptr(&resp2))
 	hdrs = append(hdrs, header{"X-Prepare", u32(st)}, header{"X-Action", u32(action)})
 	vbuf, skbuf := make([]byte, 256), make([]byte, 256)
-	in := writeOpts{vary: bp(vbuf), varyLen: 256, sk: bp(skbuf), skLen: 256}
+	in := writeOpts{vary: hostabi.Bytes(vbuf), varyLen: 256, sk: hostabi.Bytes(skbuf), skLen: 256}
 	var out writeOpts
 	var maskOut uint32
-	st = hcSuggestedCacheOptions(h, resp2, writeVary|writeSK, p(&in), p(&maskOut), p(&out))
+	st = hostabi.HcSuggestedCacheOptions(h, resp2, writeVary|writeSK, hostabi.Ptr(&in), hostabi.Ptr(&maskOut), hostabi.Ptr(&out))
 	hdrs = append(hdrs,
 		header{"X-Sugg", u32(st)},
 		header{"X-Sugg-Max-Age", strconv.FormatUint(out.maxAge/1e6, 10) + "ms"},
@@ -335,39 +208,39 @@ func fill(h uint32, q map[string]string, hdrs []header) {
 	case 0: // insert
 		var wb, h2 uint32
 		if q["plain"] == "1" {
-			st = hcTxInsert(h, resp2, maskOut, p(&out), p(&wb))
+			st = hostabi.HcTxInsert(h, resp2, maskOut, hostabi.Ptr(&out), hostabi.Ptr(&wb))
 		} else {
-			st = hcTxInsertStreamBack(h, resp2, maskOut, p(&out), p(&wb), p(&h2))
+			st = hostabi.HcTxInsertStreamBack(h, resp2, maskOut, hostabi.Ptr(&out), hostabi.Ptr(&wb), hostabi.Ptr(&h2))
 		}
 		hdrs = append(hdrs, header{"X-Insert", u32(st)})
 		copyBody(wb, rbody)
-		hdrs = append(hdrs, header{"X-Close", u32(bodyClose(wb))})
+		hdrs = append(hdrs, header{"X-Close", u32(hostabi.BodyClose(wb))})
 		if q["plain"] == "1" {
 			var lh uint32
-			hcLookup(req, 0, p(&lookupOpts{}), p(&lh))
+			hostabi.HcLookup(req, 0, hostabi.Ptr(&lookupOpts{}), hostabi.Ptr(&lh))
 			h2 = lh
 		}
 		found(h2, append(hdrs, header{"X-Role", "inserter"}))
 	case 1: // update
 		var h2 uint32
 		if q["plain"] == "1" {
-			st = hcTxUpdate(h, resp2, maskOut, p(&out))
+			st = hostabi.HcTxUpdate(h, resp2, maskOut, hostabi.Ptr(&out))
 			var lh uint32
-			hcLookup(req, 0, p(&lookupOpts{}), p(&lh))
+			hostabi.HcLookup(req, 0, hostabi.Ptr(&lookupOpts{}), hostabi.Ptr(&lh))
 			h2 = lh
 		} else {
-			st = hcTxUpdateReturnFresh(h, resp2, maskOut, p(&out), p(&h2))
+			st = hostabi.HcTxUpdateReturnFresh(h, resp2, maskOut, hostabi.Ptr(&out), hostabi.Ptr(&h2))
 		}
-		bodyClose(rbody)
+		hostabi.BodyClose(rbody)
 		found(h2, append(hdrs, header{"X-Update", u32(st)}, header{"X-Role", "updater"}))
 	case 3: // record uncacheable
-		st = hcTxRecordNotCacheable(h, maskOut, p(&out))
+		st = hostabi.HcTxRecordNotCacheable(h, maskOut, hostabi.Ptr(&out))
 		insertHeaders(resp2, append(hdrs, header{"X-Record", u32(st)}, header{"X-Role", "recorder"}))
-		respSendDownstream(resp2, rbody, 0)
+		hostabi.RespSendDownstream(resp2, rbody, 0)
 	default:
-		hcTxAbandon(h)
+		hostabi.HcTxAbandon(h)
 		insertHeaders(resp2, append(hdrs, header{"X-Role", "nostore"}))
-		respSendDownstream(resp2, rbody, 0)
+		hostabi.RespSendDownstream(resp2, rbody, 0)
 	}
 }
 
@@ -385,60 +258,60 @@ func found(h uint32, hdrs []header) {
 			hdrs = append(hdrs, header{name, strconv.FormatUint(v64, 10)})
 		}
 	}
-	get64("X-Length", hcLength(h, p(&v64)), false)
-	get64("X-Max-Age", hcMaxAge(h, p(&v64)), true)
-	get64("X-Swr", hcSWR(h, p(&v64)), true)
-	get64("X-Hits", hcHits(h, p(&v64)), false)
-	hcAge(h, p(&v64))
-	st := hcSensitive(h, p(&v32))
+	get64("X-Length", hostabi.HcLength(h, hostabi.Ptr(&v64)), false)
+	get64("X-Max-Age", hostabi.HcMaxAge(h, hostabi.Ptr(&v64)), true)
+	get64("X-Swr", hostabi.HcSWR(h, hostabi.Ptr(&v64)), true)
+	get64("X-Hits", hostabi.HcHits(h, hostabi.Ptr(&v64)), false)
+	hostabi.HcAge(h, hostabi.Ptr(&v64))
+	st := hostabi.HcSensitive(h, hostabi.Ptr(&v32))
 	hdrs = append(hdrs, header{"X-Sensitive", u32(st) + "," + u32(v32)})
 	buf := make([]byte, 512)
-	if st := hcSurrogateKeys(h, bp(buf), uint32(len(buf)), p(&nw)); st == 0 {
+	if st := hostabi.HcSurrogateKeys(h, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)); st == 0 {
 		hdrs = append(hdrs, header{"X-Sk", string(buf[:nw])})
 	}
-	if st := hcVaryRule(h, bp(buf), uint32(len(buf)), p(&nw)); st == 0 {
+	if st := hostabi.HcVaryRule(h, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&nw)); st == 0 {
 		hdrs = append(hdrs, header{"X-Vary", string(buf[:nw])})
 	}
 	var fr, fb uint32
-	if st := hcFoundResponse(h, 1, p(&fr), p(&fb)); st != 0 {
+	if st := hostabi.HcFoundResponse(h, 1, hostabi.Ptr(&fr), hostabi.Ptr(&fb)); st != 0 {
 		respond(500, hdrs, "get_found_response="+u32(st)+"\n")
 		return
 	}
 	insertHeaders(fr, hdrs)
-	hcClose(h)
-	respSendDownstream(fr, fb, 0)
+	hostabi.HcClose(h)
+	hostabi.RespSendDownstream(fr, fb, 0)
 }
 
 func copyBody(dst, src uint32) {
 	buf := make([]byte, 16<<10)
 	for {
 		var n, nw uint32
-		if bodyRead(src, bp(buf), uint32(len(buf)), p(&n)) != 0 || n == 0 {
+		if hostabi.BodyRead(src, hostabi.Bytes(buf), uint32(len(buf)), hostabi.Ptr(&n)) != 0 || n == 0 {
 			break
 		}
-		bodyWrite(dst, bp(buf), n, 0, p(&nw))
+		hostabi.BodyWrite(dst, hostabi.Bytes(buf), n, 0, hostabi.Ptr(&nw))
 	}
-	bodyClose(src)
+	hostabi.BodyClose(src)
 }
 
 // keyReport reports get_suggested_cache_key of the request.
 func keyReport() {
 	kb := make([]byte, 64)
 	var nw uint32
-	st := hcSuggestedCacheKey(req, bp(kb), 64, p(&nw))
+	st := hostabi.HcSuggestedCacheKey(req, hostabi.Bytes(kb), 64, hostabi.Ptr(&nw))
 	report.WriteString("key=" + u32(st) + "," + u32(nw) + "," + hex(kb[:nw]) + "\n")
 	var r2 uint32
-	reqNew(p(&r2))
-	up, ul := sp(uri)
-	reqURISet(r2, up, ul)
-	np, nl := sp("Host")
-	vp, vl := sp("Example.COM")
-	reqHeaderInsert(r2, np, nl, vp, vl)
-	st = hcSuggestedCacheKey(r2, bp(kb), 64, p(&nw))
+	hostabi.ReqNew(hostabi.Ptr(&r2))
+	up, ul := hostabi.Str(uri)
+	hostabi.ReqURISet(r2, up, ul)
+	np, nl := hostabi.Str("Host")
+	vp, vl := hostabi.Str("Example.COM")
+	hostabi.ReqHeaderInsert(r2, np, nl, vp, vl)
+	st = hostabi.HcSuggestedCacheKey(r2, hostabi.Bytes(kb), 64, hostabi.Ptr(&nw))
 	report.WriteString("host key=" + u32(st) + "," + u32(nw) + "," + hex(kb[:nw]) + "\n")
 	nw = 0
-	line("short buffer", hcSuggestedCacheKey(req, bp(kb), 16, p(&nw)), nw)
-	line("bad request", hcSuggestedCacheKey(4242, bp(kb), 64, p(&nw)))
+	line("short buffer", hostabi.HcSuggestedCacheKey(req, hostabi.Bytes(kb), 16, hostabi.Ptr(&nw)), nw)
+	line("bad request", hostabi.HcSuggestedCacheKey(4242, hostabi.Bytes(kb), 64, hostabi.Ptr(&nw)))
 }
 
 func hex(b []byte) string {
@@ -454,76 +327,76 @@ func hex(b []byte) string {
 func bad() {
 	var h, state uint32
 	lo := lookupOpts{}
-	line("lookup bad request", hcLookup(999, 0, p(&lo), p(&h)))
-	line("lookup reserved bit", hcLookup(req, 1, p(&lo), p(&h)))
-	line("lookup unknown bit", hcLookup(req, 1<<5, p(&lo), p(&h)))
-	line("lookup options outside memory", hcLookup(req, lookupOverrideKey, 0xFFFFFFF0, p(&h)))
+	line("lookup bad request", hostabi.HcLookup(999, 0, hostabi.Ptr(&lo), hostabi.Ptr(&h)))
+	line("lookup reserved bit", hostabi.HcLookup(req, 1, hostabi.Ptr(&lo), hostabi.Ptr(&h)))
+	line("lookup unknown bit", hostabi.HcLookup(req, 1<<5, hostabi.Ptr(&lo), hostabi.Ptr(&h)))
+	line("lookup options outside memory", hostabi.HcLookup(req, lookupOverrideKey, 0xFFFFFFF0, hostabi.Ptr(&h)))
 	far := lookupOpts{key: 0xFFFFFF00, keyLen: 0x1000}
-	line("lookup key outside memory", hcLookup(req, lookupOverrideKey, p(&far), p(&h)))
+	line("lookup key outside memory", hostabi.HcLookup(req, lookupOverrideKey, hostabi.Ptr(&far), hostabi.Ptr(&h)))
 	empty := lookupOpts{}
-	line("lookup empty key", hcLookup(req, lookupOverrideKey, p(&empty), p(&h)))
-	line("lookup out outside memory", hcTxLookup(req, 0, p(&lo), 0xFFFFFFFC))
-	line("get_state bad handle", hcState(12345, p(&state)))
-	line("close bad handle", hcClose(12345))
-	line("get_hits bad handle", hcHits(12345, p(&state)))
+	line("lookup empty key", hostabi.HcLookup(req, lookupOverrideKey, hostabi.Ptr(&empty), hostabi.Ptr(&h)))
+	line("lookup out outside memory", hostabi.HcTxLookup(req, 0, hostabi.Ptr(&lo), 0xFFFFFFFC))
+	line("get_state bad handle", hostabi.HcState(12345, hostabi.Ptr(&state)))
+	line("close bad handle", hostabi.HcClose(12345))
+	line("get_hits bad handle", hostabi.HcHits(12345, hostabi.Ptr(&state)))
 
-	k, kl := sp("bad-key")
+	k, kl := hostabi.Str("bad-key")
 	ko := lookupOpts{key: k, keyLen: kl}
-	line("lookup miss", hcLookup(req, lookupOverrideKey, p(&ko), p(&h)))
-	line("get_state", hcState(h, p(&state)), state)
+	line("lookup miss", hostabi.HcLookup(req, lookupOverrideKey, hostabi.Ptr(&ko), hostabi.Ptr(&h)))
+	line("get_state", hostabi.HcState(h, hostabi.Ptr(&state)), state)
 	var fr, fb, body, resp uint32
 	var v64 uint64
-	line("get_found_response of a miss", hcFoundResponse(h, 0, p(&fr), p(&fb)))
-	line("get_length of a miss", hcLength(h, p(&v64)))
-	respNew(p(&resp))
+	line("get_found_response of a miss", hostabi.HcFoundResponse(h, 0, hostabi.Ptr(&fr), hostabi.Ptr(&fb)))
+	line("get_length of a miss", hostabi.HcLength(h, hostabi.Ptr(&v64)))
+	hostabi.RespNew(hostabi.Ptr(&resp))
 	w := writeOpts{maxAge: 60e9}
-	line("transaction_insert without obligation", hcTxInsert(h, resp, 0, p(&w), p(&body)))
-	line("transaction_choose_stale without obligation", hcTxChooseStale(h))
-	line("close", hcClose(h))
-	line("close again", hcClose(h))
+	line("transaction_insert without obligation", hostabi.HcTxInsert(h, resp, 0, hostabi.Ptr(&w), hostabi.Ptr(&body)))
+	line("transaction_choose_stale without obligation", hostabi.HcTxChooseStale(h))
+	line("close", hostabi.HcClose(h))
+	line("close again", hostabi.HcClose(h))
 
 	var t uint32
-	line("transaction_lookup", hcTxLookup(req, lookupOverrideKey, p(&ko), p(&t)))
-	line("get_state tx", hcState(t, p(&state)), state)
-	line("transaction_insert unknown bit", hcTxInsert(t, resp, 1<<9, p(&w), p(&body)))
-	line("transaction_insert reserved bit", hcTxInsert(t, resp, 1, p(&w), p(&body)))
+	line("transaction_lookup", hostabi.HcTxLookup(req, lookupOverrideKey, hostabi.Ptr(&ko), hostabi.Ptr(&t)))
+	line("get_state tx", hostabi.HcState(t, hostabi.Ptr(&state)), state)
+	line("transaction_insert unknown bit", hostabi.HcTxInsert(t, resp, 1<<9, hostabi.Ptr(&w), hostabi.Ptr(&body)))
+	line("transaction_insert reserved bit", hostabi.HcTxInsert(t, resp, 1, hostabi.Ptr(&w), hostabi.Ptr(&body)))
 	ws := make([]writeOpts, 2)
-	line("transaction_insert misaligned options", hcTxInsert(t, resp, 0, p(&ws[0])+4, p(&body)))
-	line("transaction_insert options outside memory", hcTxInsert(t, resp, 0, 0xFFFFFFF8, p(&body)))
-	line("transaction_insert bad response", hcTxInsert(t, 4242, 0, p(&w), p(&body)))
-	line("transaction_update of nothing", hcTxUpdate(t, resp, 0, p(&w)))
+	line("transaction_insert misaligned options", hostabi.HcTxInsert(t, resp, 0, hostabi.Ptr(&ws[0])+4, hostabi.Ptr(&body)))
+	line("transaction_insert options outside memory", hostabi.HcTxInsert(t, resp, 0, 0xFFFFFFF8, hostabi.Ptr(&body)))
+	line("transaction_insert bad response", hostabi.HcTxInsert(t, 4242, 0, hostabi.Ptr(&w), hostabi.Ptr(&body)))
+	line("transaction_update of nothing", hostabi.HcTxUpdate(t, resp, 0, hostabi.Ptr(&w)))
 	var mo uint32
 	var out writeOpts
-	line("get_suggested_cache_options unknown bit", hcSuggestedCacheOptions(t, resp, 1<<9, p(&w), p(&mo), p(&out)))
-	line("get_suggested_cache_options bad response", hcSuggestedCacheOptions(t, 4242, 0, p(&w), p(&mo), p(&out)))
+	line("get_suggested_cache_options unknown bit", hostabi.HcSuggestedCacheOptions(t, resp, 1<<9, hostabi.Ptr(&w), hostabi.Ptr(&mo), hostabi.Ptr(&out)))
+	line("get_suggested_cache_options bad response", hostabi.HcSuggestedCacheOptions(t, 4242, 0, hostabi.Ptr(&w), hostabi.Ptr(&mo), hostabi.Ptr(&out)))
 	var action, r2 uint32
-	line("prepare_response_for_storage bad response", hcPrepare(t, 4242, p(&action), p(&r2)))
-	line("transaction_abandon", hcTxAbandon(t))
-	line("transaction_insert after abandon", hcTxInsert(t, resp, 0, p(&w), p(&body)))
-	line("close tx", hcClose(t))
+	line("prepare_response_for_storage bad response", hostabi.HcPrepare(t, 4242, hostabi.Ptr(&action), hostabi.Ptr(&r2)))
+	line("transaction_abandon", hostabi.HcTxAbandon(t))
+	line("transaction_insert after abandon", hostabi.HcTxInsert(t, resp, 0, hostabi.Ptr(&w), hostabi.Ptr(&body)))
+	line("close tx", hostabi.HcClose(t))
 }
 
 func insertHeaders(r uint32, hdrs []header) {
 	for _, h := range hdrs {
-		np, nl := sp(h.name)
+		np, nl := hostabi.Str(h.name)
 		v := h.value
 		if v == "" {
 			v = "-"
 		}
-		vp, vl := sp(v)
-		respHeaderInsert(r, np, nl, vp, vl)
+		vp, vl := hostabi.Str(v)
+		hostabi.RespHeaderInsert(r, np, nl, vp, vl)
 	}
 }
 
 func respond(status uint32, hdrs []header, text string) {
 	var body, r, nw uint32
-	bodyNew(p(&body))
+	hostabi.BodyNew(hostabi.Ptr(&body))
 	if text != "" {
-		tp, tl := sp(text)
-		bodyWrite(body, tp, tl, 0, p(&nw))
+		tp, tl := hostabi.Str(text)
+		hostabi.BodyWrite(body, tp, tl, 0, hostabi.Ptr(&nw))
 	}
-	respNew(p(&r))
-	respStatusSet(r, status)
+	hostabi.RespNew(hostabi.Ptr(&r))
+	hostabi.RespStatusSet(r, status)
 	insertHeaders(r, hdrs)
-	respSendDownstream(r, body, 0)
+	hostabi.RespSendDownstream(r, body, 0)
 }
