@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,13 +106,16 @@ func asyncSelect(c *call, a asyncIOSelectArgs) error {
 	for {
 		cases = cases[:2]
 		clear(seen)
-		for i, h := range hs {
+		for _, h := range hs {
 			ready, wait, err := c.s.readiness(h)
 			if err != nil {
 				return err
 			}
 			if ready {
-				return c.putU32(out, uint32(i))
+				// A handle listed twice answers with its first index:
+				// it may have become ready while the scan passed the
+				// earlier entry, and readiness does not go back.
+				return c.putU32(out, uint32(slices.Index(hs, h)))
 			}
 			if !seen[wait] {
 				seen[wait] = true
