@@ -288,33 +288,59 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	uri, err := getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	// The URI goes to the start of g.buf, the header block after it, and
+	// all of it becomes one string (readHeadersFast); when either does
+	// not fit, each is read on its own.
+	var (
+		uri    string
+		hdr    Header
+		fields []string
+		fast   bool
+	)
+	g.nw = 0
+	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
+	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
+		var s string
+		if s, hdr, fields, fast, err = readHeadersFast(g, reqKind, req, pre, true); err != nil {
+			return nil, err
+		}
+		if fast {
+			uri = s[:pre]
+		} else {
+			uri = string(g.buf[:pre])
+		}
+	} else if uri, err = getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqURIGet(req, b, n, w)
-	}, bytesString)
-	if err != nil {
+	}, bytesString); err != nil {
 		return nil, err
 	}
-	u, err := parseURI(uri)
-	if err != nil {
-		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
+	if !fast {
+		if hdr, fields, err = readHeaderBlockSlow(g, reqKind, req, true); err != nil {
+			return nil, err
+		}
 	}
-	hdr, fields, err := readHeaderFields(g, reqKind, req)
-	if err != nil {
-		return nil, err
+	d := &downstreamReq{Request: Request{Method: method, Header: hdr}, body: hostBody{h: body}}
+	if !parseSimpleURIInto(&d.url, uri) {
+		u, err := url.Parse(uri)
+		if err != nil {
+			return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
+		}
+		d.url = *u
 	}
-	d := &downstreamReq{Request: Request{Method: method, URL: u, Header: hdr}, body: hostBody{h: body}}
+	d.Request.URL = &d.url
 	d.Request.Body = &d.body
 	if fields != nil || len(hdr) == 0 {
-		d.orig = origRequest{h: req, method: method, url: *u, fields: fields, names: len(hdr)}
+		d.orig = origRequest{h: req, method: method, url: d.url, fields: fields, names: len(hdr)}
 		d.Request.orig = &d.orig
 	}
 	return &d.Request, nil
 }
 
-// downstreamReq holds a downstream Request, its body and what was read
-// of it in one allocation.
+// downstreamReq holds a downstream Request, its URL, its body and what
+// was read of it in one allocation.
 type downstreamReq struct {
 	Request
+	url  url.URL
 	body hostBody
 	orig origRequest
 }
