@@ -294,7 +294,16 @@ func writeHeaders(k msgKind, h uint32, hdr Header) error {
 			return appendValues(k, h, key, vs)
 		}
 	}
-	for _, key := range hdr.sortedKeys() {
+	var small [16]string // the keys of a usual header, without an allocation
+	keys := small[:0]
+	if len(hdr) > len(small) {
+		keys = make([]string, 0, len(hdr))
+	}
+	for key := range hdr {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
 		if err := appendValues(k, h, key, hdr[key]); err != nil {
 			return err
 		}

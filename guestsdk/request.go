@@ -271,15 +271,35 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 
 // downstreamRequest reads the downstream request from the host.
 func downstreamRequest() (*Request, error) {
+	d, err := downstreamExchange()
+	if err != nil {
+		return nil, err
+	}
+	return &d.Request, nil
+}
+
+// downstreamExchange reads the downstream request from the host, with the
+// ResponseWriter for its response.
+func downstreamExchange() (*downstreamReq, error) {
 	var req, body uint32
 	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
 		return nil, err
 	}
-	return requestFromHandles(req, body)
+	return exchangeFromHandles(req, body)
 }
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
+	d, err := exchangeFromHandles(req, body)
+	if err != nil {
+		return nil, err
+	}
+	return &d.Request, nil
+}
+
+// exchangeFromHandles is requestFromHandles returning the request with
+// the ResponseWriter for its response, in one allocation.
+func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 	g := bufPool.Get().(*getterBuf)
 	defer bufPool.Put(g)
 	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
@@ -333,16 +353,17 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 		d.orig = origRequest{h: req, method: method, url: d.url, fields: fields, names: len(hdr)}
 		d.Request.orig = &d.orig
 	}
-	return &d.Request, nil
+	return d, nil
 }
 
-// downstreamReq holds a downstream Request, its URL, its body and what
-// was read of it in one allocation.
+// downstreamReq holds a downstream Request, its URL, its body, what was
+// read of it and the ResponseWriter for its response in one allocation.
 type downstreamReq struct {
 	Request
 	url  url.URL
 	body hostBody
 	orig origRequest
+	w    responseWriter
 }
 
 // methodString is string(b), without an allocation for the common
