@@ -413,9 +413,6 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 		j := strings.IndexByte(ns, 0)
 		name := ns[:j]
 		ns = ns[j+1:]
-		if _, dup := hdr[name]; dup {
-			return "", nil, nil, false, nil // two names differing in case only
-		}
 		first := len(vals)
 		for v := s[start:ends[i]]; v != ""; {
 			j := strings.IndexByte(v, 0)
@@ -430,6 +427,9 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 			hdr[name] = vals[first:len(vals):len(vals)]
 		} else {
 			hdr[name] = nil
+		}
+		if len(hdr) != i+1 {
+			return "", nil, nil, false, nil // two names differing in case only
 		}
 	}
 	if !withFields {

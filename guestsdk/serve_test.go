@@ -366,6 +366,8 @@ func TestDownstreamHeaderNamesCanonical(t *testing.T) {
 		{"not a token", []fakeField{{"x y", "v"}, {"host", "h"}},
 			Header{"x y": {"v"}, "Host": {"h"}}},
 		{"none", nil, Header{}},
+		{"one name in two cases, listed once", []fakeField{{"x-a", "1"}, {"X-A", "2"}, {"host", "h"}},
+			Header{"X-A": {"1", "2"}, "Host": {"h"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
