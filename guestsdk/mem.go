@@ -386,7 +386,7 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 			if w > 0 && buf[off+w-1] != 0 {
 				return "", nil, nil, false, errors.New("guestsdk: " + k.valuesOp() + ": value not NUL-terminated")
 			}
-			nv += bytes.Count(buf[off:off+w], nul)
+			nv += bytes.Count(buf[off:off+w], []byte{0})
 			off += w
 		case abi.None:
 		case abi.Buflen:
@@ -437,6 +437,3 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 	}
 	return s, hdr, fields, true, nil
 }
-
-// nul is the separator of the values a multi-value getter writes.
-var nul = []byte{0}
