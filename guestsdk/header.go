@@ -1,9 +1,6 @@
 package guestsdk
 
-import (
-	"bytes"
-	"sort"
-)
+import "bytes"
 
 // Header is a set of HTTP header fields, keyed by canonical name
 // ("Content-Type"), like net/http's Header. Names read from the host are
@@ -43,17 +40,6 @@ func (h Header) Clone() Header {
 		c[k] = append([]string(nil), v...)
 	}
 	return c
-}
-
-// sortedKeys returns the keys of h in order, so that headers reach the
-// host in a deterministic order.
-func (h Header) sortedKeys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // canonicalKey returns the canonical form of an HTTP header name: the

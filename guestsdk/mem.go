@@ -1,6 +1,7 @@
 package guestsdk
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -240,6 +241,15 @@ func readHeaderFields(g *getterBuf, k msgKind, h uint32) (Header, []string, erro
 
 // readHeaderBlock is readHeaders, and readHeaderFields when withFields.
 func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
+	if _, hdr, fields, ok, err := readHeadersFast(g, k, h, 0, withFields); ok || err != nil {
+		return hdr, fields, err
+	}
+	return readHeaderBlockSlow(g, k, h, withFields)
+}
+
+// readHeaderBlockSlow is readHeaderBlock for any block: each page of
+// names and of each name's values is copied out on its own.
+func readHeaderBlockSlow(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
 	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
 	}, true)
@@ -247,6 +257,7 @@ func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header
 		return nil, nil, err
 	}
 	hdr := make(Header, len(ns))
+	nv := 0
 	for _, name := range ns {
 		vs, err := getMulti(g, k.valuesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 			return k.headerValuesGet(h, strPtr(name), uint32(len(name)), buf, n, c, e, w)
@@ -254,6 +265,7 @@ func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header
 		if err != nil {
 			return nil, nil, err
 		}
+		nv += len(vs)
 		if prev := hdr[name]; prev != nil {
 			vs = append(prev, vs...) // two names differing in case only
 		}
@@ -261,11 +273,7 @@ func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header
 	}
 	var fields []string
 	if withFields && len(hdr) == len(ns) { // each name once, as edgehost gives them
-		n := 0
-		for _, vs := range hdr {
-			n += len(vs)
-		}
-		fields = make([]string, 0, 2*n)
+		fields = make([]string, 0, 2*nv)
 		for _, name := range ns {
 			for _, v := range hdr[name] {
 				fields = append(fields, name, v)
@@ -286,7 +294,16 @@ func writeHeaders(k msgKind, h uint32, hdr Header) error {
 			return appendValues(k, h, key, vs)
 		}
 	}
-	for _, key := range hdr.sortedKeys() {
+	var small [16]string // the keys of a usual header, without an allocation
+	keys := small[:0]
+	if len(hdr) > len(small) {
+		keys = make([]string, 0, len(hdr))
+	}
+	for key := range hdr {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
 		if err := appendValues(k, h, key, hdr[key]); err != nil {
 			return err
 		}
@@ -301,4 +318,122 @@ func appendValues(k msgKind, h uint32, key string, vs []string) error {
 		}
 	}
 	return nil
+}
+
+// maxFastNames bounds the names readHeadersFast handles (it keeps each
+// name's end on the stack); a block with more is read the general way.
+const maxFastNames = 64
+
+// readHeadersFast reads a whole header block into g.buf after its first
+// pre bytes (which the caller filled, e.g. with the request URI): the
+// names in one call, then each name's values in one call each, all into
+// the one buffer, and makes the whole of g.buf[:end] one string, which
+// the names and values are slices of. The values of all names share one
+// backing array, each name's slice capped at its own values, so appending
+// to one never writes into another; with withFields the same array holds
+// the fields after them (see readHeaderFields). In Wasm each allocation
+// and each string conversion is a large part of a request's guest time
+// (README.md, Benchmarks), which this cuts to one string, one array and
+// the map. ok is false when something did not fit in g.buf in one call,
+// the block has more than maxFastNames names, or the host gave a name
+// twice: the caller then reads the block the general way (getters can be
+// asked again). s is the string made, its first pre bytes the caller's.
+func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (s string, hdr Header, fields []string, ok bool, err error) {
+	buf := g.buf
+	g.end, g.nw = 0, 0
+	st := k.headerNamesGet(h, bytesPtr(buf[pre:]), uint32(len(buf)-pre), 0, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
+	nw := int(g.nw)
+	switch abi.Status(st) {
+	case abi.OK:
+		if g.end != abi.CursorDone {
+			return "", nil, nil, false, nil
+		}
+		if nw > len(buf)-pre {
+			return "", nil, nil, false, errors.New("guestsdk: " + k.namesOp() + ": host wrote past the buffer")
+		}
+		if nw > 0 && buf[pre+nw-1] != 0 {
+			return "", nil, nil, false, errors.New("guestsdk: " + k.namesOp() + ": value not NUL-terminated")
+		}
+	case abi.None:
+		nw = 0
+	case abi.Buflen:
+		return "", nil, nil, false, nil
+	default:
+		return "", nil, nil, false, statusErr(k.namesOp(), st)
+	}
+	names := buf[pre : pre+nw]
+	canonicalizeNames(names)
+	// ends[i] is where name i's values end in buf; they start where name
+	// i-1's end (name 0's at the end of the names).
+	var ends [maxFastNames]int
+	n, nv, off := 0, 0, pre+nw
+	for rest := names; len(rest) > 0; n++ {
+		i := bytes.IndexByte(rest, 0)
+		if n == maxFastNames {
+			return "", nil, nil, false, nil
+		}
+		g.end, g.nw = 0, 0
+		st := k.headerValuesGet(h, bytesPtr(rest), uint32(i), bytesPtr(buf[off:]), uint32(len(buf)-off), 0, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
+		switch abi.Status(st) {
+		case abi.OK:
+			w := int(g.nw)
+			if g.end != abi.CursorDone {
+				return "", nil, nil, false, nil
+			}
+			if w > len(buf)-off {
+				return "", nil, nil, false, errors.New("guestsdk: " + k.valuesOp() + ": host wrote past the buffer")
+			}
+			if w > 0 && buf[off+w-1] != 0 {
+				return "", nil, nil, false, errors.New("guestsdk: " + k.valuesOp() + ": value not NUL-terminated")
+			}
+			nv += bytes.Count(buf[off:off+w], []byte{0})
+			off += w
+		case abi.None:
+		case abi.Buflen:
+			return "", nil, nil, false, nil
+		default:
+			return "", nil, nil, false, statusErr(k.valuesOp(), st)
+		}
+		ends[n] = off
+		rest = rest[i+1:]
+	}
+	s = string(buf[:off])
+	size := nv
+	if withFields {
+		size += 2 * nv
+	}
+	var all []string
+	if size > 0 {
+		all = make([]string, size)
+	}
+	vals, fields := all[:0:nv], all[nv:nv]
+	hdr = make(Header, n)
+	ns, start := s[pre:pre+nw], pre+nw
+	for i := 0; i < n; i++ {
+		j := strings.IndexByte(ns, 0)
+		name := ns[:j]
+		ns = ns[j+1:]
+		first := len(vals)
+		for v := s[start:ends[i]]; v != ""; {
+			j := strings.IndexByte(v, 0)
+			vals = append(vals, v[:j])
+			if withFields {
+				fields = append(fields, name, v[:j])
+			}
+			v = v[j+1:]
+		}
+		start = ends[i]
+		if len(vals) > first {
+			hdr[name] = vals[first:len(vals):len(vals)]
+		} else {
+			hdr[name] = nil
+		}
+		if len(hdr) != i+1 {
+			return "", nil, nil, false, nil // two names differing in case only
+		}
+	}
+	if !withFields {
+		fields = nil
+	}
+	return s, hdr, fields, true, nil
 }

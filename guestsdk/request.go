@@ -271,15 +271,35 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 
 // downstreamRequest reads the downstream request from the host.
 func downstreamRequest() (*Request, error) {
+	d, err := downstreamExchange()
+	if err != nil {
+		return nil, err
+	}
+	return &d.Request, nil
+}
+
+// downstreamExchange reads the downstream request from the host, with the
+// ResponseWriter for its response.
+func downstreamExchange() (*downstreamReq, error) {
 	var req, body uint32
 	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
 		return nil, err
 	}
-	return requestFromHandles(req, body)
+	return exchangeFromHandles(req, body)
 }
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
+	d, err := exchangeFromHandles(req, body)
+	if err != nil {
+		return nil, err
+	}
+	return &d.Request, nil
+}
+
+// exchangeFromHandles is requestFromHandles returning the request with
+// the ResponseWriter for its response, in one allocation.
+func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 	g := bufPool.Get().(*getterBuf)
 	defer bufPool.Put(g)
 	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
@@ -288,35 +308,62 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	uri, err := getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+	// The URI goes to the start of g.buf, the header block after it, and
+	// all of it becomes one string (readHeadersFast); when either does
+	// not fit, each is read on its own.
+	var (
+		uri    string
+		hdr    Header
+		fields []string
+		fast   bool
+	)
+	g.nw = 0
+	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
+	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
+		var s string
+		if s, hdr, fields, fast, err = readHeadersFast(g, reqKind, req, pre, true); err != nil {
+			return nil, err
+		}
+		if fast {
+			uri = s[:pre]
+		} else {
+			uri = string(g.buf[:pre])
+		}
+	} else if uri, err = getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqURIGet(req, b, n, w)
-	}, bytesString)
-	if err != nil {
+	}, bytesString); err != nil {
 		return nil, err
 	}
-	u, err := parseURI(uri)
-	if err != nil {
-		return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
+	if !fast {
+		if hdr, fields, err = readHeaderBlockSlow(g, reqKind, req, true); err != nil {
+			return nil, err
+		}
 	}
-	hdr, fields, err := readHeaderFields(g, reqKind, req)
-	if err != nil {
-		return nil, err
+	d := &downstreamReq{Request: Request{Method: method, Header: hdr}, body: hostBody{h: body}}
+	if !parseSimpleURIInto(&d.url, uri) {
+		u, err := url.Parse(uri)
+		if err != nil {
+			return nil, fmt.Errorf("guestsdk: downstream request URI: %w", err)
+		}
+		d.url = *u
 	}
-	d := &downstreamReq{Request: Request{Method: method, URL: u, Header: hdr}, body: hostBody{h: body}}
+	d.Request.URL = &d.url
 	d.Request.Body = &d.body
 	if fields != nil || len(hdr) == 0 {
-		d.orig = origRequest{h: req, method: method, url: *u, fields: fields, names: len(hdr)}
+		d.orig = origRequest{h: req, method: method, url: d.url, fields: fields, names: len(hdr)}
 		d.Request.orig = &d.orig
 	}
-	return &d.Request, nil
+	return d, nil
 }
 
-// downstreamReq holds a downstream Request, its body and what was read
-// of it in one allocation.
+// downstreamReq holds a downstream Request, its URL, its body, what was
+// read of it and the ResponseWriter for its response in one allocation.
 type downstreamReq struct {
 	Request
+	url  url.URL
 	body hostBody
 	orig origRequest
+	w    responseWriter
 }
 
 // methodString is string(b), without an allocation for the common

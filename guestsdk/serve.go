@@ -88,7 +88,7 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
 		return err
 	}
-	r, err := downstreamRequest()
+	d, err := downstreamExchange()
 	if err != nil {
 		return err
 	}
@@ -99,8 +99,8 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		timeoutMs = uint64((opts.NextTimeout + time.Millisecond - 1) / time.Millisecond)
 	}
 	for n := 1; ; n++ {
-		w := &responseWriter{}
-		h.ServeHTTP(ctx, w, r)
+		w := &d.w
+		h.ServeHTTP(ctx, w, &d.Request)
 		if err := w.finish(); err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		if downstreamNextRequestWait(promise, unsafe.Pointer(&req), unsafe.Pointer(&body)) != uint32(abi.OK) {
 			return nil // no further request came
 		}
-		if r, err = requestFromHandles(req, body); err != nil {
+		if d, err = exchangeFromHandles(req, body); err != nil {
 			return err
 		}
 	}
@@ -124,13 +124,12 @@ func serve(ctx context.Context, h Handler) error {
 	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
 		return err
 	}
-	r, err := downstreamRequest()
+	d, err := downstreamExchange()
 	if err != nil {
 		return err
 	}
-	w := &responseWriter{}
-	h.ServeHTTP(ctx, w, r)
-	return w.finish()
+	h.ServeHTTP(ctx, &d.w, &d.Request)
+	return d.w.finish()
 }
 
 // responseWriter is the ResponseWriter given to handlers.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -365,6 +366,8 @@ func TestDownstreamHeaderNamesCanonical(t *testing.T) {
 		{"not a token", []fakeField{{"x y", "v"}, {"host", "h"}},
 			Header{"x y": {"v"}, "Host": {"h"}}},
 		{"none", nil, Header{}},
+		{"one name in two cases, listed once", []fakeField{{"x-a", "1"}, {"X-A", "2"}, {"host", "h"}},
+			Header{"X-A": {"1", "2"}, "Host": {"h"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -468,6 +471,47 @@ func TestSendChangedRequest(t *testing.T) {
 			}
 			if n := f.calls["fastly_http_req.new"]; n != want {
 				t.Errorf("fastly_http_req.new called %d times, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestDownstreamRequestOneBuffer: a request read in one buffer (URI and
+// header block together) gives the same URL and headers as one read piece
+// by piece (a URI longer than the first buffer), and each header's values
+// are its own: appending to one name's values never changes another's.
+func TestDownstreamRequestOneBuffer(t *testing.T) {
+	hdr := []fakeField{{"accept", "*/*"}, {"cookie", "a=1"}, {"cookie", "b=2"}, {"x-empty", ""}, {"host", "example.com"}}
+	want := Header{"Accept": {"*/*"}, "Cookie": {"a=1", "b=2"}, "X-Empty": {""}, "Host": {"example.com"}}
+	for _, uri := range []string{
+		"http://example.com/p?q=1",
+		"http://example.com/" + strings.Repeat("a", 2*initialBufSize),
+		"http://example.com/%7Euser",
+	} {
+		t.Run(fmt.Sprint(len(uri)), func(t *testing.T) {
+			f := installFake(t)
+			f.setDownstream("GET", uri, hdr, "")
+			r, err := downstreamRequest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *r.URL != *u {
+				t.Errorf("URL %#v, want %#v", *r.URL, *u)
+			}
+			if !reflect.DeepEqual(r.Header, want) {
+				t.Errorf("headers %v, want %v", r.Header, want)
+			}
+			for name := range want {
+				r.Header[name] = append(r.Header[name], "appended to "+name)
+			}
+			for name, vs := range want {
+				if got := r.Header[name]; !reflect.DeepEqual(got, append(vs, "appended to "+name)) {
+					t.Errorf("%s %q after appending to every name", name, got)
+				}
 			}
 		})
 	}

@@ -23,6 +23,16 @@ func parseURI(uri string) (*url.URL, error) {
 // every branch of Go's Wasm code is a jump through its function's
 // dispatch table, so a chain of comparisons per byte is what costs.
 func parseSimpleURI(uri string) (u *url.URL, ok bool) {
+	u = new(url.URL)
+	if !parseSimpleURIInto(u, uri) {
+		return nil, false
+	}
+	return u, true
+}
+
+// parseSimpleURIInto is parseSimpleURI setting *u (all of it) rather than
+// allocating a url.URL; u is left alone when ok is false.
+func parseSimpleURIInto(u *url.URL, uri string) (ok bool) {
 	var scheme, rest string
 	switch {
 	case len(uri) > len("http://") && uri[:len("http://")] == "http://":
@@ -30,7 +40,7 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	case len(uri) > len("https://") && uri[:len("https://")] == "https://":
 		scheme, rest = "https", uri[len("https://"):]
 	default:
-		return nil, false
+		return false
 	}
 	// Host: letters, digits, dots and hyphens, then an optional ':' and
 	// digits, up to the first '/' or '?'.
@@ -39,7 +49,7 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 		i++
 	}
 	if i == 0 {
-		return nil, false
+		return false
 	}
 	if i < len(rest) && rest[i] == ':' {
 		i++
@@ -48,7 +58,7 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 		}
 	}
 	if i < len(rest) && rest[i] != '/' && rest[i] != '?' {
-		return nil, false
+		return false
 	}
 	host := rest[:i]
 	rest = rest[i:]
@@ -60,22 +70,23 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	path, query, hasQuery := rest[:j], "", false
 	if j < len(rest) {
 		if rest[j] != '?' {
-			return nil, false
+			return false
 		}
 		query, hasQuery = rest[j+1:], true
 		for k := 0; k < len(query); k++ {
 			if byteClasses[query[k]]&classQuery == 0 {
-				return nil, false
+				return false
 			}
 		}
 	}
-	return &url.URL{
+	*u = url.URL{
 		Scheme:     scheme,
 		Host:       host,
 		Path:       path,
 		RawQuery:   query,
 		ForceQuery: hasQuery && query == "",
-	}, true
+	}
+	return true
 }
 
 // The bits of byteClasses.
