@@ -164,6 +164,12 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		h.Set("Transfer-Encoding", "chunked")
 	}
 	if streaming {
+		if !fr.manual && chunksStream(d.d.Request, resp.status) {
+			// A streamed HTTP/1.1 response is chunked, however soon
+			// the guest ends: net/http would frame one that ended
+			// before the first flush with Content-Length (flushWriter).
+			h.Set("Transfer-Encoding", "chunked")
+		}
 		w.WriteHeader(resp.status)
 		if b == nil {
 			return nil
@@ -208,6 +214,14 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		return statusErr(abi.Error, "write downstream: %v", err)
 	}
 	return nil
+}
+
+// chunksStream reports whether net/http chunks a streamed response with
+// status to r: an HTTP/1.1 request other than HEAD, a status with a body
+// (RFC 9110, sections 6.4.1 and 9.3.2).
+func chunksStream(r *http.Request, status int) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method != http.MethodHead &&
+		status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // head replaces the writer's header block with resp's, without the
