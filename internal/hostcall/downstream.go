@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/internal/pool"
@@ -24,10 +27,11 @@ type downstream struct {
 	sent      bool
 	aborted   bool
 	status    int
-	bodyHs    []uint32 // the request body handles handed out (releaseDownstream)
-	streamed  *body    // the open streaming response body, if any
-	streamedH uint32   // its handle
-	backend   int      // backend requests sent for this request
+	bodyHs    []uint32     // the request body handles handed out (releaseDownstream)
+	streamed  *body        // the open streaming response body, if any
+	streamedH uint32       // its handle
+	flush     *flushWriter // the streaming body's sink, once sent
+	backend   int          // backend requests sent for this request
 }
 
 // CommandDownstream returns the downstream request of a sandbox run as a
@@ -160,12 +164,18 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		h.Set("Transfer-Encoding", "chunked")
 	}
 	if streaming {
+		if !fr.manual && chunksStream(d.d.Request, resp.status) {
+			// A streamed HTTP/1.1 response is chunked, however soon
+			// the guest ends: net/http would frame one that ended
+			// before the first flush with Content-Length (flushWriter).
+			h.Set("Transfer-Encoding", "chunked")
+		}
 		w.WriteHeader(resp.status)
 		if b == nil {
 			return nil
 		}
-		rc := http.NewResponseController(w)
-		fw := flushWriter{w: w, rc: rc}
+		fw := newFlushWriter(w)
+		d.flush = fw
 		r, _ := b.detach()
 		_, err := io.Copy(fw, r)
 		r.Close()
@@ -173,7 +183,7 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 			d.aborted = true
 			return statusErr(abi.Error, "write downstream: %v", err)
 		}
-		_ = rc.Flush()
+		fw.pending()
 		b.sink = fw
 		b.sinkClose = func(abandon bool) error {
 			d.streamed = nil
@@ -206,6 +216,14 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 	return nil
 }
 
+// chunksStream reports whether net/http chunks a streamed response with
+// status to r: an HTTP/1.1 request other than HEAD, a status with a body
+// (RFC 9110, sections 6.4.1 and 9.3.2).
+func chunksStream(r *http.Request, status int) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.Method != http.MethodHead &&
+		status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
 // head replaces the writer's header block with resp's, without the
 // headers the host owns (framing and connection management), and returns
 // it.
@@ -234,19 +252,110 @@ func (d *downstream) earlyHints(resp *response) {
 	d.d.Writer.WriteHeader(abi.EarlyHints)
 }
 
-// flushWriter flushes every write, so a streamed body reaches the client
-// as the guest writes it.
+// flushDelay is how long a streamed response's head or written bytes may
+// wait in the server's buffer before they are flushed to the client
+// (README.md, "Streaming responses").
+const flushDelay = time.Millisecond
+
+// flushWriter is the sink of a streaming downstream body. A write goes
+// into net/http's buffer and is flushed to the client at the latest
+// flushDelay later, or at once when the guest makes a hostcall other than
+// a body write, append or close (it may block there: a read, a select, a
+// backend request), so that a head and body written in one burst leave in
+// one packet, as a plain net/http handler's do. Writes may come from the
+// guest's goroutine and from a streamBuffer's; the timer flushes from its
+// own: mu orders them, and stop ends the timer before the handler returns.
 type flushWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+	mu      sync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	t       *time.Timer
+	due     atomic.Bool // bytes (or the head) wait for a flush
+	armed   bool        // t is running
+	stopped bool        // the response is finished: never touch w again
+	err     error       // a flush that failed; the next write returns it
 }
 
-func (f flushWriter) Write(p []byte) (int, error) {
+func newFlushWriter(w http.ResponseWriter) *flushWriter {
+	return &flushWriter{w: w, rc: http.NewResponseController(w)}
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return 0, errors.New("write after the response ended")
+	}
+	if f.err != nil {
+		return 0, f.err
+	}
 	n, err := f.w.Write(p)
 	if err == nil {
-		err = f.rc.Flush()
+		f.pendingLocked()
 	}
 	return n, err
+}
+
+// pending notes that the head or bytes wait for a flush.
+func (f *flushWriter) pending() {
+	f.mu.Lock()
+	f.pendingLocked()
+	f.mu.Unlock()
+}
+
+func (f *flushWriter) pendingLocked() {
+	if f.stopped {
+		return
+	}
+	f.due.Store(true)
+	if f.armed {
+		return
+	}
+	f.armed = true
+	if f.t == nil {
+		f.t = time.AfterFunc(flushDelay, f.onTimer)
+	} else {
+		f.t.Reset(flushDelay)
+	}
+}
+
+func (f *flushWriter) onTimer() {
+	f.mu.Lock()
+	f.armed = false
+	f.flushLocked()
+	f.mu.Unlock()
+}
+
+// flushNow flushes what waits, if anything does.
+func (f *flushWriter) flushNow() {
+	if !f.due.Load() {
+		return
+	}
+	f.mu.Lock()
+	f.flushLocked()
+	f.mu.Unlock()
+}
+
+func (f *flushWriter) flushLocked() {
+	if f.stopped || !f.due.Load() {
+		return
+	}
+	f.due.Store(false)
+	if err := f.rc.Flush(); err != nil && f.err == nil {
+		f.err = err
+	}
+}
+
+// stop ends the timer; what still waits is sent by net/http when the
+// handler returns. It returns once no flush runs.
+func (f *flushWriter) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.due.Store(false)
+	if f.t != nil {
+		f.t.Stop()
+	}
+	f.mu.Unlock()
 }
 
 // Outcome says how a sandbox's downstream response ended.
@@ -288,6 +397,9 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 			d.streamed.finish()
 		}
 		s.bodies.remove(d.streamedH)
+	}
+	if d.flush != nil {
+		d.flush.stop()
 	}
 	if d.sent {
 		return Outcome{Sent: true, Status: d.status, Aborted: d.aborted, BackendRequests: d.backend}

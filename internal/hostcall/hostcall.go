@@ -340,13 +340,24 @@ func (l *Linker) stub(imp engine.Import, doc string, once *sync.Map) engine.Host
 // bind adapts an implementation to engine.HostFunc: it finds the session,
 // runs fn, and writes its status. A panic in a hostcall is a bug: it is
 // logged and turned into the `error` status rather than crashing the host.
+// flushesDownstream reports whether the hostcall module.name first
+// flushes what a streamed downstream response holds (flushWriter): every
+// hostcall but the body writes, appends and closes that continue it.
+func flushesDownstream(module, name string) bool {
+	return module != abi.ModuleHTTPBody || (name != "write" && name != "append" && name != "close")
+}
+
 func bind(h Hostcall, onError func(module, name string, status abi.Status)) engine.HostFunc {
 	fn := h.fn
+	flushes := flushesDownstream(h.Module, h.Name)
 	return func(ctx context.Context, mem engine.Memory, stack []uint64) {
 		s := sessionFrom(ctx)
 		if s == nil {
 			stack[0] = uint64(abi.Unsupported)
 			return
+		}
+		if d := s.down; flushes && d != nil && d.flush != nil {
+			d.flush.flushNow()
 		}
 		c := &call{ctx: ctx, s: s, mem: mem, args: stack}
 		defer func() {

@@ -334,3 +334,28 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedResponseFraming: a streamed response (examples/hello sends
+// its head with send_downstream streaming, then writes and closes the
+// body) reaches an HTTP/1.1 client chunked, however soon the guest ended,
+// and in full, one request after another on a kept-alive connection.
+func TestStreamedResponseFraming(t *testing.T) {
+	h := startHost(t, guests["hello"], "", hostOpts{})
+	for i := 0; i < 20; i++ {
+		resp, err := http.Get(h.url + "/framing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("request %d: reading the body: %v", i, err)
+		}
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "path: /framing\n") {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+		if te := resp.TransferEncoding; len(te) != 1 || te[0] != "chunked" || resp.ContentLength != -1 {
+			t.Fatalf("request %d: Transfer-Encoding %v, Content-Length %d; want chunked and none", i, te, resp.ContentLength)
+		}
+	}
+}
