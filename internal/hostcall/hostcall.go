@@ -337,9 +337,6 @@ func (l *Linker) stub(imp engine.Import, doc string, once *sync.Map) engine.Host
 	}
 }
 
-// bind adapts an implementation to engine.HostFunc: it finds the session,
-// runs fn, and writes its status. A panic in a hostcall is a bug: it is
-// logged and turned into the `error` status rather than crashing the host.
 // flushesDownstream reports whether the hostcall module.name first
 // flushes what a streamed downstream response holds (flushWriter): every
 // hostcall but the body writes, appends and closes that continue it.
@@ -347,6 +344,10 @@ func flushesDownstream(module, name string) bool {
 	return module != abi.ModuleHTTPBody || (name != "write" && name != "append" && name != "close")
 }
 
+// bind adapts an implementation to engine.HostFunc: it finds the session,
+// runs fn, and writes its status. Every hostcall but the ones that continue a streamed
+// downstream body first flushes what that body holds (flushesDownstream). A panic in a hostcall is a bug: it is
+// logged and turned into the `error` status rather than crashing the host.
 func bind(h Hostcall, onError func(module, name string, status abi.Status)) engine.HostFunc {
 	fn := h.fn
 	flushes := flushesDownstream(h.Module, h.Name)
