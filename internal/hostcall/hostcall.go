@@ -345,9 +345,10 @@ func flushesDownstream(module, name string) bool {
 }
 
 // bind adapts an implementation to engine.HostFunc: it finds the session,
-// runs fn, and writes its status. Every hostcall but the ones that continue a streamed
-// downstream body first flushes what that body holds (flushesDownstream). A panic in a hostcall is a bug: it is
-// logged and turned into the `error` status rather than crashing the host.
+// runs fn, and writes its status. Every hostcall but the ones that
+// continue a streamed downstream body first flushes what that body holds
+// (flushesDownstream). A panic in a hostcall is a bug: it is logged and
+// turned into the `error` status rather than crashing the host.
 func bind(h Hostcall, onError func(module, name string, status abi.Status)) engine.HostFunc {
 	fn := h.fn
 	flushes := flushesDownstream(h.Module, h.Name)
