@@ -42,10 +42,13 @@ const (
 	// (cache_memory_mib); internal/cache.DefaultMemoryMiB is the same.
 	DefaultCacheMemoryMiB = 256
 	// DefaultTieredCompileMinKiB is the smallest module, in KiB, that
-	// tiered compilation applies to (tiered_compile_min_kib): 1 MiB. A
-	// TinyGo or Go module compiles optimized in well under a second, a
-	// JS SDK guest (11 MiB) in about 12 s of CPU (README.md, Benchmarks).
-	DefaultTieredCompileMinKiB = 1024
+	// tiered compilation applies to (tiered_compile_min_kib): 8 MiB, so
+	// that JS SDK guests (11 MiB, about 12 s of CPU to compile optimized)
+	// are tiered and TinyGo and most Go guests (a Go hello is 3 MiB and
+	// about 3 s of CPU, but a request on the interpreter costs it about
+	// a hundred times one on optimized code) are not (README.md,
+	// Benchmarks).
+	DefaultTieredCompileMinKiB = 8192
 	// DefaultClientStall is the downstream read and write stall timeout
 	// (client_read_stall_ms, client_write_stall_ms): a client that sends
 	// or takes nothing for that long is cut.
