@@ -190,7 +190,8 @@ func newEngine(name string, hs config.Host, cacheDir string) (engine.Engine, err
 	if name == "" {
 		name = hs.Engine
 	}
-	cfg := engine.Config{MemoryLimitBytes: uint64(hs.SandboxMemoryMiB) << 20, CacheDir: cacheDir}
+	cfg := engine.Config{MemoryLimitBytes: uint64(hs.SandboxMemoryMiB) << 20, CacheDir: cacheDir,
+		Tiered: hs.TieredCompile, TieredMinBytes: hs.TieredCompileMinKiB << 10}
 	switch name {
 	case "", "wazero":
 		return wazeroengine.New(cfg)

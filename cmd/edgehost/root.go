@@ -99,7 +99,8 @@ func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, err
 	if name == "" {
 		name = m.Host.Engine
 	}
-	cfg := engine.Config{MemoryLimitBytes: uint64(m.Host.SandboxMemoryMiB) << 20, CacheDir: cacheDir}
+	cfg := engine.Config{MemoryLimitBytes: uint64(m.Host.SandboxMemoryMiB) << 20, CacheDir: cacheDir,
+		Tiered: m.Host.TieredCompile, TieredMinBytes: m.Host.TieredCompileMinKiB << 10}
 	switch name {
 	case "", "wazero":
 		return wazeroengine.New(cfg)

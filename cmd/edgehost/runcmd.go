@@ -33,6 +33,9 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A single run gains nothing from tiered compilation: the
+			// optimized code would come after the run, or never.
+			m.Host.TieredCompile = false
 			eng, err := c.engine(m, "")
 			if err != nil {
 				return err

@@ -258,6 +258,36 @@ type VersionInfo struct {
 	store.Version
 	Active   bool `json:"active"`
 	Previous int  `json:"previous,omitempty"`
+	// Tier is the code the version's sandboxes run on, for a version
+	// this host has loaded: the active one in GET /v1/modules, the
+	// uploaded one in the answer to POST /v1/modules when activated.
+	Tier *TierInfo `json:"tier,omitempty"`
+}
+
+// TierInfo is a loaded version's engine.TierStatus as the API reports it
+// (README.md, "Engines").
+type TierInfo struct {
+	// Tier is what new sandboxes start on: "interpreter" or "optimized".
+	Tier string `json:"tier"`
+	// Compiling is true while the optimized code is being compiled.
+	Compiling bool `json:"compiling,omitempty"`
+	// Sandboxes counts the sandboxes started on each tier, for a version
+	// that started on the interpreter.
+	Sandboxes map[string]uint64 `json:"sandboxes,omitempty"`
+	// SwitchedAfterMS is the time from the start of the compile to the
+	// switch to optimized code, in milliseconds; absent before it.
+	SwitchedAfterMS int64 `json:"switched_after_ms,omitempty"`
+	// Error is why the optimized compile did not end in a switch.
+	Error string `json:"error,omitempty"`
+}
+
+func tierInfo(v *server.Version) *TierInfo {
+	st := v.Tier()
+	ti := &TierInfo{Tier: st.Tier, Compiling: st.Compiling, Sandboxes: st.Runs, SwitchedAfterMS: st.SwitchedAfter.Milliseconds()}
+	if st.Err != nil {
+		ti.Error = st.Err.Error()
+	}
+	return ti
 }
 
 // VersionList is the answer to GET /v1/modules: versions newest first.
@@ -332,9 +362,13 @@ func (a *Admin) upload(c echo.Context) error {
 		v.Module.Close(context.Background())
 	}
 	a.cfg.Metrics.deployMaybe("ok")
+	info := VersionInfo{Version: rec, Active: activate}
+	if activate {
+		info.Tier = tierInfo(v)
+	}
 	a.log.Info("deployed", "version", rec.Number, "sha256", rec.SHA256, "size", rec.Size, "package", rec.Package,
-		"active", activate, "compile", compile)
-	return c.JSON(http.StatusCreated, VersionInfo{Version: rec, Active: activate})
+		"active", activate, "compile", compile, "tier", v.Tier().Tier)
+	return c.JSON(http.StatusCreated, info)
 }
 
 // fleetUpload is the end of upload in fleet mode: the version is stored
@@ -399,8 +433,13 @@ func (a *Admin) list(c echo.Context) error {
 	active := a.active
 	a.mu.Unlock()
 	out := VersionList{Active: active, Versions: []VersionInfo{}}
+	loaded := a.cfg.Server.Active()
 	for _, v := range versions {
-		out.Versions = append(out.Versions, VersionInfo{Version: v, Active: v.Number == active})
+		info := VersionInfo{Version: v, Active: v.Number == active}
+		if info.Active && loaded != nil && loaded.ID == strconv.Itoa(v.Number) {
+			info.Tier = tierInfo(loaded)
+		}
+		out.Versions = append(out.Versions, info)
 	}
 	return c.JSON(http.StatusOK, out)
 }

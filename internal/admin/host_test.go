@@ -84,6 +84,9 @@ type hostOpts struct {
 	maxBytes int64
 	// ownCache uses the data dir's compile cache, not sharedCache.
 	ownCache bool
+	// tiered turns tiered compilation on for every module
+	// (engine.Config.Tiered with TieredMinBytes 0).
+	tiered bool
 }
 
 // newHost assembles a host the way edgehost serve does; logs go to w.
@@ -97,7 +100,7 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	if o.ownCache || cache == "" {
 		cache = st.CacheDir()
 	}
-	eng, err := guesttest.Engine(engine.Config{CacheDir: cache})
+	eng, err := guesttest.Engine(engine.Config{CacheDir: cache, Tiered: o.tiered})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -41,6 +41,14 @@ const (
 	// DefaultCacheMemoryMiB bounds the readthrough cache's objects, in MiB
 	// (cache_memory_mib); internal/cache.DefaultMemoryMiB is the same.
 	DefaultCacheMemoryMiB = 256
+	// DefaultTieredCompileMinKiB is the smallest module, in KiB, that
+	// tiered compilation applies to (tiered_compile_min_kib): 8 MiB, so
+	// that JS SDK guests (11 MiB, about 12 s of CPU to compile optimized)
+	// are tiered and TinyGo and most Go guests (a Go hello is 3 MiB and
+	// about 3 s of CPU, but a request on the interpreter costs it about
+	// a hundred times one on optimized code) are not (README.md,
+	// Benchmarks).
+	DefaultTieredCompileMinKiB = 8192
 	// DefaultClientStall is the downstream read and write stall timeout
 	// (client_read_stall_ms, client_write_stall_ms): a client that sends
 	// or takes nothing for that long is cut.
@@ -128,6 +136,14 @@ type Host struct {
 	// CacheMemoryMiB bounds the memory of the readthrough cache's objects,
 	// in MiB (cache_memory_mib, 1 to 1048576).
 	CacheMemoryMiB int
+	// TieredCompile serves a module the engine has not compiled before on
+	// a fast tier (wazero's interpreter) while its optimized code is
+	// compiled in the background (tiered_compile, default true; README.md,
+	// "Engines"). wasmtime has no fast tier it can select and ignores it.
+	TieredCompile bool
+	// TieredCompileMinKiB is the smallest module, in KiB, TieredCompile
+	// applies to (tiered_compile_min_kib, 0 to 1048576; 0: every module).
+	TieredCompileMinKiB int
 
 	// Downstream HTTPS and HTTP/2 (README.md, "HTTPS and HTTP/2"). Paths
 	// in the file are resolved against the manifest's directory.
@@ -244,6 +260,8 @@ func DefaultHost() Host {
 		MaxHeaderBytes:         DefaultMaxHeaderBytes,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
 		CacheMemoryMiB:         DefaultCacheMemoryMiB,
+		TieredCompile:          true,
+		TieredCompileMinKiB:    DefaultTieredCompileMinKiB,
 		ClientReadStall:        DefaultClientStall,
 		ClientWriteStall:       DefaultClientStall,
 		MaxHandles:             DefaultMaxHandles,
@@ -327,6 +345,12 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("cache_memory_mib", 1, 1<<20); ok {
 		h.CacheMemoryMiB = int(n)
+	}
+	if b, ok := t.boolean("tiered_compile"); ok {
+		h.TieredCompile = b
+	}
+	if n, ok := t.integer("tiered_compile_min_kib", 0, 1<<20); ok {
+		h.TieredCompileMinKiB = int(n)
 	}
 	if n, ok := t.integer("client_read_stall_ms", 1, maxMillis); ok {
 		h.ClientReadStall = time.Duration(n) * time.Millisecond

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // ValueType is a core Wasm value type of a hostcall parameter or result.
@@ -67,6 +68,54 @@ type Config struct {
 	MemoryLimitBytes uint64
 	// CacheDir, when set, holds compiled code across restarts.
 	CacheDir string
+	// Tiered makes an engine that has a fast tier (wazero: its
+	// interpreter) serve a module of at least TieredMinBytes that it has
+	// not compiled before on that tier first, while its optimizing
+	// compiler runs in the background; new sandboxes switch to the
+	// optimized code once it is ready (README.md, "Engines"). Off, every
+	// module is compiled optimized before Compile returns.
+	Tiered bool
+	// TieredMinBytes is the smallest module, in bytes, that Tiered
+	// applies to; 0 applies it to every module.
+	TieredMinBytes int
+}
+
+// The tiers a module's sandboxes run on (TierStatus.Tier).
+const (
+	// TierOptimized is the engine's optimizing compiler's code (wazero's
+	// compiler, wasmtime's Cranelift).
+	TierOptimized = "optimized"
+	// TierInterpreter is wazero's interpreter: fast to make, slower to run.
+	TierInterpreter = "interpreter"
+)
+
+// TierStatus says which code a module runs on.
+type TierStatus struct {
+	// Tier is the tier new sandboxes start on: TierInterpreter until the
+	// background compile ends, then TierOptimized.
+	Tier string
+	// Compiling is true while the optimizing compile runs (or waits for
+	// the engine's one background compile slot).
+	Compiling bool
+	// Runs counts the sandboxes started on each tier, by tier name.
+	Runs map[string]uint64
+	// SwitchedAfter is the time from Compile's start to the switch to
+	// optimized code; 0 before it, or when there was none to make.
+	SwitchedAfter time.Duration
+	// Err is the background compile's failure: the module keeps serving
+	// on its fast tier. Nil otherwise.
+	Err error
+}
+
+// Tiered is a Module that started on a fast tier (Config.Tiered).
+type Tiered interface {
+	Module
+	// TierStatus reports the module's tiers now.
+	TierStatus() TierStatus
+	// Optimized is closed when the background compile has ended, with
+	// optimized code serving new sandboxes or with TierStatus().Err set,
+	// or when the module was closed first.
+	Optimized() <-chan struct{}
 }
 
 // Engine compiles guest modules.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -99,7 +101,28 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 	if err != nil {
 		return nil, err
 	}
-	return &Version{ID: id, Module: mod, Env: env, inline: !reuses, noVCPU: !vcpu}, nil
+	v := &Version{ID: id, Module: mod, Env: env, inline: !reuses, noVCPU: !vcpu}
+	if t, ok := mod.(engine.Tiered); ok && l.Logger != nil {
+		sum := sha256.Sum256(wasm)
+		sha := hex.EncodeToString(sum[:])
+		l.Logger.Info("serving on the interpreter while the optimized code compiles in the background",
+			"version", id, "sha256", sha, "size", len(wasm))
+		go func() {
+			<-t.Optimized()
+			// v.ID is the number the version was stored as by now
+			// (admin sets it before it activates the version).
+			switch st := t.TierStatus(); {
+			case st.Err != nil:
+				l.Logger.Warn("optimized compile failed or was stopped; the version stays on the interpreter",
+					"sha256", sha, "err", st.Err)
+			default:
+				l.Logger.Info("switched to optimized code: new sandboxes run on it",
+					"sha256", sha, "after", st.SwitchedAfter,
+					"interpreter_sandboxes", st.Runs[engine.TierInterpreter])
+			}
+		}()
+	}
+	return v, nil
 }
 
 func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {

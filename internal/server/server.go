@@ -46,6 +46,16 @@ type Version struct {
 	noVCPU bool
 }
 
+// Tier reports which code v's sandboxes run on: its module's
+// engine.TierStatus when the module is tiered (engine.Config.Tiered),
+// else engine.TierOptimized with no counts.
+func (v *Version) Tier() engine.TierStatus {
+	if t, ok := v.Module.(engine.Tiered); ok {
+		return t.TierStatus()
+	}
+	return engine.TierStatus{Tier: engine.TierOptimized}
+}
+
 // Config configures a Server. Zero fields take the defaults named.
 type Config struct {
 	// Logger receives the server's lines; nil discards them.

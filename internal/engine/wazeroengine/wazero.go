@@ -3,6 +3,7 @@
 package wazeroengine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -28,16 +30,24 @@ const wasiModule = "wasi_snapshot_preview1"
 
 // Engine is the wazero engine. Each compiled module gets its own
 // wazero.Runtime (so host modules export exactly what that guest imports,
-// stubs included), sharing one compilation cache.
+// stubs included), sharing one compilation cache. With cfg.Tiered, a module
+// compiled for the first time runs on wazero's interpreter while the
+// optimizing compiler runs in the background (tiered.go).
 type Engine struct {
 	cfg   engine.Config
 	cache wazero.CompilationCache
+	// slot holds the one background compile that runs at a time.
+	slot chan struct{}
+	// bg ends with Close: it cancels the background compiles.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 }
 
 // New returns a wazero engine. With cfg.CacheDir set, compiled code is
 // cached on disk there. Errors: the cache directory cannot be created.
 func New(cfg engine.Config) (*Engine, error) {
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, slot: make(chan struct{}, 1)}
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
@@ -47,18 +57,60 @@ func New(cfg engine.Config) (*Engine, error) {
 	} else {
 		e.cache = wazero.NewCompilationCache()
 	}
+	e.bg, e.bgCancel = context.WithCancel(context.Background())
 	return e, nil
 }
 
 // Name returns "wazero".
 func (e *Engine) Name() string { return "wazero" }
 
-// Close releases the compilation cache.
-func (e *Engine) Close(ctx context.Context) error { return e.cache.Close(ctx) }
+// Close stops the background compiles, waits for them, and releases the
+// compilation cache.
+func (e *Engine) Close(ctx context.Context) error {
+	e.bgCancel()
+	e.bgWG.Wait()
+	return e.cache.Close(ctx)
+}
 
 // Compile compiles wasm and binds its imports: WASI preview 1 from wazero,
-// every other function import through link.
+// every other function import through link. With Config.Tiered, a module
+// of at least Config.TieredMinBytes whose code this engine's cache
+// directory has not seen compiled (compiledBefore) comes back as an
+// engine.Tiered on the interpreter, and is compiled optimized in the
+// background.
 func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (engine.Module, error) {
+	start := time.Now()
+	// Data segments become a copy-on-write memory image where the
+	// platform allows (Go guests carry tens of thousands of segments).
+	code, mem, err := prepareMemory(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if !e.cfg.Tiered || len(wasm) < e.cfg.TieredMinBytes || e.compiledBefore(code) {
+		// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
+		m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, mem, link, runtime.GOMAXPROCS(0))
+		if err == nil {
+			e.markCompiled(code)
+		}
+		return m, err
+	}
+	links := map[engine.Import]engine.HostFunc{}
+	fast, err := e.compileCode(ctx, e.runtimeConfig(true), wasm, code, mem, func(imp engine.Import) (engine.HostFunc, error) {
+		fn, err := link(imp)
+		if err == nil {
+			links[imp] = fn
+		}
+		return fn, err
+	}, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	return e.startTiered(fast, bytes.Clone(wasm), links, start), nil
+}
+
+// runtimeConfig is the runtime configuration of a module: the
+// interpreter or the optimizing compiler, with the memory limit.
+func (e *Engine) runtimeConfig(interpreter bool) wazero.RuntimeConfig {
 	limit := e.cfg.MemoryLimitBytes
 	if limit == 0 {
 		limit = 128 << 20
@@ -67,17 +119,18 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	if pages == 0 || pages > 65536 {
 		pages = 65536
 	}
-	rc := wazero.NewRuntimeConfig().
-		WithCompilationCache(e.cache).
-		WithMemoryLimitPages(pages)
-	// Data segments become a copy-on-write memory image where the
-	// platform allows (Go guests carry tens of thousands of segments).
-	code, mem, err := prepareMemory(wasm)
-	if err != nil {
-		return nil, err
+	rc := wazero.NewRuntimeConfig()
+	if interpreter {
+		rc = wazero.NewRuntimeConfigInterpreter()
 	}
-	// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
-	cctx := experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0))
+	return rc.WithCompilationCache(e.cache).WithMemoryLimitPages(pages)
+}
+
+// compileCode compiles code (wasm split from its memory image mem by
+// prepareMemory) with rc on workers goroutines; should the split module
+// not validate, it compiles wasm as it is.
+func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm, code []byte, mem *memAllocator, link engine.Linker, workers int) (*module, error) {
+	cctx := experimental.WithCompilationWorkers(ctx, workers)
 	m, err := e.compileInterruptible(ctx, cctx, rc, code, link)
 	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
 		// The split module may not validate (a data count section whose
