@@ -43,6 +43,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/edgehost/edgehost/internal/cache"
+	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/fleet"
 	"github.com/edgehost/edgehost/internal/kvstore"
 	"github.com/edgehost/edgehost/internal/pool"
@@ -250,6 +251,25 @@ func (a *Admin) activate(n int, v *server.Version) (previous int, err error) {
 	return previous, nil
 }
 
+// awaitOptimized returns once v runs optimized code when v is to replace
+// a version that serves now: a deploy onto live traffic keeps the old
+// version serving until the new one's optimized compile ends, so no
+// request runs on the interpreter (README.md, "Tiered compilation"). A
+// first version, or one that is only stored, starts at once. Errors: the
+// cause of ctx's end (the uploader went away).
+func (a *Admin) awaitOptimized(ctx context.Context, v *server.Version, activate bool) error {
+	t, ok := v.Module.(engine.Tiered)
+	if !ok || !activate || a.cfg.Server.Active() == nil {
+		return nil
+	}
+	select {
+	case <-t.Optimized():
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // VersionInfo is a version as the API reports it: in the answer to
 // POST /v1/modules, in VersionList, and in the answer to
 // POST /v1/modules/{version}/activate (with Previous, the version that was
@@ -340,6 +360,10 @@ func (a *Admin) upload(c echo.Context) error {
 			return a.rejected(http.StatusBadRequest, "upload canceled: %v", err)
 		}
 		return a.rejected(http.StatusBadRequest, "module does not load: %v", err)
+	}
+	if err := a.awaitOptimized(r.Context(), v, activate); err != nil {
+		v.Module.Close(context.Background())
+		return a.rejected(http.StatusBadRequest, "upload canceled while its optimized code compiled: %v", err)
 	}
 	compile := time.Since(start)
 	if a.cfg.Fleet != nil {

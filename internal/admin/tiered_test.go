@@ -185,4 +185,17 @@ func TestTieredDeploy(t *testing.T) {
 	if err := fetch(); err != nil {
 		t.Fatalf("after a restart: %v", err)
 	}
+
+	// New code onto a version that serves: the upload waits for the
+	// optimized code, so the old version serves until then and no
+	// sandbox of the new one runs on the interpreter.
+	other := guests["proxy"]
+	if raceEnabled {
+		other = guesttest.RequireTinyGoFixtures(t, "examples/proxy")["proxy"]
+	}
+	dep = h.deploy(t, other, "")
+	tier, _ = dep.body["tier"].(map[string]any)
+	if tier == nil || tier["tier"] != "optimized" || tier["compiling"] == true || sandboxes(tier, "interpreter") != 0 {
+		t.Errorf("deploy of new code over a serving version: %s, want tier optimized, no interpreter sandboxes", dep.raw)
+	}
 }
