@@ -33,7 +33,11 @@ import (
 // "origin" at originURL and the host cache c, for service svc-http.
 func serveHTTPCache(t *testing.T, eng engine.Engine, wasm []byte, originURL string, c *cache.Cache) string {
 	t.Helper()
-	manifest := fmt.Sprintf("service_id = \"svc-http\"\n[local_server.backends.origin]\nurl = %q\n", originURL)
+	// A connect timeout well above the 1 s default, as serveCached's: ten
+	// sandboxes starting at once under -race on a loaded machine kept the
+	// collapsing test's origin connects waiting past 1 s, twice in a row.
+	// These tests are about the cache, not connect timeouts.
+	manifest := fmt.Sprintf("service_id = \"svc-http\"\n[local_server.backends.origin]\nurl = %q\nconnect_timeout_ms = 10000\n", originURL)
 	m, err := config.Parse("fastly.toml", []byte(manifest), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,32 @@ func (sh *sharedHosts) serve(t *testing.T, wasm []byte, manifest string) string 
 	return hs.URL
 }
 
+// transportDrops returns how many connections of the pools to target
+// net/http's Transport closed by itself after a response. It declines to
+// reuse a connection for reasons of its own, e.g. when it has not seen the
+// request's write end within 50 ms of reading the response
+// (persistConn.wroteRequest), which a loaded machine's scheduler can
+// delay; the next request then dials anew. The pools count such a close
+// under Closed.Error (a connection the Transport did not put back idle,
+// for a reason the pool cannot see: pool.Pool.finish), and with every
+// request answered 200 nothing else lands there. A close for a reason the
+// pool chose itself fails the test: none is due here (keepalive 20 s and
+// up, no max_use, no lifetime).
+func transportDrops(t *testing.T, sh *sharedHosts, target string) (dropped int64) {
+	t.Helper()
+	for _, p := range sh.loader.Pools.Pools() {
+		if p.Settings.Addr != target {
+			continue
+		}
+		c := p.Stats.Closed
+		if own := c.Total() - c.Error; own != 0 {
+			t.Errorf("pool %d closed %d connections for its own reasons during the load: %+v", p.ID, own, c)
+		}
+		dropped += int64(c.Error)
+	}
+	return dropped
+}
+
 // connOrigin records, per origin connection, which guests used it (the
 // X-Guest header the proxy guests forward) and how many are open at once.
 type connOrigin struct {
@@ -198,8 +224,8 @@ func TestDynamicBackendsSharePools(t *testing.T) {
 		a := sh.serve(t, guests["dynamic-backend"], exampleDynManifest(target))
 		b := sh.serve(t, guests["dynbackend"], dynManifest(same))
 		load(t, []string{a, b}, 1000, 4)
-		if n := origin.accepted.Load(); n > 4 {
-			t.Fatalf("1000 requests from 4 clients opened %d origin connections, want at most 4", n)
+		if n, dropped := origin.accepted.Load(), transportDrops(t, sh, target); n-dropped > 4 || dropped > 1000/50 {
+			t.Fatalf("1000 requests from 4 clients opened %d origin connections, %d of them after one the Transport dropped; want at most 4 besides those, and few drops", n, dropped)
 		}
 		shared := false
 		for _, g := range origin.users {
@@ -221,8 +247,8 @@ func TestDynamicBackendsSharePools(t *testing.T) {
 		a := sh.serve(t, guests["dynamic-backend"], exampleDynManifest(target))
 		b := sh.serve(t, guests["dynbackend"], dynManifest(diff))
 		load(t, []string{a, b}, 200, 1)
-		if n := origin.accepted.Load(); n != 2 {
-			t.Errorf("sequential requests from two pools opened %d connections, want 2", n)
+		if n, dropped := origin.accepted.Load(), transportDrops(t, sh, target); n-dropped != 2 || dropped > 200/50 {
+			t.Errorf("sequential requests from two pools opened %d connections, %d of them after one the Transport dropped; want 2 besides those, and few drops", n, dropped)
 		}
 		for addr, g := range origin.users {
 			if g["0"] && g["1"] {
