@@ -180,6 +180,11 @@ func (d *downstream) send(rh, bh uint32, streaming bool) error {
 		_, err := io.Copy(fw, r)
 		r.Close()
 		if err != nil {
+			// The head and what arrived go out before the cut, so the
+			// client sees a broken answer, not none (as it did when
+			// every write was flushed).
+			fw.pending()
+			fw.flushNow()
 			d.aborted = true
 			return statusErr(abi.Error, "write downstream: %v", err)
 		}
@@ -399,6 +404,11 @@ func (s *Session) Finish(runErr error, errStatus int) Outcome {
 		s.bodies.remove(d.streamedH)
 	}
 	if d.flush != nil {
+		if d.aborted {
+			// The client sees the head and the bytes written before
+			// the cut (the server then aborts the response).
+			d.flush.flushNow()
+		}
 		d.flush.stop()
 	}
 	if d.sent {
