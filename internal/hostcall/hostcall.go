@@ -339,9 +339,17 @@ func (l *Linker) stub(imp engine.Import, doc string, once *sync.Map) engine.Host
 
 // flushesDownstream reports whether the hostcall module.name first
 // flushes what a streamed downstream response holds (flushWriter): every
-// hostcall but the body writes, appends and closes that continue it.
+// hostcall but the body writes, appends and closes that continue it, and
+// next_request, which ends the response (Session.Finish): net/http then
+// sends what waits with the response's end in one write.
 func flushesDownstream(module, name string) bool {
-	return module != abi.ModuleHTTPBody || (name != "write" && name != "append" && name != "close")
+	switch module {
+	case abi.ModuleHTTPBody:
+		return name != "write" && name != "append" && name != "close"
+	case abi.ModuleHTTPDownstream:
+		return name != "next_request"
+	}
+	return true
 }
 
 // bind adapts an implementation to engine.HostFunc: it finds the session,

@@ -2,13 +2,18 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/edgehost/edgehost/internal/config"
+	"github.com/edgehost/edgehost/internal/engine"
+	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 	"github.com/edgehost/edgehost/internal/server"
 )
 
@@ -83,5 +88,62 @@ func TestRetireEndsParkedSandboxes(t *testing.T) {
 	}
 	if _, body := get(t, h.url+"/x"); !strings.HasPrefix(body, "hello from edgehost") {
 		t.Fatalf("new version not serving: %q", body)
+	}
+}
+
+// writeCountingListener counts the Write calls on the connections it
+// accepts: each is one send to the client's socket.
+type writeCountingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *writeCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeCountingConn{Conn: c, n: &l.writes}, nil
+}
+
+type writeCountingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *writeCountingConn) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestReusedResponseOneWrite: a reused sandbox's small response (head,
+// body and the chunked end) leaves in one write to the client's socket,
+// as a plain net/http handler's does; it used to leave in two (a flush
+// when the guest asked for its next request, then the last chunk).
+// A response may take a second write when the 1 ms flush timer fires
+// before the guest asks for its next request (a loaded machine), so the
+// test asks that most responses take one.
+func TestReusedResponseOneWrite(t *testing.T) {
+	wasm := guests["hellomany"]
+	th := testhost.New(t, wasm, testhost.Config{
+		EngineConfig: engine.Config{CacheDir: compileCache},
+		LogLevel:     slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
+	})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &writeCountingListener{Listener: inner}
+	url := th.Serve(t, ln)
+	get(t, url+"/") // the first request starts the sandbox
+	const n = 40
+	before := ln.writes.Load()
+	for i := 0; i < n; i++ {
+		if resp, body := get(t, url+"/"); resp.StatusCode != 200 || !strings.HasPrefix(body, "served ") {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if w := ln.writes.Load() - before; w >= n*3/2 {
+		t.Fatalf("%d responses took %d writes to the client's socket, want about one each", n, w)
 	}
 }
