@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+
+	"github.com/edgehost/edgehost/internal/engine"
 )
 
 // largeModule is the size from which compiling a module or uploading one
@@ -70,12 +72,15 @@ func (p *progressLine) finish(final string) {
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s" }
 
 // compileProgress returns a server.Loader.Progress that shows a line on w
-// while a large module compiles, when w is a terminal; nil otherwise.
-func compileProgress(w io.Writer, engine string) func(id string, size int) func(error) {
+// while a large module compiles, when w is a terminal; nil otherwise. A
+// module that starts on the interpreter (tiered compilation, README.md
+// "Tiered compilation") is said to, and a second line says when its
+// optimized code serves.
+func compileProgress(w io.Writer, engineName string) func(id string, size int) func(engine.Module, error) {
 	if !isTerminal(w) {
 		return nil
 	}
-	return func(id string, size int) func(error) {
+	return func(id string, size int) func(engine.Module, error) {
 		if size < largeModule {
 			return nil
 		}
@@ -86,16 +91,32 @@ func compileProgress(w io.Writer, engine string) func(id string, size int) func(
 		case "staged":
 			what = "an upload"
 		}
-		desc := fmt.Sprintf("%s (%s) with %s", what, byteSize(int64(size)), engine)
+		desc := fmt.Sprintf("%s (%s) with %s", what, byteSize(int64(size)), engineName)
 		line := startLine(w, time.Second, func(el time.Duration) string {
 			return fmt.Sprintf("edgehost: compiling %s… %ds", desc, int(el.Seconds()))
 		})
-		return func(err error) {
+		return func(mod engine.Module, err error) {
 			if err != nil {
 				line.finish("edgehost: compiling " + desc + " failed after " + seconds(time.Since(line.start)))
 				return
 			}
-			line.finish("edgehost: compiled " + desc + " in " + seconds(time.Since(line.start)))
+			t, ok := mod.(engine.Tiered)
+			if !ok || t.TierStatus().Tier != engine.TierInterpreter {
+				line.finish("edgehost: compiled " + desc + " in " + seconds(time.Since(line.start)))
+				return
+			}
+			line.finish("edgehost: compiled " + desc + " for the interpreter in " + seconds(time.Since(line.start)) +
+				"; the optimized code compiles in the background")
+			go func() {
+				<-t.Optimized()
+				st := t.TierStatus()
+				switch {
+				case st.Err != nil:
+					fmt.Fprintf(w, "\r\x1b[Kedgehost: the optimized compile of %s stopped: %v\n", what, st.Err)
+				case st.Tier == engine.TierOptimized:
+					fmt.Fprintf(w, "\r\x1b[Kedgehost: optimized code of %s serves new sandboxes (%s after the compile began)\n", what, seconds(st.SwitchedAfter))
+				}
+			}()
 		}
 	}
 }

@@ -98,3 +98,32 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("deploy to a non-terminal: exit %d, stderr %q", code, &errb)
 	}
 }
+
+// TestProgressTiered: on wazero, serve's compile line for a module large
+// enough for tiered compilation (tiered_compile_min_kib, 8 MiB by default)
+// says the module starts on the interpreter, and a second line says when
+// its optimized code serves.
+func TestProgressTiered(t *testing.T) {
+	if guesttest.EngineName() != "wazero" {
+		t.Skip("only wazero compiles in tiers (README.md, Tiered compilation)")
+	}
+	tmp := t.TempDir()
+	large := paddedModule(8<<20 + 4096)
+	mod := filepath.Join(tmp, "large.wasm")
+	os.WriteFile(mod, large, 0o644)
+
+	hostTTY, hostOut := terminal(t)
+	s := startServeStderr(t, true, hostTTY, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", filepath.Join(tmp, "data"))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := cli(ctx, []string{"deploy", "--admin", s.adminURL, mod}, &stdout, &stderr); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, &stderr)
+	}
+	size := regexp.QuoteMeta(byteSize(int64(len(large))))
+	waitFor(t, 30*time.Second, "the host's compile line and its optimized line", func() bool {
+		out := hostOut.String()
+		return regexp.MustCompile(`edgehost: compiled an upload \(` + size + `\) with wazero for the interpreter in [0-9.]+s; the optimized code compiles in the background`).MatchString(out) &&
+			regexp.MustCompile(`edgehost: optimized code of an upload serves new sandboxes \([0-9.]+s after the compile began\)`).MatchString(out)
+	})
+}

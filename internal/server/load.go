@@ -44,9 +44,12 @@ type Loader struct {
 	RateLimits *erl.Store
 	// Progress, when set, is called before each compile with the version
 	// id and the module's size in bytes; the function it returns (nil for
-	// none) is called with the compile's error when it ends. The CLI
-	// shows a progress line on a terminal with it.
-	Progress func(id string, size int) func(error)
+	// none) is called when the compile ends, with the compiled module
+	// (nil on error; an engine.Tiered one may still be on the
+	// interpreter, with its optimized code compiling in the background)
+	// and the compile's error. The CLI shows a progress line on a
+	// terminal with it.
+	Progress func(id string, size int) func(mod engine.Module, err error)
 	// Cache is the host's readthrough cache, shared by every version (it
 	// outlives deploys, as Pools do); nil sends every backend request to
 	// its origin. A version's objects belong to its FASTLY_SERVICE_ID; its
@@ -80,7 +83,7 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 		l.Logger.Warn("the manifest has parts edgehost does not implement yet; they are ignored",
 			"version", id, "ignored", strings.Join(m.Ignored, ", "))
 	}
-	var done func(error)
+	var done func(engine.Module, error)
 	if l.Progress != nil {
 		done = l.Progress(id, len(wasm))
 	}
@@ -96,7 +99,7 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 		return link(imp)
 	})
 	if done != nil {
-		done(err)
+		done(mod, err)
 	}
 	if err != nil {
 		return nil, err
