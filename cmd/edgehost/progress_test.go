@@ -123,7 +123,7 @@ func TestProgressTiered(t *testing.T) {
 	size := regexp.QuoteMeta(byteSize(int64(len(large))))
 	waitFor(t, 30*time.Second, "the host's compile line and its optimized line", func() bool {
 		out := hostOut.String()
-		return regexp.MustCompile(`edgehost: compiled an upload \(` + size + `\) with wazero for the interpreter in [0-9.]+s; the optimized code compiles in the background`).MatchString(out) &&
+		return regexp.MustCompile(`edgehost: compiled an upload \(`+size+`\) with wazero for the interpreter in [0-9.]+s; the optimized code compiles in the background`).MatchString(out) &&
 			regexp.MustCompile(`edgehost: optimized code of an upload serves new sandboxes \([0-9.]+s after the compile began\)`).MatchString(out)
 	})
 }
