@@ -13,8 +13,9 @@
 # With TinyGo (../shared/tools/tinygo/tinygo beside the repository, or
 # $EDGEHOST_TINYGO, or tinygo on PATH) it adds hello and hellomany built
 # with TinyGo; with node and npm, Fastly's JS SDK hello
-# (testdata/jsguests/hello.js, a sandbox per request: the SDK has no
-# reuse). It ends with every ratio to its anchor (plain net/http, nginx)
+# (testdata/jsguests/hello.js, a sandbox per request) and the same with
+# the SDK's sandbox reuse (hellomany.js, setReusableSandboxOptions).
+# It ends with every ratio to its anchor (plain net/http, nginx)
 # and the issue-14 goal each row is held to (met or not).
 #
 #   host/bench/load.sh [DURATION] [CONNECTIONS]     (defaults: 10s 64)
@@ -66,8 +67,9 @@ if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 fi
 if [ -z "${NOJS:-}" ] && need node && need npm; then
 	(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
-		node_modules/.bin/js-compute-runtime hello.js "$work/hello-js.wasm" >/dev/null)
-	guests="$guests hello-js"
+		node_modules/.bin/js-compute-runtime hello.js "$work/hello-js.wasm" >/dev/null &&
+		node_modules/.bin/js-compute-runtime hellomany.js "$work/hellomany-js.wasm" >/dev/null)
+	guests="$guests hello-js hellomany-js"
 fi
 
 ORIGIN=127.0.0.1:18080
@@ -84,11 +86,15 @@ format = "inline-toml"
 [local_server.config_stores.settings.contents]
 origin_target = "$ORIGIN"
 TOML
+# The JS guests compile untiered, so their rows never measure the
+# interpreter (README.md, Tiered compilation): serve answers once the
+# optimized code is in.
+printf '[edgehost]\ntiered_compile = false\n' > "$work/untiered.toml"
 port=18090
 declare -A url
 for e in $ENGINES; do
 	for g in $guests; do
-		case $g in proxy) conf="$work/proxy.toml" ;; dynamic-backend) conf="$work/dyn.toml" ;; *) conf=/dev/null ;; esac
+		case $g in proxy) conf="$work/proxy.toml" ;; dynamic-backend) conf="$work/dyn.toml" ;; *-js) conf="$work/untiered.toml" ;; *) conf=/dev/null ;; esac
 		"$work/edgehost" serve --engine "$e" --log-level warn --admin-addr "" --addr 127.0.0.1:$port -C "$conf" "$work/$g.wasm" >/dev/null 2>"$work/$e-$g.log" & pids+=($!)
 		url[$e-$g]=http://127.0.0.1:$port
 		port=$((port + 1))
@@ -167,6 +173,7 @@ for e in $ENGINES; do
 	has hello-tinygo && row "hello (TinyGo), fresh sandbox" "$e" hello-tinygo "0.5 (goal 2)"
 	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -
 	has hello-js && row "hello (JS SDK), fresh sandbox" "$e" hello-js -
+	has hellomany-js && row "hello (JS SDK), reused sandbox (setReusableSandboxOptions)" "$e" hellomany-js -
 	rps "edgehost $e proxy (static backend, a pass)" "${url[$e-proxy]}/hello"
 	read -r pass_r _ < "$work/last"
 	curl -fsS -o /dev/null "${url[$e-proxy]}/cached/x"

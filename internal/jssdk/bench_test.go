@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/edgehost/edgehost/internal/engine"
@@ -77,6 +78,33 @@ func BenchmarkJSSandbox(b *testing.B) {
 				w := httptest.NewRecorder()
 				srv.ServeHTTP(w, req)
 				if w.Code != http.StatusOK || w.Body.String() != "hello from js\n" {
+					b.Fatalf("status %d: %q", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkJSSandboxReused: requests to testdata/jsguests/hellomany.js,
+// which asks for sandbox reuse (setReusableSandboxOptions): one parked
+// sandbox serves them in turn, as BenchmarkJSSandbox's hello would if
+// every request did not start a sandbox of its own.
+func BenchmarkJSSandboxReused(b *testing.B) {
+	wasm := jsGuest(b, "hellomany")
+	for _, name := range guesttest.EngineNames() {
+		b.Run(name, func(b *testing.B) {
+			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { eng.Close(context.Background()) })
+			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || !strings.HasPrefix(w.Body.String(), "served ") {
 					b.Fatalf("status %d: %q", w.Code, w.Body)
 				}
 			}
