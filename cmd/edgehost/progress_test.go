@@ -102,7 +102,7 @@ func TestProgressOnTerminal(t *testing.T) {
 // TestProgressTiered: on wazero, serve's compile line for a module large
 // enough for tiered compilation (tiered_compile_min_kib, 8 MiB by default)
 // says the module starts on the interpreter, and a second line says when
-// its optimized code serves.
+// its optimized code serves; /metrics then reports the optimized tier.
 func TestProgressTiered(t *testing.T) {
 	if guesttest.EngineName() != "wazero" {
 		t.Skip("only wazero compiles in tiers (README.md, Tiered compilation)")
@@ -113,7 +113,9 @@ func TestProgressTiered(t *testing.T) {
 	os.WriteFile(mod, large, 0o644)
 
 	hostTTY, hostOut := terminal(t)
-	s := startServeStderr(t, true, hostTTY, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", filepath.Join(tmp, "data"))
+	// A compiled-code cache of its own (the shared one has seen this
+	// module, and a module the cache has seen compiles optimized at once).
+	s := startServeStderr(t, true, hostTTY, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", filepath.Join(tmp, "data"), "--cache-dir", filepath.Join(tmp, "cache"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -121,9 +123,21 @@ func TestProgressTiered(t *testing.T) {
 		t.Fatalf("deploy: exit %d\n%s", code, &stderr)
 	}
 	size := regexp.QuoteMeta(byteSize(int64(len(large))))
+	defer func() {
+		if t.Failed() {
+			t.Logf("host terminal:\n%q", hostOut)
+		}
+	}()
 	waitFor(t, 30*time.Second, "the host's compile line and its optimized line", func() bool {
 		out := hostOut.String()
 		return regexp.MustCompile(`edgehost: compiled an upload \(`+size+`\) with wazero for the interpreter in [0-9.]+s; the optimized code compiles in the background`).MatchString(out) &&
 			regexp.MustCompile(`edgehost: optimized code of an upload serves new sandboxes \([0-9.]+s after the compile began\)`).MatchString(out)
 	})
+	// The switch is on /metrics too.
+	code, metrics := httpGet(t, s.adminURL+"/metrics")
+	for _, want := range []string{`edgehost_active_version_tier{tier="optimized"} 1`, `edgehost_active_version_tier{tier="interpreter"} 0`, "edgehost_active_version_compiling 0"} {
+		if code != 200 || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics (%d) lacks %q", code, want)
+		}
+	}
 }

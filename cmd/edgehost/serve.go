@@ -239,6 +239,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 		WriteStallTimeout:      m.Host.ClientWriteStall,
 		Metrics:                metrics,
 	})
+	metrics.RegisterTier(srv.Active)
 
 	var adm *admin.Admin
 	if st != nil {
