@@ -32,6 +32,7 @@ type PurgeResult struct {
 type CacheStats struct {
 	Hits          uint64 `json:"hits"`
 	StaleHits     uint64 `json:"stale_hits"`
+	StaleIfError  uint64 `json:"stale_if_error"`
 	Misses        uint64 `json:"misses"`
 	Passes        uint64 `json:"passes"`
 	Collapsed     uint64 `json:"collapsed"`
@@ -77,7 +78,7 @@ func (a *Admin) routeCache(e *echo.Echo) {
 	}, a.auth)
 	e.GET("/v1/cache", func(ctx echo.Context) error {
 		s := c.Stats()
-		return ctx.JSON(http.StatusOK, CacheStats{Hits: s.Hits, StaleHits: s.StaleHits, Misses: s.Misses, Passes: s.Passes,
+		return ctx.JSON(http.StatusOK, CacheStats{Hits: s.Hits, StaleHits: s.StaleHits, StaleIfError: s.StaleIfError, Misses: s.Misses, Passes: s.Passes,
 			Collapsed: s.Collapsed, Revalidations: s.Revalidations, NotModified: s.NotModified, Stored: s.Stored,
 			Evictions: s.Evictions, Purged: s.Purged, Objects: s.Objects, Bytes: s.Bytes, MaxBytes: s.MaxBytes})
 	})

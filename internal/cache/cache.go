@@ -38,6 +38,12 @@
 //     If-None-Match / If-Modified-Since when it has an ETag or
 //     Last-Modified: a 304 refreshes the stored object's headers and
 //     freshness and the stored body is served; another answer replaces it.
+//   - Within its stale-if-error window (Surrogate-Control, else
+//     Cache-Control stale-if-error; 0 with must-revalidate or no-cache), a
+//     stale object answers, as a HIT, when the request that revalidates it
+//     fails before a response (the origin refuses the connection, does not
+//     answer in time, breaks the connection): Compute's default. An
+//     origin's 5xx answer is an answer, and reaches the caller.
 //   - Objects are per Key and per the values of the request headers the
 //     response's Vary names. The HTTP cache API (HTTPLookup, HTTPInsert)
 //     keeps its objects under the same keys: Do answers from what it
@@ -172,6 +178,9 @@ type Stats struct {
 	// StaleHits counts the hits that served a stale object during its
 	// stale-while-revalidate window.
 	StaleHits uint64
+	// StaleIfError counts the hits that served a stale object because
+	// revalidating it failed (its stale-if-error window).
+	StaleIfError uint64
 	// Misses counts requests that made an origin request for the cache
 	// (revalidations included).
 	Misses uint64
@@ -197,7 +206,7 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, staleHits, misses, passes, collapsed, revalidations, notModified, stored, evictions, purged atomic.Uint64
+	hits, staleHits, staleIfError, misses, passes, collapsed, revalidations, notModified, stored, evictions, purged atomic.Uint64
 }
 
 // Cache is the readthrough cache. It is safe for concurrent use.
@@ -256,7 +265,7 @@ func New(cfg Config) *Cache {
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	return Stats{
-		Hits: c.ctr.hits.Load(), StaleHits: c.ctr.staleHits.Load(), Misses: c.ctr.misses.Load(),
+		Hits: c.ctr.hits.Load(), StaleHits: c.ctr.staleHits.Load(), StaleIfError: c.ctr.staleIfError.Load(), Misses: c.ctr.misses.Load(),
 		Passes: c.ctr.passes.Load(), Collapsed: c.ctr.collapsed.Load(),
 		Revalidations: c.ctr.revalidations.Load(), NotModified: c.ctr.notModified.Load(),
 		Stored: c.ctr.stored.Load(), Evictions: c.ctr.evictions.Load(), Purged: c.ctr.purged.Load(),
@@ -276,6 +285,7 @@ type object struct {
 	initialAge time.Duration
 	freshUntil atomic.Int64 // unix ns
 	swr        time.Duration
+	sie        time.Duration // stale-if-error window after freshUntil
 	revalidate bool
 	keys       []string
 	hits       atomic.Uint64
@@ -306,6 +316,15 @@ func (o *object) weight(key string) uint32 {
 		}
 	}
 	return uint32(min(n, 1<<32-1))
+}
+
+// staleIfError reports whether o may answer at now when revalidating it
+// failed: it is past its freshness but within its stale-if-error window.
+func (o *object) staleIfError(now time.Time) bool {
+	if o.sie <= 0 || o.revalidate || o.notCacheable() {
+		return false
+	}
+	return now.Before(time.Unix(0, o.freshUntil.Load()).Add(o.sie))
 }
 
 // state says whether o is fresh at now, and if not whether it is within its
@@ -571,6 +590,12 @@ func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string,
 		f.err = err
 		done()
 		c.mu.Unlock()
+		if base != nil && !background && base.staleIfError(now) {
+			// Stale-if-error: the stored object answers for the origin
+			// that did not.
+			c.ctr.staleIfError.Add(1)
+			return c.hit(req, base, now), nil
+		}
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusNotModified && validating {
@@ -640,7 +665,7 @@ func (c *Cache) lead(ctx context.Context, req *http.Request, key Key, pk string,
 
 func (c *Cache) newObject(key Key, vk string, status int, h http.Header, p policy, now time.Time) *object {
 	o := &object{service: key.Service, key: vk, status: status, header: h, arrived: now,
-		initialAge: p.initialAge, swr: p.swr, revalidate: p.revalidate, keys: p.keys}
+		initialAge: p.initialAge, swr: p.swr, sie: p.sie, revalidate: p.revalidate, keys: p.keys}
 	o.freshUntil.Store(p.freshUntil.UnixNano())
 	return o
 }

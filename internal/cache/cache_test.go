@@ -775,3 +775,72 @@ func TestVaryWhileFilling(t *testing.T) {
 		t.Errorf("origin requests %d, want 2", n)
 	}
 }
+
+// TestStaleIfError: within its stale-if-error window a stale object
+// answers (a HIT) when its revalidation fails before a response; past the
+// window, or with must-revalidate or no-cache, the failure reaches the
+// caller, and an origin's 5xx is an answer that reaches it too.
+func TestStaleIfError(t *testing.T) {
+	cases := []struct {
+		name   string
+		header []string // the first answer's headers
+		fail   string   // "conn": later origin requests fail; "503": they answer 503
+		after  time.Duration
+		stale  bool // the stored object answers
+	}{
+		{"Cache-Control, in the window", []string{"Cache-Control", "max-age=60, stale-if-error=600"}, "conn", 120 * time.Second, true},
+		{"Surrogate-Control wins", []string{"Surrogate-Control", "max-age=60, stale-if-error=600", "Cache-Control", "max-age=60, stale-if-error=10"}, "conn", 120 * time.Second, true},
+		{"past the window", []string{"Cache-Control", "max-age=60, stale-if-error=600"}, "conn", 700 * time.Second, false},
+		{"none stated", []string{"Cache-Control", "max-age=60"}, "conn", 120 * time.Second, false},
+		{"must-revalidate", []string{"Cache-Control", "max-age=60, stale-if-error=600, must-revalidate"}, "conn", 120 * time.Second, false},
+		{"no-cache", []string{"Cache-Control", "no-cache, stale-if-error=600"}, "conn", 120 * time.Second, false},
+		{"an origin 5xx is an answer", []string{"Cache-Control", "max-age=60, stale-if-error=600"}, "503", 120 * time.Second, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			c := New(Config{Now: clk.Now})
+			var down atomic.Bool
+			o := newOrigin(t, clk, func(n int64, w http.ResponseWriter, r *http.Request) {
+				if !down.Load() {
+					for i := 0; i+1 < len(tc.header); i += 2 {
+						w.Header().Set(tc.header[i], tc.header[i+1])
+					}
+					io.WriteString(w, "kept")
+					return
+				}
+				if tc.fail == "503" {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, "down")
+					return
+				}
+				// Drop the connection without an answer.
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			})
+			if r := get(t, c, o, "svc", "/x", Override{}); r.err != nil || r.body != "kept" {
+				t.Fatalf("first request: %+v", r)
+			}
+			down.Store(true)
+			clk.advance(tc.after)
+			r := get(t, c, o, "svc", "/x", Override{})
+			switch {
+			case tc.stale && (r.err != nil || r.status != 200 || r.body != "kept" || r.header.Get("X-Cache") != "HIT"):
+				t.Fatalf("got %d %q X-Cache %q err %v, want the stored object as a HIT", r.status, r.body, r.header.Get("X-Cache"), r.err)
+			case !tc.stale && tc.fail == "conn" && r.err == nil:
+				t.Fatalf("got %d %q, want the origin's failure", r.status, r.body)
+			case tc.fail == "503" && (r.err != nil || r.status != 503):
+				t.Fatalf("got %d %q err %v, want the origin's 503", r.status, r.body, r.err)
+			}
+			want := uint64(0)
+			if tc.stale {
+				want = 1
+			}
+			if got := c.Stats().StaleIfError; got != want {
+				t.Errorf("Stats.StaleIfError %d, want %d", got, want)
+			}
+		})
+	}
+}

@@ -47,6 +47,9 @@ type CoreWrite struct {
 	InitialAge time.Duration
 	// SWR is how long after MaxAge the object is still usable, stale.
 	SWR time.Duration
+	// SIE is how long after MaxAge the object may still answer a
+	// readthrough request whose revalidation failed (stale-if-error).
+	SIE time.Duration
 	// Vary names request headers whose values, as RequestHeaders gives
 	// them, select this variant of the key.
 	Vary           []string
@@ -127,6 +130,9 @@ func (e *CoreEntry) MaxAge() time.Duration { return e.d.maxAge }
 
 // SWR returns the object's stale-while-revalidate window.
 func (e *CoreEntry) SWR() time.Duration { return e.obj.swr }
+
+// SIE returns the object's stale-if-error window.
+func (e *CoreEntry) SIE() time.Duration { return e.obj.sie }
 
 // Age returns the object's age at the lookup.
 func (e *CoreEntry) Age() time.Duration { return e.age }
@@ -806,7 +812,7 @@ func (c *Cache) CoreUpdate(l *CoreLookup, w CoreWrite) bool {
 func (c *Cache) newCoreObject(service, pk string, w CoreWrite, now time.Time) *object {
 	vk := variantKey(pk, w.Vary, w.RequestHeaders)
 	obj := &object{
-		service: service, key: vk, arrived: now, initialAge: w.InitialAge, swr: w.SWR,
+		service: service, key: vk, arrived: now, initialAge: w.InitialAge, swr: w.SWR, sie: w.SIE,
 		keys: w.SurrogateKeys, header: w.Header.Clone(), status: w.Status,
 		core: &coreData{maxAge: w.MaxAge, length: w.Length, meta: bytes.Clone(w.UserMetadata), sensitive: w.Sensitive, notCacheable: w.NotCacheable, vary: w.Vary},
 	}

@@ -34,8 +34,9 @@ type HTTPSuggestion struct {
 	// status.
 	MaxAge     time.Duration
 	InitialAge time.Duration
-	// SWR is the stale-while-revalidate window after MaxAge.
-	SWR time.Duration
+	// SWR is the stale-while-revalidate window after MaxAge; SIE the
+	// stale-if-error window after it.
+	SWR, SIE time.Duration
 	// Vary is the response's Vary header names, canonical.
 	Vary []string
 	// SurrogateKeys are the response's Surrogate-Key header's keys.
@@ -52,7 +53,7 @@ func SuggestHTTP(reqH http.Header, code int, h http.Header, now time.Time) HTTPS
 		req.Header = http.Header{}
 	}
 	p := evaluate(req, &http.Response{StatusCode: code, Header: h}, Override{}, now)
-	s := HTTPSuggestion{Store: p.store, Reason: p.reason, InitialAge: p.initialAge, SWR: p.swr, Vary: p.vary, SurrogateKeys: p.keys, Length: -1}
+	s := HTTPSuggestion{Store: p.store, Reason: p.reason, InitialAge: p.initialAge, SWR: p.swr, SIE: p.sie, Vary: p.vary, SurrogateKeys: p.keys, Length: -1}
 	switch {
 	case !p.store:
 		s.MaxAge = p.hfp

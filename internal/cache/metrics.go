@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collector returns a Prometheus collector of c's Stats, read at each
 // scrape (register it beside the pool collector of internal/admin):
 //
-//	edgehost_cache_hits_total, edgehost_cache_stale_hits_total, edgehost_cache_misses_total,
+//	edgehost_cache_hits_total, edgehost_cache_stale_hits_total, edgehost_cache_stale_if_error_total, edgehost_cache_misses_total,
 //	edgehost_cache_passes_total, edgehost_cache_collapsed_total, edgehost_cache_revalidations_total,
 //	edgehost_cache_not_modified_total, edgehost_cache_stored_total, edgehost_cache_evictions_total,
 //	edgehost_cache_purged_total                 counters, as Stats documents them
@@ -31,6 +31,7 @@ var metrics = func() []metric {
 	return []metric{
 		counter("hits_total", "Requests answered from a stored object.", func(s Stats) uint64 { return s.Hits }),
 		counter("stale_hits_total", "Hits that served a stale object while it was refreshed.", func(s Stats) uint64 { return s.StaleHits }),
+		counter("stale_if_error_total", "Hits that served a stale object because revalidating it failed.", func(s Stats) uint64 { return s.StaleIfError }),
 		counter("misses_total", "Origin requests made for the cache.", func(s Stats) uint64 { return s.Misses }),
 		counter("passes_total", "Requests sent to the origin past the cache.", func(s Stats) uint64 { return s.Passes }),
 		counter("collapsed_total", "Requests that shared another request's origin request.", func(s Stats) uint64 { return s.Collapsed }),

@@ -92,6 +92,9 @@ type policy struct {
 	// may still be served while one refresh runs.
 	freshUntil time.Time
 	swr        time.Duration
+	// sie is the stale-if-error window after freshUntil: how long the
+	// object may still answer when revalidating it fails.
+	sie time.Duration
 	// revalidate: stored, but every use needs revalidation (no-cache).
 	revalidate bool
 	// initialAge is the response's age when it arrived.
@@ -177,8 +180,17 @@ func evaluate(req *http.Request, resp *http.Response, ov Override, now time.Time
 			p.swr = d
 		}
 	}
+	if d, ok := sc.seconds("stale-if-error"); ok {
+		p.sie = d
+	} else if d, ok := cc.seconds("stale-if-error"); ok {
+		p.sie = d
+	}
 	if cc.has("must-revalidate") || cc.has("proxy-revalidate") {
-		p.swr = 0
+		// RFC 9111 4.2.4: no stale answer when the response forbids it.
+		p.swr, p.sie = 0, 0
+	}
+	if p.revalidate {
+		p.sie = 0
 	}
 	p.keys = strings.Fields(h.Get("Surrogate-Key"))
 	p.keys = append(p.keys, ov.SurrogateKeys...)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -694,4 +695,67 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestCacheStaleIfError: a guest's send for an object past its freshness
+// but within its stale-if-error window gets the stored response (a HIT)
+// when the origin drops the revalidation's connection; with
+// must-revalidate it gets the failure (the cacheproxy guest answers 503),
+// and an origin's own 503 reaches it. The cache's clock is the test's, so
+// nothing sleeps.
+func TestCacheStaleIfError(t *testing.T) {
+	forEachEngine(t, engine.Config{}, func(t *testing.T, eng engine.Engine) {
+		var now atomic.Int64
+		now.Store(time.Now().UnixNano())
+		var down atomic.Bool
+		origin := newCountingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			if !down.Load() {
+				cc := "max-age=60, stale-if-error=600"
+				if r.URL.Path == "/must" {
+					cc += ", must-revalidate"
+				}
+				w.Header().Set("Cache-Control", cc)
+				io.WriteString(w, "stored "+r.URL.Path)
+				return
+			}
+			if r.URL.Path == "/5xx" {
+				http.Error(w, "origin says 503", http.StatusServiceUnavailable)
+				return
+			}
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close() // no answer at all
+			}
+		})
+		c := cache.New(cache.Config{MaxBytes: 8 << 20, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+		h := serveCached(t, eng, origin.URL, c)
+		for _, path := range []string{"/sie", "/must", "/5xx"} {
+			if resp, body := get(t, h.url+path); resp.StatusCode != 200 || body != "stored "+path {
+				t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+			}
+		}
+		down.Store(true)
+		now.Add(int64(120 * time.Second)) // stale, within stale-if-error
+		for _, tc := range []struct {
+			path   string
+			status int
+			body   string
+			xcache string
+		}{
+			{"/sie", 200, "stored /sie", "HIT"},
+			{"/must", 503, "cacheproxy: ", ""},
+			{"/5xx", 503, "origin says 503", "MISS"},
+		} {
+			resp, body := get(t, h.url+tc.path)
+			if resp.StatusCode != tc.status || !strings.HasPrefix(body, tc.body) || tc.xcache != "" && resp.Header.Get("X-Cache") != tc.xcache {
+				t.Errorf("%s: %d %q X-Cache %q, want %d %q %q", tc.path, resp.StatusCode, body, resp.Header.Get("X-Cache"), tc.status, tc.body, tc.xcache)
+			}
+		}
+		now.Add(int64(600 * time.Second)) // past the window
+		if resp, body := get(t, h.url+"/sie"); resp.StatusCode != 503 {
+			t.Errorf("/sie past its stale-if-error window: %d %q, want the failure (503)", resp.StatusCode, body)
+		}
+		if n := c.Stats().StaleIfError; n != 1 {
+			t.Errorf("Stats.StaleIfError %d, want 1", n)
+		}
+	})
 }

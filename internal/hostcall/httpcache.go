@@ -208,8 +208,9 @@ func (c *call) httpWriteOptions(mask, ptr uint32, rh http.Header) (cache.CoreWri
 		w.Length = int64(min(binary.LittleEndian.Uint64(b[abi.HTTPCacheWriteOffLength:]), 1<<63-1))
 	}
 	w.Sensitive = mask&abi.HTTPCacheWriteSensitiveData != 0
-	// stale_if_error_ns is read and ignored: this cache never serves a
-	// stale response for an origin's error.
+	if mask&abi.HTTPCacheWriteStaleIfErrorNs != 0 {
+		w.SIE = dur(abi.HTTPCacheWriteOffStaleIfError)
+	}
 	return w, nil
 }
 
@@ -440,7 +441,7 @@ func httpCacheImpls() []impl {
 			}
 			in = append([]byte(nil), in...)
 			s := cache.SuggestHTTP(hl.hdr, r.status, r.hdr.httpHeader(), c.s.env.cache.Now())
-			o := make([]byte, len(out)) // stale_if_error_ns, when asked for, is 0
+			o := make([]byte, len(out))
 			var mask uint32
 			binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffMaxAge:], uint64(s.MaxAge))
 			binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffInitialAge:], uint64(s.InitialAge))
@@ -452,7 +453,8 @@ func httpCacheImpls() []impl {
 				mask |= abi.HTTPCacheWriteLength
 			}
 			if a.OptionsMask&abi.HTTPCacheWriteStaleIfErrorNs != 0 {
-				mask |= abi.HTTPCacheWriteStaleIfErrorNs // 0: never served stale for an error
+				binary.LittleEndian.PutUint64(o[abi.HTTPCacheWriteOffStaleIfError:], uint64(s.SIE))
+				mask |= abi.HTTPCacheWriteStaleIfErrorNs
 			}
 			// The vary rule and surrogate keys go to the guest's buffers
 			// the input options give (their ptr and capacity), when it
@@ -577,12 +579,11 @@ func httpCacheImpls() []impl {
 			return putDur(c, a.CacheDurationNsOut, e.SWR())
 		}),
 		bindHTTPCacheGetStaleIfErrorNs(func(c *call, a httpCacheGetStaleIfErrorNsArgs) error {
-			// This cache never serves a stale response for an origin's
-			// error: every response's stale-if-error window is 0.
-			if _, err := c.httpCacheFound(a.Handle); err != nil {
+			e, err := c.httpCacheFound(a.Handle)
+			if err != nil {
 				return err
 			}
-			return c.putU64(a.CacheDurationNsOut, 0)
+			return putDur(c, a.CacheDurationNsOut, e.SIE())
 		}),
 		bindHTTPCacheGetAgeNs(func(c *call, a httpCacheGetAgeNsArgs) error {
 			e, err := c.httpCacheFound(a.Handle)
