@@ -40,6 +40,31 @@ const ResetVersion = "reset-v1"
 // memory's size with its initial size. ok is false (and wasm returned as
 // is) otherwise; err is non-nil only for a malformed module.
 func ExportGlobalsForReset(wasm []byte) (out []byte, names []string, ok bool, err error) {
+	return exportGlobalsForReset(wasm, true)
+}
+
+// RewriteForReuse is InsertInterruptChecks (ok reports it was made)
+// followed by ExportGlobalsForReset on its output (resettable and names
+// report that one), decoding the functions' code once: out is the
+// module with the interrupt checks, and its mutable globals exported when
+// resettable. err is non-nil only for a malformed module.
+func RewriteForReuse(wasm []byte) (out []byte, ok bool, names []string, resettable bool, err error) {
+	out, ok, changes, err := insertInterruptChecks(wasm)
+	if err != nil || !ok || changes {
+		return out, ok, nil, false, err
+	}
+	// The checks add no instruction that changes state, and code the
+	// rewrite did not know made it refuse the module.
+	r, names, rok, rerr := exportGlobalsForReset(out, false)
+	if rerr != nil || !rok {
+		return out, true, nil, false, nil
+	}
+	return r, true, names, true, nil
+}
+
+// exportGlobalsForReset is ExportGlobalsForReset; with scanCode false it
+// takes the code section as checked.
+func exportGlobalsForReset(wasm []byte, scanCode bool) (out []byte, names []string, ok bool, err error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, nil, false, errors.New("wasmopt: not a wasm module")
 	}
@@ -80,7 +105,7 @@ func ExportGlobalsForReset(wasm []byte) (out []byte, names []string, ok bool, er
 		case 9:
 			good = scan.elemsOK(s.body)
 		case 10:
-			good = scan.codeKeepsTables(s.body)
+			good = !scanCode || scan.codeKeepsTables(s.body)
 		case 11:
 			good = scan.passiveDataOnly(s.body)
 		case 12:
@@ -267,7 +292,7 @@ func (rw *rewriter) codeKeepsTables(b []byte) bool {
 			fr.byte()
 		}
 		for fr.pos < end && !fr.bad {
-			if changesState(fr.b[fr.pos:]) {
+			if op := fr.b[fr.pos]; (op == 0x26 || op == 0xfc) && changesState(fr.b[fr.pos:]) {
 				return false
 			}
 			if scratch = rw.instr(fr, scratch[:0], false); scratch == nil {
@@ -294,11 +319,18 @@ func changesState(b []byte) bool {
 		return false
 	}
 	sub, n := binary.Uvarint(b[1:])
-	if n <= 0 {
+	if n <= 0 || sub > 0xffffffff {
 		return true // malformed: instr refuses it too
 	}
+	return fcChangesState(uint32(sub))
+}
+
+// fcChangesState reports whether the 0xfc-prefixed instruction sub
+// changes a table or drops a segment: memory.init, data.drop, table.init,
+// elem.drop, table.copy, table.grow, table.fill.
+func fcChangesState(sub uint32) bool {
 	switch sub {
-	case 8, 9, 12, 13, 14, 15, 17: // memory.init, data.drop, table.init, elem.drop, table.copy, table.grow, table.fill
+	case 8, 9, 12, 13, 14, 15, 17:
 		return true
 	}
 	return false

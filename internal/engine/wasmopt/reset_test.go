@@ -62,13 +62,23 @@ func TestExportGlobalsForReset(t *testing.T) {
 		{"imported global", resetModule(secType, []byte{2, 0x01, 0x01, 'm', 0x01, 'g', 0x03, 0x7f, 0x00}, secFunc, secCode()), false, nil},
 		{"mutable funcref global", resetModule(secType, secFunc, []byte{6, 0x01, 0x70, 0x01, 0xd0, 0x70, 0x0b}, secCode()), false, nil},
 		{"export with the prefix", resetModule(secType, secFunc, secGlobals,
-			append([]byte{7, byte(len(wasmopt.ResetGlobalPrefix) + 4), 0x01, byte(len(wasmopt.ResetGlobalPrefix) + 1)},
+			append([]byte{7, 0x01, byte(len(wasmopt.ResetGlobalPrefix) + 1)},
 				append([]byte(wasmopt.ResetGlobalPrefix+"0"), 0x03, 0x00)...), secCode()), false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			vrt := wazero.NewRuntime(ctx)
+			defer vrt.Close(ctx)
+			if _, err := vrt.CompileModule(ctx, tc.wasm); err != nil {
+				t.Fatalf("the case's module does not compile: %v", err)
+			}
 			out, names, ok, err := wasmopt.ExportGlobalsForReset(tc.wasm)
 			if err != nil || ok != tc.ok || !slices.Equal(names, tc.names) {
 				t.Fatalf("ExportGlobalsForReset = names %q, ok %v, %v; want %q, %v", names, ok, err, tc.names, tc.ok)
+			}
+			// RewriteForReuse decides the same (it adds the interrupt
+			// counter, a mutable global of its own).
+			if _, iok, _, rok, err := wasmopt.RewriteForReuse(tc.wasm); err != nil || !iok || rok != tc.ok {
+				t.Errorf("RewriteForReuse: interrupt checks %v, resettable %v, %v; want true, %v", iok, rok, err, tc.ok)
 			}
 			if !ok {
 				return

@@ -256,14 +256,8 @@ func (e *Engine) rewrite(wasm []byte) (out []byte, ok, reset bool, err error) {
 
 // rewriteModule is rewrite without the cache.
 func rewriteModule(wasm []byte) (out []byte, ok, reset bool, err error) {
-	out, ok, err = wasmopt.InsertInterruptChecks(wasm)
-	if err != nil || !ok {
-		return out, ok, false, err
-	}
-	if r, _, rok, rerr := wasmopt.ExportGlobalsForReset(out); rerr == nil && rok {
-		return r, true, true, nil
-	}
-	return out, true, false, nil
+	out, ok, _, reset, err = wasmopt.RewriteForReuse(wasm)
+	return out, ok, reset, err
 }
 
 // interruptCheck is wasmopt.InterruptName: it stops the guest when its
