@@ -121,12 +121,19 @@ func (r *recorder) Allocate(cap, max uint64) experimental.LinearMemory {
 	return lm
 }
 
-// newInstance instantiates the module for reuse, with a runIO of its own.
+// newInstance instantiates the module for reuse, with a runIO of its own
+// (one a closed instance gave back, or a new one).
 func (m *module) newInstance(ctx context.Context) (*instance, error) {
 	rec := &recorder{a: m.mem}
-	rio := newRunIO(m.base)
+	var rio *runIO
+	select {
+	case rio = <-m.ios:
+	default:
+		rio = newRunIO(m.base)
+	}
 	mod, err := m.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, rec), m.compiled, rio.cfg)
 	if err != nil {
+		m.putRunIO(rio)
 		return nil, err
 	}
 	in := &instance{mod: mod, start: mod.ExportedFunction("_start"), rio: rio}
@@ -139,6 +146,7 @@ func (m *module) newInstance(ctx context.Context) (*instance, error) {
 		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
 		if !ok {
 			mod.Close(context.WithoutCancel(ctx))
+			m.putRunIO(rio)
 			return nil, fmt.Errorf("global export %s missing", name)
 		}
 		in.globals = append(in.globals, g)
@@ -179,6 +187,15 @@ func (m *module) runReused(ctx context.Context, rc engine.RunConfig) error {
 	in.rio.ctx, in.rio.stdout.w, in.rio.stderr.w = nil, nil, nil
 	if err != nil || !in.reset() || !m.reuse.put(in) {
 		in.mod.Close(context.WithoutCancel(ctx))
+		m.putRunIO(in.rio) // the closed instance writes no more
 	}
 	return runError(ctx, err)
+}
+
+// putRunIO keeps rio, whose instance is closed, for a next run.
+func (m *module) putRunIO(rio *runIO) {
+	select {
+	case m.ios <- rio:
+	default:
+	}
 }
