@@ -40,6 +40,19 @@ const InterruptVersion = "interrupt-v1"
 // from InterruptModule or holds an instruction or section this rewrite
 // does not know; err is non-nil only for a malformed module.
 func InsertInterruptChecks(wasm []byte) (out []byte, ok bool, err error) {
+	out, ok, _, err = insertInterruptChecks(wasm)
+	return out, ok, err
+}
+
+// insertInterruptChecks is InsertInterruptChecks; changes reports whether
+// a function of wasm holds an instruction changesState names.
+func insertInterruptChecks(wasm []byte) (out []byte, ok, changes bool, err error) {
+	rw := &rewriter{}
+	out, ok, err = rw.insertChecks(wasm)
+	return out, ok, rw.changes, err
+}
+
+func (rw *rewriter) insertChecks(wasm []byte) (out []byte, ok bool, err error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, false, errors.New("wasmopt: not a wasm module")
 	}
@@ -63,7 +76,6 @@ func InsertInterruptChecks(wasm []byte) (out []byte, ok bool, err error) {
 		pos = end
 	}
 	// First pass: counts the rewrite needs.
-	rw := &rewriter{}
 	var nTypes, nGlobals uint32
 	hasType, hasImport, hasGlobal := false, false, false
 	for _, s := range secs {
@@ -218,6 +230,7 @@ type rewriter struct {
 	nImp        uint32 // imported functions before the rewrite
 	nImpGlobals uint32
 	global      uint32 // the counter's global index
+	changes     bool   // instr saw an instruction changesState names
 }
 
 // fn maps an old function index to its new one.
@@ -422,6 +435,7 @@ func (rw *rewriter) instr(r *reader, out []byte, body bool) []byte {
 		n := r.u32()
 		r.skip(int(n))
 	case op >= 0x20 && op <= 0x26:
+		rw.changes = rw.changes || op == 0x26 // table.set
 		r.u32()
 	case op >= 0x28 && op <= 0x3e:
 		r.memarg()
@@ -436,7 +450,9 @@ func (rw *rewriter) instr(r *reader, out []byte, body bool) []byte {
 	case op == 0xd0:
 		r.byte()
 	case op == 0xfc:
-		switch sub := r.u32(); {
+		sub := r.u32()
+		rw.changes = rw.changes || fcChangesState(sub)
+		switch {
 		case sub <= 7:
 		case sub == 8, sub == 10, sub == 12, sub == 14:
 			r.u32()

@@ -103,16 +103,26 @@ func (a *memAllocator) Allocate(_, max uint64) experimental.LinearMemory {
 	return &linearMemory{a: a, buf: buf}
 }
 
-func (a *memAllocator) release(buf []byte, used uint64) {
+// reset puts the memory buf, of which the sandbox could write the first
+// used bytes (its memory's largest size), back to the module's image and
+// zeros; false when the kernel refused. A memory of at most keepResident
+// bytes is reset in place, a larger one handed back to the kernel.
+func (a *memAllocator) reset(buf []byte, used uint64) bool {
 	switch {
 	case used == 0:
 	case used <= keepResident && uint64(len(a.image)) <= used:
-		// The sandbox could write nothing past used (its memory's size).
 		// Zeros are cleared rather than copied: half the memory traffic.
 		clear(buf[:a.zeros])
 		n := a.zeros + copy(buf[a.zeros:], a.image[a.zeros:])
 		clear(buf[n:used])
-	case unix.Madvise(buf[:roundUp(used, 65536)], unix.MADV_DONTNEED) != nil:
+	default:
+		return unix.Madvise(buf[:roundUp(used, 65536)], unix.MADV_DONTNEED) == nil
+	}
+	return true
+}
+
+func (a *memAllocator) release(buf []byte, used uint64) {
+	if !a.reset(buf, used) {
 		unix.Munmap(buf)
 		return
 	}
@@ -164,6 +174,10 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	}
 	return m.buf[:size:len(m.buf)]
 }
+
+// reset puts a memory still in use back to the module's image and zeros
+// (memAllocator.reset), for the next sandbox on its instance.
+func (m *linearMemory) reset() bool { return m.buf != nil && m.a.reset(m.buf, m.used) }
 
 // Free hands the reservation back for reuse.
 func (m *linearMemory) Free() {

@@ -24,3 +24,12 @@ type memAllocator struct{}
 
 func (*memAllocator) Allocate(_, _ uint64) experimental.LinearMemory { return nil }
 func (*memAllocator) close()                                         {}
+
+// linearMemory is never made on this platform: a module without the
+// engine's allocator reuses no instance.
+type linearMemory struct{}
+
+func (*linearMemory) reset() bool { return false }
+
+func (*linearMemory) Reallocate(uint64) []byte { return nil }
+func (*linearMemory) Free()                    {}

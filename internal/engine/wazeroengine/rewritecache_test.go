@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/internal/engine"
-	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
 
 // loopModule's _start loops forever without calling the host.
@@ -57,7 +56,7 @@ func TestRewriteCache(t *testing.T) {
 		}
 	}
 	run(t)
-	entries, err := filepath.Glob(filepath.Join(dir, "edgehost-"+wasmopt.InterruptVersion, "*"))
+	entries, err := filepath.Glob(filepath.Join(dir, "edgehost-"+rewriteVersion, "*"))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("cache entries %v, %v; want one", entries, err)
 	}

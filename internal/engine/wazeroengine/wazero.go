@@ -161,11 +161,13 @@ const interruptBudget = 1 << 14
 // wasmopt.InsertInterruptChecks' checks when the module allows them, and
 // else with wazero's WithCloseOnContextDone (a call into Go at every loop
 // iteration, several times slower in loops). Either way a guest that
-// never calls the host is stopped once ctx ends.
+// never calls the host is stopped once ctx ends. A module that has the
+// checks and that wasmopt.ExportGlobalsForReset finds resettable has its
+// instances reset and reused (reuse.go).
 func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, link engine.Linker) (*module, error) {
-	checked, ok, err := e.interruptChecks(wasm)
+	checked, ok, reset, err := e.rewrite(wasm)
 	if err != nil || !ok {
-		checked = wasm
+		checked, reset = wasm, false
 		rc = rc.WithCloseOnContextDone(true)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
@@ -180,14 +182,18 @@ func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.Runti
 			return nil, fmt.Errorf("instantiate %s: %w", wasmopt.InterruptModule, err)
 		}
 	}
-	m, err := e.compile(cctx, rt, checked, link)
+	var globals []string
+	if reset {
+		globals = wasmopt.ResetExports(checked)
+	}
+	m, err := e.compile(cctx, rt, checked, link, reset, globals)
 	if err != nil {
 		_ = rt.Close(ctx)
 		if ok && errors.Is(err, engine.ErrInvalidModule) {
 			// Should the rewrite ever yield a module that does not
 			// validate, compile wasm as it is, with wazero's own checks.
 			rt = wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true))
-			if m, err = e.compile(cctx, rt, wasm, link); err == nil {
+			if m, err = e.compile(cctx, rt, wasm, link, false, nil); err == nil {
 				return m, nil
 			}
 			_ = rt.Close(ctx)
@@ -197,41 +203,61 @@ func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.Runti
 	return m, nil
 }
 
-// interruptChecks is wasmopt.InsertInterruptChecks(wasm), kept in the
-// engine's cache directory (when it has one) beside wazero's compiled
-// code, so that a restart or re-activation does not rewrite the module
-// again (0.17 s of CPU for an 11 MB JS SDK guest; README.md, Benchmarks).
-// An entry is the rewritten module after its SHA-256, in a file named for
-// the SHA-256 of wasm under a folder named wasmopt.InterruptVersion; one
-// that does not match its sum is rewritten again. Failing to write the
-// cache is not an error.
-func (e *Engine) interruptChecks(wasm []byte) ([]byte, bool, error) {
+// rewriteVersion names the rewrites' output in the cache directory.
+const rewriteVersion = wasmopt.InterruptVersion + "-" + wasmopt.ResetVersion
+
+// rewrite is wasmopt.InsertInterruptChecks(wasm) (ok reports it was
+// made) followed by wasmopt.ExportGlobalsForReset (reset reports the
+// module is resettable), kept in the engine's cache directory (when it
+// has one) beside wazero's compiled code, so that a restart or
+// re-activation does not rewrite the module again (0.17 s of CPU for an
+// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the SHA-256 of
+// the rest, then a byte (1: resettable), then the rewritten module, in a
+// file named for the SHA-256 of wasm under a folder named rewriteVersion;
+// one that does not match its sum is rewritten again. Failing to write
+// the cache is not an error.
+func (e *Engine) rewrite(wasm []byte) (out []byte, ok, reset bool, err error) {
 	if e.cfg.CacheDir == "" {
-		return wasmopt.InsertInterruptChecks(wasm)
+		return rewriteModule(wasm)
 	}
 	key := sha256.Sum256(wasm)
-	dir := filepath.Join(e.cfg.CacheDir, "edgehost-"+wasmopt.InterruptVersion)
+	dir := filepath.Join(e.cfg.CacheDir, "edgehost-"+rewriteVersion)
 	path := filepath.Join(dir, hex.EncodeToString(key[:]))
-	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size {
+	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size+1 {
 		if sha256.Sum256(b[sha256.Size:]) == [sha256.Size]byte(b[:sha256.Size]) {
-			return b[sha256.Size:], true, nil
+			return b[sha256.Size+1:], true, b[sha256.Size] == 1, nil
 		}
 	}
-	out, ok, err := wasmopt.InsertInterruptChecks(wasm)
+	out, ok, reset, err = rewriteModule(wasm)
 	if err != nil || !ok {
-		return out, ok, err
+		return out, ok, reset, err
 	}
-	sum := sha256.Sum256(out)
+	entry := make([]byte, 0, sha256.Size+1+len(out))
+	entry = append(entry, make([]byte, sha256.Size)...)
+	if reset {
+		entry = append(entry, 1)
+	} else {
+		entry = append(entry, 0)
+	}
+	entry = append(entry, out...)
+	sum := sha256.Sum256(entry[sha256.Size:])
+	copy(entry, sum[:])
 	if os.MkdirAll(dir, 0o700) == nil {
 		if f, err := os.CreateTemp(dir, ".rewrite-*"); err == nil {
-			_, werr := f.Write(append(sum[:], out...))
+			_, werr := f.Write(entry)
 			if cerr := f.Close(); werr == nil && cerr == nil && os.Rename(f.Name(), path) == nil {
-				return out, true, nil
+				return out, true, reset, nil
 			}
 			os.Remove(f.Name())
 		}
 	}
-	return out, true, nil
+	return out, true, reset, nil
+}
+
+// rewriteModule is rewrite without the cache.
+func rewriteModule(wasm []byte) (out []byte, ok, reset bool, err error) {
+	out, ok, _, reset, err = wasmopt.RewriteForReuse(wasm)
+	return out, ok, reset, err
 }
 
 // interruptCheck is wasmopt.InterruptName: it stops the guest when its
@@ -246,7 +272,11 @@ func interruptCheck(ctx context.Context, _ api.Module, stack []uint64) {
 	stack[0] = interruptBudget
 }
 
-func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker) (*module, error) {
+// compile compiles wasm in rt and binds its imports. With reset (wasm is
+// resettable: wasmopt.ExportGlobalsForReset, whose exports globals names),
+// the module's instances are reused unless it imports a WASI function
+// that changes an instance's WASI state (resetDenied).
+func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker, reset bool, globals []string) (*module, error) {
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", engine.ErrInvalidModule, err)
@@ -258,7 +288,10 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 	byModule := map[string][]api.FunctionDefinition{}
 	var order []string
 	for _, def := range compiled.ImportedFunctions() {
-		mod, _, _ := def.Import()
+		mod, name, _ := def.Import()
+		if mod == wasiModule && resetDenied[name] {
+			reset = false
+		}
 		if mod == wasiModule || mod == wasmopt.InterruptModule {
 			continue
 		}
@@ -304,7 +337,11 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	return &module{rt: rt, compiled: compiled, base: base, ios: make(chan *runIO, keepRunIOs)}, nil
+	m := &module{rt: rt, compiled: compiled, base: base, ios: make(chan *runIO, keepRunIOs)}
+	if reset {
+		m.reuse = &instances{globals: globals}
+	}
+	return m, nil
 }
 
 func valueTypes(ts []api.ValueType) string {
@@ -366,6 +403,9 @@ type module struct {
 	// sync.Pool, whose entries would keep a closed module reachable
 	// until two collections later).
 	ios chan *runIO
+	// reuse keeps reset instances for the next sandboxes; nil when the
+	// module's instances cannot be reset (reuse.go).
+	reuse *instances
 }
 
 // keepRunIOs bounds a module's kept runIOs: about the sandboxes that
@@ -373,6 +413,9 @@ type module struct {
 const keepRunIOs = 64
 
 func (m *module) Close(ctx context.Context) error {
+	if m.reuse != nil {
+		m.reuse.close()
+	}
 	err := m.rt.Close(ctx)
 	if m.mem != nil {
 		m.mem.close()
@@ -380,17 +423,24 @@ func (m *module) Close(ctx context.Context) error {
 	return err
 }
 
-// Run instantiates an anonymous instance and calls _start. Errors: those
-// of engine.Module, and an invalid argument or environment variable (an
-// empty name, a name with '=', a NUL).
+// Run instantiates an anonymous instance and calls _start; for a module
+// whose instances are reused and a run with writers for stdout and stderr
+// and no stdin (the server's sandboxes), it takes a reset instance instead
+// when one is kept (runReused). Errors: those of engine.Module, and an
+// invalid argument or environment variable (an empty name, a name with
+// '=', a NUL).
 func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	vars, err := newRunVars(rc.Args, rc.Env)
 	if err != nil {
 		return err
 	}
 	ctx = context.WithValue(ctx, runVarsKey{}, vars)
+	plain := rc.Stdin == nil && plainWriter(rc.Stdout) && plainWriter(rc.Stderr)
+	if plain && m.reuse != nil && m.mem != nil {
+		return m.runReused(ctx, rc)
+	}
 	var cfg wazero.ModuleConfig
-	if rc.Stdin == nil && plainWriter(rc.Stdout) && plainWriter(rc.Stderr) {
+	if plain {
 		// The server's sandboxes: a configuration made earlier, its
 		// writers pointed at this run's.
 		var rio *runIO
