@@ -271,7 +271,9 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 
 // downstreamRequest reads the downstream request from the host.
 func downstreamRequest() (*Request, error) {
-	d, err := downstreamExchange()
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	d, err := downstreamExchange(g)
 	if err != nil {
 		return nil, err
 	}
@@ -279,18 +281,20 @@ func downstreamRequest() (*Request, error) {
 }
 
 // downstreamExchange reads the downstream request from the host, with the
-// ResponseWriter for its response.
-func downstreamExchange() (*downstreamReq, error) {
+// ResponseWriter for its response, offering g (see getStringAs).
+func downstreamExchange(g *getterBuf) (*downstreamReq, error) {
 	var req, body uint32
 	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
 		return nil, err
 	}
-	return exchangeFromHandles(req, body)
+	return exchangeFromHandles(g, req, body)
 }
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
-	d, err := exchangeFromHandles(req, body)
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	d, err := exchangeFromHandles(g, req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -298,10 +302,13 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 }
 
 // exchangeFromHandles is requestFromHandles returning the request with
-// the ResponseWriter for its response, in one allocation.
-func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
-	g := bufPool.Get().(*getterBuf)
-	defer bufPool.Put(g)
+// the ResponseWriter for its response, offering g (see getStringAs; a
+// ServeMany sandbox keeps one for all its requests). The request, its
+// URL, body and ResponseWriter, the bytes of its URI and header block and
+// the strings of its header values are one allocation when the block fits
+// one of reqBlock's sizes (the usual request), and the Header map is the
+// only other one.
+func exchangeFromHandles(g *getterBuf, req, body uint32) (*downstreamReq, error) {
 	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
 	}, methodString)
@@ -309,9 +316,10 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 		return nil, err
 	}
 	// The URI goes to the start of g.buf, the header block after it, and
-	// all of it becomes one string (readHeadersFast); when either does
-	// not fit, each is read on its own.
+	// all of it becomes one string (scanHeaders); when either does not
+	// fit, each is read on its own.
 	var (
+		d      *downstreamReq
 		uri    string
 		hdr    Header
 		fields []string
@@ -320,13 +328,28 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 	g.nw = 0
 	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
 	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
-		var s string
-		if s, hdr, fields, fast, err = readHeadersFast(g, reqKind, req, pre, true); err != nil {
+		sc, ok, err := scanHeaders(g, reqKind, req, pre)
+		if err != nil {
 			return nil, err
 		}
-		if fast {
-			uri = s[:pre]
-		} else {
+		if ok {
+			var strs []string
+			var b []byte
+			d, strs, b = newReqBlock(sc.strings(true), sc.end)
+			var s string
+			if b != nil {
+				s = unsafe.String(unsafe.SliceData(b), copy(b, g.buf[:sc.end]))
+			} else {
+				s = string(g.buf[:sc.end])
+			}
+			if strs == nil && sc.nv > 0 {
+				strs = make([]string, sc.strings(true))
+			}
+			if hdr, fields, fast = buildHeaders(g, sc, s, strs, true); fast {
+				uri = s[:pre]
+			}
+		}
+		if !fast {
 			uri = string(g.buf[:pre])
 		}
 	} else if uri, err = getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
@@ -339,7 +362,11 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 			return nil, err
 		}
 	}
-	d := &downstreamReq{Request: Request{Method: method, Header: hdr}, body: hostBody{h: body}}
+	if d == nil {
+		d = new(downstreamReq)
+	}
+	d.Request.Method, d.Request.Header = method, hdr
+	d.body.h = body
 	if !parseSimpleURIInto(&d.url, uri) {
 		u, err := url.Parse(uri)
 		if err != nil {
@@ -364,6 +391,34 @@ type downstreamReq struct {
 	body hostBody
 	orig origRequest
 	w    responseWriter
+}
+
+// reqBlock is a downstreamReq with room for the strings and bytes of its
+// header block (newReqBlock), in three sizes.
+type reqBlock[S, B any] struct {
+	d     downstreamReq
+	strs  S
+	bytes B
+}
+
+// newReqBlock returns a new downstreamReq and, in the same allocation,
+// room for nstr strings and nbyte bytes (slices of exactly those lengths),
+// or nil slices when none of reqBlock's sizes holds them. Strings made of
+// the bytes keep the whole block alive, which Go's collector (and
+// TinyGo's) allows: the bytes are never written again once copied in.
+func newReqBlock(nstr, nbyte int) (*downstreamReq, []string, []byte) {
+	switch {
+	case nstr <= 4 && nbyte <= 160:
+		b := new(reqBlock[[4]string, [160]byte])
+		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 16 && nbyte <= 544:
+		b := new(reqBlock[[16]string, [544]byte])
+		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 48 && nbyte <= initialBufSize:
+		b := new(reqBlock[[48]string, [initialBufSize]byte])
+		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
+	}
+	return new(downstreamReq), nil, nil
 }
 
 // methodString is string(b), without an allocation for the common
