@@ -228,32 +228,13 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 	return respHeaderAppend(h, name, nameLen, value, valueLen)
 }
 
-// readHeaders reads every header of a request or response handle: the
+// readHeaderBlockSlow reads every header of a request or response handle
+// (any block, where scanHeaders takes only one that fits g.buf): the
 // names, page by page, then the values of each name (asked for by its
-// canonical name: the host treats names case-insensitively), offering g
-// (see getStringAs).
-func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
-	hdr, _, err := readHeaderBlock(g, k, h, false)
-	return hdr, err
-}
-
-// readHeaderFields is readHeaders that also returns a name and a value
-// for each value read, in the order read (origRequest.fields); nil when
-// the host gave a name twice.
-func readHeaderFields(g *getterBuf, k msgKind, h uint32) (Header, []string, error) {
-	return readHeaderBlock(g, k, h, true)
-}
-
-// readHeaderBlock is readHeaders, and readHeaderFields when withFields.
-func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
-	if _, hdr, fields, ok, err := readHeadersFast(g, k, h, 0, withFields); ok || err != nil {
-		return hdr, fields, err
-	}
-	return readHeaderBlockSlow(g, k, h, withFields)
-}
-
-// readHeaderBlockSlow is readHeaderBlock for any block: each page of
-// names and of each name's values is copied out on its own.
+// canonical name: the host treats names case-insensitively), each page
+// copied out on its own, offering g (see getStringAs). With withFields it
+// also returns a name and a value for each value read, in the order read
+// (origRequest.fields); nil when the host gave a name twice.
 func readHeaderBlockSlow(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
 	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
@@ -299,6 +280,12 @@ func writeHeaders(k msgKind, h uint32, hdr Header) error {
 			return appendValues(k, h, key, vs)
 		}
 	}
+	return writeSortedHeaders(k, h, hdr)
+}
+
+// writeSortedHeaders is writeHeaders for two names or more, kept apart so
+// that the frame of the usual call (no header) has no room for keys.
+func writeSortedHeaders(k msgKind, h uint32, hdr Header) error {
 	var small [16]string // the keys of a usual header, without an allocation
 	keys := small[:0]
 	if len(hdr) > len(small) {
@@ -337,24 +324,59 @@ type headerScan struct {
 	pre, nw, end, n, nv int
 }
 
-// readHeadersFast reads a whole header block into g.buf after its first
-// pre bytes (which the caller filled, e.g. with the request URI) and makes
-// the whole of g.buf[:end] one string, which the names and values are
-// slices of (see scanHeaders and buildHeaders). ok is false when the
-// block must be read the general way (scanHeaders). s is the string made,
-// its first pre bytes the caller's.
-func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (s string, hdr Header, fields []string, ok bool, err error) {
+// readHeadersInto reads the header block of a request or response handle
+// into the Header of a new T that shares one allocation with the block's
+// bytes and strings when they fit (newBlock; the usual block): scanHeaders
+// into g.buf after its first pre bytes (which the caller filled, e.g. with
+// the request URI), then buildHeaders. s holds g.buf[:pre] and the block,
+// the names and values being slices of it. ok is false when the block must
+// be read the general way (scanHeaders, buildHeaders); v is then nil.
+func readHeadersInto[T any](g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (v *T, s string, hdr Header, fields []string, ok bool, err error) {
 	sc, ok, err := scanHeaders(g, k, h, pre)
 	if !ok || err != nil {
-		return "", nil, nil, ok, err
+		return nil, "", nil, nil, false, err
 	}
-	s = string(g.buf[:sc.end])
-	var all []string
-	if size := sc.strings(withFields); size > 0 {
-		all = make([]string, size)
+	v, strs, b := newBlock[T](sc.strings(withFields), sc.end)
+	if b != nil {
+		s = unsafe.String(unsafe.SliceData(b), copy(b, g.buf[:sc.end]))
+	} else {
+		s = string(g.buf[:sc.end])
+		strs = make([]string, sc.strings(withFields))
 	}
-	hdr, fields, ok = buildHeaders(g, sc, s, all, withFields)
-	return s, hdr, fields, ok, nil
+	if hdr, fields, ok = buildHeaders(g, sc, s, strs, withFields); !ok {
+		return nil, "", nil, nil, false, nil
+	}
+	return v, s, hdr, fields, true, nil
+}
+
+// block is a T with room for the strings and bytes of a header block
+// after it, in one allocation (newBlock).
+type block[T, S, B any] struct {
+	v     T
+	strs  S
+	bytes B
+}
+
+// newBlock returns a new T and, in the same allocation, room for nstr
+// strings and nbyte bytes (slices of exactly those lengths), in one of
+// three sizes, or nil slices when none holds them. In Wasm each allocation
+// is a large part of a request's guest time (README.md, Benchmarks).
+// Strings made of the bytes keep the whole block alive, which Go's
+// collector and TinyGo's allow; the bytes are never written again once
+// copied in.
+func newBlock[T any](nstr, nbyte int) (*T, []string, []byte) {
+	switch {
+	case nstr <= 4 && nbyte <= 160:
+		b := new(block[T, [4]string, [160]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 16 && nbyte <= 544:
+		b := new(block[T, [16]string, [544]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 48 && nbyte <= initialBufSize:
+		b := new(block[T, [48]string, [initialBufSize]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	}
+	return new(T), nil, nil
 }
 
 // strings is how many strings buildHeaders stores: one per value, and a
@@ -420,10 +442,8 @@ func scanHeaders(g *getterBuf, k msgKind, h uint32, pre int) (sc headerScan, ok 
 			if w > 0 && buf[off+w-1] != 0 {
 				return sc, false, errors.New("guestsdk: " + k.valuesOp() + ": value not NUL-terminated")
 			}
-			for _, c := range buf[off : off+w] {
-				if c == 0 {
-					nv++
-				}
+			for v := buf[off : off+w]; len(v) > 0; nv++ {
+				v = v[bytes.IndexByte(v, 0)+1:] // the last byte is a NUL
 			}
 			off += w
 		case abi.None:

@@ -251,22 +251,41 @@ func (r *Request) toHost() (req, body uint32, err error) {
 }
 
 // responseFromHost reads the status and headers of a host response, then
-// releases the response handle; the body stays a host body.
+// releases the response handle; the body stays a host body. The
+// Response, its body and its header block are one allocation when the
+// block fits (readHeadersInto).
 func responseFromHost(resp, body uint32) (*Response, error) {
 	var status uint32
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
-	var hdr Header
+	var r *hostResponse
 	if err == nil {
 		g := bufPool.Get().(*getterBuf)
-		hdr, err = readHeaders(g, respKind, resp)
+		var hdr Header
+		var ok bool
+		if r, _, hdr, _, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, false); err == nil && !ok {
+			r = new(hostResponse)
+			hdr, _, err = readHeaderBlockSlow(g, respKind, resp, false)
+		}
 		bufPool.Put(g)
+		if err == nil {
+			r.Header = hdr
+		}
 	}
 	respClose(resp)
 	if err != nil {
 		bodyClose(body)
 		return nil, err
 	}
-	return &Response{StatusCode: int(status & 0xFFFF), Header: hdr, Body: &hostBody{h: body}}, nil
+	r.StatusCode = int(status & 0xFFFF)
+	r.body.h = body
+	r.Body = &r.body
+	return &r.Response, nil
+}
+
+// hostResponse is a backend Response with its body, in one allocation.
+type hostResponse struct {
+	Response
+	body hostBody
 }
 
 // downstreamRequest reads the downstream request from the host.
@@ -306,20 +325,24 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 // ServeMany sandbox keeps one for all its requests). The request, its
 // URL, body and ResponseWriter, the bytes of its URI and header block and
 // the strings of its header values are one allocation when the block fits
-// one of reqBlock's sizes (the usual request), and the Header map is the
-// only other one.
-func exchangeFromHandles(g *getterBuf, req, body uint32) (*downstreamReq, error) {
-	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+// (readHeadersInto; the usual request), and the Header map is the only
+// other one.
+func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err error) {
+	// The method fits g.buf but for a host that misbehaves (the general
+	// getter then retries or fails).
+	var method string
+	g.nw = 0
+	if st := reqMethodGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw)); abi.Status(st) == abi.OK && int(g.nw) <= len(g.buf) {
+		method = methodString(g.buf[:g.nw])
+	} else if method, err = getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
-	}, methodString)
-	if err != nil {
+	}, methodString); err != nil {
 		return nil, err
 	}
 	// The URI goes to the start of g.buf, the header block after it, and
 	// all of it becomes one string (scanHeaders); when either does not
 	// fit, each is read on its own.
 	var (
-		d      *downstreamReq
 		uri    string
 		hdr    Header
 		fields []string
@@ -328,28 +351,13 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (*downstreamReq, error)
 	g.nw = 0
 	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
 	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
-		sc, ok, err := scanHeaders(g, reqKind, req, pre)
-		if err != nil {
+		var s string
+		if d, s, hdr, fields, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre, true); err != nil {
 			return nil, err
 		}
-		if ok {
-			var strs []string
-			var b []byte
-			d, strs, b = newReqBlock(sc.strings(true), sc.end)
-			var s string
-			if b != nil {
-				s = unsafe.String(unsafe.SliceData(b), copy(b, g.buf[:sc.end]))
-			} else {
-				s = string(g.buf[:sc.end])
-			}
-			if strs == nil && sc.nv > 0 {
-				strs = make([]string, sc.strings(true))
-			}
-			if hdr, fields, fast = buildHeaders(g, sc, s, strs, true); fast {
-				uri = s[:pre]
-			}
-		}
-		if !fast {
+		if fast {
+			uri = s[:pre]
+		} else {
 			uri = string(g.buf[:pre])
 		}
 	} else if uri, err = getStringAs(g, "fastly_http_req.uri_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
@@ -391,34 +399,6 @@ type downstreamReq struct {
 	body hostBody
 	orig origRequest
 	w    responseWriter
-}
-
-// reqBlock is a downstreamReq with room for the strings and bytes of its
-// header block (newReqBlock), in three sizes.
-type reqBlock[S, B any] struct {
-	d     downstreamReq
-	strs  S
-	bytes B
-}
-
-// newReqBlock returns a new downstreamReq and, in the same allocation,
-// room for nstr strings and nbyte bytes (slices of exactly those lengths),
-// or nil slices when none of reqBlock's sizes holds them. Strings made of
-// the bytes keep the whole block alive, which Go's collector (and
-// TinyGo's) allows: the bytes are never written again once copied in.
-func newReqBlock(nstr, nbyte int) (*downstreamReq, []string, []byte) {
-	switch {
-	case nstr <= 4 && nbyte <= 160:
-		b := new(reqBlock[[4]string, [160]byte])
-		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
-	case nstr <= 16 && nbyte <= 544:
-		b := new(reqBlock[[16]string, [544]byte])
-		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
-	case nstr <= 48 && nbyte <= initialBufSize:
-		b := new(reqBlock[[48]string, [initialBufSize]byte])
-		return &b.d, b.strs[:nstr], b.bytes[:nbyte]
-	}
-	return new(downstreamReq), nil, nil
 }
 
 // methodString is string(b), without an allocation for the common
