@@ -210,8 +210,8 @@ func (w *responseWriter) appendHostBody(b *hostBody) (done bool, err error) {
 }
 
 // sendHead sends the response head once: fastly_http_resp.new,
-// status_set, the headers, a new body, and send_downstream with
-// streaming = 1.
+// status_set (unless status is 200, a new response's), the headers, a
+// new body, and send_downstream with streaming = 1.
 func (w *responseWriter) sendHead(status int) error {
 	if w.sent {
 		return w.sendErr
