@@ -385,7 +385,8 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err 
 	d.Request.URL = &d.url
 	d.Request.Body = &d.body
 	if fields != nil || len(hdr) == 0 {
-		d.orig = origRequest{h: req, method: method, url: d.url, fields: fields, names: len(hdr)}
+		// Field by field: d is new, so the rest is already zero.
+		d.orig.h, d.orig.method, d.orig.url, d.orig.fields, d.orig.names = req, method, d.url, fields, len(hdr)
 		d.Request.orig = &d.orig
 	}
 	return d, nil
