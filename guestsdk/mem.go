@@ -50,12 +50,17 @@ type getterBuf struct {
 	buf []byte
 	nw  uint32
 	end int64
+	// ends is where each name's values end in buf (scanHeaders).
+	ends [maxFastNames]int
 }
 
 // bufPool holds getterBufs, so that the getters of every request (method,
 // URI, header names and values) reuse a few buffers instead of allocating
 // one each.
-var bufPool = sync.Pool{New: func() any { return &getterBuf{buf: make([]byte, initialBufSize)} }}
+var bufPool = sync.Pool{New: func() any { return newGetterBuf() }}
+
+// newGetterBuf returns a getterBuf with an initialBufSize buffer.
+func newGetterBuf() *getterBuf { return &getterBuf{buf: make([]byte, initialBufSize)} }
 
 // getBytesFunc is a getter of the shape (buf, buf_len, nwritten_out).
 type getBytesFunc func(buf unsafe.Pointer, bufLen uint32, nwrittenOut unsafe.Pointer) uint32
@@ -223,32 +228,13 @@ func (k msgKind) headerAppend(h uint32, name unsafe.Pointer, nameLen uint32, val
 	return respHeaderAppend(h, name, nameLen, value, valueLen)
 }
 
-// readHeaders reads every header of a request or response handle: the
+// readHeaderBlockSlow reads every header of a request or response handle
+// (any block, where scanHeaders takes only one that fits g.buf): the
 // names, page by page, then the values of each name (asked for by its
-// canonical name: the host treats names case-insensitively), offering g
-// (see getStringAs).
-func readHeaders(g *getterBuf, k msgKind, h uint32) (Header, error) {
-	hdr, _, err := readHeaderBlock(g, k, h, false)
-	return hdr, err
-}
-
-// readHeaderFields is readHeaders that also returns a name and a value
-// for each value read, in the order read (origRequest.fields); nil when
-// the host gave a name twice.
-func readHeaderFields(g *getterBuf, k msgKind, h uint32) (Header, []string, error) {
-	return readHeaderBlock(g, k, h, true)
-}
-
-// readHeaderBlock is readHeaders, and readHeaderFields when withFields.
-func readHeaderBlock(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
-	if _, hdr, fields, ok, err := readHeadersFast(g, k, h, 0, withFields); ok || err != nil {
-		return hdr, fields, err
-	}
-	return readHeaderBlockSlow(g, k, h, withFields)
-}
-
-// readHeaderBlockSlow is readHeaderBlock for any block: each page of
-// names and of each name's values is copied out on its own.
+// canonical name: the host treats names case-insensitively), each page
+// copied out on its own, offering g (see getStringAs). With withFields it
+// also returns a name and a value for each value read, in the order read
+// (origRequest.fields); nil when the host gave a name twice.
 func readHeaderBlockSlow(g *getterBuf, k msgKind, h uint32, withFields bool) (Header, []string, error) {
 	ns, err := getMulti(g, k.namesOp(), func(buf unsafe.Pointer, n, c uint32, e, w unsafe.Pointer) uint32 {
 		return k.headerNamesGet(h, buf, n, c, e, w)
@@ -294,6 +280,12 @@ func writeHeaders(k msgKind, h uint32, hdr Header) error {
 			return appendValues(k, h, key, vs)
 		}
 	}
+	return writeSortedHeaders(k, h, hdr)
+}
+
+// writeSortedHeaders is writeHeaders for two names or more, kept apart so
+// that the frame of the usual call (no header) has no room for keys.
+func writeSortedHeaders(k msgKind, h uint32, hdr Header) error {
 	var small [16]string // the keys of a usual header, without an allocation
 	keys := small[:0]
 	if len(hdr) > len(small) {
@@ -321,24 +313,91 @@ func appendValues(k msgKind, h uint32, key string, vs []string) error {
 }
 
 // maxFastNames bounds the names readHeadersFast handles (it keeps each
-// name's end on the stack); a block with more is read the general way.
+// name's end in the getterBuf); a block with more is read the general way.
 const maxFastNames = 64
 
-// readHeadersFast reads a whole header block into g.buf after its first
-// pre bytes (which the caller filled, e.g. with the request URI): the
-// names in one call, then each name's values in one call each, all into
-// the one buffer, and makes the whole of g.buf[:end] one string, which
-// the names and values are slices of. The values of all names share one
-// backing array, each name's slice capped at its own values, so appending
-// to one never writes into another; with withFields the same array holds
-// the fields after them (see readHeaderFields). In Wasm each allocation
+// headerScan is what scanHeaders found in a getterBuf: the names at
+// buf[pre:pre+nw], name i's values ending at ends[i] (starting where name
+// i-1's end, name 0's at pre+nw), end bytes of the buffer used in all; n
+// names and nv values.
+type headerScan struct {
+	pre, nw, end, n, nv int
+}
+
+// readHeadersInto reads the header block of a request or response handle
+// into the Header of a new T that shares one allocation with the block's
+// bytes and strings when they fit (newBlock; the usual block): scanHeaders
+// into g.buf after its first pre bytes (which the caller filled, e.g. with
+// the request URI), then buildHeaders. s holds g.buf[:pre] and the block,
+// the names and values being slices of it. ok is false when the block must
+// be read the general way (scanHeaders, buildHeaders); v is then nil.
+func readHeadersInto[T any](g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (v *T, s string, hdr Header, fields []string, ok bool, err error) {
+	sc, ok, err := scanHeaders(g, k, h, pre)
+	if !ok || err != nil {
+		return nil, "", nil, nil, false, err
+	}
+	v, strs, b := newBlock[T](sc.strings(withFields), sc.end)
+	if b != nil {
+		s = unsafe.String(unsafe.SliceData(b), copy(b, g.buf[:sc.end]))
+	} else {
+		s = string(g.buf[:sc.end])
+		strs = make([]string, sc.strings(withFields))
+	}
+	if hdr, fields, ok = buildHeaders(g, sc, s, strs, withFields); !ok {
+		return nil, "", nil, nil, false, nil
+	}
+	return v, s, hdr, fields, true, nil
+}
+
+// block is a T with room for the strings and bytes of a header block
+// after it, in one allocation (newBlock).
+type block[T, S, B any] struct {
+	v     T
+	strs  S
+	bytes B
+}
+
+// newBlock returns a new T and, in the same allocation, room for nstr
+// strings and nbyte bytes (slices of exactly those lengths), in one of
+// three sizes, or nil slices when none holds them. In Wasm each allocation
+// is a large part of a request's guest time (README.md, Benchmarks).
+// Strings made of the bytes keep the whole block alive, which Go's
+// collector and TinyGo's allow; the bytes are never written again once
+// copied in.
+func newBlock[T any](nstr, nbyte int) (*T, []string, []byte) {
+	switch {
+	case nstr <= 4 && nbyte <= 160:
+		b := new(block[T, [4]string, [160]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 16 && nbyte <= 544:
+		b := new(block[T, [16]string, [544]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	case nstr <= 48 && nbyte <= initialBufSize:
+		b := new(block[T, [48]string, [initialBufSize]byte])
+		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
+	}
+	return new(T), nil, nil
+}
+
+// strings is how many strings buildHeaders stores: one per value, and a
+// name and a value for each value withFields.
+func (sc headerScan) strings(withFields bool) int {
+	if withFields {
+		return 3 * sc.nv
+	}
+	return sc.nv
+}
+
+// scanHeaders reads a whole header block into g.buf after its first pre
+// bytes: the names in one call, then each name's values in one call each,
+// all into the one buffer (the names put in canonical form in place), and
+// records where each name's values end in g.ends. In Wasm each allocation
 // and each string conversion is a large part of a request's guest time
-// (README.md, Benchmarks), which this cuts to one string, one array and
-// the map. ok is false when something did not fit in g.buf in one call,
-// the block has more than maxFastNames names, or the host gave a name
-// twice: the caller then reads the block the general way (getters can be
-// asked again). s is the string made, its first pre bytes the caller's.
-func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (s string, hdr Header, fields []string, ok bool, err error) {
+// (README.md, Benchmarks); reading a block this way lets the caller make
+// it one string. ok is false when something did not fit in g.buf in one
+// call or the block has more than maxFastNames names: the caller then
+// reads the block the general way (getters can be asked again).
+func scanHeaders(g *getterBuf, k msgKind, h uint32, pre int) (sc headerScan, ok bool, err error) {
 	buf := g.buf
 	g.end, g.nw = 0, 0
 	st := k.headerNamesGet(h, bytesPtr(buf[pre:]), uint32(len(buf)-pre), 0, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
@@ -346,31 +405,28 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 	switch abi.Status(st) {
 	case abi.OK:
 		if g.end != abi.CursorDone {
-			return "", nil, nil, false, nil
+			return sc, false, nil
 		}
 		if nw > len(buf)-pre {
-			return "", nil, nil, false, errors.New("guestsdk: " + k.namesOp() + ": host wrote past the buffer")
+			return sc, false, errors.New("guestsdk: " + k.namesOp() + ": host wrote past the buffer")
 		}
 		if nw > 0 && buf[pre+nw-1] != 0 {
-			return "", nil, nil, false, errors.New("guestsdk: " + k.namesOp() + ": value not NUL-terminated")
+			return sc, false, errors.New("guestsdk: " + k.namesOp() + ": value not NUL-terminated")
 		}
 	case abi.None:
 		nw = 0
 	case abi.Buflen:
-		return "", nil, nil, false, nil
+		return sc, false, nil
 	default:
-		return "", nil, nil, false, statusErr(k.namesOp(), st)
+		return sc, false, statusErr(k.namesOp(), st)
 	}
 	names := buf[pre : pre+nw]
 	canonicalizeNames(names)
-	// ends[i] is where name i's values end in buf; they start where name
-	// i-1's end (name 0's at the end of the names).
-	var ends [maxFastNames]int
 	n, nv, off := 0, 0, pre+nw
 	for rest := names; len(rest) > 0; n++ {
 		i := bytes.IndexByte(rest, 0)
 		if n == maxFastNames {
-			return "", nil, nil, false, nil
+			return sc, false, nil
 		}
 		g.end, g.nw = 0, 0
 		st := k.headerValuesGet(h, bytesPtr(rest), uint32(i), bytesPtr(buf[off:]), uint32(len(buf)-off), 0, unsafe.Pointer(&g.end), unsafe.Pointer(&g.nw))
@@ -378,43 +434,48 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 		case abi.OK:
 			w := int(g.nw)
 			if g.end != abi.CursorDone {
-				return "", nil, nil, false, nil
+				return sc, false, nil
 			}
 			if w > len(buf)-off {
-				return "", nil, nil, false, errors.New("guestsdk: " + k.valuesOp() + ": host wrote past the buffer")
+				return sc, false, errors.New("guestsdk: " + k.valuesOp() + ": host wrote past the buffer")
 			}
 			if w > 0 && buf[off+w-1] != 0 {
-				return "", nil, nil, false, errors.New("guestsdk: " + k.valuesOp() + ": value not NUL-terminated")
+				return sc, false, errors.New("guestsdk: " + k.valuesOp() + ": value not NUL-terminated")
 			}
-			nv += bytes.Count(buf[off:off+w], []byte{0})
+			for v := buf[off : off+w]; len(v) > 0; nv++ {
+				v = v[bytes.IndexByte(v, 0)+1:] // the last byte is a NUL
+			}
 			off += w
 		case abi.None:
 		case abi.Buflen:
-			return "", nil, nil, false, nil
+			return sc, false, nil
 		default:
-			return "", nil, nil, false, statusErr(k.valuesOp(), st)
+			return sc, false, statusErr(k.valuesOp(), st)
 		}
-		ends[n] = off
+		g.ends[n] = off
 		rest = rest[i+1:]
 	}
-	s = string(buf[:off])
-	size := nv
-	if withFields {
-		size += 2 * nv
-	}
-	var all []string
-	if size > 0 {
-		all = make([]string, size)
-	}
-	vals, fields := all[:0:nv], all[nv:nv]
-	hdr = make(Header, n)
-	ns, start := s[pre:pre+nw], pre+nw
-	for i := 0; i < n; i++ {
+	return headerScan{pre: pre, nw: nw, end: off, n: n, nv: nv}, true, nil
+}
+
+// buildHeaders makes the Header of a block scanHeaders read: s holds
+// g.buf[:sc.end] (a copy: the names and values are slices of it) and all
+// has room for sc.strings(withFields) strings. The values of all names
+// share all's first sc.nv strings, each name's slice capped at its own
+// values, so appending to one never writes into another; with withFields
+// the strings after them hold the fields (see readHeaderFields). ok is
+// false when the host gave a name twice (two names differing in case
+// only): the caller then reads the block the general way.
+func buildHeaders(g *getterBuf, sc headerScan, s string, all []string, withFields bool) (hdr Header, fields []string, ok bool) {
+	vals, fields := all[:0:sc.nv], all[sc.nv:sc.nv]
+	hdr = make(Header, sc.n)
+	ns, start := s[sc.pre:sc.pre+sc.nw], sc.pre+sc.nw
+	for i := 0; i < sc.n; i++ {
 		j := strings.IndexByte(ns, 0)
 		name := ns[:j]
 		ns = ns[j+1:]
 		first := len(vals)
-		for v := s[start:ends[i]]; v != ""; {
+		for v := s[start:g.ends[i]]; v != ""; {
 			j := strings.IndexByte(v, 0)
 			vals = append(vals, v[:j])
 			if withFields {
@@ -422,18 +483,18 @@ func readHeadersFast(g *getterBuf, k msgKind, h uint32, pre int, withFields bool
 			}
 			v = v[j+1:]
 		}
-		start = ends[i]
+		start = g.ends[i]
 		if len(vals) > first {
 			hdr[name] = vals[first:len(vals):len(vals)]
 		} else {
 			hdr[name] = nil
 		}
 		if len(hdr) != i+1 {
-			return "", nil, nil, false, nil // two names differing in case only
+			return nil, nil, false // two names differing in case only
 		}
 	}
 	if !withFields {
 		fields = nil
 	}
-	return s, hdr, fields, true, nil
+	return hdr, fields, true
 }

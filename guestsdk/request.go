@@ -251,27 +251,48 @@ func (r *Request) toHost() (req, body uint32, err error) {
 }
 
 // responseFromHost reads the status and headers of a host response, then
-// releases the response handle; the body stays a host body.
+// releases the response handle; the body stays a host body. The
+// Response, its body and its header block are one allocation when the
+// block fits (readHeadersInto).
 func responseFromHost(resp, body uint32) (*Response, error) {
 	var status uint32
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
-	var hdr Header
+	var r *hostResponse
 	if err == nil {
 		g := bufPool.Get().(*getterBuf)
-		hdr, err = readHeaders(g, respKind, resp)
+		var hdr Header
+		var ok bool
+		if r, _, hdr, _, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, false); err == nil && !ok {
+			r = new(hostResponse)
+			hdr, _, err = readHeaderBlockSlow(g, respKind, resp, false)
+		}
 		bufPool.Put(g)
+		if err == nil {
+			r.Header = hdr
+		}
 	}
 	respClose(resp)
 	if err != nil {
 		bodyClose(body)
 		return nil, err
 	}
-	return &Response{StatusCode: int(status & 0xFFFF), Header: hdr, Body: &hostBody{h: body}}, nil
+	r.StatusCode = int(status & 0xFFFF)
+	r.body.h = body
+	r.Body = &r.body
+	return &r.Response, nil
+}
+
+// hostResponse is a backend Response with its body, in one allocation.
+type hostResponse struct {
+	Response
+	body hostBody
 }
 
 // downstreamRequest reads the downstream request from the host.
 func downstreamRequest() (*Request, error) {
-	d, err := downstreamExchange()
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	d, err := downstreamExchange(g)
 	if err != nil {
 		return nil, err
 	}
@@ -279,18 +300,20 @@ func downstreamRequest() (*Request, error) {
 }
 
 // downstreamExchange reads the downstream request from the host, with the
-// ResponseWriter for its response.
-func downstreamExchange() (*downstreamReq, error) {
+// ResponseWriter for its response, offering g (see getStringAs).
+func downstreamExchange(g *getterBuf) (*downstreamReq, error) {
 	var req, body uint32
 	if err := statusErr("fastly_http_req.body_downstream_get", reqBodyDownstreamGet(unsafe.Pointer(&req), unsafe.Pointer(&body))); err != nil {
 		return nil, err
 	}
-	return exchangeFromHandles(req, body)
+	return exchangeFromHandles(g, req, body)
 }
 
 // requestFromHandles reads a downstream request given as handles.
 func requestFromHandles(req, body uint32) (*Request, error) {
-	d, err := exchangeFromHandles(req, body)
+	g := bufPool.Get().(*getterBuf)
+	defer bufPool.Put(g)
+	d, err := exchangeFromHandles(g, req, body)
 	if err != nil {
 		return nil, err
 	}
@@ -298,19 +321,27 @@ func requestFromHandles(req, body uint32) (*Request, error) {
 }
 
 // exchangeFromHandles is requestFromHandles returning the request with
-// the ResponseWriter for its response, in one allocation.
-func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
-	g := bufPool.Get().(*getterBuf)
-	defer bufPool.Put(g)
-	method, err := getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
+// the ResponseWriter for its response, offering g (see getStringAs; a
+// ServeMany sandbox keeps one for all its requests). The request, its
+// URL, body and ResponseWriter, the bytes of its URI and header block and
+// the strings of its header values are one allocation when the block fits
+// (readHeadersInto; the usual request), and the Header map is the only
+// other one.
+func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err error) {
+	// The method fits g.buf but for a host that misbehaves (the general
+	// getter then retries or fails).
+	var method string
+	g.nw = 0
+	if st := reqMethodGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw)); abi.Status(st) == abi.OK && int(g.nw) <= len(g.buf) {
+		method = methodString(g.buf[:g.nw])
+	} else if method, err = getStringAs(g, "fastly_http_req.method_get", func(b unsafe.Pointer, n uint32, w unsafe.Pointer) uint32 {
 		return reqMethodGet(req, b, n, w)
-	}, methodString)
-	if err != nil {
+	}, methodString); err != nil {
 		return nil, err
 	}
 	// The URI goes to the start of g.buf, the header block after it, and
-	// all of it becomes one string (readHeadersFast); when either does
-	// not fit, each is read on its own.
+	// all of it becomes one string (scanHeaders); when either does not
+	// fit, each is read on its own.
 	var (
 		uri    string
 		hdr    Header
@@ -321,7 +352,7 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
 	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
 		var s string
-		if s, hdr, fields, fast, err = readHeadersFast(g, reqKind, req, pre, true); err != nil {
+		if d, s, hdr, fields, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre, true); err != nil {
 			return nil, err
 		}
 		if fast {
@@ -339,7 +370,11 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 			return nil, err
 		}
 	}
-	d := &downstreamReq{Request: Request{Method: method, Header: hdr}, body: hostBody{h: body}}
+	if d == nil {
+		d = new(downstreamReq)
+	}
+	d.Request.Method, d.Request.Header = method, hdr
+	d.body.h = body
 	if !parseSimpleURIInto(&d.url, uri) {
 		u, err := url.Parse(uri)
 		if err != nil {
@@ -350,7 +385,8 @@ func exchangeFromHandles(req, body uint32) (*downstreamReq, error) {
 	d.Request.URL = &d.url
 	d.Request.Body = &d.body
 	if fields != nil || len(hdr) == 0 {
-		d.orig = origRequest{h: req, method: method, url: d.url, fields: fields, names: len(hdr)}
+		// Field by field: d is new, so the rest is already zero.
+		d.orig.h, d.orig.method, d.orig.url, d.orig.fields, d.orig.names = req, method, d.url, fields, len(hdr)
 		d.Request.orig = &d.orig
 	}
 	return d, nil

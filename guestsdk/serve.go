@@ -88,7 +88,10 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
 		return err
 	}
-	d, err := downstreamExchange()
+	// One getter buffer serves every request of the sandbox (no
+	// sync.Pool round trip per request).
+	g := newGetterBuf()
+	d, err := downstreamExchange(g)
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		if downstreamNextRequestWait(promise, unsafe.Pointer(&req), unsafe.Pointer(&body)) != uint32(abi.OK) {
 			return nil // no further request came
 		}
-		if d, err = exchangeFromHandles(req, body); err != nil {
+		if d, err = exchangeFromHandles(g, req, body); err != nil {
 			return err
 		}
 	}
@@ -124,7 +127,9 @@ func serve(ctx context.Context, h Handler) error {
 	if err := statusErr("fastly_abi.init", abiInit(abi.Version)); err != nil {
 		return err
 	}
-	d, err := downstreamExchange()
+	g := bufPool.Get().(*getterBuf)
+	d, err := downstreamExchange(g)
+	bufPool.Put(g)
 	if err != nil {
 		return err
 	}
@@ -205,19 +210,15 @@ func (w *responseWriter) appendHostBody(b *hostBody) (done bool, err error) {
 }
 
 // sendHead sends the response head once: fastly_http_resp.new,
-// status_set, the headers, a new body, and send_downstream with
-// streaming = 1.
+// status_set (unless status is 200, a new response's), the headers, a
+// new body, and send_downstream with streaming = 1.
 func (w *responseWriter) sendHead(status int) error {
 	if w.sent {
 		return w.sendErr
 	}
 	w.sent = true
-	w.sendErr = w.sendHeadOnce(status)
+	w.sendErr = w.sendHeadBody(status, false, 0)
 	return w.sendErr
-}
-
-func (w *responseWriter) sendHeadOnce(status int) error {
-	return w.sendHeadWith(status, nil)
 }
 
 // sendHeadWith sends the head with status; the streaming body is a new
@@ -245,7 +246,10 @@ func (w *responseWriter) sendHeadBody(status int, hasSrc bool, srcH uint32) erro
 	if err := statusErr("fastly_http_resp.new", respNew(unsafe.Pointer(&resp))); err != nil {
 		return err
 	}
-	err := statusErr("fastly_http_resp.status_set", respStatusSet(resp, uint32(status)))
+	var err error
+	if status != 200 { // a new response is 200 (abi/README.md, fastly_http_resp.new)
+		err = statusErr("fastly_http_resp.status_set", respStatusSet(resp, uint32(status)))
+	}
 	if err == nil {
 		err = writeHeaders(respKind, resp, w.header)
 	}

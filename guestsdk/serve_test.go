@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -513,6 +514,91 @@ func TestDownstreamRequestOneBuffer(t *testing.T) {
 					t.Errorf("%s %q after appending to every name", name, got)
 				}
 			}
+		})
+	}
+}
+
+// TestHeaderBlockSizes reads downstream request and backend response
+// header blocks of every size the one-allocation read takes (a few
+// fields, a dozen, up to the getter buffer) and of sizes it leaves to the
+// general read (too many values, more bytes than the buffer): each gives
+// the same Header, and appending to one name's values never changes
+// another's.
+func TestHeaderBlockSizes(t *testing.T) {
+	fields := func(n, valueLen int) []fakeField {
+		var out []fakeField
+		for i := 0; i < n; i++ {
+			out = append(out, fakeField{fmt.Sprintf("x-field-%d", i), strings.Repeat(string(rune('a'+i%26)), valueLen)})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		hdr  []fakeField
+	}{
+		{"none", nil},
+		{"one", []fakeField{{"host", "example.com"}}},
+		{"five", fields(5, 10)},
+		{"fifteen", fields(15, 20)},
+		{"twenty, too many strings", fields(20, 5)},
+		{"one long value", []fakeField{{"host", "example.com"}, {"x-long", strings.Repeat("v", initialBufSize-200)}}},
+		{"more than the buffer", []fakeField{{"host", "example.com"}, {"x-long", strings.Repeat("v", 2*initialBufSize)}}},
+		{"repeated names", append(fields(3, 4), fakeField{"x-field-0", "again"}, fakeField{"x-field-1", "again"})},
+	}
+	for _, tc := range tests {
+		want := Header{}
+		for _, f := range tc.hdr {
+			want.Add(f.name, f.value)
+		}
+		check := func(t *testing.T, what string, got Header) {
+			t.Helper()
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s headers %v, want %v", what, got, want)
+			}
+			for name := range want {
+				got[name] = append(got[name], "appended to "+name)
+			}
+			for name, vs := range want {
+				if g := got[name]; !reflect.DeepEqual(g, append(append([]string(nil), vs...), "appended to "+name)) {
+					t.Errorf("%s %s %q after appending to every name", what, name, g)
+				}
+			}
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.backends["origin"] = &fakeBackend{host: "127.0.0.1", port: 8080}
+			f.origin = func(backend string, req *fakeMsg, body []byte) fakeResult {
+				return fakeResult{resp: &fakeMsg{status: 203, hdr: tc.hdr}, body: []byte("from the origin")}
+			}
+			f.setDownstream("GET", "http://example.com/p?q=1", tc.hdr, "")
+			r, err := downstreamRequest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Method != "GET" || r.URL.String() != "http://example.com/p?q=1" {
+				t.Errorf("request %s %s", r.Method, r.URL)
+			}
+			// The header strings alone keep what they point into alive.
+			hdr := r.Header
+			r = nil
+			runtime.GC()
+			check(t, "request", hdr)
+			req, err := NewRequest("GET", "http://example.com/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := req.Send(context.Background(), "origin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 203 || string(b) != "from the origin" || err != nil {
+				t.Errorf("response %d %q %v", resp.StatusCode, b, err)
+			}
+			hdr = resp.Header
+			resp = nil
+			runtime.GC()
+			check(t, "response", hdr)
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -46,6 +47,57 @@ func TestServeManyServesQueuedRequests(t *testing.T) {
 			}
 			if n := f.calls["fastly_http_resp.send_downstream"]; n != len(tc.wantPaths) {
 				t.Errorf("%d responses sent, want %d", n, len(tc.wantPaths))
+			}
+		})
+	}
+}
+
+// TestServeManyHostcalls checks the hostcalls each request of a reused
+// sandbox makes for a handler that reads nothing and writes a 200 body
+// (README.md, Benchmarks lists them): the next request and its method,
+// URI and header block (names, then each name's values), then the
+// response (no status_set for a 200: a new response is 200), its body
+// and its end. A status other than 200 adds status_set.
+func TestServeManyHostcalls(t *testing.T) {
+	hdr := []fakeField{{"host", "example.com"}, {"accept", "*/*"}}
+	for _, status := range []int{200, 404} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			f := installFake(t)
+			f.setDownstream("GET", "http://example.com/a", hdr, "")
+			f.queued = []fakeDown{{method: "GET", uri: "http://example.com/b", hdr: hdr}, {method: "GET", uri: "http://example.com/c", hdr: hdr}}
+			err := serveMany(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+				if status != 200 {
+					w.WriteHeader(status)
+				}
+				io.WriteString(w, "served "+r.URL.Path)
+			}), ServeManyOptions{MaxRequests: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Three requests; the third ends the sandbox (MaxRequests).
+			want := map[string]int{
+				"fastly_abi.init":                          1,
+				"fastly_http_req.body_downstream_get":      1,
+				"fastly_http_downstream.next_request":      2,
+				"fastly_http_downstream.next_request_wait": 2,
+				"fastly_http_req.method_get":               3,
+				"fastly_http_req.uri_get":                  3,
+				"fastly_http_req.header_names_get":         3,
+				"fastly_http_req.header_values_get":        6,
+				"fastly_http_resp.new":                     3,
+				"fastly_http_body.new":                     3,
+				"fastly_http_resp.send_downstream":         3,
+				"fastly_http_body.write":                   3,
+				"fastly_http_body.close":                   3,
+			}
+			if status != 200 {
+				want["fastly_http_resp.status_set"] = 3
+			}
+			if !reflect.DeepEqual(f.calls, want) {
+				t.Errorf("hostcalls %v\nwant %v", f.calls, want)
+			}
+			if resp, body, closed := downstream(t, f); int(resp.status) != status || body != "served /c" || !closed {
+				t.Errorf("last response %d %q closed=%v, want %d \"served /c\" closed", resp.status, body, closed, status)
 			}
 		})
 	}

@@ -30,8 +30,10 @@ func parseSimpleURI(uri string) (u *url.URL, ok bool) {
 	return u, true
 }
 
-// parseSimpleURIInto is parseSimpleURI setting *u (all of it) rather than
-// allocating a url.URL; u is left alone when ok is false.
+// parseSimpleURIInto is parseSimpleURI setting the fields of *u, which
+// must be the zero url.URL (a new one: the fields a simple URI leaves
+// empty are not written), rather than allocating a url.URL; u is left
+// alone when ok is false.
 func parseSimpleURIInto(u *url.URL, uri string) (ok bool) {
 	var scheme, rest string
 	switch {
@@ -79,13 +81,8 @@ func parseSimpleURIInto(u *url.URL, uri string) (ok bool) {
 			}
 		}
 	}
-	*u = url.URL{
-		Scheme:     scheme,
-		Host:       host,
-		Path:       path,
-		RawQuery:   query,
-		ForceQuery: hasQuery && query == "",
-	}
+	u.Scheme, u.Host, u.Path, u.RawQuery = scheme, host, path, query
+	u.ForceQuery = hasQuery && query == ""
 	return true
 }
 
