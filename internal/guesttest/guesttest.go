@@ -243,6 +243,28 @@ func GrowModule() []byte {
 // NopModule's _start returns at once.
 func NopModule() []byte { return module(nil, nil) }
 
+// MemorylessHostcallModule has no memory; its _start calls
+// fastly_http_req.body_downstream_get(0, 4), whose out-pointers then
+// point into a memory that does not exist, and returns without
+// responding.
+func MemorylessHostcallModule() []byte {
+	sec := func(id byte, content []byte) []byte {
+		return append([]byte{id, byte(len(content))}, content...)
+	}
+	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	imp := append([]byte{0x01}, name("fastly_http_req")...)
+	imp = append(imp, name("body_downstream_get")...)
+	imp = append(imp, 0x00, 0x01) // a function of type 1
+	body := []byte{0x00, 0x41, 0x00, 0x41, 0x04, 0x10, 0x00, 0x1a, 0x0b} // i32.const 0; i32.const 4; call 0; drop
+	b := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	b = append(b, sec(1, []byte{0x02, 0x60, 0x00, 0x00, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f})...) // () -> (); (i32, i32) -> i32
+	b = append(b, sec(2, imp)...)
+	b = append(b, sec(3, []byte{0x01, 0x00})...) // func 1: type 0
+	b = append(b, sec(7, append([]byte{0x01, 0x06}, append([]byte("_start"), 0x00, 0x01)...))...)
+	b = append(b, sec(10, append([]byte{0x01, byte(len(body))}, body...))...)
+	return b
+}
+
 func module(memory, code []byte) []byte {
 	sec := func(id byte, content []byte) []byte {
 		return append([]byte{id, byte(len(content))}, content...)

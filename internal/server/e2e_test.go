@@ -299,6 +299,7 @@ func TestHandMadeModules(t *testing.T) {
 		{"loop", guesttest.LoopModule(), 200 * time.Millisecond, 504},
 		{"grow past the memory cap", guesttest.GrowModule(), 30 * time.Second, 500},
 		{"returns without responding", guesttest.NopModule(), 30 * time.Second, 500},
+		{"hostcall without a memory", guesttest.MemorylessHostcallModule(), 30 * time.Second, 500},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,6 +307,11 @@ func TestHandMadeModules(t *testing.T) {
 			resp, body := get(t, h.url+"/")
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%q)", resp.StatusCode, tc.status, body)
+			}
+			// A hostcall's pointer into a memory the guest lacks gets a
+			// status, not a host panic (recovered, but a bug).
+			if strings.Contains(h.logs.String(), "hostcall panicked") {
+				t.Errorf("a hostcall panicked:\n%s", h.logs)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"time"
@@ -372,8 +373,11 @@ func valueTypes(ts []api.ValueType) string {
 // response) before wazero notices the context.
 func goFunc(fn engine.HostFunc) api.GoModuleFunc {
 	return func(ctx context.Context, m api.Module, stack []uint64) {
+		// wazero's Memory is a typed nil (a nil *wasm.MemoryInstance in a
+		// non-nil interface) for a guest without a memory: calling it
+		// would panic.
 		var mem engine.Memory = noMemory{}
-		if am := m.Memory(); am != nil {
+		if am := m.Memory(); am != nil && !reflect.ValueOf(am).IsNil() {
 			mem = am
 		}
 		fn(ctx, mem, stack)
