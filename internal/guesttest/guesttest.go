@@ -254,7 +254,7 @@ func MemorylessHostcallModule() []byte {
 	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 	imp := append([]byte{0x01}, name("fastly_http_req")...)
 	imp = append(imp, name("body_downstream_get")...)
-	imp = append(imp, 0x00, 0x01) // a function of type 1
+	imp = append(imp, 0x00, 0x01)                                        // a function of type 1
 	body := []byte{0x00, 0x41, 0x00, 0x41, 0x04, 0x10, 0x00, 0x1a, 0x0b} // i32.const 0; i32.const 4; call 0; drop
 	b := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 	b = append(b, sec(1, []byte{0x02, 0x60, 0x00, 0x00, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f})...) // () -> (); (i32, i32) -> i32
