@@ -233,7 +233,9 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 		}
 	}
 	fr := c.s.framingFor(r.manualFraming, r.hdr, "backend request")
-	h := r.hdr.httpHeader()
+	// The request handle is consumed below: its header block is given
+	// away, so the origin request shares its values.
+	h := r.hdr.httpHeaderShared()
 	host := h.Get("Host")
 	// Framing is the host's (framingFor), the Host header goes in
 	// Request.Host.
