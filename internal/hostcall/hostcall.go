@@ -377,7 +377,11 @@ func bind(h Hostcall, onError func(module, name string, status abi.Status)) engi
 		if d := s.down; flushes && d != nil && d.flush != nil {
 			d.flush.flushNow()
 		}
-		c := &call{ctx: ctx, s: s, mem: mem, args: stack}
+		// A session's hostcalls run one at a time, on the guest's
+		// goroutine: each uses the session's call, so that a hostcall
+		// allocates none. Nothing keeps c past the hostcall.
+		c := &s.call
+		*c = call{ctx: ctx, s: s, mem: mem, args: stack}
 		defer func() {
 			if r := recover(); r != nil {
 				s.env.Logger.Error("hostcall panicked", "panic", r, "request_id", s.id)
@@ -385,6 +389,7 @@ func bind(h Hostcall, onError func(module, name string, status abi.Status)) engi
 			}
 		}()
 		err := fn(c)
+		*c = call{}
 		st := statusFor(err)
 		if err != nil && st == abi.Error {
 			s.env.Logger.Debug("hostcall error", "err", err, "request_id", s.id)

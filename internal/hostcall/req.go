@@ -396,11 +396,14 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 	// The goroutine logs with the logger of the request that sent it,
 	// made here: it must not read the session's request id, which
 	// next_request_wait changes on the guest's thread (issue 13).
+	// It must not use c either: the session reuses it for its next
+	// hostcall (bind).
 	log := c.s.logger()
+	s := c.s
 	go func() {
-		defer c.s.wg.Done()
+		defer s.wg.Done()
 		defer close(p.done)
-		p.resp, p.err = c.s.env.send(ctx, be, req, ov, hk)
+		p.resp, p.err = s.env.send(ctx, be, req, ov, hk)
 		if p.err != nil {
 			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}

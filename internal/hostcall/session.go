@@ -85,8 +85,9 @@ type Downstream struct {
 // A session is used by one guest thread; only pending requests are touched
 // by other goroutines, through their own synchronisation.
 type Session struct {
-	// scratch is putMulti's buffer, kept between hostcalls (up to
-	// maxScratch bytes).
+	// call is the running hostcall's (bind), scratch putMulti's buffer,
+	// kept between hostcalls (up to maxScratch bytes).
+	call    call
 	scratch []byte
 	env     *Env
 	id      string
