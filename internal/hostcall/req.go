@@ -29,6 +29,25 @@ type request struct {
 	// so it fills the HTTP cache and passes the readthrough cache whatever
 	// override the guest sets on it (overrideOf).
 	cacheFill bool
+
+	// parsed is uri parsed (parsedURL), parsedFrom the uri it was
+	// parsed from; nobody changes *parsed.
+	parsed     *url.URL
+	parsedFrom string
+}
+
+// parsedURL returns url.Parse(r.uri), parsing it once while the URI stays
+// the same: a send reads it for the cache key and the origin request.
+func (r *request) parsedURL() (*url.URL, error) {
+	if r.parsed != nil && r.parsedFrom == r.uri {
+		return r.parsed, nil
+	}
+	u, err := url.Parse(r.uri)
+	if err != nil {
+		return nil, err
+	}
+	r.parsed, r.parsedFrom = u, r.uri
+	return u, nil
 }
 
 func (r *request) headers() *header     { return r.hdr }
@@ -216,7 +235,7 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := url.Parse(r.uri)
+	u, err := r.parsedURL()
 	if err != nil {
 		return nil, nil, statusErr(abi.HTTPInvalid, "invalid URI %q", r.uri)
 	}
