@@ -487,11 +487,13 @@ func respondHeader(h http.Header, age, state, hits string) http.Header {
 	return out
 }
 
+// mark sets X-Cache and X-Cache-Hits in h, and Age 0 when h has none,
+// the three values in one array.
 func mark(h http.Header, state string, hits uint64) {
-	h.Set("X-Cache", state)
-	h.Set("X-Cache-Hits", strconv.FormatUint(hits, 10))
+	v := []string{state, strconv.FormatUint(hits, 10), "0"}
+	h["X-Cache"], h["X-Cache-Hits"] = v[0:1:1], v[1:2:2]
 	if h.Get("Age") == "" {
-		h.Set("Age", "0")
+		h["Age"] = v[2:3:3]
 	}
 }
 
