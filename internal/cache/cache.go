@@ -481,11 +481,38 @@ func (c *Cache) pass(ctx context.Context, req *http.Request, fetch FetchFunc) (*
 	return resp, nil
 }
 
+// respondHeader is stored header h cloned with Age, X-Cache and
+// X-Cache-Hits set (as h.Clone() then Set of each): one map and one
+// array of values.
+func respondHeader(h http.Header, age, state, hits string) http.Header {
+	n := 3
+	for _, vs := range h {
+		n += len(vs)
+	}
+	vals := make([]string, 0, n)
+	out := make(http.Header, len(h)+3)
+	for k, vs := range h {
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		vals = append(vals, vs...)
+		out[k] = vals[len(vals)-len(vs) : len(vals) : len(vals)]
+	}
+	for _, f := range [...]struct{ k, v string }{{"Age", age}, {"X-Cache", state}, {"X-Cache-Hits", hits}} {
+		vals = append(vals, f.v)
+		out[f.k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return out
+}
+
+// mark sets X-Cache and X-Cache-Hits in h, and Age 0 when h has none,
+// the three values in one array.
 func mark(h http.Header, state string, hits uint64) {
-	h.Set("X-Cache", state)
-	h.Set("X-Cache-Hits", strconv.FormatUint(hits, 10))
+	v := []string{state, strconv.FormatUint(hits, 10), "0"}
+	h["X-Cache"], h["X-Cache-Hits"] = v[0:1:1], v[1:2:2]
 	if h.Get("Age") == "" {
-		h.Set("Age", "0")
+		h["Age"] = v[2:3:3]
 	}
 }
 
@@ -528,19 +555,21 @@ func (o *object) completeBody() ([]byte, bool) {
 
 // respond builds the caller's response from obj with body.
 func (c *Cache) respond(req *http.Request, obj *object, body io.ReadCloser, length int64, state string, now time.Time) *http.Response {
-	h := obj.header.Clone()
 	var hits uint64
 	if state == "HIT" {
 		hits = obj.hits.Load()
 	}
-	h.Set("Age", strconv.FormatInt(int64(obj.age(now)/time.Second), 10))
-	mark(h, state, hits)
+	h := respondHeader(obj.header, strconv.FormatInt(int64(obj.age(now)/time.Second), 10), state, strconv.FormatUint(hits, 10))
 	if req.Method == http.MethodHead {
 		body.Close()
 		body = http.NoBody
 	}
+	status := "200 OK"
+	if obj.status != http.StatusOK {
+		status = strconv.Itoa(obj.status) + " " + http.StatusText(obj.status)
+	}
 	return &http.Response{
-		Status:     strconv.Itoa(obj.status) + " " + http.StatusText(obj.status),
+		Status:     status,
 		StatusCode: obj.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: body, ContentLength: length, Request: req,
 	}

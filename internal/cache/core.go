@@ -498,11 +498,14 @@ func (c *Cache) coreEntry(obj *object, now time.Time) *CoreEntry {
 // both the readthrough cache and the HTTP cache API key their objects by
 // it (abi/README.md, "fastly_http_cache").
 func HTTPKey(host, requestURI string) []byte {
-	h := sha256.New()
-	io.WriteString(h, strings.ToLower(host))
-	h.Write([]byte{0})
-	io.WriteString(h, requestURI)
-	return h.Sum(nil)
+	// The hashed bytes are built in one buffer, on the stack when short.
+	// (strings.ToLower allocates only when host has upper case).
+	var stack [256]byte
+	b := append(stack[:0], strings.ToLower(host)...)
+	b = append(b, 0)
+	b = append(b, requestURI...)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // HTTPCacheKey is the Key of an HTTP cache API lookup in service: backend

@@ -19,8 +19,8 @@ import (
 type body struct {
 	s        *Session
 	parts    []bodyPart
-	knownLen int64 // -1 when unknown
-	trailers *header
+	knownLen int64  // -1 when unknown
+	trailers header // the zero block until a trailer is appended
 
 	sink      io.Writer
 	sinkClose func(abandon bool) error
@@ -34,11 +34,11 @@ type bodyPart struct {
 	r io.ReadCloser
 }
 
-func newBody(s *Session) *body { return &body{s: s, knownLen: 0, trailers: newHeader()} }
+func newBody(s *Session) *body { return &body{s: s, knownLen: 0} }
 
 // newStreamBody wraps r; n is its known length or -1.
 func newStreamBody(s *Session, r io.ReadCloser, n int64) *body {
-	b := &body{s: s, knownLen: n, trailers: newHeader()}
+	b := &body{s: s, knownLen: n}
 	if r != nil && r != http.NoBody {
 		b.parts = []bodyPart{{r: r}}
 	} else {
@@ -314,7 +314,7 @@ func bodyImpls() []impl {
 		if err != nil {
 			return nil, err
 		}
-		return b.trailers, nil
+		return &b.trailers, nil
 	}
 	plain := func(b []byte) (string, error) { return string(b), nil }
 	impls := fieldGetters(fieldBinders{bindBodyTrailerNamesGet, bindBodyTrailerValueGet, bindBodyTrailerValuesGet}, trailers, plain)
@@ -409,7 +409,7 @@ func bodyImpls() []impl {
 			if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(v) {
 				return statusErr(abi.Inval, "invalid trailer field %q", name)
 			}
-			if err := c.s.growFields(b.trailers, fieldSize(name, v), abi.LimitExceeded); err != nil {
+			if err := c.s.growFields(&b.trailers, fieldSize(name, v), abi.LimitExceeded); err != nil {
 				return err
 			}
 			b.trailers.add(name, v)

@@ -235,8 +235,10 @@ func chunksStream(r *http.Request, status int) bool {
 func (d *downstream) head(resp *response) http.Header {
 	h := d.d.Writer.Header()
 	clear(h)
-	for k, vs := range resp.hdr.httpHeader() {
-		h[k] = vs
+	// The writer's block shares the values (capped: appends stay apart).
+	for _, n := range resp.hdr.names {
+		vs := resp.hdr.vals[n]
+		h[canonicalName(n)] = vs[:len(vs):len(vs)]
 	}
 	pool.RemoveHopByHop(h)
 	h.Del("Content-Length") // framing is the host's

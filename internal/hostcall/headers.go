@@ -21,22 +21,96 @@ type header struct {
 	acct  *int64 // the session's count of header and trailer bytes, once the guest changed the block
 }
 
+// newHeader returns an empty block. The zero header is one too: its map
+// is made on the first field.
 func newHeader() *header { return &header{vals: map[string][]string{}} }
 
 // headerFrom copies h, names sorted for a stable order.
-func headerFrom(h http.Header) *header {
-	out := newHeader()
-	keys := make([]string, 0, len(h))
+func headerFrom(h http.Header) *header { return headerOf(h, false) }
+
+// headerOwned is headerFrom for an h nobody changes afterwards (an origin
+// or cache response's, handed over whole): the block shares h's value
+// slices, capped at their length, so that neither side's appends reach
+// the other. Neither side changes a value in place.
+func headerOwned(h http.Header) *header { return headerOf(h, true) }
+
+func headerOf(h http.Header, share bool) *header {
+	out := &header{names: make([]string, 0, len(h)), vals: make(map[string][]string, len(h))}
+	var stack [16]string
+	keys := stack[:0]
 	for k := range h {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		for _, v := range h[k] {
-			out.add(k, v)
+		vs := h[k]
+		if len(vs) == 0 {
+			continue
+		}
+		n := lowerName(k)
+		if _, dup := out.vals[n]; dup || !share {
+			// Two spellings of one name (a map built by hand) merge.
+			for _, v := range vs {
+				out.add(n, v)
+			}
+			continue
+		}
+		out.names = append(out.names, n)
+		out.vals[n] = vs[:len(vs):len(vs)]
+		for _, v := range vs {
+			out.resize(fieldSize(n, v))
 		}
 	}
 	return out
+}
+
+// commonFields are field names that requests and responses carry often,
+// lowercase (as the block keeps them) and canonical (as net/http keys
+// them): lowerName and canonicalName convert them without allocating.
+var commonFields = []string{
+	"accept", "accept-encoding", "accept-language", "accept-ranges", "age",
+	"authorization", "cache-control", "cdn-loop", "connection",
+	"content-disposition", "content-encoding", "content-language",
+	"content-length", "content-range", "content-type", "cookie", "date",
+	"etag", "expires", "fastly-ff", "host", "if-match", "if-modified-since",
+	"if-none-match", "if-range", "if-unmodified-since", "keep-alive",
+	"last-modified", "link", "location", "origin", "pragma", "range",
+	"referer", "server", "set-cookie", "strict-transport-security",
+	"surrogate-control", "surrogate-key", "te", "trailer",
+	"transfer-encoding", "upgrade", "user-agent", "vary", "via",
+	"x-cache", "x-cache-hits", "x-forwarded-for", "x-forwarded-host",
+	"x-forwarded-proto", "x-request-id", "x-served-by",
+}
+
+// fieldNames maps the lowercase and the canonical spelling of each of
+// commonFields to the pair; it is filled once and only read.
+var fieldNames = func() map[string]fieldName {
+	m := make(map[string]fieldName, 2*len(commonFields))
+	for _, l := range commonFields {
+		n := fieldName{lower: l, canonical: http.CanonicalHeaderKey(l)}
+		m[n.lower], m[n.canonical] = n, n
+	}
+	return m
+}()
+
+type fieldName struct{ lower, canonical string }
+
+// lowerName is strings.ToLower(name), allocating nothing for a common
+// field name in lowercase or canonical spelling.
+func lowerName(name string) string {
+	if n, ok := fieldNames[name]; ok {
+		return n.lower
+	}
+	return strings.ToLower(name)
+}
+
+// canonicalName is http.CanonicalHeaderKey(name), allocating nothing for
+// a common field name.
+func canonicalName(name string) string {
+	if n, ok := fieldNames[name]; ok {
+		return n.canonical
+	}
+	return http.CanonicalHeaderKey(name)
 }
 
 // fieldSize is what one field counts against the header limits: name,
@@ -61,7 +135,10 @@ func (h *header) release() {
 }
 
 func (h *header) add(name, value string) {
-	n := strings.ToLower(name)
+	n := lowerName(name)
+	if h.vals == nil {
+		h.vals = map[string][]string{}
+	}
 	if _, ok := h.vals[n]; !ok {
 		h.names = append(h.names, n)
 	}
@@ -72,7 +149,7 @@ func (h *header) add(name, value string) {
 // setSize is the size of name's fields after set(name, values), less
 // their size now.
 func (h *header) setSize(name string, values []string) int {
-	n := strings.ToLower(name)
+	n := lowerName(name)
 	d := 0
 	for _, v := range values {
 		d += fieldSize(n, v)
@@ -84,10 +161,13 @@ func (h *header) setSize(name string, values []string) int {
 }
 
 func (h *header) set(name string, values []string) {
-	n := strings.ToLower(name)
+	n := lowerName(name)
 	h.del(n)
 	if len(values) == 0 {
 		return
+	}
+	if h.vals == nil {
+		h.vals = map[string][]string{}
 	}
 	h.names = append(h.names, n)
 	h.vals[n] = values
@@ -97,7 +177,7 @@ func (h *header) set(name string, values []string) {
 }
 
 func (h *header) del(name string) bool {
-	n := strings.ToLower(name)
+	n := lowerName(name)
 	old, ok := h.vals[n]
 	if !ok {
 		return false
@@ -141,7 +221,20 @@ func (h *header) get(name string) []string {
 func (h *header) httpHeader() http.Header {
 	out := make(http.Header, len(h.names))
 	for _, n := range h.names {
-		out[http.CanonicalHeaderKey(n)] = append([]string(nil), h.vals[n]...)
+		out[canonicalName(n)] = append([]string(nil), h.vals[n]...)
+	}
+	return out
+}
+
+// httpHeaderShared is httpHeader for a block that is given away (an
+// origin request's, whose request handle is consumed): the result shares
+// the block's value slices, capped at their length, so that an append on
+// either side does not reach the other.
+func (h *header) httpHeaderShared() http.Header {
+	out := make(http.Header, len(h.names))
+	for _, n := range h.names {
+		vs := h.vals[n]
+		out[canonicalName(n)] = vs[:len(vs):len(vs)]
 	}
 	return out
 }
@@ -167,6 +260,9 @@ func messageImpls(m string, lookup func(c *call, h uint32) (message, error)) []i
 		return o.headers(), nil
 	}
 	nameArg := func(b []byte) (string, error) {
+		if n, ok := fieldNames[string(b)]; ok {
+			return n.lower, nil // a common name, valid
+		}
 		name := string(b)
 		if !httpguts.ValidHeaderFieldName(name) {
 			return "", statusErr(abi.Inval, "invalid header name %q", name)

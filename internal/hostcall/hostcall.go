@@ -87,6 +87,7 @@ type call struct {
 	s    *Session
 	mem  engine.Memory
 	args []uint64
+	word [8]byte // putU16/32/64's bytes: the call is on the heap already
 }
 
 // in reads the guest range (ptr, n) as a view of guest memory: a KindIn
@@ -108,21 +109,21 @@ const maxStringLen = 64 << 10
 
 // putU32 writes v at the out-pointer ptr. Errors: badalign, inval.
 func (c *call) putU32(ptr uint32, v uint32) error {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], v)
-	return c.put(ptr, 4, b[:])
+	b := c.word[:4]
+	binary.LittleEndian.PutUint32(b, v)
+	return c.put(ptr, 4, b)
 }
 
 func (c *call) putU16(ptr uint32, v uint16) error {
-	var b [2]byte
-	binary.LittleEndian.PutUint16(b[:], v)
-	return c.put(ptr, 2, b[:])
+	b := c.word[:2]
+	binary.LittleEndian.PutUint16(b, v)
+	return c.put(ptr, 2, b)
 }
 
 func (c *call) putU64(ptr uint32, v uint64) error {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	return c.put(ptr, 8, b[:])
+	b := c.word[:8]
+	binary.LittleEndian.PutUint64(b, v)
+	return c.put(ptr, 8, b)
 }
 
 func (c *call) put(ptr, align uint32, b []byte) error {
@@ -174,7 +175,14 @@ func (c *call) putMulti(values []string, buf, bufLen, cursor, endingCursor, nwri
 	if int(cursor) > len(values) {
 		return statusErr(abi.Inval, "cursor %d past the %d values", cursor, len(values))
 	}
-	var out []byte
+	// The listing is built in the session's scratch buffer: a session's
+	// hostcalls run one at a time, on the guest's goroutine.
+	out := c.s.scratch[:0]
+	defer func() {
+		if cap(out) <= maxScratch {
+			c.s.scratch = out[:0]
+		}
+	}()
 	i := int(cursor)
 	for ; i < len(values); i++ {
 		v := values[i]
@@ -369,7 +377,11 @@ func bind(h Hostcall, onError func(module, name string, status abi.Status)) engi
 		if d := s.down; flushes && d != nil && d.flush != nil {
 			d.flush.flushNow()
 		}
-		c := &call{ctx: ctx, s: s, mem: mem, args: stack}
+		// A session's hostcalls run one at a time, on the guest's
+		// goroutine: each uses the session's call, so that a hostcall
+		// allocates none. Nothing keeps c past the hostcall.
+		c := &s.call
+		*c = call{ctx: ctx, s: s, mem: mem, args: stack}
 		defer func() {
 			if r := recover(); r != nil {
 				s.env.Logger.Error("hostcall panicked", "panic", r, "request_id", s.id)
@@ -377,6 +389,7 @@ func bind(h Hostcall, onError func(module, name string, status abi.Status)) engi
 			}
 		}()
 		err := fn(c)
+		*c = call{}
 		st := statusFor(err)
 		if err != nil && st == abi.Error {
 			s.env.Logger.Debug("hostcall error", "err", err, "request_id", s.id)

@@ -3,7 +3,6 @@ package hostcall
 import (
 	"encoding/binary"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +48,7 @@ func (s *Session) httpCacheh() *handles[*httpCacheLookup] { return &s.cacheh().h
 // host (the Host header when set, else its URI's) and its URI's path and
 // query.
 func httpCacheKey(r *request) []byte {
-	u, err := url.Parse(r.uri)
+	u, err := r.parsedURL()
 	if err != nil {
 		return cache.HTTPKey("", r.uri)
 	}

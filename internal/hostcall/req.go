@@ -29,6 +29,25 @@ type request struct {
 	// so it fills the HTTP cache and passes the readthrough cache whatever
 	// override the guest sets on it (overrideOf).
 	cacheFill bool
+
+	// parsed is uri parsed (parsedURL), parsedFrom the uri it was
+	// parsed from; nobody changes *parsed.
+	parsed     *url.URL
+	parsedFrom string
+}
+
+// parsedURL returns url.Parse(r.uri), parsing it once while the URI stays
+// the same: a send reads it for the cache key and the origin request.
+func (r *request) parsedURL() (*url.URL, error) {
+	if r.parsed != nil && r.parsedFrom == r.uri {
+		return r.parsed, nil
+	}
+	u, err := url.Parse(r.uri)
+	if err != nil {
+		return nil, err
+	}
+	r.parsed, r.parsedFrom = u, r.uri
+	return u, nil
 }
 
 func (r *request) headers() *header     { return r.hdr }
@@ -216,7 +235,7 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := url.Parse(r.uri)
+	u, err := r.parsedURL()
 	if err != nil {
 		return nil, nil, statusErr(abi.HTTPInvalid, "invalid URI %q", r.uri)
 	}
@@ -233,7 +252,9 @@ func (c *call) buildOrigin(rh, bh uint32, backendName []byte, streaming bool) (*
 		}
 	}
 	fr := c.s.framingFor(r.manualFraming, r.hdr, "backend request")
-	h := r.hdr.httpHeader()
+	// The request handle is consumed below: its header block is given
+	// away, so the origin request shares its values.
+	h := r.hdr.httpHeaderShared()
 	host := h.Get("Host")
 	// Framing is the host's (framingFor), the Host header goes in
 	// Request.Host.
@@ -394,11 +415,14 @@ func (c *call) sendAsync(rh, bh uint32, backendName []byte, streaming bool, pend
 	// The goroutine logs with the logger of the request that sent it,
 	// made here: it must not read the session's request id, which
 	// next_request_wait changes on the guest's thread (issue 13).
+	// It must not use c either: the session reuses it for its next
+	// hostcall (bind).
 	log := c.s.logger()
+	s := c.s
 	go func() {
-		defer c.s.wg.Done()
+		defer s.wg.Done()
 		defer close(p.done)
-		p.resp, p.err = c.s.env.send(ctx, be, req, ov, hk)
+		p.resp, p.err = s.env.send(ctx, be, req, ov, hk)
 		if p.err != nil {
 			log.Info("backend request failed", "backend", be.name, "err", p.err)
 		}

@@ -24,8 +24,10 @@ func newResponse() *response {
 	return &response{status: http.StatusOK, version: abi.HTTP11, hdr: newHeader()}
 }
 
+// responseFrom makes the response handle's response of resp, an origin
+// or cache response whose header map it takes over (headerOwned).
 func responseFrom(resp *http.Response) *response {
-	return &response{status: resp.StatusCode, version: versionCode(resp.ProtoMajor, resp.ProtoMinor), hdr: headerFrom(resp.Header)}
+	return &response{status: resp.StatusCode, version: versionCode(resp.ProtoMajor, resp.ProtoMinor), hdr: headerOwned(resp.Header)}
 }
 
 func versionCode(major, minor int) uint32 {

@@ -85,9 +85,13 @@ type Downstream struct {
 // A session is used by one guest thread; only pending requests are touched
 // by other goroutines, through their own synchronisation.
 type Session struct {
-	env *Env
-	id  string
-	ctx context.Context
+	// call is the running hostcall's (bind), scratch putMulti's buffer,
+	// kept between hostcalls (up to maxScratch bytes).
+	call    call
+	scratch []byte
+	env     *Env
+	id      string
+	ctx     context.Context
 
 	next     uint32
 	reqs     handles[*request]
@@ -186,3 +190,6 @@ func (s *Session) Close() {
 		delete(s.dynamic, name)
 	}
 }
+
+// maxScratch bounds the buffer a session keeps for listings (putMulti).
+const maxScratch = 16 << 10

@@ -33,7 +33,8 @@ type conn struct {
 	reason    closeReason // why it is to be (or was) closed; reasonNone: not decided
 	closed    bool        // Close was called
 	counted   bool        // counted in Stats.Closed
-	timer     *time.Timer // idle retirement timer
+	timer     *time.Timer // idle retirement timer, reused across idle periods
+	timerSeq  int         // uses when timer was last armed
 
 	// originIdle is the origin's idle timeout from a Keep-Alive response
 	// header (hasOriginIdle tells it was sent).

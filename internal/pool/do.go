@@ -92,7 +92,7 @@ func (p *Pool) do(ctx context.Context, req *http.Request, t Timeouts) (*http.Res
 	p.mu.Unlock()
 
 	base := p.outgoing(req)
-	resp, cl, err := p.roundTrip(ctx, base, base.Body, t)
+	resp, cl, err := p.roundTrip(ctx, base, base.Body, t, false)
 	if err == nil || !cl.retryable(ctx, base, err) {
 		return resp, err
 	}
@@ -106,7 +106,7 @@ func (p *Pool) do(ctx context.Context, req *http.Request, t Timeouts) (*http.Res
 	p.stats.Retries++
 	p.mu.Unlock()
 	p.logger.Debug("retrying origin request", "pool", p.id, "addr", p.s.Addr, "method", base.Method)
-	resp, _, err = p.roundTrip(ctx, base, body, t)
+	resp, _, err = p.roundTrip(ctx, base, body, t, true)
 	return resp, err
 }
 
@@ -174,13 +174,21 @@ func (p *Pool) outgoing(req *http.Request) *http.Request {
 
 // roundTrip sends base with body through the Transport once (the
 // Transport may retry internally). It returns the call, whose record of
-// the attempts decides a retry.
-func (p *Pool) roundTrip(ctx context.Context, base *http.Request, body io.ReadCloser, t Timeouts) (*http.Response, *call, error) {
+// the attempts decides a retry. base is the pool's own copy (outgoing):
+// the first attempt sends its header map as it is (gotConn may add
+// Connection: close to it); a retry sends a copy of it without that.
+func (p *Pool) roundTrip(ctx context.Context, base *http.Request, body io.ReadCloser, t Timeouts, retry bool) (*http.Response, *call, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	cl := &call{p: p, t: t, cancel: cancel}
 	rctx = context.WithValue(rctx, connectTimeoutKey{}, t.Connect)
 	rctx = httptrace.WithClientTrace(rctx, cl.trace())
-	req := base.Clone(rctx)
+	var req *http.Request
+	if retry {
+		req = base.Clone(rctx)
+		req.Header.Del("Connection") // the first attempt's close request
+	} else {
+		req = base.WithContext(rctx)
+	}
 	req.Body = body
 	cl.header = req.Header
 
@@ -215,7 +223,7 @@ func (p *Pool) roundTrip(ctx context.Context, base *http.Request, body io.ReadCl
 	}
 	resp.Body = &respBody{
 		rc: resp.Body, p: p, c: cur.c, seq: cur.seq, respClose: resp.Close,
-		ctx: ctx, cancel: cancel, timeout: t.BetweenBytes,
+		ctx: ctx, cancel: cancel, timeout: t.BetweenBytes, cl: cl,
 	}
 	return resp, cl, nil
 }
@@ -241,16 +249,88 @@ type call struct {
 	cancel context.CancelCauseFunc
 	header http.Header // the outgoing request's headers
 
-	mu        sync.Mutex
-	n         int       // attempts started (GetConn)
-	waiting   bool      // the current attempt found the pool at MaxConnections
-	cur       attempt   // the current attempt
-	earlier   []attempt // attempts the Transport gave up on
-	setClose  bool      // header holds the Connection: close acquire asked for
-	pending   bool      // counted in Pool.pending
-	connTimer *time.Timer
-	fbTimer   *time.Timer
-	timedOut  error // ErrPoolExhausted, ErrConnectTimeout or ErrFirstByteTimeout
+	mu       sync.Mutex
+	n        int       // attempts started (GetConn)
+	waiting  bool      // the current attempt found the pool at MaxConnections
+	cur      attempt   // the current attempt
+	earlier  []attempt // attempts the Transport gave up on
+	setClose bool      // header holds the Connection: close acquire asked for
+	pending  bool      // counted in Pool.pending
+	timedOut error     // ErrPoolExhausted, ErrConnectTimeout or ErrFirstByteTimeout
+
+	// One timer serves the call's timeouts in turn (armFor): the wait for
+	// a connection, then for the first response byte, then each wait for
+	// body data, so that a request makes one timer, not one per wait.
+	timer    *time.Timer
+	kind     timeoutKind // what the armed timer bounds; timeoutNone: disarmed
+	armedN   int         // the attempt (n) it was armed for
+	deadline time.Time   // when it is due
+	body     *respBody   // the body whose reads timeoutBody bounds
+}
+
+// timeoutKind is what a call's timer bounds.
+type timeoutKind uint8
+
+const (
+	timeoutNone timeoutKind = iota
+	timeoutConnect
+	timeoutFirstByte
+	timeoutBody
+)
+
+// armLocked (cl.mu held) sets the call's timer to fire after d for kind.
+func (cl *call) armLocked(kind timeoutKind, d time.Duration) {
+	cl.kind, cl.armedN, cl.deadline = kind, cl.n, time.Now().Add(d)
+	if cl.timer == nil {
+		cl.timer = time.AfterFunc(d, cl.timerFired)
+	} else {
+		cl.timer.Reset(d)
+	}
+}
+
+// disarmLocked (cl.mu held) stops the timer if it bounds kind
+// (timeoutNone: whatever it bounds).
+func (cl *call) disarmLocked(kind timeoutKind) {
+	if cl.kind == timeoutNone || (kind != timeoutNone && cl.kind != kind) {
+		return
+	}
+	cl.kind = timeoutNone
+	cl.timer.Stop()
+}
+
+// timerFired handles the timer's firing. A firing from an earlier arming
+// that raced with a Stop or Reset (an AfterFunc's function may already be
+// running) finds the timer disarmed or its deadline not yet come, and
+// does nothing.
+func (cl *call) timerFired() {
+	cl.mu.Lock()
+	if cl.kind == timeoutNone || time.Now().Before(cl.deadline) {
+		cl.mu.Unlock()
+		return
+	}
+	kind, n := cl.kind, cl.armedN
+	cl.kind = timeoutNone
+	switch kind {
+	case timeoutConnect:
+		if cl.n == n && cl.cur.c == nil && cl.timedOut == nil {
+			cl.timedOut = ErrConnectTimeout
+			if cl.waiting {
+				cl.timedOut = ErrPoolExhausted
+			}
+			cl.cancel(cl.timedOut)
+		}
+	case timeoutFirstByte:
+		if cl.n == n && !cl.cur.firstByte && cl.timedOut == nil {
+			cl.timedOut = ErrFirstByteTimeout
+			cl.cancel(ErrFirstByteTimeout)
+		}
+	case timeoutBody:
+		cl.body.fired.Store(true)
+		cl.mu.Unlock()
+		cl.cancel(ErrBetweenBytesTimeout)
+		return
+	}
+	cl.mu.Unlock()
 }
 
 func (cl *call) trace() *httptrace.ClientTrace {
@@ -293,19 +373,7 @@ func (cl *call) getConn(string) {
 	}
 	cl.cur = attempt{}
 	cl.waiting = waiting
-	n := cl.n
-	cl.connTimer = time.AfterFunc(cl.t.Connect, func() {
-		cl.mu.Lock()
-		defer cl.mu.Unlock()
-		if cl.n != n || cl.cur.c != nil || cl.timedOut != nil {
-			return
-		}
-		cl.timedOut = ErrConnectTimeout
-		if cl.waiting {
-			cl.timedOut = ErrPoolExhausted
-		}
-		cl.cancel(cl.timedOut)
-	})
+	cl.armLocked(timeoutConnect, cl.t.Connect)
 }
 
 // gotConn records the connection an attempt got. On the connection's last
@@ -320,9 +388,7 @@ func (cl *call) gotConn(info httptrace.GotConnInfo) {
 	}
 	seq, last := cl.p.acquire(c, info.Reused, cl.pending)
 	cl.pending = false
-	if cl.connTimer != nil {
-		cl.connTimer.Stop()
-	}
+	cl.disarmLocked(timeoutConnect)
 	cl.cur = attempt{c: c, seq: seq, reused: info.Reused}
 	// The Transport writes this header map (shared with its copies of the
 	// request) after GotConn returns, in this goroutine or after handing
@@ -347,28 +413,14 @@ func (cl *call) wroteRequest(info httptrace.WroteRequestInfo) {
 	if cl.cur.firstByte || cl.timedOut != nil {
 		return
 	}
-	n := cl.n
-	if cl.fbTimer != nil {
-		cl.fbTimer.Stop()
-	}
-	cl.fbTimer = time.AfterFunc(cl.t.FirstByte, func() {
-		cl.mu.Lock()
-		defer cl.mu.Unlock()
-		if cl.n != n || cl.cur.firstByte || cl.timedOut != nil {
-			return
-		}
-		cl.timedOut = ErrFirstByteTimeout
-		cl.cancel(ErrFirstByteTimeout)
-	})
+	cl.armLocked(timeoutFirstByte, cl.t.FirstByte)
 }
 
 func (cl *call) gotFirstResponseByte() {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.cur.firstByte = true
-	if cl.fbTimer != nil {
-		cl.fbTimer.Stop()
-	}
+	cl.disarmLocked(timeoutFirstByte)
 }
 
 // putIdleConn: the Transport put the current attempt's connection back in
@@ -396,12 +448,7 @@ func (cl *call) stopTimers() {
 		cl.p.pending--
 		cl.p.mu.Unlock()
 	}
-	if cl.connTimer != nil {
-		cl.connTimer.Stop()
-	}
-	if cl.fbTimer != nil {
-		cl.fbTimer.Stop()
-	}
+	cl.disarmLocked(timeoutNone)
 }
 
 // wrapError wraps a RoundTrip error in its sentinel.
@@ -493,9 +540,9 @@ type respBody struct {
 	cancel    context.CancelCauseFunc
 	timeout   time.Duration
 
-	timer *time.Timer // between-bytes timer, reset on each Read
+	cl    *call // its timer bounds each Read (timeoutBody)
 	fired atomic.Bool
-	mu    sync.Mutex // serializes Reads (timer reuse)
+	mu    sync.Mutex // serializes Reads (one timer)
 	once  sync.Once
 }
 
@@ -504,13 +551,15 @@ type respBody struct {
 func (b *respBody) Read(buf []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.timeout, b.timeoutFired)
-	} else {
-		b.timer.Reset(b.timeout)
-	}
+	cl := b.cl
+	cl.mu.Lock()
+	cl.body = b
+	cl.armLocked(timeoutBody, b.timeout)
+	cl.mu.Unlock()
 	n, err := b.rc.Read(buf)
-	b.timer.Stop()
+	cl.mu.Lock()
+	cl.disarmLocked(timeoutBody)
+	cl.mu.Unlock()
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -526,11 +575,6 @@ func (b *respBody) Read(buf []byte) (int, error) {
 		b.end(err)
 	}
 	return n, err
-}
-
-func (b *respBody) timeoutFired() {
-	b.fired.Store(true)
-	b.cancel(ErrBetweenBytesTimeout)
 }
 
 // Close closes the body. Closed before EOF, the connection is not reused.

@@ -633,19 +633,23 @@ func (p *Pool) scheduleLocked(c *conn) bool {
 		}
 		return true
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	// One timer per connection, made on its first idle period and reset
+	// on every later one: a request costs no new timer.
+	c.timerSeq = c.uses
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, func() { p.idleTimerFired(c) })
+	} else {
+		c.timer.Reset(d)
 	}
-	seq := c.uses
-	c.timer = time.AfterFunc(d, func() { p.idleTimerFired(c, seq) })
 	return false
 }
 
-// idleTimerFired retires c if it is still idle since request seq and its
-// deadline has come.
-func (p *Pool) idleTimerFired(c *conn, seq int) {
+// idleTimerFired retires c if it is still idle since the request its timer
+// was armed after, and its deadline has come. A firing that raced with a
+// reset finds c busy, or re-arms the timer for the deadline not yet come.
+func (p *Pool) idleTimerFired(c *conn) {
 	p.mu.Lock()
-	if c.uses != seq || !c.idle || c.closed {
+	if c.uses != c.timerSeq || !c.idle || c.closed {
 		p.mu.Unlock()
 		return
 	}
