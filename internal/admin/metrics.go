@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ type Metrics struct {
 	activations    prometheus.Counter
 	activeVersion  prometheus.Gauge
 	traffic        traffic // the status page's request rate and status mix
+	// byStatus caches requests' child counter of each status from 100
+	// to 999 (statusCounter), so that a request does not hash its label.
+	byStatus [900]atomic.Pointer[prometheus.Counter]
 }
 
 // NewMetrics returns the metrics; pools (may be nil) are read at each
@@ -75,11 +79,26 @@ func NewMetrics(pools *pool.Manager) *Metrics {
 
 // ObserveRequest implements server.Metrics.
 func (m *Metrics) ObserveRequest(status int, sandbox bool, d time.Duration) {
-	m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	m.statusCounter(status).Inc()
 	m.traffic.observe(time.Now(), status)
 	if sandbox {
 		m.duration.Observe(d.Seconds())
 	}
+}
+
+// statusCounter returns the requests counter of status, from the cache
+// for a three-digit status.
+func (m *Metrics) statusCounter(status int) prometheus.Counter {
+	if status < 100 || status > 999 {
+		return m.requests.WithLabelValues(strconv.Itoa(status))
+	}
+	slot := &m.byStatus[status-100]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := m.requests.WithLabelValues(strconv.Itoa(status))
+	slot.Store(&c) // a racing store holds the same child
+	return c
 }
 
 // HostcallError counts one hostcall that returned status; it fits

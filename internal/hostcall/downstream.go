@@ -275,7 +275,7 @@ const flushDelay = time.Millisecond
 type flushWriter struct {
 	mu      sync.Mutex
 	w       http.ResponseWriter
-	rc      *http.ResponseController
+	rc      http.ResponseController
 	t       *time.Timer
 	due     atomic.Bool // bytes (or the head) wait for a flush
 	armed   bool        // t is running
@@ -284,7 +284,7 @@ type flushWriter struct {
 }
 
 func newFlushWriter(w http.ResponseWriter) *flushWriter {
-	return &flushWriter{w: w, rc: http.NewResponseController(w)}
+	return &flushWriter{w: w, rc: *http.NewResponseController(w)}
 }
 
 func (f *flushWriter) Write(p []byte) (int, error) {

@@ -37,12 +37,19 @@ var errClientCut = errors.New("the request's wall-clock limit ended the client c
 //
 // The deadlines are the connection's (http.ResponseController), so a
 // deadline left behind would hit the connection's next request: a read's
-// deadline is cleared when the read returns, and ServeHTTP clears the
-// write deadline at the start of each request.
+// deadline is cleared when the read returns. The write deadline is set
+// only when it is due (armWriteDeadline): a write, flush or body read (a
+// 100 Continue) finds the one the request set last at least the write
+// stall timeout away, else sets it an eighth of that timeout further
+// (writeDeadlineSlack), so that a request moves it about once per that
+// eighth, not once per write. A request's first write, flush or body
+// read always sets it: one an earlier request left (net/http clears it
+// after each request; older releases did not) never cuts a later one.
 type client struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	body io.ReadCloser
+	w      http.ResponseWriter
+	rc     http.ResponseController
+	body   io.ReadCloser
+	noBody bool // body is http.NoBody: a read has nothing to wait for
 
 	readStall, writeStall time.Duration
 	closeConn             bool // Connection: close on the response (a CL+TE request)
@@ -52,15 +59,17 @@ type client struct {
 	slots, waits chan struct{}
 
 	mu        sync.Mutex
-	started   bool // a final response head went out
-	expired   bool // the wall-clock limit cut the connection
-	over      bool // ServeHTTP returned: the connection may serve another request
-	held      bool // the request holds a sandbox slot
-	waiting   bool // it holds a waiting place instead (the slot was given back)
-	regaining bool // a read or write that ended is waiting for a slot
-	io        int  // reads and writes of the client in flight
+	started   bool  // a final response head went out
+	expired   bool  // the wall-clock limit cut the connection
+	over      bool  // ServeHTTP returned: the connection may serve another request
+	held      bool  // the request holds a sandbox slot
+	waiting   bool  // it holds a waiting place instead (the slot was given back)
+	regaining bool  // a read or write that ended is waiting for a slot
+	io        int   // reads and writes of the client in flight
+	wd        int64 // the write deadline the request set last, in Unix nanoseconds; 0: none yet
 	release   *time.Timer
-	cut       chan struct{} // closed by expire or finish: a wait for a slot ends
+	isCut     bool          // expire or finish ran: no wait for a slot begins
+	cut       chan struct{} // made by the first wait for a slot; closed once isCut
 	// The ResponseWriter cannot take a read or write deadline
 	// (http.ErrNotSupported, e.g. a recorder or a wrapper without
 	// Unwrap): it is not asked again.
@@ -97,15 +106,34 @@ func (c *client) setWriteDeadline(t time.Time) {
 	}
 }
 
-// newClient takes over the sandbox slot the request holds (one value in
-// slots): finish gives it back, or the waiting place that replaced it.
-func newClient(w http.ResponseWriter, r *http.Request, readStall, writeStall time.Duration, slots, waits chan struct{}) *client {
-	c := &client{w: w, rc: http.NewResponseController(w), body: r.Body, readStall: readStall, writeStall: writeStall,
-		slots: slots, waits: waits, held: true, cut: make(chan struct{}),
-		noReadDeadline:  !unwrapsTo[interface{ SetReadDeadline(time.Time) error }](w),
-		noWriteDeadline: !unwrapsTo[interface{ SetWriteDeadline(time.Time) error }](w)}
-	c.setWriteDeadline(time.Time{}) // what an earlier request on the connection left
-	return c
+// writeDeadlineSlack is how much later than the write stall timeout d a
+// write deadline is set (armWriteDeadline): a write that makes no
+// progress is cut after between d and d+d/8.
+func writeDeadlineSlack(d time.Duration) time.Duration { return d / 8 }
+
+// armWriteDeadline sets the write deadline when the one set last is
+// nearer than the write stall timeout (or none is set); c.mu is held.
+func (c *client) armWriteDeadline() {
+	if c.noWriteDeadline {
+		return
+	}
+	now := time.Now()
+	if c.wd != 0 && c.wd-now.UnixNano() >= int64(c.writeStall) {
+		return
+	}
+	t := now.Add(c.writeStall + writeDeadlineSlack(c.writeStall))
+	c.setWriteDeadline(t)
+	c.wd = t.UnixNano()
+}
+
+// initClient makes the zero c the client of r, and c takes over the
+// sandbox slot the request holds (one value in slots): finish gives it
+// back, or the waiting place that replaced it.
+func initClient(c *client, w http.ResponseWriter, r *http.Request, readStall, writeStall time.Duration, slots, waits chan struct{}) {
+	c.w, c.rc, c.body, c.noBody = w, *http.NewResponseController(w), r.Body, r.Body == http.NoBody
+	c.readStall, c.writeStall, c.slots, c.waits, c.held = readStall, writeStall, slots, waits, true
+	c.noReadDeadline = !unwrapsTo[interface{ SetReadDeadline(time.Time) error }](w)
+	c.noWriteDeadline = !unwrapsTo[interface{ SetWriteDeadline(time.Time) error }](w)
 }
 
 // ioBegin marks a read or write of the client as in flight: if it blocks
@@ -162,7 +190,14 @@ func (c *client) ioEnd() {
 		c.mu.Unlock()
 		return
 	}
+	if c.isCut {
+		c.mu.Unlock()
+		return
+	}
 	c.regaining = true
+	if c.cut == nil {
+		c.cut = make(chan struct{})
+	}
 	cut := c.cut
 	c.mu.Unlock()
 	got := false
@@ -201,9 +236,11 @@ func (c *client) releaseAll() {
 
 // endCut ends any wait for a slot; c.mu is held.
 func (c *client) endCut() {
-	select {
-	case <-c.cut:
-	default:
+	if c.isCut {
+		return
+	}
+	c.isCut = true
+	if c.cut != nil {
 		close(c.cut)
 	}
 }
@@ -223,6 +260,7 @@ func (c *client) expire() {
 	c.setReadDeadline(now)
 	if c.started {
 		c.setWriteDeadline(now)
+		c.wd = now.UnixNano()
 	}
 }
 
@@ -241,7 +279,7 @@ func (c *client) finish() {
 		c.releaseAll()
 	}
 	if !c.expired || !c.started {
-		c.setWriteDeadline(time.Now().Add(c.writeStall))
+		c.armWriteDeadline()
 	}
 }
 
@@ -253,21 +291,29 @@ func (c *client) armRead() bool {
 	if c.expired {
 		return false
 	}
+	if c.noBody {
+		return true
+	}
 	c.setReadDeadline(time.Now().Add(c.readStall))
+	// A read may first send 100 Continue (net/http does, for a request
+	// that expects it).
+	c.armWriteDeadline()
 	return true
 }
 
 func (c *client) disarmRead() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.expired {
+	if !c.expired && !c.noBody {
 		c.setReadDeadline(time.Time{})
 	}
 }
 
-// armWrite sets the write deadline of one write or flush; final marks the
-// response as started.
-func (c *client) armWrite(final bool) bool {
+// armWrite readies one write or flush (io) or one final response head
+// (no io: net/http writes nothing to the connection for it); final marks
+// the response as started. With io it arms the write deadline
+// (armWriteDeadline). ok is false once the connection was cut.
+func (c *client) armWrite(final, io bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.expired {
@@ -278,12 +324,17 @@ func (c *client) armWrite(final bool) bool {
 	} else if final {
 		c.started = true
 	}
-	c.setWriteDeadline(time.Now().Add(c.writeStall))
+	if io {
+		c.armWriteDeadline()
+	}
 	return true
 }
 
 // stallError names the stall that cut a read or write.
 func stallError(op string, d time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("client %s made no progress for %v: %w", op, d, err)
@@ -321,11 +372,18 @@ func (w clientWriter) Header() http.Header { return w.c.w.Header() }
 
 func (w clientWriter) WriteHeader(code int) {
 	final := code >= 200
-	if !w.c.armWrite(final) {
+	// A final head waits in the ResponseWriter for the first write or
+	// flush (net/http, HTTP/1.x and HTTP/2 alike): only an informational
+	// one is written to the client at once.
+	if !w.c.armWrite(final, !final) {
 		return
 	}
 	if w.c.closeConn && final {
 		w.c.w.Header().Set("Connection", "close")
+	}
+	if final {
+		w.c.w.WriteHeader(code)
+		return
 	}
 	w.c.ioBegin()
 	w.c.w.WriteHeader(code)
@@ -333,7 +391,7 @@ func (w clientWriter) WriteHeader(code int) {
 }
 
 func (w clientWriter) Write(p []byte) (int, error) {
-	if !w.c.armWrite(true) {
+	if !w.c.armWrite(true, true) {
 		return 0, errClientCut
 	}
 	if w.c.closeConn {
@@ -348,7 +406,7 @@ func (w clientWriter) Write(p []byte) (int, error) {
 // FlushError flushes with the write stall timeout (http.ResponseController
 // calls it).
 func (w clientWriter) FlushError() error {
-	if !w.c.armWrite(true) {
+	if !w.c.armWrite(true, true) {
 		return errClientCut
 	}
 	w.c.ioBegin()

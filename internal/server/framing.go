@@ -38,12 +38,15 @@ type watchedConn interface{ framing() *framingWatch }
 
 type framingKey struct{}
 
-// smuggled reports whether the connection of ctx saw a request with both
-// Content-Length and Transfer-Encoding.
-func smuggled(ctx context.Context) bool {
+// connWatch returns the watcher of the connection of ctx, nil if none.
+func connWatch(ctx context.Context) *framingWatch {
 	fw, _ := ctx.Value(framingKey{}).(*framingWatch)
-	return fw != nil && fw.both.Load()
+	return fw
 }
+
+// smuggled reports whether fw's connection saw a request with both
+// Content-Length and Transfer-Encoding.
+func smuggled(fw *framingWatch) bool { return fw != nil && fw.both.Load() }
 
 type framingListener struct{ net.Listener }
 

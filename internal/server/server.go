@@ -194,6 +194,16 @@ type handoff struct {
 	client *client // the connection: stall timeouts, cut at the limit
 }
 
+// exchange is what ServeHTTP makes for one request, in one allocation:
+// the handoff, the counting and stall-bounded writers and the guest's
+// copy of the request.
+type exchange struct {
+	h  handoff
+	cw countingWriter
+	cl client
+	gr http.Request
+}
+
 // result is how a request's sandbox work ended.
 type result struct {
 	out hostcall.Outcome
@@ -204,11 +214,12 @@ type result struct {
 // asked for another request (next_request), else a fresh one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	closeConn := smuggled(r.Context())
+	conn := connWatch(r.Context())
+	closeConn := smuggled(conn)
 	if closeConn {
 		w.Header().Set("Connection", "close")
 	}
-	// The slot is the client's (newClient) from here: a read or write
+	// The slot is the client's (initClient) from here: a read or write
 	// that blocks on the client gives it back while it waits.
 	select {
 	case s.slots <- struct{}{}:
@@ -229,16 +240,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer v.inflight.Done()
 
-	cw := &countingWriter{ResponseWriter: w}
-	cl := newClient(cw, r, s.cfg.ReadStallTimeout, s.cfg.WriteStallTimeout, s.slots, s.waits)
+	x := new(exchange)
+	cw := &x.cw
+	cw.ResponseWriter = w
+	cl := &x.cl
+	initClient(cl, cw, r, s.cfg.ReadStallTimeout, s.cfg.WriteStallTimeout, s.slots, s.waits)
 	cl.closeConn = closeConn
 	defer cl.finish()
 	// The guest reads a copy with the stall-bounded body: net/http keeps
 	// reading r.Body (its type tells whether the body was closed early).
-	gr := new(http.Request)
+	gr := &x.gr
 	*gr = *r
 	gr.Body = clientBody{cl}
-	h := &handoff{
+	h := &x.h
+	*h = handoff{
 		id:   newRequestID(),
 		done: make(chan result, 1),
 		ds: hostcall.Downstream{
@@ -479,9 +494,11 @@ func addrIP(addr string) net.IP {
 }
 
 func localIP(r *http.Request) net.IP {
-	a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return nil
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return a.IP
+	case net.Addr:
+		return addrIP(a.String())
 	}
-	return addrIP(a.String())
+	return nil
 }

@@ -511,3 +511,51 @@ func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptAliveConnectionOutlivesStallTimeouts: a kept-alive connection
+// that idles for longer than the stall timeouts between its requests
+// still gets each response whole, and a 100 Continue for an upload: the
+// write deadline an earlier request left on the connection (the server
+// moves it only when it is due, see README.md "Slow clients") never cuts
+// a later one. The stalled-client tests show that a stall is still cut.
+func TestKeptAliveConnectionOutlivesStallTimeouts(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	h := startHost(t, guests["flood"], "", hostOpts{timeout: 30 * time.Second, readStall: stall, writeStall: stall})
+	c := rawConn(t, h.url)
+	br := bufio.NewReader(c)
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	read := func(what string) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s: body: %v", what, err)
+		}
+		return resp, string(b)
+	}
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(c, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		what := "GET / #" + strconv.Itoa(i)
+		send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := read(what); resp.StatusCode != 200 || body == "" {
+			t.Fatalf("%s: status %d, body %q", what, resp.StatusCode, body)
+		}
+		time.Sleep(2 * stall) // past the deadline the request's write set
+	}
+	send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	if resp, _ := read("upload"); resp.StatusCode != http.StatusContinue {
+		t.Fatalf("upload: status %d, want 100 Continue first", resp.StatusCode)
+	}
+	send("hello")
+	if resp, body := read("upload"); resp.StatusCode != 200 || body != "upload 5\n" {
+		t.Fatalf("upload: status %d, body %q", resp.StatusCode, body)
+	}
+}
