@@ -191,6 +191,9 @@ func (b *body) readReady() (bool, <-chan struct{}) {
 		if !ok {
 			ra = &readahead{r: part.r, interrupt: b.s.downstreamInterrupt(part.r)}
 			part.r = ra
+			if ra.interrupt != nil {
+				b.s.downstreamReadaheads = true
+			}
 		}
 		st, wait := ra.poll()
 		switch st {
@@ -229,6 +232,9 @@ func (s *Session) downstreamInterrupt(r io.ReadCloser) func() bool {
 // request body the session still holds; next_request calls it before the
 // request is handed back to the server.
 func (s *Session) stopDownstreamReads() {
+	if !s.downstreamReadaheads {
+		return // no body ever read a downstream request body ahead
+	}
 	for _, b := range s.bodies.m {
 		for _, part := range b.parts {
 			if ra, ok := part.r.(*readahead); ok && ra.interrupt != nil {

@@ -118,6 +118,9 @@ type Session struct {
 	logBudget  logBucket         // fastly_log.write bytes (checkLog)
 	logHs      map[string]uint32 // log endpoint handles by name (logHandle)
 	storeHs    map[string]uint32 // store handles by module and name (storeHandle)
+	// downstreamReadaheads is set once a downstream request body is read
+	// ahead (readReady): stopDownstreamReads has something to stop.
+	downstreamReadaheads bool
 }
 
 // NewSession starts the state of one sandbox. id is the request id (it
