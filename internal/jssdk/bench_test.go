@@ -63,26 +63,7 @@ func BenchmarkJSCompile(b *testing.B) {
 // engine, no network: instantiate, run the JS runtime's start-up and the
 // handler, respond.
 func BenchmarkJSSandbox(b *testing.B) {
-	wasm := jsGuest(b, "hello")
-	for _, name := range guesttest.EngineNames() {
-		b.Run(name, func(b *testing.B) {
-			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { eng.Close(context.Background()) })
-			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
-			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || w.Body.String() != "hello from js\n" {
-					b.Fatalf("status %d: %q", w.Code, w.Body)
-				}
-			}
-		})
-	}
+	benchRequests(b, "hello", func(body string) bool { return body == "hello from js\n" })
 }
 
 // BenchmarkJSSandboxReused: requests to testdata/jsguests/hellomany.js,
@@ -90,10 +71,16 @@ func BenchmarkJSSandbox(b *testing.B) {
 // sandbox serves them in turn, as BenchmarkJSSandbox's hello would if
 // every request did not start a sandbox of its own.
 func BenchmarkJSSandboxReused(b *testing.B) {
-	wasm := jsGuest(b, "hellomany")
-	for _, name := range guesttest.EngineNames() {
-		b.Run(name, func(b *testing.B) {
-			eng, err := guesttest.NewEngine(name, engine.Config{CacheDir: shared.cache})
+	benchRequests(b, "hellomany", func(body string) bool { return strings.HasPrefix(body, "served ") })
+}
+
+// benchRequests serves GET /bench to the JS guest name on each engine
+// (httptest recorder, no network), each answer 200 with a body ok takes.
+func benchRequests(b *testing.B, name string, ok func(body string) bool) {
+	wasm := jsGuest(b, name)
+	for _, engName := range guesttest.EngineNames() {
+		b.Run(engName, func(b *testing.B) {
+			eng, err := guesttest.NewEngine(engName, engine.Config{CacheDir: shared.cache})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -104,7 +91,7 @@ func BenchmarkJSSandboxReused(b *testing.B) {
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				srv.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || !strings.HasPrefix(w.Body.String(), "served ") {
+				if w.Code != http.StatusOK || !ok(w.Body.String()) {
 					b.Fatalf("status %d: %q", w.Code, w.Body)
 				}
 			}
