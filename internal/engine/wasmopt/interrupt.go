@@ -360,15 +360,42 @@ func (rw *rewriter) constExpr(r *reader, out []byte) []byte {
 }
 
 func (rw *rewriter) code(b []byte) []byte {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil
+	}
+	out := binary.AppendUvarint(nil, count)
+	var body []byte
+	ok := funcBodies(b, func(fr *reader, locals []byte) bool {
+		body = rw.check(append(body[:0], locals...))
+		for fr.pos < len(fr.b) && body != nil {
+			body = rw.instr(fr, body, true)
+		}
+		if body == nil {
+			return false
+		}
+		out = binary.AppendUvarint(out, uint64(len(body)))
+		out = append(out, body...)
+		return true
+	})
+	if !ok {
+		return nil
+	}
+	return out
+}
+
+// funcBodies walks the function bodies of code section b: fn gets a
+// reader of each body positioned at its first instruction (the body ends
+// at len(fr.b)) and the body's local declarations as they are. It returns
+// false when fn does, or when the section or a body is malformed.
+func funcBodies(b []byte, fn func(fr *reader, locals []byte) bool) bool {
 	r := &reader{b: b}
 	count := r.u32()
-	out := binary.AppendUvarint(nil, uint64(count))
-	var body []byte
 	for i := uint32(0); i < count && !r.bad; i++ {
 		size := r.u32()
 		end := r.pos + int(size)
 		if r.bad || end > len(b) || end < r.pos {
-			return nil
+			return false
 		}
 		fr := &reader{b: b[:end], pos: r.pos}
 		groups := fr.u32()
@@ -376,25 +403,12 @@ func (rw *rewriter) code(b []byte) []byte {
 			fr.u32()
 			fr.byte()
 		}
-		if fr.bad {
-			return nil
+		if fr.bad || !fn(fr, b[r.pos:fr.pos]) || fr.bad {
+			return false
 		}
-		body = append(body[:0], b[r.pos:fr.pos]...)
-		body = rw.check(body)
-		for fr.pos < end && body != nil {
-			body = rw.instr(fr, body, true)
-		}
-		if body == nil || fr.bad {
-			return nil
-		}
-		out = binary.AppendUvarint(out, uint64(len(body)))
-		out = append(out, body...)
 		r.pos = end
 	}
-	if r.bad || r.pos != len(b) {
-		return nil
-	}
-	return out
+	return !r.bad && r.pos == len(b)
 }
 
 // instr copies one instruction from r to out, shifting function indices

@@ -276,22 +276,9 @@ func (rw *rewriter) passiveDataOnly(b []byte) bool {
 // an instruction that changes a table or drops a segment, or one instr
 // does not know.
 func (rw *rewriter) codeKeepsTables(b []byte) bool {
-	r := &reader{b: b}
-	count := r.u32()
 	var scratch []byte
-	for i := uint32(0); i < count && !r.bad; i++ {
-		size := r.u32()
-		end := r.pos + int(size)
-		if r.bad || end > len(b) || end < r.pos {
-			return false
-		}
-		fr := &reader{b: b[:end], pos: r.pos}
-		groups := fr.u32()
-		for j := uint32(0); j < groups && !fr.bad; j++ {
-			fr.u32()
-			fr.byte()
-		}
-		for fr.pos < end && !fr.bad {
+	return funcBodies(b, func(fr *reader, _ []byte) bool {
+		for fr.pos < len(fr.b) && !fr.bad {
 			if op := fr.b[fr.pos]; (op == 0x26 || op == 0xfc) && changesState(fr.b[fr.pos:]) {
 				return false
 			}
@@ -299,12 +286,8 @@ func (rw *rewriter) codeKeepsTables(b []byte) bool {
 				return false
 			}
 		}
-		if fr.bad {
-			return false
-		}
-		r.pos = end
-	}
-	return !r.bad && r.pos == len(b)
+		return true
+	})
 }
 
 // changesState reports whether the instruction at the start of b changes a
