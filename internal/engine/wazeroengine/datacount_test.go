@@ -4,7 +4,6 @@ package wazeroengine
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/edgehost/edgehost/internal/engine"
@@ -44,15 +43,7 @@ func TestDataCountModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close(ctx)
-	link := func(imp engine.Import) (engine.HostFunc, error) {
-		if imp.Module != "t" || imp.Name != "report" {
-			return nil, fmt.Errorf("unexpected import %s", imp)
-		}
-		return func(ctx context.Context, _ engine.Memory, stack []uint64) {
-			r := ctx.Value(reportKey{}).(*[]uint32)
-			*r = append(*r, uint32(stack[0]))
-		}, nil
-	}
+	link := reportLink
 	for _, tc := range []struct {
 		name      string
 		drop      bool

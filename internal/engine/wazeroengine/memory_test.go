@@ -39,6 +39,19 @@ func isolationModule(at byte) []byte {
 
 type reportKey struct{}
 
+// reportLink links the test modules' one import, t.report(i32), to a
+// function appending its argument to the *[]uint32 under reportKey in the
+// run's context.
+func reportLink(imp engine.Import) (engine.HostFunc, error) {
+	if imp.Module != "t" || imp.Name != "report" {
+		return nil, fmt.Errorf("unexpected import %s", imp)
+	}
+	return func(ctx context.Context, _ engine.Memory, stack []uint64) {
+		r := ctx.Value(reportKey{}).(*[]uint32)
+		*r = append(*r, uint32(stack[0]))
+	}, nil
+}
+
 // TestSandboxMemoryIsolation runs the module many times, some at once,
 // on recycled memories: every sandbox must start from the module's image,
 // never from what an earlier sandbox wrote.
@@ -49,15 +62,7 @@ func TestSandboxMemoryIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close(ctx)
-	link := func(imp engine.Import) (engine.HostFunc, error) {
-		if imp.Module != "t" || imp.Name != "report" {
-			return nil, fmt.Errorf("unexpected import %s", imp)
-		}
-		return func(ctx context.Context, _ engine.Memory, stack []uint64) {
-			r := ctx.Value(reportKey{}).(*[]uint32)
-			*r = append(*r, uint32(stack[0]))
-		}, nil
-	}
+	link := reportLink
 	for _, at := range []byte{0, 4} {
 		m, err := e.Compile(ctx, isolationModule(at), link)
 		if err != nil {

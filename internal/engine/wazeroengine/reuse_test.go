@@ -124,15 +124,7 @@ func TestResetInstances(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close(ctx)
-			link := func(imp engine.Import) (engine.HostFunc, error) {
-				if imp.Module != "t" || imp.Name != "report" {
-					return nil, fmt.Errorf("unexpected import %s", imp)
-				}
-				return func(ctx context.Context, _ engine.Memory, stack []uint64) {
-					r := ctx.Value(reportKey{}).(*[]uint32)
-					*r = append(*r, uint32(stack[0]))
-				}, nil
-			}
+			link := reportLink
 			wasm := stateModule(tc.variant, tc.pages)
 			code, mem, err := prepareMemory(wasm)
 			if err != nil {
