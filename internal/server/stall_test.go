@@ -382,20 +382,29 @@ wait:
 
 // TestNonReaderFlood: N clients (20; EDGEHOST_TEST_FLOOD_N sets another
 // count) that ask for a large streamed response and read none of it are
-// all cut by the write stall timeout, the host serves other clients
-// meanwhile, and their sandboxes end. It logs the process's RSS and open
-// fds before, at the peak and after. EDGEHOST_TEST_FLOOD_STALL sets the
-// stall (1 s; the wall-clock limit is a minute).
+// all cut by the write stall timeout, their sandboxes give their slots
+// back while they are blocked, the host serves other clients meanwhile,
+// and the sandboxes end. It logs the process's RSS and open fds before,
+// at the peak and after. EDGEHOST_TEST_FLOOD_STALL sets the stall (2 s;
+// the wall-clock limit is a minute).
+//
+// The host has a waiting place for every non-reader (the bound with fewer
+// places is TestStalledClientsLeaveSlots's). Other clients are promised a
+// slot only while every non-reader is blocked: a non-reader's sandbox
+// holds its slot while it fills the socket buffers (until its write has
+// blocked for server.ClientWaitRelease) and again for the moment its cut
+// write returns to the guest, and with 20 of them on 4 slots a request
+// then may get 503 (README.md, "Limits").
 func TestNonReaderFlood(t *testing.T) {
 	n := 20
 	if s := os.Getenv("EDGEHOST_TEST_FLOOD_N"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	stall := time.Second
+	stall := 2 * time.Second
 	if s := os.Getenv("EDGEHOST_TEST_FLOOD_STALL"); s != "" {
 		stall, _ = time.ParseDuration(s)
 	}
-	h := startHost(t, guests["flood"], "", hostOpts{timeout: time.Minute, writeStall: stall, sandboxes: 4})
+	h := startHost(t, guests["flood"], "", hostOpts{timeout: time.Minute, writeStall: stall, sandboxes: 4, waiting: n})
 	if st := statusOf(h.url + "/"); st != 200 {
 		t.Fatalf("idle host: status %d", st)
 	}
@@ -404,26 +413,50 @@ func TestNonReaderFlood(t *testing.T) {
 	for range n {
 		nonReader(t, h.url)
 	}
-	peakRSS, peakFD, served := 0, 0, 0
+	peakRSS, peakFD := 0, 0
+	peaks := func() { peakRSS, peakFD = max(peakRSS, rssKB(t)), max(peakFD, openFDs(t)) }
+	// Every non-reader's write blocks once the kernel holds what its
+	// client leaves unread; its sandbox then gives its slot back. No slot
+	// stays taken until the first cut.
+	for {
+		peaks()
+		running, _, _ := h.srv.Sandboxes()
+		if running == 0 {
+			break
+		}
+		if cut := len(heldLines(h, "/big")); cut > 0 {
+			t.Fatalf("%v into the flood: %d non-reading clients cut while their sandboxes still held %d of the 4 slots", time.Since(start), cut, running)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	blocked := time.Since(start)
+	// From then until the first cut every other request gets a slot.
+	served := 0
+	for len(heldLines(h, "/big")) == 0 {
+		peaks()
+		if st := statusOf(h.url + "/"); st != 200 {
+			t.Fatalf("%v into the flood, every non-reader blocked since %v: status %d", time.Since(start), blocked, st)
+		}
+		served++
+	}
+	if served == 0 {
+		t.Fatalf("no other request was served in the %v between the non-readers' blocking and the first cut", time.Since(start)-blocked)
+	}
 	deadline := time.Now().Add(stall + 60*time.Second)
 	for {
-		peakRSS, peakFD = max(peakRSS, rssKB(t)), max(peakFD, openFDs(t))
+		peaks()
 		if got := len(heldLines(h, "/big")); got >= n || time.Now().After(deadline) {
 			if got < n {
 				t.Fatalf("%d of %d non-reading clients were cut within %v", got, n, time.Since(start))
 			}
 			break
 		}
-		// The non-readers hold no slot of the 4 while they are blocked.
-		if st := statusOf(h.url + "/"); st != 200 {
-			t.Fatalf("%v into the flood: status %d", time.Since(start), st)
-		}
-		served++
+		time.Sleep(5 * time.Millisecond)
 	}
 	took := time.Since(start)
 	untilOK(t, h.url+"/", 10*time.Second)
-	t.Logf("%d non-reading clients, write stall %v: all cut after %v, %d other requests served meanwhile; RSS %d MB before, %d MB peak, %d MB after; fds %d before, %d peak, %d after",
-		n, stall, took.Round(time.Millisecond), served, rss0/1024, peakRSS/1024, rssKB(t)/1024, fd0, peakFD, openFDs(t))
+	t.Logf("%d non-reading clients, write stall %v: all blocked without a slot after %v, all cut after %v, %d other requests served between; RSS %d MB before, %d MB peak, %d MB after; fds %d before, %d peak, %d after",
+		n, stall, blocked.Round(time.Millisecond), took.Round(time.Millisecond), served, rss0/1024, peakRSS/1024, rssKB(t)/1024, fd0, peakFD, openFDs(t))
 	if took > stall+30*time.Second {
 		t.Fatalf("cutting %d non-reading clients took %v, write stall %v", n, took, stall)
 	}
