@@ -155,9 +155,12 @@ func (l *testLog) Write(p []byte) (int, error) {
 }
 
 // runHost runs a host on dir (compile cache in cache, else the data
-// dir's) until killed, printing its URLs on one line.
+// dir's) until killed, printing its URLs on one line. It is the whole
+// of a host process (TestMain), so it sets sharedCache, which newHost
+// reads: without it every host process compiled into its data dir.
 func runHost(dir, cache string) int {
-	h, err := newHost(context.Background(), dir, hostOpts{ownCache: cache == ""}, os.Stderr)
+	sharedCache = cache
+	h, err := newHost(context.Background(), dir, hostOpts{}, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "host:", err)
 		return 1
@@ -263,7 +266,7 @@ type tarEntry struct {
 func pack(t testing.TB, entries ...tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // the fastest deflate: the race detector makes the default level take seconds per module
 	tw := tar.NewWriter(zw)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: e.typ, Linkname: e.link}
