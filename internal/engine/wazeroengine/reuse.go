@@ -29,17 +29,16 @@ import (
 //     no instruction that changes them;
 //   - its WASI state is the configuration it was made with (stdio pointed
 //     at each run's writers, arguments and environment read from the
-//     run's context: wasi.go); a module importing a WASI function that
-//     changes it (resetDenied) is not reused.
+//     run's context: wasi.go) as long as the sandbox called no WASI
+//     function that can change it (changesWASIState: fd_close,
+//     fd_renumber, fd_fdstat_set_flags, path_open, sock_accept); the
+//     run's context notes such a call.
 // An instance whose sandbox trapped, exited (proc_exit closes it), was
-// stopped, or grew its memory (wazero's API cannot shrink a memory) is
-// closed instead, and its memory reservation recycled as before.
-
-// resetDenied names the WASI functions that change an instance's WASI
-// state for good: its file table (fd_close, fd_renumber) or a file's flags
-// (fd_fdstat_set_flags). A sandbox has no preopened directory or socket,
-// so nothing else a WASI call does outlives the call.
-var resetDenied = map[string]bool{"fd_close": true, "fd_renumber": true, "fd_fdstat_set_flags": true}
+// stopped, grew its memory (wazero's API cannot shrink a memory) or
+// called one of those WASI functions is closed instead, and its memory
+// reservation recycled as before. A module importing those functions
+// (the JS SDK's imports fd_close and fd_fdstat_set_flags, and calls
+// neither serving a request) is thus reused run by run.
 
 // keepInstances bounds a module's kept instances: about the sandboxes
 // that start at once. Each holds its memory (at most keepResident
@@ -173,8 +172,9 @@ func (in *instance) reset() bool {
 }
 
 // runReused runs a sandbox on a kept instance, or a new one, and keeps
-// the instance for the next when it can be reset.
-func (m *module) runReused(ctx context.Context, rc engine.RunConfig) error {
+// the instance for the next when it can be reset. vars is the run's, in
+// ctx.
+func (m *module) runReused(ctx context.Context, rc engine.RunConfig, vars *runVars) error {
 	in := m.reuse.take()
 	if in == nil {
 		var err error
@@ -185,7 +185,7 @@ func (m *module) runReused(ctx context.Context, rc engine.RunConfig) error {
 	in.rio.ctx, in.rio.stdout.w, in.rio.stderr.w = ctx, rc.Stdout, rc.Stderr
 	_, err := in.start.Call(ctx)
 	in.rio.ctx, in.rio.stdout.w, in.rio.stderr.w = nil, nil, nil
-	if err != nil || !in.reset() || !m.reuse.put(in) {
+	if err != nil || vars.wasiChanged || !in.reset() || !m.reuse.put(in) {
 		in.mod.Close(context.WithoutCancel(ctx))
 		m.putRunIO(in.rio) // the closed instance writes no more
 	}
