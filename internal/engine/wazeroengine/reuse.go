@@ -20,9 +20,12 @@ import (
 // sandbox that returned from _start with the memory at its initial size,
 // the instance is reset:
 //   - its linear memory, which the engine's allocator owns: the module's
-//     memory image copied back and zeros after it, or (a memory over
-//     keepResident) handed back to the kernel with madvise, which brings
-//     back the image's pages and zero pages (memAllocator.reset);
+//     memory image copied back and zeros after it; for a memory over
+//     keepResident (the JS SDK's 7.3 MiB), the same done only to the
+//     pages the kernel's page map shows written when they hold at most
+//     keepResident bytes, else the memory handed back to the kernel with
+//     madvise, which brings back the image's pages and zero pages
+//     (memAllocator.reset);
 //   - its mutable globals, all exported by the rewrite, set to the values
 //     they had after instantiation;
 //   - its tables hold what instantiation put there: the rewrite accepts
