@@ -45,7 +45,9 @@ import (
 
 // keepInstances bounds a module's kept instances: about the sandboxes
 // that start at once. Each holds its memory (at most keepResident
-// resident bytes once reset) and a few tens of KiB of wazero's.
+// resident bytes once reset) and wazero's instance: a few tens of KiB
+// for a TinyGo guest, about 340 KB of Go heap for the JS SDK's (README.md,
+// Engines).
 const keepInstances = 64
 
 // instances is a module's kept reset instances.
