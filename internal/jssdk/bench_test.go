@@ -76,6 +76,8 @@ func BenchmarkJSSandboxReused(b *testing.B) {
 
 // benchRequests serves GET /bench to the JS guest name on each engine
 // (httptest recorder, no network), each answer 200 with a body ok takes.
+// It reports the process's CPU time per request (cpu-ns/op, with its
+// system part and minor page faults: guesttest.ReportCPU).
 func benchRequests(b *testing.B, name string, ok func(body string) bool) {
 	wasm := jsGuest(b, name)
 	for _, engName := range guesttest.EngineNames() {
@@ -88,6 +90,7 @@ func benchRequests(b *testing.B, name string, ok func(body string) bool) {
 			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			b.ReportAllocs()
+			defer guesttest.ReportCPU(b)()
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				srv.ServeHTTP(w, req)

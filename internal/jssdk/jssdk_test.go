@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -243,4 +245,63 @@ func TestEnv(t *testing.T) {
 		}
 		first = got
 	}
+}
+
+// TestFreshSandboxesStartClean: every request to app.js runs in a fresh
+// sandbox (on wazero most of them on an instance an earlier request ran
+// on, reset to its state after instantiation: README.md, Engines), so
+// module-level variables, globalThis and the heap hold nothing an earlier
+// request left there: /state finds itself its sandbox's first request
+// every time, in sequence (some requests growing the memory) and eight at
+// once.
+func TestFreshSandboxesStartClean(t *testing.T) {
+	h := app(t)
+	type state struct {
+		Requests, Global int
+		Before           *string
+		Seen, Held       int
+	}
+	check := func(token string, growMB int) error {
+		path := fmt.Sprintf("/state?token=%s&grow_mb=%d", token, growMB)
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: status %d, %q, %v", path, resp.StatusCode, b, err)
+		}
+		var got state
+		if err := json.Unmarshal(b, &got); err != nil {
+			return fmt.Errorf("GET %s: %q: %v", path, b, err)
+		}
+		if want := (state{Requests: 1, Global: 1, Seen: 1, Held: growMB << 20}); got != want {
+			return fmt.Errorf("GET %s: the sandbox found %s; want a clean start %+v", path, b, want)
+		}
+		return nil
+	}
+	for i := range 24 {
+		grow := 0
+		if i%8 == 5 {
+			grow = 16
+		}
+		if err := check(fmt.Sprintf("seq%d", i), grow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				if err := check(fmt.Sprintf("g%d-%d", g, i), 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -8,6 +8,12 @@ import { env } from "fastly:env";
 import { serviceRoutes } from "./services.js";
 import { cacheRoutes } from "./cache.js";
 
+// What /state keeps between requests of one sandbox: a fresh sandbox
+// starts with none of it.
+let stateRequests = 0;
+let stateLast = null;
+const stateSeen = [];
+
 const routes = {
   // GET /hello: a fixed answer.
   "/hello": async () =>
@@ -134,6 +140,29 @@ const routes = {
         ),
       ),
     ),
+
+  // GET /state?token=T[&grow_mb=N]: counts the sandbox's requests in a
+  // module-level variable and in globalThis, keeps T in module-level
+  // state, and answers what it found there from earlier requests;
+  // grow_mb first makes an N MiB array (the linear memory grows) and
+  // writes its first and last bytes.
+  "/state": async (req, url) => {
+    const grow = Number(url.searchParams.get("grow_mb") ?? 0);
+    const held = grow > 0 ? new Uint8Array(grow << 20) : null;
+    if (held) held[0] = held[held.length - 1] = 1;
+    stateRequests++;
+    globalThis.stateCount = (globalThis.stateCount ?? 0) + 1;
+    const before = stateLast;
+    stateLast = url.searchParams.get("token");
+    stateSeen.push(stateLast);
+    return Response.json({
+      requests: stateRequests,
+      global: globalThis.stateCount,
+      before,
+      seen: stateSeen.length,
+      held: held ? held.length : 0,
+    });
+  },
 
   // The platform services: services.js.
   ...serviceRoutes,

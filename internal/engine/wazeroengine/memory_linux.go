@@ -1,8 +1,11 @@
 package wazeroengine
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/sys/unix"
@@ -20,51 +23,86 @@ import (
 func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 	code, image, ok, err := wasmopt.DataImageUnverified(wasm)
 	if err != nil || !ok {
-		return wasm, &memAllocator{fd: -1, free: map[uint64][][]byte{}}, nil
+		return wasm, plainMemory(), nil
 	}
-	a := &memAllocator{fd: -1, free: map[uint64][][]byte{}}
-	if len(image) > 0 {
-		fd, err := unix.MemfdCreate("edgehost-memory-image", unix.MFD_CLOEXEC)
-		if err != nil {
-			return wasm, &memAllocator{fd: -1, free: map[uint64][][]byte{}}, nil
+	if len(image) == 0 {
+		return code, plainMemory(), nil
+	}
+	a, err := imageMemory(image)
+	if err != nil {
+		if errors.Is(err, errNoMemfd) {
+			return wasm, plainMemory(), nil
 		}
-		size := roundUp(uint64(len(image)), uint64(unix.Getpagesize()))
-		if err := unix.Ftruncate(fd, int64(size)); err != nil {
-			unix.Close(fd)
-			return nil, nil, fmt.Errorf("memory image: %w", err)
-		}
-		if _, err := unix.Pwrite(fd, image, 0); err != nil {
-			unix.Close(fd)
-			return nil, nil, fmt.Errorf("memory image: %w", err)
-		}
-		a.fd, a.imageSize, a.image = fd, size, image
-		for a.zeros < len(image) && image[a.zeros] == 0 {
-			a.zeros++
-		}
+		return nil, nil, err
 	}
 	return code, a, nil
 }
 
-// plainMemory is the allocator for a module compiled as it is.
-func plainMemory() *memAllocator { return &memAllocator{fd: -1, free: map[uint64][][]byte{}} }
+var errNoMemfd = errors.New("memory image: no memfd")
+
+// imageMemory is the allocator of memories that start with image (not
+// empty). Errors: errNoMemfd, or the kernel refusing to size or write the
+// memfd.
+func imageMemory(image []byte) (*memAllocator, error) {
+	fd, err := unix.MemfdCreate("edgehost-memory-image", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoMemfd, err)
+	}
+	size := roundUp(uint64(len(image)), uint64(unix.Getpagesize()))
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("memory image: %w", err)
+	}
+	if _, err := unix.Pwrite(fd, image, 0); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("memory image: %w", err)
+	}
+	a := plainMemory()
+	a.fd, a.imageSize, a.image = fd, size, image
+	for a.zeros < len(image) && image[a.zeros] == 0 {
+		a.zeros++
+	}
+	return a, nil
+}
+
+// plainMemory is the allocator for a module compiled as it is: no image.
+func plainMemory() *memAllocator {
+	a := &memAllocator{fd: -1, pagemap: -1, pageSize: uint64(unix.Getpagesize()), free: map[uint64][][]byte{}}
+	if fd, err := unix.Open("/proc/self/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		a.pagemap = fd
+	}
+	return a
+}
 
 // memAllocator backs one module's linear memories. Each memory is a
 // reservation of the memory's maximum (growing never moves or copies it)
 // whose first imageSize bytes map the module's memory image privately:
 // pages are shared until a sandbox writes them. A freed memory is reset
-// with madvise(MADV_DONTNEED), which brings back the image's pages and
-// zero pages elsewhere, and is kept for the next sandbox; a memory of at
-// most keepResident bytes is instead reset in place (the image copied back,
-// zeros after it), so that the next sandbox takes no page faults on it. No
-// sandbox ever sees another's writes.
+// and kept for the next sandbox (memAllocator.reset):
+//   - one of at most keepResident bytes in place: the image copied back,
+//     zeros after it;
+//   - a larger one page by page when the pages a sandbox wrote, as the
+//     kernel's page map tells, hold at most keepResident bytes: those
+//     pages get the image's bytes or zeros back, and the others still
+//     hold the image's pages or none;
+//   - else with madvise(MADV_DONTNEED), which brings back the image's
+//     pages and zero pages elsewhere, at a page fault each.
+//
+// The first two leave the pages resident, so that the next sandbox takes
+// no page faults on them. No sandbox ever sees another's writes.
 type memAllocator struct {
 	fd        int    // memfd holding the image, or -1
 	imageSize uint64 // page-rounded image size
 	image     []byte // the image itself, for resets in place
 	zeros     int    // how many bytes the image starts with that are 0 (TinyGo's stack)
-	mu        sync.Mutex
-	free      map[uint64][][]byte // by reserved size
-	closed    bool
+	pageSize  uint64 // the kernel's page size, bytes
+	// pagemap is /proc/self/pagemap open, or -1 (resetWritten is then
+	// not made); pmMu keeps close from closing it under a reader.
+	pmMu    sync.RWMutex
+	pagemap int
+	mu      sync.Mutex
+	free    map[uint64][][]byte // by reserved size
+	closed  bool
 }
 
 // keepPerSize bounds the reservations kept for reuse.
@@ -106,7 +144,8 @@ func (a *memAllocator) Allocate(_, max uint64) experimental.LinearMemory {
 // reset puts the memory buf, of which the sandbox could write the first
 // used bytes (its memory's largest size), back to the module's image and
 // zeros; false when the kernel refused. A memory of at most keepResident
-// bytes is reset in place, a larger one handed back to the kernel.
+// bytes is reset in place, a larger one page by page (resetWritten) or
+// handed back to the kernel.
 func (a *memAllocator) reset(buf []byte, used uint64) bool {
 	switch {
 	case used == 0:
@@ -115,8 +154,70 @@ func (a *memAllocator) reset(buf []byte, used uint64) bool {
 		clear(buf[:a.zeros])
 		n := a.zeros + copy(buf[a.zeros:], a.image[a.zeros:])
 		clear(buf[n:used])
+	case a.resetWritten(buf, used):
 	default:
 		return unix.Madvise(buf[:roundUp(used, 65536)], unix.MADV_DONTNEED) == nil
+	}
+	return true
+}
+
+// Bits of a /proc/self/pagemap entry (Linux's
+// Documentation/admin-guide/mm/pagemap.rst): the page is present, it is
+// swapped out, it is a file page (or shared anonymous memory).
+const (
+	pmPresent = 1 << 63
+	pmSwapped = 1 << 62
+	pmFile    = 1 << 61
+)
+
+// pmChunk is how many pagemap entries resetWritten reads at a time.
+const pmChunk = 512
+
+// resetWritten resets buf[:used] page by page: each page the kernel's
+// page map does not show unwritten since it was mapped or last dropped
+// gets the module's image bytes (zeros past the image) back. A page is
+// unwritten when it has no entry at all (not present, not swapped: the
+// next access maps the image's page or a zero page) or, inside the
+// image, when it is present as a file page (the memfd's page, which
+// nothing writes); any other entry (a private copy, present or swapped,
+// the zero page, a migration entry) counts as written. False, with some
+// pages perhaps reset, when the page map cannot be read or the written
+// pages hold more than keepResident bytes: the caller then drops the
+// whole range.
+func (a *memAllocator) resetWritten(buf []byte, used uint64) bool {
+	a.pmMu.RLock()
+	defer a.pmMu.RUnlock()
+	if a.pagemap < 0 || len(buf) == 0 {
+		return false
+	}
+	ps := a.pageSize
+	pages := roundUp(used, ps) / ps
+	first := uint64(uintptr(unsafe.Pointer(&buf[0]))) / ps
+	var raw [pmChunk * 8]byte
+	written := uint64(0)
+	for at := uint64(0); at < pages; at += pmChunk {
+		n := min(pmChunk, pages-at)
+		b := raw[:n*8]
+		if got, err := unix.Pread(a.pagemap, b, int64((first+at)*8)); err != nil || got != len(b) {
+			return false
+		}
+		for i := range n {
+			e := binary.NativeEndian.Uint64(b[i*8:])
+			off := (at + i) * ps
+			if e&(pmPresent|pmSwapped) == 0 ||
+				(off < a.imageSize && e&(pmPresent|pmSwapped|pmFile) == pmPresent|pmFile) {
+				continue
+			}
+			if written += ps; written > keepResident {
+				return false
+			}
+			page := buf[off:min(off+ps, used)]
+			if off < uint64(len(a.image)) {
+				clear(page[copy(page, a.image[off:]):])
+			} else {
+				clear(page)
+			}
+		}
 	}
 	return true
 }
@@ -153,6 +254,12 @@ func (a *memAllocator) close() {
 		unix.Close(a.fd)
 		a.fd = -1
 	}
+	a.pmMu.Lock()
+	if a.pagemap >= 0 {
+		unix.Close(a.pagemap)
+		a.pagemap = -1
+	}
+	a.pmMu.Unlock()
 }
 
 func roundUp(n, to uint64) uint64 { return (n + to - 1) / to * to }

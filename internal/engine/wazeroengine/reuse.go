@@ -20,30 +20,34 @@ import (
 // sandbox that returned from _start with the memory at its initial size,
 // the instance is reset:
 //   - its linear memory, which the engine's allocator owns: the module's
-//     memory image copied back and zeros after it, or (a memory over
-//     keepResident) handed back to the kernel with madvise, which brings
-//     back the image's pages and zero pages (memAllocator.reset);
+//     memory image copied back and zeros after it; for a memory over
+//     keepResident (the JS SDK's 7.3 MiB), the same done only to the
+//     pages the kernel's page map shows written when they hold at most
+//     keepResident bytes, else the memory handed back to the kernel with
+//     madvise, which brings back the image's pages and zero pages
+//     (memAllocator.reset);
 //   - its mutable globals, all exported by the rewrite, set to the values
 //     they had after instantiation;
 //   - its tables hold what instantiation put there: the rewrite accepts
 //     no instruction that changes them;
 //   - its WASI state is the configuration it was made with (stdio pointed
 //     at each run's writers, arguments and environment read from the
-//     run's context: wasi.go); a module importing a WASI function that
-//     changes it (resetDenied) is not reused.
+//     run's context: wasi.go) as long as the sandbox called no WASI
+//     function that can change it (changesWASIState: fd_close,
+//     fd_renumber, fd_fdstat_set_flags, path_open, sock_accept); the
+//     run's context notes such a call.
 // An instance whose sandbox trapped, exited (proc_exit closes it), was
-// stopped, or grew its memory (wazero's API cannot shrink a memory) is
-// closed instead, and its memory reservation recycled as before.
-
-// resetDenied names the WASI functions that change an instance's WASI
-// state for good: its file table (fd_close, fd_renumber) or a file's flags
-// (fd_fdstat_set_flags). A sandbox has no preopened directory or socket,
-// so nothing else a WASI call does outlives the call.
-var resetDenied = map[string]bool{"fd_close": true, "fd_renumber": true, "fd_fdstat_set_flags": true}
+// stopped, grew its memory (wazero's API cannot shrink a memory) or
+// called one of those WASI functions is closed instead, and its memory
+// reservation recycled as before. A module importing those functions
+// (the JS SDK's imports fd_close and fd_fdstat_set_flags, and calls
+// neither serving a request) is thus reused run by run.
 
 // keepInstances bounds a module's kept instances: about the sandboxes
 // that start at once. Each holds its memory (at most keepResident
-// resident bytes once reset) and a few tens of KiB of wazero's.
+// resident bytes once reset) and wazero's instance: a few tens of KiB
+// for a TinyGo guest, about 340 KB of Go heap for the JS SDK's (README.md,
+// Engines).
 const keepInstances = 64
 
 // instances is a module's kept reset instances.
@@ -173,8 +177,9 @@ func (in *instance) reset() bool {
 }
 
 // runReused runs a sandbox on a kept instance, or a new one, and keeps
-// the instance for the next when it can be reset.
-func (m *module) runReused(ctx context.Context, rc engine.RunConfig) error {
+// the instance for the next when it can be reset. vars is the run's, in
+// ctx.
+func (m *module) runReused(ctx context.Context, rc engine.RunConfig, vars *runVars) error {
 	in := m.reuse.take()
 	if in == nil {
 		var err error
@@ -185,7 +190,7 @@ func (m *module) runReused(ctx context.Context, rc engine.RunConfig) error {
 	in.rio.ctx, in.rio.stdout.w, in.rio.stderr.w = ctx, rc.Stdout, rc.Stderr
 	_, err := in.start.Call(ctx)
 	in.rio.ctx, in.rio.stdout.w, in.rio.stderr.w = nil, nil, nil
-	if err != nil || !in.reset() || !m.reuse.put(in) {
+	if err != nil || vars.wasiChanged || !in.reset() || !m.reuse.put(in) {
 		in.mod.Close(context.WithoutCancel(ctx))
 		m.putRunIO(in.rio) // the closed instance writes no more
 	}

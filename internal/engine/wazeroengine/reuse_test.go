@@ -19,24 +19,31 @@ import (
 // of it: both globals, the three words, and per variant:
 //   - "grow": grows the memory by a page;
 //   - "table": puts slot 1's function into slot 0 (table.set);
-//   - "close": closes stdout (WASI fd_close);
-//   - "exit": calls WASI proc_exit(0).
+//   - "exit": calls WASI proc_exit(0);
+//   - "close", "renumber", "setflags": when the sandbox's environment is
+//     not empty (WASI environ_sizes_get), closes stdout (fd_close(1)),
+//     moves it to fd 7 (fd_renumber(1, 7)) or sets its append flag
+//     (fd_fdstat_set_flags(1, 1)). The module imports all three WASI
+//     functions whatever the variant.
 func stateModule(variant string, pages byte) []byte {
 	var imports [][]byte
 	imp := func(mod, fn string, typ byte) uint32 {
 		imports = append(imports, append(append(name(mod), name(fn)...), 0x00, typ))
 		return uint32(len(imports) - 1)
 	}
-	// Types: 0 (i32)->(), 1 ()->(), 2 (i32 i32 i32 i32)->i32, 3 (i32)->i32.
-	types := []byte{0x04, 0x60, 0x01, 0x7f, 0x00, 0x60, 0x00, 0x00,
-		0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x01, 0x7f, 0x01, 0x7f}
+	// Types: 0 (i32)->(), 1 ()->(), 2 (i32 i32 i32 i32)->i32, 3 (i32)->i32,
+	// 4 (i32 i32)->i32.
+	types := []byte{0x05, 0x60, 0x01, 0x7f, 0x00, 0x60, 0x00, 0x00,
+		0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x01, 0x7f, 0x01, 0x7f,
+		0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f}
 	report := imp("t", "report", 0x00)
 	fdWrite := imp("wasi_snapshot_preview1", "fd_write", 0x02)
-	var fdClose, procExit uint32
-	switch variant {
-	case "close":
-		fdClose = imp("wasi_snapshot_preview1", "fd_close", 0x03)
-	case "exit":
+	environSizes := imp("wasi_snapshot_preview1", "environ_sizes_get", 0x04)
+	fdClose := imp("wasi_snapshot_preview1", "fd_close", 0x03)
+	fdRenumber := imp("wasi_snapshot_preview1", "fd_renumber", 0x04)
+	fdSetFlags := imp("wasi_snapshot_preview1", "fd_fdstat_set_flags", 0x04)
+	var procExit uint32
+	if variant == "exit" {
 		procExit = imp("wasi_snapshot_preview1", "proc_exit", 0x00)
 	}
 	n := uint32(len(imports))
@@ -67,8 +74,18 @@ func stateModule(variant string, pages byte) []byte {
 		add(i32(1), []byte{0x40, 0x00, 0x1a})
 	case "table":
 		add(i32(0), []byte{0xd2}, uleb(fb), []byte{0x26, 0x00})
-	case "close":
-		add(i32(1), call(fdClose), []byte{0x1a})
+	case "close", "renumber", "setflags":
+		// environ_sizes_get(400, 404); if (load(400) != 0) { ... }
+		add(i32(400), i32(404), call(environSizes), []byte{0x1a}, load(400), []byte{0x04, 0x40})
+		switch variant {
+		case "close":
+			add(i32(1), call(fdClose))
+		case "renumber":
+			add(i32(1), i32(7), call(fdRenumber))
+		case "setflags":
+			add(i32(1), i32(1), call(fdSetFlags))
+		}
+		add([]byte{0x1a, 0x0b})
 	case "exit":
 		add(i32(0), call(procExit))
 	}
@@ -98,26 +115,36 @@ func stateModule(variant string, pages byte) []byte {
 // TestResetInstances runs stateModule's variants many times, in sequence
 // and at once: every sandbox must see the state instantiation gives, never
 // an earlier sandbox's writes to memory, globals, table or WASI state.
-// The plain variant's instances are reused (the test checks that they
-// were), the grown and exited ones closed, and the table and fd_close
-// variants are never reused.
+// The plain variant's instances are reused (the test counts the runs that
+// took one), the grown and exited ones closed, and the table variant is
+// never reused. The close, renumber and setflags variants change their
+// WASI state on the runs given an environment (every taint-th run): those
+// runs' instances are closed, the others' reused, and a run after one that
+// closed stdout still writes to its own.
 func TestResetInstances(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		variant     string
 		pages       byte // initial memory; over keepResident (16 pages) it is reset with madvise
 		interpreter bool
-		reused      bool // whether runs take kept instances
+		reusable    bool // whether a run's instance is kept when it changed no WASI state
+		taint       int  // runs i with i%taint == 0 get an environment; 0: none
 	}{
-		{"plain", 2, false, true},
-		{"plain", 2, true, true},
-		{"plain", 20, false, true},
-		{"grow", 2, false, false},
-		{"exit", 2, false, false},
-		{"table", 2, false, false},
-		{"close", 2, false, false},
+		{"plain", 2, false, true, 0},
+		{"plain", 2, true, true, 0},
+		{"plain", 20, false, true, 0},
+		{"grow", 2, false, false, 0},
+		{"exit", 2, false, false, 0},
+		{"table", 2, false, false, 0},
+		{"close", 2, false, true, 0},
+		{"close", 2, false, true, 1},
+		{"close", 2, false, true, 3},
+		{"close", 20, true, true, 3},
+		{"renumber", 2, false, true, 3},
+		{"setflags", 2, false, true, 3},
+		{"setflags", 2, true, true, 1},
 	} {
-		t.Run(fmt.Sprintf("%s/pages=%d/interpreter=%v", tc.variant, tc.pages, tc.interpreter), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/pages=%d/interpreter=%v/taint=%d", tc.variant, tc.pages, tc.interpreter, tc.taint), func(t *testing.T) {
 			want := fmt.Sprintf("%#x", []uint32{7, 9, 0, 0x41414141, 0, uint32(tc.pages), 1})
 			e, err := New(engine.Config{MemoryLimitBytes: 4 << 20})
 			if err != nil {
@@ -135,10 +162,15 @@ func TestResetInstances(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close(ctx)
-			run := func() error {
+			tainted := func(i int) bool { return tc.taint > 0 && i%tc.taint == 0 }
+			run := func(i int) error {
 				var got []uint32
 				var out, errOut bytes.Buffer
-				if err := m.Run(context.WithValue(ctx, reportKey{}, &got), engine.RunConfig{Stdout: &out, Stderr: &errOut}); err != nil {
+				rc := engine.RunConfig{Stdout: &out, Stderr: &errOut}
+				if tainted(i) {
+					rc.Env = [][2]string{{"TAINT", "1"}}
+				}
+				if err := m.Run(context.WithValue(ctx, reportKey{}, &got), rc); err != nil {
 					return err
 				}
 				if fmt.Sprintf("%#x", got) != want || out.String() != "hi\n" {
@@ -146,10 +178,25 @@ func TestResetInstances(t *testing.T) {
 				}
 				return nil
 			}
+			reusedRuns := func() uint64 {
+				if m.reuse == nil {
+					return 0
+				}
+				return m.reuse.reusedRuns()
+			}
+			// In sequence, a run takes a kept instance exactly when the
+			// run before it left one.
+			var wantReused uint64
 			for i := 0; i < 20; i++ {
-				if err := run(); err != nil {
+				if err := run(i); err != nil {
 					t.Fatalf("run %d: %v", i, err)
 				}
+				if i > 0 && tc.reusable && !tainted(i-1) {
+					wantReused++
+				}
+			}
+			if got := reusedRuns(); got != wantReused {
+				t.Errorf("%d of 20 runs in sequence on a kept instance; want %d", got, wantReused)
 			}
 			var wg sync.WaitGroup
 			for g := 0; g < 4; g++ {
@@ -157,7 +204,7 @@ func TestResetInstances(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := 0; i < 50; i++ {
-						if err := run(); err != nil {
+						if err := run(i); err != nil {
 							t.Error(err)
 							return
 						}
@@ -165,12 +212,8 @@ func TestResetInstances(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			var reused uint64
-			if m.reuse != nil {
-				reused = m.reuse.reusedRuns()
-			}
-			if got := reused > 0; got != tc.reused {
-				t.Errorf("%d runs on a kept instance; want some: %v", reused, tc.reused)
+			if got := reusedRuns() > wantReused; got != (wantReused > 0) {
+				t.Errorf("%d runs on a kept instance after %d in sequence; want more: %v", reusedRuns(), wantReused, wantReused > 0)
 			}
 		})
 	}

@@ -19,15 +19,24 @@ import (
 // configuration (15 µs of a 175 µs TinyGo sandbox; README.md,
 // Benchmarks) and a configuration cannot be shared between sandboxes
 // whose environments differ.
+//
+// The functions that can change the WASI state wazero keeps per instance
+// (changesWASIState) are wazero's own, called through a function that
+// first notes in the run's context that the run called one: an instance
+// whose sandbox did is not reused (reuse.go).
 
 // errnoFault is WASI's errno `fault`: an out-pointer outside linear memory.
 const errnoFault = 21
 
 // runVars is one sandbox's arguments and environment, checked as
-// wazero's ModuleConfig checks them.
+// wazero's ModuleConfig checks them, and whether the sandbox called a
+// WASI function that can change its instance's WASI state.
 type runVars struct {
 	args []string
 	env  [][2]string
+	// wasiChanged is set by the functions changesWASIState names, before
+	// they run. Only the run's own goroutine calls them.
+	wasiChanged bool
 }
 
 type runVarsKey struct{}
@@ -69,11 +78,64 @@ func putEnv(b []byte, kv [2]string) int {
 	return n + 1 + copy(b[n+1:], kv[1])
 }
 
+// changesWASIState reports whether the WASI function name (wazero's) can
+// change the WASI state wazero keeps per instance, given a sandbox's
+// configuration: stdin, stdout and stderr only, no preopened directory or
+// socket. That state is the file table and its files. The table changes
+// with fd_close and fd_renumber, and with path_open and sock_accept (which
+// open files only from a preopen, so they fail here; named all the same).
+// A file changes with fd_fdstat_set_flags (its append and non-blocking
+// flags; wazero's stdio files keep none, named all the same) and with the
+// reads, writes, seeks and directory reads that move a file's position,
+// which a stdio file does not have: the files a run can find at its start
+// are stdio, and any other was opened by a call named here.
+func changesWASIState(name string) bool {
+	switch name {
+	case "fd_close", "fd_renumber", "fd_fdstat_set_flags", "path_open", "sock_accept":
+		return true
+	}
+	return false
+}
+
 // instantiateWASI instantiates WASI preview 1 in rt with edgehost's
-// argument and environment functions.
+// argument and environment functions, and wazero's functions that
+// changesWASIState names called through one noting the call in the run's
+// runVars. Errors: wazero's, and one of those functions is not an
+// api.GoModuleFunction.
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	// wazero's functions, from their definitions in a compiled copy of
+	// its module: a function definition gives a host function's Go code.
+	orig := rt.NewHostModuleBuilder(wasiModule)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(orig)
+	compiled, err := orig.Compile(ctx)
+	if err != nil {
+		return err
+	}
+	defs := compiled.ExportedFunctions()
+	if err := compiled.Close(ctx); err != nil {
+		return err
+	}
 	b := rt.NewHostModuleBuilder(wasiModule)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	for name, def := range defs {
+		if !changesWASIState(name) {
+			continue
+		}
+		fn, ok := def.GoFunction().(api.GoModuleFunction)
+		if !ok {
+			return fmt.Errorf("WASI %s: wazero's function is a %T, not an api.GoModuleFunction", name, def.GoFunction())
+		}
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, st []uint64) {
+				if v, _ := ctx.Value(runVarsKey{}).(*runVars); v != nil {
+					v.wasiChanged = true
+				}
+				fn.Call(ctx, m, st)
+			}), def.ParamTypes(), def.ResultTypes()).
+			WithParameterNames(def.ParamNames()...).
+			WithResultNames(def.ResultNames()...).
+			Export(name)
+	}
 	i32 := api.ValueTypeI32
 	for _, f := range []struct {
 		name     string
@@ -99,7 +161,7 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 			WithResultNames("errno").
 			Export(f.name)
 	}
-	_, err := b.Instantiate(ctx)
+	_, err = b.Instantiate(ctx)
 	return err
 }
 

@@ -275,8 +275,8 @@ func interruptCheck(ctx context.Context, _ api.Module, stack []uint64) {
 
 // compile compiles wasm in rt and binds its imports. With reset (wasm is
 // resettable: wasmopt.ExportGlobalsForReset, whose exports globals names),
-// the module's instances are reused unless it imports a WASI function
-// that changes an instance's WASI state (resetDenied).
+// the module's instances are reused, each unless its sandbox called a WASI
+// function that can change its WASI state (reuse.go).
 func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, link engine.Linker, reset bool, globals []string) (*module, error) {
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
@@ -289,10 +289,7 @@ func (e *Engine) compile(ctx context.Context, rt wazero.Runtime, wasm []byte, li
 	byModule := map[string][]api.FunctionDefinition{}
 	var order []string
 	for _, def := range compiled.ImportedFunctions() {
-		mod, name, _ := def.Import()
-		if mod == wasiModule && resetDenied[name] {
-			reset = false
-		}
+		mod, _, _ := def.Import()
 		if mod == wasiModule || mod == wasmopt.InterruptModule {
 			continue
 		}
@@ -441,7 +438,7 @@ func (m *module) Run(ctx context.Context, rc engine.RunConfig) error {
 	ctx = context.WithValue(ctx, runVarsKey{}, vars)
 	plain := rc.Stdin == nil && plainWriter(rc.Stdout) && plainWriter(rc.Stderr)
 	if plain && m.reuse != nil && m.mem != nil {
-		return m.runReused(ctx, rc)
+		return m.runReused(ctx, rc, vars)
 	}
 	var cfg wazero.ModuleConfig
 	if plain {
