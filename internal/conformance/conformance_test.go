@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = guesttest.SharedCompileCache(filepath.Join(dir, "compile-cache"))
-	}, "testdata/guests/abiconf", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache", "testdata/guests/cacheproxy", "testdata/guests/httpcache", "testdata/guests/gosdkcache"))
+	}, "testdata/guests/abiconf", "testdata/guests/vcpumany", "testdata/guests/fastlystyle", "testdata/guests/sdkmeta", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/badstubsig", "testdata/guests/kvsecret", "testdata/guests/services", "testdata/guests/corecache", "testdata/guests/cacheproxy", "testdata/guests/httpcache", "testdata/guests/gosdkcache"))
 }
 
 // forEachEngine runs f as a subtest per engine, each with a fresh engine.

@@ -122,7 +122,7 @@ func asyncSelect(c *call, a asyncIOSelectArgs) error {
 				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(wait)})
 			}
 		}
-		switch chosen, _, _ := reflect.Select(cases); chosen {
+		switch chosen := c.s.selectUnlocked(cases); chosen {
 		case 0:
 			return statusErr(abi.Error, "sandbox ended while waiting in select: %v", context.Cause(c.ctx))
 		case 1:
@@ -131,6 +131,16 @@ func asyncSelect(c *call, a asyncIOSelectArgs) error {
 		// Something changed: look at every item again (a body may have
 		// reached the end of one part and now waits on the next).
 	}
+}
+
+// selectUnlocked is reflect.Select(cases)'s chosen index, waited for
+// with the sandbox's CPU clock paused and its goroutine off its thread
+// (cpuClock.pause).
+func (s *Session) selectUnlocked(cases []reflect.SelectCase) int {
+	s.cpu.pause()
+	defer s.cpu.resume()
+	chosen, _, _ := reflect.Select(cases)
+	return chosen
 }
 
 // isAsyncItem checks that h is a pending request or a body. Errors: badf.

@@ -74,7 +74,7 @@ func nextRequestWait(c *call, a downstreamNextRequestWaitArgs) error {
 	if err != nil {
 		return err
 	}
-	id, d, ok := c.s.reuse.Next(c.ctx, wait)
+	id, d, ok := c.s.nextDownstream(c.ctx, wait)
 	if !ok {
 		return statusErr(abi.None, "no downstream request came within %v", wait)
 	}
@@ -88,4 +88,14 @@ func nextRequestWait(c *call, a downstreamNextRequestWaitArgs) error {
 		return err
 	}
 	return c.putU32(a.BodyOut, bh)
+}
+
+// nextDownstream parks the sandbox in Reuse.Next with its CPU clock
+// paused and its goroutine off its thread (cpuClock.pause): the
+// goroutine that hands the next request over runs the guest on its own
+// thread, with no thread to wake.
+func (s *Session) nextDownstream(ctx context.Context, wait time.Duration) (string, *Downstream, bool) {
+	s.cpu.pause()
+	defer s.cpu.resume()
+	return s.reuse.Next(ctx, wait)
 }

@@ -43,10 +43,12 @@ func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 // BenchmarkSandbox measures one request's sandbox cost, no network:
 // examples/hello (instantiate, _start, respond), the same handler with
 // sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it),
-// and examples/hello built with TinyGo (skipped without TinyGo, see
+// the same reading its CPU time (testdata/guests/vcpumany: the host runs
+// it with the thread CPU clock, see hostcall.Session.RunGuest), and
+// examples/hello built with TinyGo (skipped without TinyGo, see
 // guesttest.RequireTinyGo).
 func BenchmarkSandbox(b *testing.B) {
-	for _, guest := range []string{"hello", "hellomany", "hello-tinygo"} {
+	for _, guest := range []string{"hello", "hellomany", "vcpumany", "hello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
 			wasm := guests[guest]
 			if guest == "hello-tinygo" {
@@ -92,15 +94,17 @@ func BenchmarkSandboxParallel(b *testing.B) {
 // BenchmarkReuseParallel is the reused-sandbox paths of load.sh with
 // requests from 8×GOMAXPROCS goroutines at once, so that many sandboxes
 // are parked and handed requests as under load (issue 14, goals 2 and 3):
-// testdata/guests/hellomany, and examples/dynamic-backend to a loopback
-// origin as in BenchmarkProxy. No downstream network.
+// testdata/guests/hellomany, testdata/guests/vcpumany (hellomany reading
+// its CPU time: run with the thread CPU clock), and
+// examples/dynamic-backend to a loopback origin as in BenchmarkProxy. No
+// downstream network.
 func BenchmarkReuseParallel(b *testing.B) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "hello from the origin\n")
 	}))
 	defer origin.Close()
-	for _, guest := range []string{"hellomany", "dynamic-backend"} {
+	for _, guest := range []string{"hellomany", "vcpumany", "dynamic-backend"} {
 		b.Run(guest, func(b *testing.B) {
 			manifest := ""
 			if guest == "dynamic-backend" {
