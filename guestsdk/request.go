@@ -52,13 +52,22 @@ type origRequest struct {
 // unchanged reports whether r still has the method, URL and header it was
 // read with, so that o's handle carries exactly what a copy would.
 func (o *origRequest) unchanged(r *Request) bool {
-	if o.used || r.CacheOverride != nil || r.Method != o.method || r.URL == nil || *r.URL != o.url || len(r.Header) != o.names {
+	return !o.used && r.CacheOverride == nil && r.Method == o.method && r.URL != nil && *r.URL == o.url && fieldsMatch(o.fields, o.names, r.Header)
+}
+
+// fieldsMatch reports whether h holds exactly the fields read into it:
+// fields holds a name and a value for each value read, a name's values
+// together and in order, names distinct names in all. A name read with no
+// value (which fields cannot show) makes it false.
+func fieldsMatch(fields []string, names int, h Header) bool {
+	if len(h) != names {
 		return false
 	}
-	f := o.fields
+	f := fields
+	seen := 0
 	for len(f) > 0 {
 		name := f[0]
-		vs := r.Header[name]
+		vs := h[name]
 		if len(vs) == 0 || 2*len(vs) > len(f) {
 			return false
 		}
@@ -71,8 +80,9 @@ func (o *origRequest) unchanged(r *Request) bool {
 		if len(f) > 0 && f[0] == name {
 			return false // the name was read with more values
 		}
+		seen++
 	}
-	return true
+	return seen == names
 }
 
 // NewRequest returns a Request for method and rawURL (parsed with
@@ -250,42 +260,68 @@ func (r *Request) toHost() (req, body uint32, err error) {
 	return req, body, nil
 }
 
-// responseFromHost reads the status and headers of a host response, then
-// releases the response handle; the body stays a host body. The
-// Response, its body and its header block are one allocation when the
+// responseFromHost reads the status and headers of a host response; the
+// body stays a host body. The response handle stays open while the body
+// does (hostBody.release), so that CopyResponse can send it downstream as
+// it is when the guest changed nothing; a response whose header block
+// cannot be checked for changes (a name given twice) is closed at once.
+// The Response, its body and its header block are one allocation when the
 // block fits (readHeadersInto).
 func responseFromHost(resp, body uint32) (*Response, error) {
 	var status uint32
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var r *hostResponse
+	var fields []string
 	if err == nil {
 		g := bufPool.Get().(*getterBuf)
 		var hdr Header
 		var ok bool
-		if r, _, hdr, _, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, false); err == nil && !ok {
+		if r, _, hdr, fields, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, true); err == nil && !ok {
 			r = new(hostResponse)
-			hdr, _, err = readHeaderBlockSlow(g, respKind, resp, false)
+			hdr, fields, err = readHeaderBlockSlow(g, respKind, resp, true)
 		}
 		bufPool.Put(g)
 		if err == nil {
 			r.Header = hdr
 		}
 	}
-	respClose(resp)
 	if err != nil {
+		respClose(resp)
 		bodyClose(body)
 		return nil, err
 	}
 	r.StatusCode = int(status & 0xFFFF)
+	if fields != nil || len(r.Header) == 0 {
+		r.h, r.open, r.status, r.fields, r.names = resp, true, r.StatusCode, fields, len(r.Header)
+		r.body.resp = r
+	} else {
+		respClose(resp)
+	}
 	r.body.h = body
 	r.Body = &r.body
 	return &r.Response, nil
 }
 
-// hostResponse is a backend Response with its body, in one allocation.
+// hostResponse is a backend Response with its body, in one allocation,
+// and what CopyResponse needs to send it downstream as it is: the host
+// response handle h (open until the body leaves the guest or ends), the
+// status and header fields as read (fields as origRequest's), names the
+// distinct names.
 type hostResponse struct {
 	Response
-	body hostBody
+	body   hostBody
+	h      uint32
+	open   bool
+	status int
+	fields []string
+	names  int
+}
+
+// unchanged reports whether r's handle is open and r still has the
+// status and header it was read with: the handle then carries exactly
+// what a copy would.
+func (r *hostResponse) unchanged() bool {
+	return r.open && r.StatusCode == r.status && fieldsMatch(r.fields, r.names, r.Header)
 }
 
 // downstreamRequest reads the downstream request from the host.
