@@ -42,8 +42,10 @@ type origRequest struct {
 	h      uint32
 	method string
 	url    url.URL
-	// fields holds a name and a value for each value read, names in the
-	// order read, a name's values together and in order.
+	// read is the header block as read (readHeadersInto), or, when it was
+	// read the general way, fields holds a name and a value for each value
+	// read, names in the order read, a name's values together and in order.
+	read   readBlock
 	fields []string
 	names  int  // distinct names
 	used   bool // the handle was sent (a send consumes it)
@@ -52,7 +54,13 @@ type origRequest struct {
 // unchanged reports whether r still has the method, URL and header it was
 // read with, so that o's handle carries exactly what a copy would.
 func (o *origRequest) unchanged(r *Request) bool {
-	return !o.used && r.CacheOverride == nil && r.Method == o.method && r.URL != nil && *r.URL == o.url && fieldsMatch(o.fields, o.names, r.Header)
+	if o.used || r.CacheOverride != nil || r.Method != o.method || r.URL == nil || *r.URL != o.url {
+		return false
+	}
+	if o.read.vals != nil {
+		return o.read.same(r.Header)
+	}
+	return fieldsMatch(o.fields, o.names, r.Header)
 }
 
 // fieldsMatch reports whether h holds exactly the fields read into it:
@@ -271,14 +279,14 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 	var status uint32
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var r *hostResponse
-	var fields []string
+	var rb readBlock
 	if err == nil {
 		g := bufPool.Get().(*getterBuf)
 		var hdr Header
 		var ok bool
-		if r, _, hdr, fields, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, true); err == nil && !ok {
+		if r, rb, hdr, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0); err == nil && !ok {
 			r = new(hostResponse)
-			hdr, fields, err = readHeaderBlockSlow(g, respKind, resp, true)
+			hdr, _, err = readHeaderBlockSlow(g, respKind, resp, false)
 		}
 		bufPool.Put(g)
 		if err == nil {
@@ -291,8 +299,8 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 		return nil, err
 	}
 	r.StatusCode = int(status & 0xFFFF)
-	if fields != nil || len(r.Header) == 0 {
-		r.h, r.open, r.status, r.fields, r.names = resp, true, r.StatusCode, fields, len(r.Header)
+	if rb.vals != nil || len(r.Header) == 0 {
+		r.h, r.open, r.status, r.read = resp, true, r.StatusCode, rb
 		r.body.resp = r
 	} else {
 		respClose(resp)
@@ -305,23 +313,27 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 // hostResponse is a backend Response with its body, in one allocation,
 // and what CopyResponse needs to send it downstream as it is: the host
 // response handle h (open until the body leaves the guest or ends), the
-// status and header fields as read (fields as origRequest's), names the
-// distinct names.
+// status and the header block as read.
 type hostResponse struct {
 	Response
 	body   hostBody
 	h      uint32
 	open   bool
 	status int
-	fields []string
-	names  int
+	read   readBlock
 }
 
 // unchanged reports whether r's handle is open and r still has the
 // status and header it was read with: the handle then carries exactly
 // what a copy would.
 func (r *hostResponse) unchanged() bool {
-	return r.open && r.StatusCode == r.status && fieldsMatch(r.fields, r.names, r.Header)
+	if !r.open || r.StatusCode != r.status {
+		return false
+	}
+	if r.read.vals == nil {
+		return len(r.Header) == 0 // no field was read
+	}
+	return r.read.same(r.Header)
 }
 
 // downstreamRequest reads the downstream request from the host.
@@ -382,17 +394,17 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err 
 		uri    string
 		hdr    Header
 		fields []string
+		rb     readBlock
 		fast   bool
 	)
 	g.nw = 0
 	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
 	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
-		var s string
-		if d, s, hdr, fields, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre, true); err != nil {
+		if d, rb, hdr, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre); err != nil {
 			return nil, err
 		}
 		if fast {
-			uri = s[:pre]
+			uri = rb.s[:pre]
 		} else {
 			uri = string(g.buf[:pre])
 		}
@@ -420,9 +432,9 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err 
 	}
 	d.Request.URL = &d.url
 	d.Request.Body = &d.body
-	if fields != nil || len(hdr) == 0 {
+	if fast || fields != nil || len(hdr) == 0 {
 		// Field by field: d is new, so the rest is already zero.
-		d.orig.h, d.orig.method, d.orig.url, d.orig.fields, d.orig.names = req, method, d.url, fields, len(hdr)
+		d.orig.h, d.orig.method, d.orig.url, d.orig.read, d.orig.fields, d.orig.names = req, method, d.url, rb, fields, len(hdr)
 		d.Request.orig = &d.orig
 	}
 	return d, nil
