@@ -384,7 +384,7 @@ func (b *readBlock) same(h Header) bool {
 		}
 		for _, v := range vs {
 			e := p + len(v)
-			if e >= len(b.s) || b.s[e] != 0 || v != b.s[p:e] {
+			if e >= len(b.s) || b.s[e] != 0 || unsafe.StringData(v) != unsafe.StringData(b.s[p:e]) && v != b.s[p:e] {
 				return false
 			}
 			p = e + 1

@@ -77,7 +77,9 @@ type ServeManyOptions struct {
 // guest's start-up cost is paid once for many requests. Globals, caches and
 // goroutines survive between requests: use it only when that is safe. A
 // host that does not offer sandbox reuse just ends the sandbox after the
-// first request, as Serve does.
+// first request, as Serve does. As with net/http, a ResponseWriter and its
+// Header must not be used once ServeHTTP returns: the next request's
+// ResponseWriter reuses the Header map, emptied.
 func ServeMany(h Handler, opts ServeManyOptions) {
 	if err := serveMany(context.Background(), h, opts); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
@@ -118,8 +120,15 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		if downstreamNextRequestWait(promise, unsafe.Pointer(&req), unsafe.Pointer(&body)) != uint32(abi.OK) {
 			return nil // no further request came
 		}
+		hdr := w.header
 		if d, err = exchangeFromHandles(g, req, body); err != nil {
 			return err
+		}
+		if hdr != nil {
+			// The last response's header map serves the next one: a
+			// ResponseWriter is not used after ServeHTTP returns.
+			clear(hdr)
+			d.w.header = hdr
 		}
 	}
 }
