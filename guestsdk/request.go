@@ -218,11 +218,18 @@ func releaseUnsent(req, body uint32) {
 // toHost.
 func (r *Request) hostRequest() (req, body uint32, err error) {
 	if o := r.orig; o != nil && o.unchanged(r) {
-		var rd io.Reader
-		if r.Body != nil {
-			rd = r.Body
+		if hb, ok := r.Body.(*hostBody); ok {
+			// The usual case, without bodyFrom's conversion to io.Reader
+			// (an itab lookup in Wasm).
+			body, err = hb.take()
+		} else {
+			var rd io.Reader
+			if r.Body != nil {
+				rd = r.Body
+			}
+			body, err = bodyFrom(rd)
 		}
-		if body, err = bodyFrom(rd); err != nil {
+		if err != nil {
 			return 0, 0, err
 		}
 		o.used = true
