@@ -15,6 +15,20 @@ type hostBody struct {
 	h        uint32
 	consumed bool
 	eof      bool
+	// resp is the backend response this is the body of, whose host
+	// handle stays open for CopyResponse until the body is consumed,
+	// closed or read to its end (release); nil for other bodies.
+	resp *hostResponse
+}
+
+// release closes the host handle of the response b belongs to, if it is
+// still open: once the body has left the guest or ended, CopyResponse can
+// no longer send that response as it is.
+func (b *hostBody) release() {
+	if r := b.resp; r != nil && r.open {
+		r.open = false
+		respClose(r.h)
+	}
 }
 
 // Read reads up to len(p) bytes with fastly_http_body.read; 0 bytes read
@@ -35,6 +49,7 @@ func (b *hostBody) Read(p []byte) (int, error) {
 	}
 	if n == 0 {
 		b.eof = true
+		b.release()
 		return 0, io.EOF
 	}
 	if uint64(n) > uint64(len(p)) {
@@ -62,6 +77,7 @@ func (b *hostBody) Close() error {
 		return nil
 	}
 	b.consumed = true
+	b.release()
 	err := statusErr("fastly_http_body.close", bodyClose(b.h))
 	if abi.Status(statusOf(err)) == abi.Badf {
 		return nil // already gone in the host, e.g. fully read and freed
@@ -76,6 +92,7 @@ func (b *hostBody) take() (uint32, error) {
 		return 0, ErrBodyConsumed
 	}
 	b.consumed = true
+	b.release()
 	return b.h, nil
 }
 

@@ -328,25 +328,70 @@ type headerScan struct {
 // into the Header of a new T that shares one allocation with the block's
 // bytes and strings when they fit (newBlock; the usual block): scanHeaders
 // into g.buf after its first pre bytes (which the caller filled, e.g. with
-// the request URI), then buildHeaders. s holds g.buf[:pre] and the block,
-// the names and values being slices of it. ok is false when the block must
-// be read the general way (scanHeaders, buildHeaders); v is then nil.
-func readHeadersInto[T any](g *getterBuf, k msgKind, h uint32, pre int, withFields bool) (v *T, s string, hdr Header, fields []string, ok bool, err error) {
+// the request URI), then buildHeaders. rb.s holds g.buf[:pre] and the
+// block, the names and values being slices of it (readBlock). ok is false
+// when the block must be read the general way (scanHeaders,
+// buildHeaders); v is then nil.
+func readHeadersInto[T any](g *getterBuf, k msgKind, h uint32, pre int) (v *T, rb readBlock, hdr Header, ok bool, err error) {
 	sc, ok, err := scanHeaders(g, k, h, pre)
 	if !ok || err != nil {
-		return nil, "", nil, nil, false, err
+		return nil, rb, nil, false, err
 	}
-	v, strs, b := newBlock[T](sc.strings(withFields), sc.end)
+	v, strs, b := newBlock[T](sc.nv, sc.end)
+	var s string
 	if b != nil {
 		s = unsafe.String(unsafe.SliceData(b), copy(b, g.buf[:sc.end]))
 	} else {
 		s = string(g.buf[:sc.end])
-		strs = make([]string, sc.strings(withFields))
+		strs = make([]string, sc.nv)
 	}
-	if hdr, fields, ok = buildHeaders(g, sc, s, strs, withFields); !ok {
-		return nil, "", nil, nil, false, nil
+	if hdr, ok = buildHeaders(g, sc, s, strs); !ok {
+		return nil, rb, nil, false, nil
 	}
-	return v, s, hdr, fields, true, nil
+	rb = readBlock{s: s, names: s[sc.pre : sc.pre+sc.nw], vstart: sc.pre + sc.nw, vals: strs}
+	return v, rb, hdr, true, nil
+}
+
+// readBlock is a header block as readHeadersInto read it: s the bytes
+// (after a prefix), names its NUL-terminated names, the values' bytes
+// from vstart to the end of s, and vals the values of all names in order,
+// the backing array of every value slice of the Header made of it.
+type readBlock struct {
+	s, names string
+	vstart   int
+	vals     []string
+}
+
+// same reports whether h still holds exactly the fields buildHeaders made
+// of b: every name of b, and no other, each with the very slice of b.vals
+// it was given (same start, length and capacity: a slice replaced,
+// shortened or appended to is not) holding the values read, in order.
+// The zero readBlock matches no Header.
+func (b *readBlock) same(h Header) bool {
+	if b.s == "" && b.vals == nil {
+		return false
+	}
+	n, i, p := 0, 0, b.vstart
+	for ns := b.names; ns != ""; n++ {
+		j := strings.IndexByte(ns, 0)
+		if j < 0 {
+			return false
+		}
+		vs, ok := h[ns[:j]]
+		ns = ns[j+1:]
+		if !ok || len(vs) != cap(vs) || len(vs) > len(b.vals)-i || len(vs) > 0 && &vs[0] != &b.vals[i] {
+			return false
+		}
+		for _, v := range vs {
+			e := p + len(v)
+			if e >= len(b.s) || b.s[e] != 0 || unsafe.StringData(v) != unsafe.StringData(b.s[p:e]) && v != b.s[p:e] {
+				return false
+			}
+			p = e + 1
+		}
+		i += len(vs)
+	}
+	return n == len(h) && i == len(b.vals) && p == len(b.s)
 }
 
 // block is a T with room for the strings and bytes of a header block
@@ -377,15 +422,6 @@ func newBlock[T any](nstr, nbyte int) (*T, []string, []byte) {
 		return &b.v, b.strs[:nstr], b.bytes[:nbyte]
 	}
 	return new(T), nil, nil
-}
-
-// strings is how many strings buildHeaders stores: one per value, and a
-// name and a value for each value withFields.
-func (sc headerScan) strings(withFields bool) int {
-	if withFields {
-		return 3 * sc.nv
-	}
-	return sc.nv
 }
 
 // scanHeaders reads a whole header block into g.buf after its first pre
@@ -460,14 +496,13 @@ func scanHeaders(g *getterBuf, k msgKind, h uint32, pre int) (sc headerScan, ok 
 
 // buildHeaders makes the Header of a block scanHeaders read: s holds
 // g.buf[:sc.end] (a copy: the names and values are slices of it) and all
-// has room for sc.strings(withFields) strings. The values of all names
-// share all's first sc.nv strings, each name's slice capped at its own
-// values, so appending to one never writes into another; with withFields
-// the strings after them hold the fields (see readHeaderFields). ok is
-// false when the host gave a name twice (two names differing in case
-// only): the caller then reads the block the general way.
-func buildHeaders(g *getterBuf, sc headerScan, s string, all []string, withFields bool) (hdr Header, fields []string, ok bool) {
-	vals, fields := all[:0:sc.nv], all[sc.nv:sc.nv]
+// has room for sc.nv strings, which the values of all names share, each
+// name's slice capped at its own values, so appending to one never writes
+// into another. ok is false when the host gave a name twice (two names
+// differing in case only): the caller then reads the block the general
+// way.
+func buildHeaders(g *getterBuf, sc headerScan, s string, all []string) (hdr Header, ok bool) {
+	vals := all[:0:sc.nv]
 	hdr = make(Header, sc.n)
 	ns, start := s[sc.pre:sc.pre+sc.nw], sc.pre+sc.nw
 	for i := 0; i < sc.n; i++ {
@@ -478,9 +513,6 @@ func buildHeaders(g *getterBuf, sc headerScan, s string, all []string, withField
 		for v := s[start:g.ends[i]]; v != ""; {
 			j := strings.IndexByte(v, 0)
 			vals = append(vals, v[:j])
-			if withFields {
-				fields = append(fields, name, v[:j])
-			}
 			v = v[j+1:]
 		}
 		start = g.ends[i]
@@ -490,11 +522,8 @@ func buildHeaders(g *getterBuf, sc headerScan, s string, all []string, withField
 			hdr[name] = nil
 		}
 		if len(hdr) != i+1 {
-			return nil, nil, false // two names differing in case only
+			return nil, false // two names differing in case only
 		}
 	}
-	if !withFields {
-		fields = nil
-	}
-	return hdr, fields, true
+	return hdr, true
 }

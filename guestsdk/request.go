@@ -42,8 +42,10 @@ type origRequest struct {
 	h      uint32
 	method string
 	url    url.URL
-	// fields holds a name and a value for each value read, names in the
-	// order read, a name's values together and in order.
+	// read is the header block as read (readHeadersInto), or, when it was
+	// read the general way, fields holds a name and a value for each value
+	// read, names in the order read, a name's values together and in order.
+	read   readBlock
 	fields []string
 	names  int  // distinct names
 	used   bool // the handle was sent (a send consumes it)
@@ -52,13 +54,28 @@ type origRequest struct {
 // unchanged reports whether r still has the method, URL and header it was
 // read with, so that o's handle carries exactly what a copy would.
 func (o *origRequest) unchanged(r *Request) bool {
-	if o.used || r.CacheOverride != nil || r.Method != o.method || r.URL == nil || *r.URL != o.url || len(r.Header) != o.names {
+	if o.used || r.CacheOverride != nil || r.Method != o.method || r.URL == nil || *r.URL != o.url {
 		return false
 	}
-	f := o.fields
+	if o.read.vals != nil {
+		return o.read.same(r.Header)
+	}
+	return fieldsMatch(o.fields, o.names, r.Header)
+}
+
+// fieldsMatch reports whether h holds exactly the fields read into it:
+// fields holds a name and a value for each value read, a name's values
+// together and in order, names distinct names in all. A name read with no
+// value (which fields cannot show) makes it false.
+func fieldsMatch(fields []string, names int, h Header) bool {
+	if len(h) != names {
+		return false
+	}
+	f := fields
+	seen := 0
 	for len(f) > 0 {
 		name := f[0]
-		vs := r.Header[name]
+		vs := h[name]
 		if len(vs) == 0 || 2*len(vs) > len(f) {
 			return false
 		}
@@ -71,8 +88,9 @@ func (o *origRequest) unchanged(r *Request) bool {
 		if len(f) > 0 && f[0] == name {
 			return false // the name was read with more values
 		}
+		seen++
 	}
-	return true
+	return seen == names
 }
 
 // NewRequest returns a Request for method and rawURL (parsed with
@@ -200,11 +218,18 @@ func releaseUnsent(req, body uint32) {
 // toHost.
 func (r *Request) hostRequest() (req, body uint32, err error) {
 	if o := r.orig; o != nil && o.unchanged(r) {
-		var rd io.Reader
-		if r.Body != nil {
-			rd = r.Body
+		if hb, ok := r.Body.(*hostBody); ok {
+			// The usual case, without bodyFrom's conversion to io.Reader
+			// (an itab lookup in Wasm).
+			body, err = hb.take()
+		} else {
+			var rd io.Reader
+			if r.Body != nil {
+				rd = r.Body
+			}
+			body, err = bodyFrom(rd)
 		}
-		if body, err = bodyFrom(rd); err != nil {
+		if err != nil {
 			return 0, 0, err
 		}
 		o.used = true
@@ -250,19 +275,23 @@ func (r *Request) toHost() (req, body uint32, err error) {
 	return req, body, nil
 }
 
-// responseFromHost reads the status and headers of a host response, then
-// releases the response handle; the body stays a host body. The
-// Response, its body and its header block are one allocation when the
+// responseFromHost reads the status and headers of a host response; the
+// body stays a host body. The response handle stays open while the body
+// does (hostBody.release), so that CopyResponse can send it downstream as
+// it is when the guest changed nothing; a response whose header block
+// cannot be checked for changes (a name given twice) is closed at once.
+// The Response, its body and its header block are one allocation when the
 // block fits (readHeadersInto).
 func responseFromHost(resp, body uint32) (*Response, error) {
 	var status uint32
 	err := statusErr("fastly_http_resp.status_get", respStatusGet(resp, unsafe.Pointer(&status)))
 	var r *hostResponse
+	var rb readBlock
 	if err == nil {
 		g := bufPool.Get().(*getterBuf)
 		var hdr Header
 		var ok bool
-		if r, _, hdr, _, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0, false); err == nil && !ok {
+		if r, rb, hdr, ok, err = readHeadersInto[hostResponse](g, respKind, resp, 0); err == nil && !ok {
 			r = new(hostResponse)
 			hdr, _, err = readHeaderBlockSlow(g, respKind, resp, false)
 		}
@@ -271,21 +300,47 @@ func responseFromHost(resp, body uint32) (*Response, error) {
 			r.Header = hdr
 		}
 	}
-	respClose(resp)
 	if err != nil {
+		respClose(resp)
 		bodyClose(body)
 		return nil, err
 	}
 	r.StatusCode = int(status & 0xFFFF)
+	if rb.vals != nil || len(r.Header) == 0 {
+		r.h, r.open, r.status, r.read = resp, true, r.StatusCode, rb
+		r.body.resp = r
+	} else {
+		respClose(resp)
+	}
 	r.body.h = body
 	r.Body = &r.body
 	return &r.Response, nil
 }
 
-// hostResponse is a backend Response with its body, in one allocation.
+// hostResponse is a backend Response with its body, in one allocation,
+// and what CopyResponse needs to send it downstream as it is: the host
+// response handle h (open until the body leaves the guest or ends), the
+// status and the header block as read.
 type hostResponse struct {
 	Response
-	body hostBody
+	body   hostBody
+	h      uint32
+	open   bool
+	status int
+	read   readBlock
+}
+
+// unchanged reports whether r's handle is open and r still has the
+// status and header it was read with: the handle then carries exactly
+// what a copy would.
+func (r *hostResponse) unchanged() bool {
+	if !r.open || r.StatusCode != r.status {
+		return false
+	}
+	if r.read.vals == nil {
+		return len(r.Header) == 0 // no field was read
+	}
+	return r.read.same(r.Header)
 }
 
 // downstreamRequest reads the downstream request from the host.
@@ -346,17 +401,17 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err 
 		uri    string
 		hdr    Header
 		fields []string
+		rb     readBlock
 		fast   bool
 	)
 	g.nw = 0
 	st := reqURIGet(req, bytesPtr(g.buf), uint32(len(g.buf)), unsafe.Pointer(&g.nw))
 	if pre := int(g.nw); abi.Status(st) == abi.OK && pre <= len(g.buf) {
-		var s string
-		if d, s, hdr, fields, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre, true); err != nil {
+		if d, rb, hdr, fast, err = readHeadersInto[downstreamReq](g, reqKind, req, pre); err != nil {
 			return nil, err
 		}
 		if fast {
-			uri = s[:pre]
+			uri = rb.s[:pre]
 		} else {
 			uri = string(g.buf[:pre])
 		}
@@ -384,9 +439,9 @@ func exchangeFromHandles(g *getterBuf, req, body uint32) (d *downstreamReq, err 
 	}
 	d.Request.URL = &d.url
 	d.Request.Body = &d.body
-	if fields != nil || len(hdr) == 0 {
+	if fast || fields != nil || len(hdr) == 0 {
 		// Field by field: d is new, so the rest is already zero.
-		d.orig.h, d.orig.method, d.orig.url, d.orig.fields, d.orig.names = req, method, d.url, fields, len(hdr)
+		d.orig.h, d.orig.method, d.orig.url, d.orig.read, d.orig.fields, d.orig.names = req, method, d.url, rb, fields, len(hdr)
 		d.Request.orig = &d.orig
 	}
 	return d, nil

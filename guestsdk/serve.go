@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -76,7 +77,9 @@ type ServeManyOptions struct {
 // guest's start-up cost is paid once for many requests. Globals, caches and
 // goroutines survive between requests: use it only when that is safe. A
 // host that does not offer sandbox reuse just ends the sandbox after the
-// first request, as Serve does.
+// first request, as Serve does. As with net/http, a ResponseWriter and its
+// Header must not be used once ServeHTTP returns: the next request's
+// ResponseWriter reuses the Header map, emptied.
 func ServeMany(h Handler, opts ServeManyOptions) {
 	if err := serveMany(context.Background(), h, opts); err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
@@ -117,8 +120,15 @@ func serveMany(ctx context.Context, h Handler, opts ServeManyOptions) error {
 		if downstreamNextRequestWait(promise, unsafe.Pointer(&req), unsafe.Pointer(&body)) != uint32(abi.OK) {
 			return nil // no further request came
 		}
+		hdr := w.header
 		if d, err = exchangeFromHandles(g, req, body); err != nil {
 			return err
+		}
+		if hdr != nil {
+			// The last response's header map serves the next one: a
+			// ResponseWriter is not used after ServeHTTP returns.
+			clear(hdr)
+			d.w.header = hdr
 		}
 	}
 }
@@ -139,7 +149,11 @@ func serve(ctx context.Context, h Handler) error {
 
 // responseWriter is the ResponseWriter given to handlers.
 type responseWriter struct {
-	header  Header // made by the first Header call
+	header Header // made by the first Header call
+	// merged is the Header of a backend response sent as it is
+	// (CopyResponse): its fields are copied into header when Header is
+	// next called.
+	merged  Header
 	sent    bool
 	sendErr error // error of sending the head
 	broken  bool  // the body was cut short; finish abandons it
@@ -150,6 +164,10 @@ type responseWriter struct {
 func (w *responseWriter) Header() Header {
 	if w.header == nil {
 		w.header = Header{}
+	}
+	if w.merged != nil {
+		copyHeader(w.header, w.merged)
+		w.merged = nil
 	}
 	return w.header
 }
@@ -206,6 +224,7 @@ func (w *responseWriter) appendHostBody(b *hostBody) (done bool, err error) {
 		return false, nil
 	}
 	b.consumed = true
+	b.release()
 	return true, nil
 }
 
@@ -290,12 +309,24 @@ func (w *responseWriter) finish() error {
 // without copying it through the guest when w is the ResponseWriter given
 // by Serve. resp.Body is closed. It returns the first error of the copy
 // or the close.
+//
+// When w is that ResponseWriter and resp is a backend response whose
+// status and header fields are as Send read them and whose body was not
+// read, the host sends resp itself downstream (send_downstream on its
+// handle), with the fields of w.Header() whose names resp lacks appended:
+// what reaches the client is what a copy would give, without the guest
+// writing resp's fields back one by one. w.Header() then shows resp's
+// fields merged in as they are when it is next called.
 func CopyResponse(w ResponseWriter, resp *Response) error {
-	copyHeader(w.Header(), resp.Header)
-	if rw, ok := w.(*responseWriter); ok && !rw.sent {
+	rw, _ := w.(*responseWriter)
+	if rw != nil && !rw.sent {
 		if hb, ok := resp.Body.(*hostBody); ok && !hb.consumed && !hb.eof {
+			if hr := hb.resp; hr != nil && &hr.Response == resp && hr.unchanged() {
+				return rw.forward(hr)
+			}
 			// The head and the body go to the host in one call, and the
 			// backend body becomes the response body without an append.
+			copyHeader(rw.Header(), resp.Header)
 			rw.sent = true
 			rw.sendErr = rw.sendHeadWith(resp.StatusCode, hb)
 			if rw.sendErr != nil {
@@ -304,6 +335,7 @@ func CopyResponse(w ResponseWriter, resp *Response) error {
 			return rw.sendErr
 		}
 	}
+	copyHeader(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	if resp.Body == nil {
 		return nil
@@ -312,10 +344,57 @@ func CopyResponse(w ResponseWriter, resp *Response) error {
 	if cerr := resp.Body.Close(); err == nil {
 		err = cerr
 	}
-	if rw, ok := w.(*responseWriter); ok && err != nil {
+	if rw != nil && err != nil {
 		rw.broken = true // the body was cut short: abandon it
 	}
 	return err
+}
+
+// forward sends the backend response r downstream as the response head,
+// its body streaming after it (CopyResponse): the fields of w.header
+// whose names r lacks are appended to r's handle first. The handle and
+// the body are the host's from then on, whatever the outcome.
+func (w *responseWriter) forward(r *hostResponse) error {
+	w.sent = true
+	r.open = false
+	h := r.h
+	bh, _ := r.body.take()
+	w.body = bh
+	err := appendMissing(h, w.header, r.Header)
+	if err == nil {
+		err = statusErr("fastly_http_resp.send_downstream", respSendDownstream(h, bh, 1))
+	}
+	if err != nil {
+		respClose(h)
+		bodyClose(bh)
+		w.broken = true
+		w.sendErr = err
+		return err
+	}
+	w.merged = r.Header
+	return nil
+}
+
+// appendMissing appends to response handle h every value of the fields
+// of hdr whose names src lacks, names in order: the fields a copy of src
+// into hdr would have kept.
+func appendMissing(h uint32, hdr, src Header) error {
+	var small [16]string
+	keys := small[:0]
+	for key := range hdr {
+		if _, ok := src[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) > 1 {
+		slices.Sort(keys)
+	}
+	for _, key := range keys {
+		if err := appendValues(respKind, h, key, hdr[key]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyHeader sets every field of src in dst (replacing dst's values of the

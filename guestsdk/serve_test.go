@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -215,9 +216,150 @@ func TestProxySend(t *testing.T) {
 	if resp.status != 201 || body != "origin says PUT http://example.com/p?q=1 request body" || !closed {
 		t.Errorf("downstream got %d %q closed=%v", resp.status, body, closed)
 	}
+	// The backend response itself went downstream (its names as the
+	// origin spelt them: the host treats names case-insensitively), with
+	// the guest's own field appended: no new response, one append.
 	wantHdr := []fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-Edgehost-Proxy", "1"}}
-	if !reflect.DeepEqual(resp.hdr, wantHdr) {
+	if !equalFoldFields(resp.hdr, wantHdr) {
 		t.Errorf("downstream headers %v, want %v", resp.hdr, wantHdr)
+	}
+	if n, m := f.calls["fastly_http_resp.new"], f.calls["fastly_http_resp.header_append"]; n != 0 || m != 1 {
+		t.Errorf("fastly_http_resp.new called %d times and header_append %d, want 0 and 1", n, m)
+	}
+	if len(f.resps) != 0 {
+		t.Errorf("%d response handles left open", len(f.resps))
+	}
+}
+
+// TestCopyResponseChanged: a backend response whose status or header the
+// handler changed (in place or not), or whose body it read, is copied
+// into a new response with the change, fields in name order; only an
+// unchanged one is sent as it is. No response handle is left open.
+func TestCopyResponseChanged(t *testing.T) {
+	origin := []fakeField{{"content-type", "text/plain"}, {"set-cookie", "a=1"}, {"set-cookie", "b=2"}, {"x-o", "o"}}
+	cases := []struct {
+		name    string
+		change  func(w ResponseWriter, r *Response)
+		status  uint32
+		want    []fakeField
+		body    string
+		forward bool
+	}{
+		{"unchanged", func(w ResponseWriter, r *Response) { w.Header().Set("X-O", "guest") }, 200,
+			[]fakeField{{"content-type", "text/plain"}, {"set-cookie", "a=1"}, {"set-cookie", "b=2"}, {"x-o", "o"}}, "origin body", true},
+		{"value changed in place", func(w ResponseWriter, r *Response) { r.Header["Set-Cookie"][1] = "c=3" }, 200,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "c=3"}, {"X-O", "o"}}, "origin body", false},
+		{"value added", func(w ResponseWriter, r *Response) { r.Header.Add("Set-Cookie", "c=3") }, 200,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"Set-Cookie", "c=3"}, {"X-O", "o"}}, "origin body", false},
+		{"values shortened", func(w ResponseWriter, r *Response) { r.Header["Set-Cookie"] = r.Header["Set-Cookie"][:1] }, 200,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"X-O", "o"}}, "origin body", false},
+		{"values moved to another name", func(w ResponseWriter, r *Response) {
+			r.Header["X-O"] = append(r.Header["Set-Cookie"][1:], r.Header["X-O"]...)
+			r.Header["Set-Cookie"] = r.Header["Set-Cookie"][:1:1]
+		}, 200, []fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"X-O", "b=2"}, {"X-O", "o"}}, "origin body", false},
+		{"field deleted", func(w ResponseWriter, r *Response) { r.Header.Del("X-O") }, 200,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}}, "origin body", false},
+		{"field replaced", func(w ResponseWriter, r *Response) { r.Header.Del("X-O"); r.Header.Set("X-P", "p") }, 200,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-P", "p"}}, "origin body", false},
+		{"status changed", func(w ResponseWriter, r *Response) { r.StatusCode = 404 }, 404,
+			[]fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-O", "o"}}, "origin body", false},
+		{"body read", func(w ResponseWriter, r *Response) {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(strings.NewReader(strings.ToUpper(string(b))))
+		}, 200, []fakeField{{"Content-Type", "text/plain"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}, {"X-O", "o"}}, "ORIGIN BODY", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.backends["origin"] = &fakeBackend{}
+			f.origin = func(string, *fakeMsg, []byte) fakeResult {
+				return fakeResult{resp: &fakeMsg{status: 200, hdr: origin}, body: []byte("origin body")}
+			}
+			f.setDownstream("GET", "http://example.com/", nil, "")
+			if err := serve(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+				resp, err := r.Send(ctx, "origin")
+				if err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+				w.Header().Set("X-Guest", "g")
+				tc.change(w, resp)
+				if err := CopyResponse(w, resp); err != nil {
+					t.Errorf("CopyResponse: %v", err)
+				}
+				// The writer's header shows what was copied into it.
+				if got, want := w.Header().Values("Set-Cookie"), resp.Header["Set-Cookie"]; !reflect.DeepEqual(got, want) || w.Header().Get("X-Guest") != "g" {
+					t.Errorf("w.Header() after CopyResponse: Set-Cookie = %q, want %q; X-Guest %q", got, want, w.Header().Get("X-Guest"))
+				}
+			})); err != nil {
+				t.Fatal(err)
+			}
+			resp, body, closed := downstream(t, f)
+			want := append(append([]fakeField(nil), tc.want...), fakeField{"X-Guest", "g"})
+			if tc.forward {
+				if !equalFoldFields(resp.hdr, want) {
+					t.Errorf("downstream headers %v, want %v", resp.hdr, want)
+				}
+			} else if sort.SliceStable(want, func(i, j int) bool { return want[i].name < want[j].name }); !reflect.DeepEqual(resp.hdr, want) {
+				// A copy writes the names in order.
+				t.Errorf("downstream headers %v, want %v", resp.hdr, want)
+			}
+			if resp.status != tc.status || body != tc.body || !closed {
+				t.Errorf("downstream got %d %q closed=%v, want %d %q", resp.status, body, closed, tc.status, tc.body)
+			}
+			if n := f.calls["fastly_http_resp.new"]; (n == 0) != tc.forward {
+				t.Errorf("fastly_http_resp.new called %d times (sent as it is: %v)", n, tc.forward)
+			}
+			if len(f.resps) != 0 {
+				t.Errorf("%d response handles left open", len(f.resps))
+			}
+		})
+	}
+}
+
+// TestResponseHandleReleased: the backend response's handle, kept for
+// CopyResponse, is closed as soon as its body is closed, read to its end
+// or sent elsewhere, so that a guest making many backend requests holds
+// no more handles than before.
+func TestResponseHandleReleased(t *testing.T) {
+	cases := []struct {
+		name string
+		use  func(t *testing.T, r *Response)
+	}{
+		{"closed", func(t *testing.T, r *Response) { r.Body.Close() }},
+		{"read to the end", func(t *testing.T, r *Response) {
+			if b, err := io.ReadAll(r.Body); err != nil || string(b) != "origin body" {
+				t.Errorf("body %q, %v", b, err)
+			}
+		}},
+		{"sent as a request body", func(t *testing.T, r *Response) {
+			req, _ := NewRequest("POST", "http://example.com/", r.Body)
+			if _, err := req.Send(context.Background(), "origin"); err != nil {
+				t.Errorf("Send: %v", err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := installFake(t)
+			f.backends["origin"] = &fakeBackend{}
+			f.origin = func(string, *fakeMsg, []byte) fakeResult {
+				return fakeResult{resp: &fakeMsg{status: 200, hdr: []fakeField{{"x-a", "1"}}}, body: []byte("origin body")}
+			}
+			req, _ := NewRequest("GET", "http://example.com/", nil)
+			resp, err := req.Send(context.Background(), "origin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.resps) != 1 {
+				t.Fatalf("%d response handles open after Send, want 1", len(f.resps))
+			}
+			before := len(f.resps)
+			tc.use(t, resp)
+			// A second Send (the "sent as a request body" case) left its own response open.
+			if got := len(f.resps) - (f.calls["fastly_http_req.send_v2"] - 1); got != before-1 {
+				t.Errorf("%d response handles of the first Send open, want 0", got)
+			}
+		})
 	}
 }
 

@@ -102,3 +102,27 @@ func TestServeManyHostcalls(t *testing.T) {
 		})
 	}
 }
+
+// TestServeManyFreshResponseHeader: each request of a reused sandbox
+// starts with an empty w.Header() (the map is reused, emptied), and its
+// response carries only the fields set for it.
+func TestServeManyFreshResponseHeader(t *testing.T) {
+	f := installFake(t)
+	f.setDownstream("GET", "http://h/a", nil, "")
+	f.queued = []fakeDown{{method: "GET", uri: "http://h/b"}, {method: "GET", uri: "http://h/c"}}
+	err := serveMany(context.Background(), HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) {
+		if len(w.Header()) != 0 {
+			t.Errorf("%s: w.Header() starts with %v", r.URL.Path, w.Header())
+		}
+		w.Header().Set("X-Path", r.URL.Path)
+		w.Header().Add("X-"+r.URL.Path[1:], "1")
+		io.WriteString(w, "ok")
+	}), ServeManyOptions{MaxRequests: 3}) // the third ends the sandbox, its response kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, _ := downstream(t, f)
+	if want := []fakeField{{"X-C", "1"}, {"X-Path", "/c"}}; !reflect.DeepEqual(resp.hdr, want) {
+		t.Errorf("last response's fields %v, want %v", resp.hdr, want)
+	}
+}

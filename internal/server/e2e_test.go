@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
@@ -58,6 +59,8 @@ type hostOpts struct {
 	waiting int
 	// pools configures the host's origin pools (nil: pool.NewManager).
 	pools *pool.ManagerConfig
+	// cache is the readthrough cache the sends go through (nil: none).
+	cache *cache.Cache
 }
 
 // startHost serves wasm with the manifest text on a real loopback server.
@@ -66,7 +69,7 @@ func startHost(t *testing.T, wasm []byte, manifest string, o hostOpts) *host {
 	h := testhost.New(t, wasm, testhost.Config{
 		EngineConfig: engine.Config{MemoryLimitBytes: uint64(o.memMiB) << 20, CacheDir: compileCache},
 		Manifest:     manifest, LogLevel: slog.LevelDebug, Env: server.GuestEnv("test"), Policy: localDev(t),
-		Pools: o.pools,
+		Pools: o.pools, Cache: o.cache,
 		Server: server.Config{SandboxTimeout: o.timeout, MaxConcurrentSandboxes: o.sandboxes,
 			ReadStallTimeout: o.readStall, WriteStallTimeout: o.writeStall, MaxWaitingSandboxes: o.waiting},
 	})
