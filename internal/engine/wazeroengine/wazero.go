@@ -83,20 +83,20 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	start := time.Now()
 	// Data segments become a copy-on-write memory image where the
 	// platform allows (Go guests carry tens of thousands of segments).
-	code, mem, err := prepareMemory(wasm)
+	code, sum, mem, err := e.prepare(wasm)
 	if err != nil {
 		return nil, err
 	}
-	if !e.cfg.Tiered || len(wasm) < e.cfg.TieredMinBytes || e.compiledBefore(code) {
+	if !e.cfg.Tiered || len(wasm) < e.cfg.TieredMinBytes || e.compiledBefore(sum) {
 		// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
-		m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, mem, link, runtime.GOMAXPROCS(0))
+		m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, sum, mem, link, runtime.GOMAXPROCS(0))
 		if err == nil {
-			e.markCompiled(code)
+			e.markCompiled(sum)
 		}
 		return m, err
 	}
 	links := map[engine.Import]engine.HostFunc{}
-	fast, err := e.compileCode(ctx, e.runtimeConfig(true), wasm, code, mem, func(imp engine.Import) (engine.HostFunc, error) {
+	fast, err := e.compileCode(ctx, e.runtimeConfig(true), wasm, code, sum, mem, func(imp engine.Import) (engine.HostFunc, error) {
 		fn, err := link(imp)
 		if err == nil {
 			links[imp] = fn
@@ -128,11 +128,12 @@ func (e *Engine) runtimeConfig(interpreter bool) wazero.RuntimeConfig {
 }
 
 // compileCode compiles code (wasm split from its memory image mem by
-// prepareMemory) with rc on workers goroutines; should the split module
-// not validate, it compiles wasm as it is.
-func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm, code []byte, mem *memAllocator, link engine.Linker, workers int) (*module, error) {
+// prepareMemory; sum its SHA-256, or zero without a cache directory) with
+// rc on workers goroutines; should the split module not validate, it
+// compiles wasm as it is.
+func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm, code []byte, sum [sha256.Size]byte, mem *memAllocator, link engine.Linker, workers int) (*module, error) {
 	cctx := experimental.WithCompilationWorkers(ctx, workers)
-	m, err := e.compileInterruptible(ctx, cctx, rc, code, link)
+	m, err := e.compileInterruptible(ctx, cctx, rc, code, sum, link)
 	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
 		// The split module may not validate (a data count section whose
 		// segments an instruction refers to): compile wasm as it is.
@@ -140,7 +141,10 @@ func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm,
 			mem.close()
 		}
 		mem = plainMemory()
-		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, link)
+		if e.cfg.CacheDir != "" {
+			sum = sha256.Sum256(wasm)
+		}
+		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, sum, link)
 	}
 	if err != nil {
 		if mem != nil {
@@ -164,9 +168,10 @@ const interruptBudget = 1 << 14
 // iteration, several times slower in loops). Either way a guest that
 // never calls the host is stopped once ctx ends. A module that has the
 // checks and that wasmopt.ExportGlobalsForReset finds resettable has its
-// instances reset and reused (reuse.go).
-func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, link engine.Linker) (*module, error) {
-	checked, ok, reset, err := e.rewrite(wasm)
+// instances reset and reused (reuse.go). sum is the SHA-256 of wasm
+// (zero without a cache directory).
+func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, sum [sha256.Size]byte, link engine.Linker) (*module, error) {
+	checked, ok, reset, err := e.rewrite(wasm, sum)
 	if err != nil || !ok {
 		checked, reset = wasm, false
 		rc = rc.WithCloseOnContextDone(true)
@@ -214,14 +219,13 @@ const rewriteVersion = wasmopt.InterruptVersion + "-" + wasmopt.ResetVersion
 // re-activation does not rewrite the module again (0.17 s of CPU for an
 // 11 MB JS SDK guest; README.md, Benchmarks). An entry is the SHA-256 of
 // the rest, then a byte (1: resettable), then the rewritten module, in a
-// file named for the SHA-256 of wasm under a folder named rewriteVersion;
-// one that does not match its sum is rewritten again. Failing to write
-// the cache is not an error.
-func (e *Engine) rewrite(wasm []byte) (out []byte, ok, reset bool, err error) {
+// file named for key, the SHA-256 of wasm, under a folder named
+// rewriteVersion; one that does not match its sum is rewritten again.
+// Failing to write the cache is not an error.
+func (e *Engine) rewrite(wasm []byte, key [sha256.Size]byte) (out []byte, ok, reset bool, err error) {
 	if e.cfg.CacheDir == "" {
 		return rewriteModule(wasm)
 	}
-	key := sha256.Sum256(wasm)
 	dir := filepath.Join(e.cfg.CacheDir, "edgehost-"+rewriteVersion)
 	path := filepath.Join(dir, hex.EncodeToString(key[:]))
 	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size+1 {
@@ -243,15 +247,7 @@ func (e *Engine) rewrite(wasm []byte) (out []byte, ok, reset bool, err error) {
 	entry = append(entry, out...)
 	sum := sha256.Sum256(entry[sha256.Size:])
 	copy(entry, sum[:])
-	if os.MkdirAll(dir, 0o700) == nil {
-		if f, err := os.CreateTemp(dir, ".rewrite-*"); err == nil {
-			_, werr := f.Write(entry)
-			if cerr := f.Close(); werr == nil && cerr == nil && os.Rename(f.Name(), path) == nil {
-				return out, true, reset, nil
-			}
-			os.Remove(f.Name())
-		}
-	}
+	writeCacheFile(dir, path, entry)
 	return out, true, reset, nil
 }
 
