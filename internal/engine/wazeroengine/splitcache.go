@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 
@@ -14,6 +15,12 @@ import (
 // directory; a change to wasmopt.DataImageUnverified's output, or to the
 // entry's layout, must change it.
 const splitVersion = "edgehost-split-v1"
+
+// cacheCRC is the CRC-32C table of the checksums of edgehost's cache
+// entries. A checksum guards against damage (a flipped bit, a truncated
+// file), as wazero's own cache entries are guarded; the entries' names,
+// SHA-256 sums of their inputs, are what tells one module from another.
+var cacheCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // splitModule is wasmopt.DataImageUnverified's split of a module with the
 // SHA-256 sums a load keys its caches by.
@@ -32,10 +39,11 @@ type splitModule struct {
 //
 // An entry is named for the SHA-256 of wasm under a folder named
 // splitVersion, written to a temporary file and renamed into place: the
-// SHA-256 of the rest, the SHA-256 of code, the image's length (8 bytes,
-// little endian), the image, then code. Only a module that splits gets
-// one. An entry that is short or does not match its sum is computed
-// again and replaced; failing to write one is not an error.
+// CRC-32C of the rest (4 bytes, little endian), the SHA-256 of code, the
+// image's length (8 bytes, little endian), the image, then code. Only a
+// module that splits gets one. An entry that is short or does not match
+// its checksum is computed again and replaced; failing to write one is
+// not an error.
 func (e *Engine) split(wasm []byte) splitModule {
 	if e.cfg.CacheDir == "" {
 		code, image, ok, err := wasmopt.DataImageUnverified(wasm)
@@ -56,30 +64,32 @@ func (e *Engine) split(wasm []byte) splitModule {
 		return sp
 	}
 	sp.code, sp.image, sp.ok, sp.codeSum = code, image, true, sha256.Sum256(code)
-	entry := make([]byte, 2*sha256.Size+8, 2*sha256.Size+8+len(image)+len(code))
-	copy(entry[sha256.Size:], sp.codeSum[:])
-	binary.LittleEndian.PutUint64(entry[2*sha256.Size:], uint64(len(image)))
+	entry := make([]byte, splitHead, splitHead+len(image)+len(code))
+	copy(entry[4:], sp.codeSum[:])
+	binary.LittleEndian.PutUint64(entry[4+sha256.Size:], uint64(len(image)))
 	entry = append(append(entry, image...), code...)
-	sum := sha256.Sum256(entry[sha256.Size:])
-	copy(entry, sum[:])
+	binary.LittleEndian.PutUint32(entry, crc32.Checksum(entry[4:], cacheCRC))
 	writeCacheFile(dir, path, entry)
 	return sp
 }
 
+// splitHead is the length of an Engine.split entry's fixed part: the
+// checksum, code's SHA-256 and the image's length.
+const splitHead = 4 + sha256.Size + 8
+
 // decodeSplit reads an entry of Engine.split; ok is false when it is
-// short or does not match its sum.
+// short or does not match its checksum.
 func decodeSplit(b []byte) (sp splitModule, ok bool) {
-	const head = 2*sha256.Size + 8
-	if len(b) < head || sha256.Sum256(b[sha256.Size:]) != [sha256.Size]byte(b[:sha256.Size]) {
+	if len(b) < splitHead || crc32.Checksum(b[4:], cacheCRC) != binary.LittleEndian.Uint32(b) {
 		return sp, false
 	}
-	n := binary.LittleEndian.Uint64(b[2*sha256.Size:])
-	if n > uint64(len(b)-head) {
+	n := binary.LittleEndian.Uint64(b[4+sha256.Size:])
+	if n > uint64(len(b)-splitHead) {
 		return sp, false
 	}
-	sp.codeSum = [sha256.Size]byte(b[sha256.Size : 2*sha256.Size])
-	sp.image = b[head : head+int(n) : head+int(n)]
-	sp.code = b[head+int(n):]
+	sp.codeSum = [sha256.Size]byte(b[4 : 4+sha256.Size])
+	sp.image = b[splitHead : splitHead+int(n) : splitHead+int(n)]
+	sp.code = b[splitHead+int(n):]
 	sp.ok = true
 	return sp, true
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,10 +83,9 @@ func TestSplitCache(t *testing.T) {
 
 	// A well-formed entry with another image is what a load uses.
 	planted := bytes.Clone(good)
-	off := 2*sha256.Size + 8 + bytes.Index(wantImage, []byte("AAAA"))
+	off := splitHead + bytes.Index(wantImage, []byte("AAAA"))
 	copy(planted[off:], "BBBB")
-	resum := sha256.Sum256(planted[sha256.Size:])
-	copy(planted, resum[:])
+	binary.LittleEndian.PutUint32(planted, crc32.Checksum(planted[4:], cacheCRC))
 	if err := os.WriteFile(entries[0], planted, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +98,8 @@ func TestSplitCache(t *testing.T) {
 		"flipped code byte":  func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b },
 		"truncated":          func(b []byte) []byte { return b[:len(b)/2] },
 		"image length past the end": func(b []byte) []byte {
-			binary.LittleEndian.PutUint64(b[2*sha256.Size:], 1<<40)
-			s := sha256.Sum256(b[sha256.Size:])
-			copy(b, s[:])
+			binary.LittleEndian.PutUint64(b[4+sha256.Size:], 1<<40)
+			binary.LittleEndian.PutUint32(b, crc32.Checksum(b[4:], cacheCRC))
 			return b
 		},
 		"empty": func([]byte) []byte { return nil },

@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -212,41 +214,43 @@ func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.Runti
 // rewriteVersion names the rewrites' output in the cache directory.
 const rewriteVersion = wasmopt.InterruptVersion + "-" + wasmopt.ResetVersion
 
+// rewriteFolder is the folder of Engine.rewrite's entries in the cache
+// directory ("-crc": entries checked by a CRC-32C; those of before, under
+// the name without it, were checked by a SHA-256 and are not read).
+const rewriteFolder = "edgehost-" + rewriteVersion + "-crc"
+
 // rewrite is wasmopt.InsertInterruptChecks(wasm) (ok reports it was
 // made) followed by wasmopt.ExportGlobalsForReset (reset reports the
 // module is resettable), kept in the engine's cache directory (when it
 // has one) beside wazero's compiled code, so that a restart or
 // re-activation does not rewrite the module again (0.17 s of CPU for an
-// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the SHA-256 of
-// the rest, then a byte (1: resettable), then the rewritten module, in a
-// file named for key, the SHA-256 of wasm, under a folder named
-// rewriteVersion; one that does not match its sum is rewritten again.
-// Failing to write the cache is not an error.
+// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the CRC-32C of
+// the rest (4 bytes, little endian; cacheCRC), then a byte (1:
+// resettable), then the rewritten module, in a file named for key, the
+// SHA-256 of wasm, under rewriteFolder; one that is short or does not
+// match its checksum is rewritten again. Failing to write the cache is
+// not an error.
 func (e *Engine) rewrite(wasm []byte, key [sha256.Size]byte) (out []byte, ok, reset bool, err error) {
 	if e.cfg.CacheDir == "" {
 		return rewriteModule(wasm)
 	}
-	dir := filepath.Join(e.cfg.CacheDir, "edgehost-"+rewriteVersion)
+	dir := filepath.Join(e.cfg.CacheDir, rewriteFolder)
 	path := filepath.Join(dir, hex.EncodeToString(key[:]))
-	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size+1 {
-		if sha256.Sum256(b[sha256.Size:]) == [sha256.Size]byte(b[:sha256.Size]) {
-			return b[sha256.Size+1:], true, b[sha256.Size] == 1, nil
+	if b, err := os.ReadFile(path); err == nil && len(b) > 4+1 {
+		if crc32.Checksum(b[4:], cacheCRC) == binary.LittleEndian.Uint32(b) {
+			return b[4+1:], true, b[4] == 1, nil
 		}
 	}
 	out, ok, reset, err = rewriteModule(wasm)
 	if err != nil || !ok {
 		return out, ok, reset, err
 	}
-	entry := make([]byte, 0, sha256.Size+1+len(out))
-	entry = append(entry, make([]byte, sha256.Size)...)
+	entry := make([]byte, 4+1, 4+1+len(out))
 	if reset {
-		entry = append(entry, 1)
-	} else {
-		entry = append(entry, 0)
+		entry[4] = 1
 	}
 	entry = append(entry, out...)
-	sum := sha256.Sum256(entry[sha256.Size:])
-	copy(entry, sum[:])
+	binary.LittleEndian.PutUint32(entry, crc32.Checksum(entry[4:], cacheCRC))
 	writeCacheFile(dir, path, entry)
 	return out, true, reset, nil
 }
