@@ -24,7 +24,8 @@ import (
 
 // BenchmarkJSCompile: compiling and linking hello.js in a new engine, cold
 // (no cache) and from a warm on-disk cache (a new engine each time, as
-// after a restart). module-MB is the module's size.
+// after a restart; cpu-ns/op is the process's CPU time per load:
+// guesttest.ReportCPU). module-MB is the module's size.
 func BenchmarkJSCompile(b *testing.B) {
 	wasm := jsGuest(b, "hello")
 	link := hostcall.NewLinker(slog.New(slog.NewTextHandler(io.Discard, nil))).Link
@@ -51,9 +52,12 @@ func BenchmarkJSCompile(b *testing.B) {
 			b.Run("cached", func(b *testing.B) {
 				dir := b.TempDir()
 				compile(b, name, dir)
+				b.ResetTimer()
+				stop := guesttest.ReportCPU(b)
 				for b.Loop() {
 					compile(b, name, dir)
 				}
+				stop()
 			})
 		})
 	}

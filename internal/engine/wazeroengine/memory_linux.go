@@ -1,6 +1,7 @@
 package wazeroengine
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,20 +23,40 @@ import (
 // allocator of plain zeroed reservations.
 func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 	code, image, ok, err := wasmopt.DataImageUnverified(wasm)
-	if err != nil || !ok {
-		return wasm, plainMemory(), nil
+	out, _, mem, err := memoryFor(wasm, code, image, ok && err == nil)
+	return out, mem, err
+}
+
+// prepare is prepareMemory with the split kept in the cache directory
+// (Engine.split). sum is the SHA-256 of the module returned, the key of
+// the rewrite cache and of the compiled marks (zero without a cache
+// directory, where nothing is keyed).
+func (e *Engine) prepare(wasm []byte) (out []byte, sum [sha256.Size]byte, mem *memAllocator, err error) {
+	sp := e.split(wasm)
+	out, split, mem, err := memoryFor(wasm, sp.code, sp.image, sp.ok)
+	if split {
+		return out, sp.codeSum, mem, err
+	}
+	return out, sp.wasmSum, mem, err
+}
+
+// memoryFor is prepareMemory given wasm's split (ok: code and image are
+// wasmopt.DataImageUnverified's). split reports that out is code.
+func memoryFor(wasm, code, image []byte, ok bool) (out []byte, split bool, mem *memAllocator, err error) {
+	if !ok {
+		return wasm, false, plainMemory(), nil
 	}
 	if len(image) == 0 {
-		return code, plainMemory(), nil
+		return code, true, plainMemory(), nil
 	}
 	a, err := imageMemory(image)
 	if err != nil {
 		if errors.Is(err, errNoMemfd) {
-			return wasm, plainMemory(), nil
+			return wasm, false, plainMemory(), nil
 		}
-		return nil, nil, err
+		return nil, false, nil, err
 	}
-	return code, a, nil
+	return code, true, a, nil
 }
 
 var errNoMemfd = errors.New("memory image: no memfd")

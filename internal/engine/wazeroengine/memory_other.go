@@ -3,6 +3,8 @@
 package wazeroengine
 
 import (
+	"crypto/sha256"
+
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/edgehost/edgehost/internal/engine/wasmopt"
@@ -15,6 +17,17 @@ func prepareMemory(wasm []byte) ([]byte, *memAllocator, error) {
 		wasm = opt
 	}
 	return wasm, nil, nil
+}
+
+// prepare is prepareMemory and, with a cache directory, the SHA-256 of
+// the module returned (the key of the rewrite cache and the compiled
+// marks).
+func (e *Engine) prepare(wasm []byte) (out []byte, sum [sha256.Size]byte, mem *memAllocator, err error) {
+	out, mem, err = prepareMemory(wasm)
+	if e.cfg.CacheDir != "" {
+		sum = sha256.Sum256(out)
+	}
+	return out, sum, mem, err
 }
 
 // plainMemory is the allocator for a module compiled as it is.

@@ -157,7 +157,7 @@ func TestResetInstances(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := e.compileCode(ctx, e.runtimeConfig(tc.interpreter), wasm, code, mem, link, 1)
+			m, err := e.compileCode(ctx, e.runtimeConfig(tc.interpreter), wasm, code, [32]byte{}, mem, link, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -56,7 +56,7 @@ func TestRewriteCache(t *testing.T) {
 		}
 	}
 	run(t)
-	entries, err := filepath.Glob(filepath.Join(dir, "edgehost-"+rewriteVersion, "*"))
+	entries, err := filepath.Glob(filepath.Join(dir, rewriteFolder, "*"))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("cache entries %v, %v; want one", entries, err)
 	}

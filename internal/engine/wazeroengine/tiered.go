@@ -30,12 +30,13 @@ import (
 // one's cache.
 const compiledMarkVersion = "edgehost-compiled-v1"
 
-// compiledBefore reports whether the optimizing compiler's code of code
-// (a module as prepareMemory split it) is in the cache directory, by the
-// mark markCompiled left there. Without a cache directory nothing was.
-// A mark whose cache entry was deleted costs one untiered compile.
-func (e *Engine) compiledBefore(code []byte) bool {
-	path := e.markPath(code)
+// compiledBefore reports whether the optimizing compiler's code of the
+// module whose SHA-256 is sum (a module as prepareMemory split it) is in
+// the cache directory, by the mark markCompiled left there. Without a
+// cache directory nothing was. A mark whose cache entry was deleted costs
+// one untiered compile.
+func (e *Engine) compiledBefore(sum [sha256.Size]byte) bool {
+	path := e.markPath(sum)
 	if path == "" {
 		return false
 	}
@@ -43,10 +44,11 @@ func (e *Engine) compiledBefore(code []byte) bool {
 	return err == nil
 }
 
-// markCompiled marks code as compiled optimized in the cache directory.
-// Failing to write the mark is not an error (the next load is tiered).
-func (e *Engine) markCompiled(code []byte) {
-	path := e.markPath(code)
+// markCompiled marks the module whose SHA-256 is sum as compiled
+// optimized in the cache directory. Failing to write the mark is not an
+// error (the next load is tiered).
+func (e *Engine) markCompiled(sum [sha256.Size]byte) {
+	path := e.markPath(sum)
 	if path == "" {
 		return
 	}
@@ -57,14 +59,13 @@ func (e *Engine) markCompiled(code []byte) {
 	}
 }
 
-// markPath is the file marking code as compiled, "" without a cache
-// directory: the SHA-256 of code, in a folder named for the mark version
-// and the wazero version.
-func (e *Engine) markPath(code []byte) string {
+// markPath is the file marking the module whose SHA-256 is sum as
+// compiled, "" without a cache directory: sum in hex, in a folder named
+// for the mark version and the wazero version.
+func (e *Engine) markPath(sum [sha256.Size]byte) string {
 	if e.cfg.CacheDir == "" {
 		return ""
 	}
-	sum := sha256.Sum256(code)
 	return filepath.Join(e.cfg.CacheDir, compiledMarkVersion+"-wazero-"+wazeroVersion(), hex.EncodeToString(sum[:]))
 }
 
@@ -122,11 +123,11 @@ func (e *Engine) optimize(ctx context.Context, wasm []byte, links map[engine.Imp
 		return nil, ctx.Err()
 	}
 	defer func() { <-e.slot }()
-	code, mem, err := prepareMemory(wasm)
+	code, sum, mem, err := e.prepare(wasm)
 	if err != nil {
 		return nil, err
 	}
-	m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, mem, func(imp engine.Import) (engine.HostFunc, error) {
+	m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, sum, mem, func(imp engine.Import) (engine.HostFunc, error) {
 		if fn, ok := links[imp]; ok {
 			return fn, nil
 		}
@@ -139,7 +140,7 @@ func (e *Engine) optimize(ctx context.Context, wasm []byte, links map[engine.Imp
 		m.Close(context.Background())
 		return nil, ctx.Err()
 	}
-	e.markCompiled(code)
+	e.markCompiled(sum)
 	return m, nil
 }
 

@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -83,20 +85,20 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, link engine.Linker) (
 	start := time.Now()
 	// Data segments become a copy-on-write memory image where the
 	// platform allows (Go guests carry tens of thousands of segments).
-	code, mem, err := prepareMemory(wasm)
+	code, sum, mem, err := e.prepare(wasm)
 	if err != nil {
 		return nil, err
 	}
-	if !e.cfg.Tiered || len(wasm) < e.cfg.TieredMinBytes || e.compiledBefore(code) {
+	if !e.cfg.Tiered || len(wasm) < e.cfg.TieredMinBytes || e.compiledBefore(sum) {
 		// Functions compile on every CPU: an 11 MB JS SDK guest takes seconds.
-		m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, mem, link, runtime.GOMAXPROCS(0))
+		m, err := e.compileCode(ctx, e.runtimeConfig(false), wasm, code, sum, mem, link, runtime.GOMAXPROCS(0))
 		if err == nil {
-			e.markCompiled(code)
+			e.markCompiled(sum)
 		}
 		return m, err
 	}
 	links := map[engine.Import]engine.HostFunc{}
-	fast, err := e.compileCode(ctx, e.runtimeConfig(true), wasm, code, mem, func(imp engine.Import) (engine.HostFunc, error) {
+	fast, err := e.compileCode(ctx, e.runtimeConfig(true), wasm, code, sum, mem, func(imp engine.Import) (engine.HostFunc, error) {
 		fn, err := link(imp)
 		if err == nil {
 			links[imp] = fn
@@ -128,11 +130,12 @@ func (e *Engine) runtimeConfig(interpreter bool) wazero.RuntimeConfig {
 }
 
 // compileCode compiles code (wasm split from its memory image mem by
-// prepareMemory) with rc on workers goroutines; should the split module
-// not validate, it compiles wasm as it is.
-func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm, code []byte, mem *memAllocator, link engine.Linker, workers int) (*module, error) {
+// prepareMemory; sum its SHA-256, or zero without a cache directory) with
+// rc on workers goroutines; should the split module not validate, it
+// compiles wasm as it is.
+func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm, code []byte, sum [sha256.Size]byte, mem *memAllocator, link engine.Linker, workers int) (*module, error) {
 	cctx := experimental.WithCompilationWorkers(ctx, workers)
-	m, err := e.compileInterruptible(ctx, cctx, rc, code, link)
+	m, err := e.compileInterruptible(ctx, cctx, rc, code, sum, link)
 	if err != nil && errors.Is(err, engine.ErrInvalidModule) && len(code) != len(wasm) {
 		// The split module may not validate (a data count section whose
 		// segments an instruction refers to): compile wasm as it is.
@@ -140,7 +143,10 @@ func (e *Engine) compileCode(ctx context.Context, rc wazero.RuntimeConfig, wasm,
 			mem.close()
 		}
 		mem = plainMemory()
-		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, link)
+		if e.cfg.CacheDir != "" {
+			sum = sha256.Sum256(wasm)
+		}
+		m, err = e.compileInterruptible(ctx, cctx, rc, wasm, sum, link)
 	}
 	if err != nil {
 		if mem != nil {
@@ -164,9 +170,10 @@ const interruptBudget = 1 << 14
 // iteration, several times slower in loops). Either way a guest that
 // never calls the host is stopped once ctx ends. A module that has the
 // checks and that wasmopt.ExportGlobalsForReset finds resettable has its
-// instances reset and reused (reuse.go).
-func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, link engine.Linker) (*module, error) {
-	checked, ok, reset, err := e.rewrite(wasm)
+// instances reset and reused (reuse.go). sum is the SHA-256 of wasm
+// (zero without a cache directory).
+func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.RuntimeConfig, wasm []byte, sum [sha256.Size]byte, link engine.Linker) (*module, error) {
+	checked, ok, reset, err := e.rewrite(wasm, sum)
 	if err != nil || !ok {
 		checked, reset = wasm, false
 		rc = rc.WithCloseOnContextDone(true)
@@ -207,51 +214,44 @@ func (e *Engine) compileInterruptible(ctx, cctx context.Context, rc wazero.Runti
 // rewriteVersion names the rewrites' output in the cache directory.
 const rewriteVersion = wasmopt.InterruptVersion + "-" + wasmopt.ResetVersion
 
+// rewriteFolder is the folder of Engine.rewrite's entries in the cache
+// directory ("-crc": entries checked by a CRC-32C; those of before, under
+// the name without it, were checked by a SHA-256 and are not read).
+const rewriteFolder = "edgehost-" + rewriteVersion + "-crc"
+
 // rewrite is wasmopt.InsertInterruptChecks(wasm) (ok reports it was
 // made) followed by wasmopt.ExportGlobalsForReset (reset reports the
 // module is resettable), kept in the engine's cache directory (when it
 // has one) beside wazero's compiled code, so that a restart or
 // re-activation does not rewrite the module again (0.17 s of CPU for an
-// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the SHA-256 of
-// the rest, then a byte (1: resettable), then the rewritten module, in a
-// file named for the SHA-256 of wasm under a folder named rewriteVersion;
-// one that does not match its sum is rewritten again. Failing to write
-// the cache is not an error.
-func (e *Engine) rewrite(wasm []byte) (out []byte, ok, reset bool, err error) {
+// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the CRC-32C of
+// the rest (4 bytes, little endian; cacheCRC), then a byte (1:
+// resettable), then the rewritten module, in a file named for key, the
+// SHA-256 of wasm, under rewriteFolder; one that is short or does not
+// match its checksum is rewritten again. Failing to write the cache is
+// not an error.
+func (e *Engine) rewrite(wasm []byte, key [sha256.Size]byte) (out []byte, ok, reset bool, err error) {
 	if e.cfg.CacheDir == "" {
 		return rewriteModule(wasm)
 	}
-	key := sha256.Sum256(wasm)
-	dir := filepath.Join(e.cfg.CacheDir, "edgehost-"+rewriteVersion)
+	dir := filepath.Join(e.cfg.CacheDir, rewriteFolder)
 	path := filepath.Join(dir, hex.EncodeToString(key[:]))
-	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size+1 {
-		if sha256.Sum256(b[sha256.Size:]) == [sha256.Size]byte(b[:sha256.Size]) {
-			return b[sha256.Size+1:], true, b[sha256.Size] == 1, nil
+	if b, err := os.ReadFile(path); err == nil && len(b) > 4+1 {
+		if crc32.Checksum(b[4:], cacheCRC) == binary.LittleEndian.Uint32(b) {
+			return b[4+1:], true, b[4] == 1, nil
 		}
 	}
 	out, ok, reset, err = rewriteModule(wasm)
 	if err != nil || !ok {
 		return out, ok, reset, err
 	}
-	entry := make([]byte, 0, sha256.Size+1+len(out))
-	entry = append(entry, make([]byte, sha256.Size)...)
+	entry := make([]byte, 4+1, 4+1+len(out))
 	if reset {
-		entry = append(entry, 1)
-	} else {
-		entry = append(entry, 0)
+		entry[4] = 1
 	}
 	entry = append(entry, out...)
-	sum := sha256.Sum256(entry[sha256.Size:])
-	copy(entry, sum[:])
-	if os.MkdirAll(dir, 0o700) == nil {
-		if f, err := os.CreateTemp(dir, ".rewrite-*"); err == nil {
-			_, werr := f.Write(entry)
-			if cerr := f.Close(); werr == nil && cerr == nil && os.Rename(f.Name(), path) == nil {
-				return out, true, reset, nil
-			}
-			os.Remove(f.Name())
-		}
-	}
+	binary.LittleEndian.PutUint32(entry, crc32.Checksum(entry[4:], cacheCRC))
+	writeCacheFile(dir, path, entry)
 	return out, true, reset, nil
 }
 
