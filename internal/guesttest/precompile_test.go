@@ -42,19 +42,7 @@ func TestPrecompileFixtures(t *testing.T) {
 	if shared == "" {
 		t.Skip("no shared compile cache (no user cache directory)")
 	}
-	var rels []string
-	for _, parent := range []string{"examples", "testdata/guests"} {
-		entries, err := os.ReadDir(filepath.Join(root, parent))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			// internal holds packages the guests share, not a guest.
-			if e.IsDir() && e.Name() != "internal" {
-				rels = append(rels, parent+"/"+e.Name())
-			}
-		}
-	}
+	rels := guestDirs(t, root)
 	mods, err := Fixtures(t.TempDir(), rels...)
 	if err != nil {
 		t.Fatal(err)

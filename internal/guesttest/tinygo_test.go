@@ -19,19 +19,7 @@ func TestTinyGoBuildsEveryGuest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rels []string
-	for _, parent := range []string{"examples", "testdata/guests"} {
-		entries, err := os.ReadDir(filepath.Join(root, parent))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			// internal holds packages the guests share, not a guest.
-			if e.IsDir() && e.Name() != "internal" {
-				rels = append(rels, parent+"/"+e.Name())
-			}
-		}
-	}
+	rels := guestDirs(t, root)
 	if len(rels) < 10 {
 		t.Fatalf("found only %d guests: %v", len(rels), rels)
 	}
@@ -45,6 +33,26 @@ func TestTinyGoBuildsEveryGuest(t *testing.T) {
 			t.Errorf("%s: not a Wasm command module (%d bytes)", rel, len(b))
 		}
 	}
+}
+
+// guestDirs lists every guest of the repository at root (the folders of
+// examples and testdata/guests), relative to root.
+func guestDirs(t *testing.T, root string) []string {
+	t.Helper()
+	var rels []string
+	for _, parent := range []string{"examples", "testdata/guests"} {
+		entries, err := os.ReadDir(filepath.Join(root, parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			// internal holds packages the guests share, not a guest.
+			if e.IsDir() && e.Name() != "internal" {
+				rels = append(rels, parent+"/"+e.Name())
+			}
+		}
+	}
+	return rels
 }
 
 // TestSourceKey: the cache key of a guest changes with any file of its
