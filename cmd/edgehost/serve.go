@@ -28,6 +28,7 @@ type serveFlags struct {
 	addr, adminAddr, dataDir, adminToken string
 	allowPrivateBackends                 bool
 	adminPprof                           bool
+	keptVersions                         int
 	tls                                  tlsFlags
 	cluster                              clusterFlags
 	watch                                string
@@ -69,6 +70,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&f.allowPrivateBackends, "allow-private-backends", false, "local development: let dynamic backends reach loopback and private addresses (allow_private_backends); this host's own ports stay refused")
 	cmd.Flags().StringVar(&f.watch, "watch", "", "rebuild and swap in the guest when a file under DIR changes (MODULE defaults to DIR); a failed build is printed and the previous one keeps serving")
 	cmd.Flags().CountVarP(&f.verbose, "verbose", "v", "Viceroy's verbosity flag, which Fastly's CLI passes: -v is the default info log, -vv debug (unless --log-level is given)")
+	cmd.Flags().IntVar(&f.keptVersions, "kept-versions", config.DefaultKeptVersions, "how many replaced versions keep their compiled code loaded for an instant re-activation (kept_versions; 0 turns it off)")
 	cmd.Flags().BoolVar(&f.adminPprof, "admin-pprof", false, "serve Go's runtime profiles (net/http/pprof) at /debug/pprof/ on the admin API, behind the admin token (needs one)")
 	return cmd
 }
@@ -118,6 +120,12 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 	if !flags.Changed("allow-private-backends") {
 		f.allowPrivateBackends = m.Host.AllowPrivateBackends
+	}
+	if !flags.Changed("kept-versions") {
+		f.keptVersions = m.Host.KeptVersions
+	}
+	if f.keptVersions < 0 || f.keptVersions > 64 {
+		return fmt.Errorf("--kept-versions %d: want 0 to 64", f.keptVersions)
 	}
 	if f.adminToken == "" {
 		f.adminToken = os.Getenv(admin.TokenEnv)
@@ -244,7 +252,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	var adm *admin.Admin
 	if st != nil {
 		adm, err = admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: readCache, Metrics: metrics, Token: f.adminToken, Pprof: f.adminPprof, Logger: log, KV: loader.KV,
-			GuestErrors: guestErrors, Engine: eng.Name(), Fleet: fl, AdminURL: adminURLOf(adminLn)})
+			GuestErrors: guestErrors, Engine: eng.Name(), Fleet: fl, AdminURL: adminURLOf(adminLn), KeptVersions: f.keptVersions})
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,12 @@ type Config struct {
 	Fleet *fleet.Fleet
 	// AdminURL is this API's URL, reported to the fleet.
 	AdminURL string
+	// KeptVersions is how many of the most recently replaced versions keep
+	// their compiled module open, so that re-activating one switches to it
+	// without compiling or loading (kept.go; [edgehost] kept_versions,
+	// default config.DefaultKeptVersions). 0 (the zero value) keeps none:
+	// a replaced version's module is closed once its requests end.
+	KeptVersions int
 }
 
 // Admin is the admin API. Its handler is safe for concurrent use.
@@ -106,11 +112,15 @@ type Admin struct {
 	log  *slog.Logger
 	echo *echo.Echo
 
-	mu       sync.Mutex // serialises activations
-	active   int        // stored version number active on cfg.Server, 0 if none
-	previous int        // the stored version active before it, 0 if none (the status page's roll-back)
-	fleet    fleetState
-	retires  sync.WaitGroup
+	mu         sync.Mutex // serialises activations
+	active     int        // stored version number active on cfg.Server, 0 if none
+	activeKept bool       // the active version came from a kept module (kept.go)
+	previous   int        // the stored version active before it, 0 if none (the status page's roll-back)
+	fleet      fleetState
+	fleetMu    sync.Mutex     // in fleet mode, one activation at a time from an entry (fleet.go); taken before mu
+	kept       []*keptVersion // replaced versions whose modules are kept, the oldest first (kept.go)
+	keptClosed bool           // Close began: keep no more
+	retires    sync.WaitGroup // drains and closes of replaced versions
 }
 
 // CheckAddr refuses to serve the admin API on addr without a token unless
@@ -187,13 +197,15 @@ func (a *Admin) Restore(ctx context.Context) (int, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.swap(n, v)
+	a.swap(n, v, false)
 	return n, nil
 }
 
-// Close waits (bounded by ctx) for replaced versions to finish their
-// requests and be closed.
+// Close closes the kept modules of replaced versions (kept.go) and waits
+// (bounded by ctx) for replaced versions to finish their requests and be
+// closed. It leaves the active version open.
 func (a *Admin) Close(ctx context.Context) error {
+	a.closeKeptAll()
 	done := make(chan struct{})
 	go func() { a.retires.Wait(); close(done) }()
 	select {
@@ -217,27 +229,31 @@ func (a *Admin) load(ctx context.Context, n int) (*server.Version, error) {
 	return v, nil
 }
 
-// swap makes v (stored version n) active and retires the one it replaced
-// once its requests are done. a.mu must be held.
-func (a *Admin) swap(n int, v *server.Version) {
+// swap makes v (stored version n; fromKept: rebound from a kept module)
+// active and retires the one it replaced once its requests are done,
+// keeping its module when Config.KeptVersions allows (kept.go). a.mu must
+// be held.
+func (a *Admin) swap(n int, v *server.Version, fromKept bool) {
 	old := a.cfg.Server.Activate(v)
-	a.active = n
+	a.active, a.activeKept = n, fromKept
 	if a.cfg.Metrics != nil {
 		a.cfg.Metrics.activated(n)
 	}
 	if old != nil {
+		a.retire(old, n)
+	}
+	for _, e := range a.evictKept(n) {
 		a.retires.Add(1)
 		go func() {
 			defer a.retires.Done()
-			if err := server.Retire(context.Background(), old); err != nil {
-				a.log.Warn("closing replaced version", "version", old.ID, "err", err)
-			}
+			a.closeKept(e, "evicted")
 		}()
 	}
 }
 
-// activate persists n as active and switches the server to v.
-func (a *Admin) activate(n int, v *server.Version) (previous int, err error) {
+// activate persists n as active and switches the server to v (fromKept:
+// rebound from a kept module, kept.go).
+func (a *Admin) activate(n int, v *server.Version, fromKept bool) (previous int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.cfg.Store.SetActive(n); err != nil {
@@ -247,7 +263,7 @@ func (a *Admin) activate(n int, v *server.Version) (previous int, err error) {
 	if previous != 0 && previous != n {
 		a.previous = previous
 	}
-	a.swap(n, v)
+	a.swap(n, v, fromKept)
 	return previous, nil
 }
 
@@ -278,6 +294,16 @@ type VersionInfo struct {
 	store.Version
 	Active   bool `json:"active"`
 	Previous int  `json:"previous,omitempty"`
+	// FromKept is true for a version activated from its kept module
+	// (Config.KeptVersions): the activation switched to the compiled code
+	// kept from when it last served, without compiling or loading. The
+	// answer to POST /v1/modules/{version}/activate and the active
+	// version in GET /v1/modules carry it.
+	FromKept bool `json:"from_kept,omitempty"`
+	// Kept is true, in GET /v1/modules, for a version that does not serve
+	// and whose compiled module this host keeps: activating it is
+	// instant.
+	Kept bool `json:"kept,omitempty"`
 	// Tier is the code the version's sandboxes run on, for a version
 	// this host has loaded: the active one in GET /v1/modules, the
 	// uploaded one in the answer to POST /v1/modules when activated.
@@ -377,7 +403,7 @@ func (a *Admin) upload(c echo.Context) error {
 	}
 	v.ID = strconv.Itoa(rec.Number)
 	if activate {
-		if _, err := a.activate(rec.Number, v); err != nil {
+		if _, err := a.activate(rec.Number, v, false); err != nil {
 			v.Module.Close(context.Background())
 			a.cfg.Metrics.deployMaybe("failed")
 			return echo.NewHTTPError(http.StatusInternalServerError, fmt.Sprintf("version %d stored but not activated: %v", rec.Number, err))
@@ -415,10 +441,12 @@ func (a *Admin) fleetUpload(c echo.Context, st *store.Staged, v *server.Version,
 	v.ID = strconv.Itoa(n)
 	if activate {
 		handed := false // fleetActivate closes v once it has it
-		if _, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, error) { handed = true; return v, nil }); err != nil {
-			if !handed {
-				v.Module.Close(context.Background())
-			}
+		_, _, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, bool, error) { handed = true; return v, false, nil })
+		if !handed {
+			// Not activated, or the watch (follow) activated the version first.
+			v.Module.Close(context.Background())
+		}
+		if err != nil {
 			a.cfg.Metrics.deployMaybe("failed")
 			var he *echo.HTTPError
 			if errors.As(err, &he) {
@@ -454,15 +482,18 @@ func (a *Admin) list(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 	}
 	a.mu.Lock()
-	active := a.active
+	active, activeKept := a.active, a.activeKept
 	a.mu.Unlock()
+	kept := a.keptNumbers()
 	out := VersionList{Active: active, Versions: []VersionInfo{}}
 	loaded := a.cfg.Server.Active()
 	for _, v := range versions {
 		info := VersionInfo{Version: v, Active: v.Number == active}
 		if info.Active && loaded != nil && loaded.ID == strconv.Itoa(v.Number) {
 			info.Tier = tierInfo(loaded)
+			info.FromKept = activeKept
 		}
+		info.Kept = !info.Active && kept[v.Number]
 		out.Versions = append(out.Versions, info)
 	}
 	return c.JSON(http.StatusOK, out)
@@ -508,35 +539,38 @@ func (a *Admin) activateParamRev(ctx context.Context, param string, ifRev *uint6
 		return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 	}
 	if a.cfg.Fleet != nil {
-		previous, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, error) {
-			v, err := a.load(ctx, n)
+		start := time.Now()
+		previous, fromKept, err := a.fleetActivate(ctx, n, ifRev, func() (*server.Version, bool, error) {
+			v, k, err := a.loadOrKept(ctx, n)
 			if err != nil {
-				return nil, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+				return nil, false, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 			}
-			return v, nil
+			return v, k, nil
 		})
 		if err != nil {
 			return VersionInfo{}, err
 		}
-		a.log.Info("activated in the fleet", "version", n, "previous", previous)
-		return VersionInfo{Version: rec, Active: true, Previous: previous}, nil
+		a.log.Info("activated in the fleet", "version", n, "previous", previous, "from_kept", fromKept, "took", time.Since(start))
+		return VersionInfo{Version: rec, Active: true, Previous: previous, FromKept: fromKept}, nil
 	}
 	a.mu.Lock()
 	already := a.active == n
 	a.mu.Unlock()
-	previous := n
+	previous, fromKept := n, false
 	if !already {
-		v, err := a.load(ctx, n)
+		start := time.Now()
+		v, k, err := a.loadOrKept(ctx, n)
 		if err != nil {
 			return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 		}
-		if previous, err = a.activate(n, v); err != nil {
+		if previous, err = a.activate(n, v, k); err != nil {
 			v.Module.Close(context.Background())
 			return VersionInfo{}, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 		}
-		a.log.Info("activated", "version", n, "previous", previous)
+		fromKept = k
+		a.log.Info("activated", "version", n, "previous", previous, "from_kept", fromKept, "took", time.Since(start))
 	}
-	return VersionInfo{Version: rec, Active: true, Previous: previous}, nil
+	return VersionInfo{Version: rec, Active: true, Previous: previous, FromKept: fromKept}, nil
 }
 
 // PoolInfo is one origin pool as GET /v1/pools reports it. Durations are

@@ -95,31 +95,47 @@ func ifRevision(c echo.Context) (*uint64, error) {
 	return &r, nil
 }
 
-// fleetActivate makes stored version n (compiled as v) the fleet's active
-// version with compare-and-set, then serves it here. Errors: the fleet's
-// (see fleetHTTPError) or the local store's.
-func (a *Admin) fleetActivate(ctx context.Context, n int, ifRev *uint64, loadV func() (*server.Version, error)) (previous int, err error) {
+// fleetActivate makes stored version n the fleet's active version with
+// compare-and-set, then serves it here: loadV gives it compiled (fromKept:
+// rebound from a kept module, kept.go), unless this node's watch (follow)
+// applied the new entry first; previous and fromKept then describe that
+// activation, and loadV is not called. Errors: the fleet's (see
+// fleetHTTPError) or the local store's.
+func (a *Admin) fleetActivate(ctx context.Context, n int, ifRev *uint64, loadV func() (v *server.Version, fromKept bool, err error)) (previous int, fromKept bool, err error) {
+	a.mu.Lock()
+	before := a.active
+	a.mu.Unlock()
 	act, err := a.cfg.Fleet.Activate(ctx, n, ifRev)
 	if err != nil {
-		return 0, fleetHTTPError(err)
+		return 0, false, fleetHTTPError(err)
 	}
-	v, err := loadV()
+	a.fleetMu.Lock()
+	defer a.fleetMu.Unlock()
+	a.mu.Lock()
+	applied := a.fleet.rev >= act.Revision && a.active == n
+	fromKept = a.activeKept
+	a.mu.Unlock()
+	if applied {
+		a.report(ctx)
+		return before, fromKept, nil
+	}
+	v, fromKept, err := loadV()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	previous, err = a.activateRev(n, v, act.Revision)
+	previous, err = a.activateRev(n, v, fromKept, act.Revision)
 	if err != nil {
 		v.Module.Close(context.Background())
-		return 0, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+		return 0, false, echo.NewHTTPError(http.StatusInternalServerError, err.Error())
 	}
 	a.report(ctx)
-	return previous, nil
+	return previous, fromKept, nil
 }
 
 // activateRev is activate for a version the fleet's entry at revision rev
 // names; an activation from an older revision than the one served is
 // skipped (reported as ok, previous = n).
-func (a *Admin) activateRev(n int, v *server.Version, rev uint64) (int, error) {
+func (a *Admin) activateRev(n int, v *server.Version, fromKept bool, rev uint64) (int, error) {
 	a.mu.Lock()
 	if rev < a.fleet.rev {
 		a.mu.Unlock()
@@ -127,7 +143,7 @@ func (a *Admin) activateRev(n int, v *server.Version, rev uint64) (int, error) {
 		return n, nil
 	}
 	a.mu.Unlock()
-	prev, err := a.activate(n, v)
+	prev, err := a.activate(n, v, fromKept)
 	if err != nil {
 		return 0, err
 	}
@@ -167,6 +183,8 @@ func (a *Admin) localCopy(ctx context.Context, n int) (store.Version, error) {
 // apply): copied locally, compiled (with the on-disk compile cache) and
 // activated, unless this node serves it, or a newer one, already.
 func (a *Admin) follow(ctx context.Context, act fleet.Active) error {
+	a.fleetMu.Lock()
+	defer a.fleetMu.Unlock()
 	a.mu.Lock()
 	skip := act.Revision <= a.fleet.rev || a.active == act.Version
 	if skip && act.Revision > a.fleet.rev {
@@ -180,16 +198,16 @@ func (a *Admin) follow(ctx context.Context, act fleet.Active) error {
 	if _, err := a.localCopy(ctx, act.Version); err != nil {
 		return err
 	}
-	v, err := a.load(ctx, act.Version)
+	v, fromKept, err := a.loadOrKept(ctx, act.Version)
 	if err != nil {
 		return err
 	}
-	prev, err := a.activateRev(act.Version, v, act.Revision)
+	prev, err := a.activateRev(act.Version, v, fromKept, act.Revision)
 	if err != nil {
 		v.Module.Close(context.Background())
 		return err
 	}
-	a.log.Info("fleet: following the fleet's active version", "version", act.Version, "previous", prev, "by", act.By, "revision", act.Revision)
+	a.log.Info("fleet: following the fleet's active version", "version", act.Version, "previous", prev, "by", act.By, "revision", act.Revision, "from_kept", fromKept)
 	a.report(ctx)
 	return nil
 }

@@ -65,7 +65,7 @@ func startFleetNode(t *testing.T, name string, urls ...string) *fleetNode {
 	c := cache.New(cache.Config{})
 	as := httptest.NewUnstartedServer(nil)
 	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: c, Logger: log, KV: f.KV(), Fleet: f,
-		AdminURL: "http://" + as.Listener.Addr().String()})
+		AdminURL: "http://" + as.Listener.Addr().String(), KeptVersions: config.DefaultKeptVersions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +178,9 @@ func TestFleet(t *testing.T) {
 	v2 := deployTo(t, b, versionModule("v2"))
 	waitServing(t, followBound, "v2", nodes...)
 
-	// Rollback from C.
-	if code, out := post(t, fmt.Sprintf("%s/v1/modules/%d/activate", c.adminURL, v1), "", nil); code != http.StatusOK {
-		t.Fatalf("rollback on C: %d %v", code, out)
+	// Rollback from C, which keeps v1's module (kept_versions 1).
+	if code, out := post(t, fmt.Sprintf("%s/v1/modules/%d/activate", c.adminURL, v1), "", nil); code != http.StatusOK || out["from_kept"] != true {
+		t.Fatalf("rollback on C: %d %v, want 200 with from_kept true", code, out)
 	}
 	t.Logf("rollback served by every node in %v", waitServing(t, followBound, "v1", nodes...))
 

@@ -17,10 +17,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
 	"github.com/edgehost/edgehost/internal/hostcall"
@@ -57,7 +59,7 @@ func TestMain(m *testing.M) {
 	// The compiled code outlives the run (guesttest.SharedCompileCache),
 	// in a directory of this package's own: TestRestart copies it whole.
 	sharedCache = filepath.Join(guesttest.SharedCompileCache(tmp), "admin")
-	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig"); err != nil {
+	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/hellomany"); err != nil {
 		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
 		os.Exit(1)
 	}
@@ -76,6 +78,7 @@ type testHost struct {
 	admin    *admin.Admin
 	store    *store.Store
 	pools    *pool.Manager
+	eng      *countingEngine
 	stop     func()
 }
 
@@ -87,6 +90,9 @@ type hostOpts struct {
 	// tiered turns tiered compilation on for every module
 	// (engine.Config.Tiered with TieredMinBytes 0).
 	tiered bool
+	// keep is admin.Config.KeptVersions plus one: 0 takes the default
+	// (config.DefaultKeptVersions, as edgehost serve does), 1 keeps none.
+	keep int
 }
 
 // newHost assembles a host the way edgehost serve does; logs go to w.
@@ -100,10 +106,15 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	if o.ownCache || cache == "" {
 		cache = st.CacheDir()
 	}
-	eng, err := guesttest.Engine(engine.Config{CacheDir: cache, Tiered: o.tiered})
+	inner, err := guesttest.Engine(engine.Config{CacheDir: cache, Tiered: o.tiered})
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	eng := &countingEngine{Engine: inner}
+	kept := config.DefaultKeptVersions
+	if o.keep > 0 {
+		kept = o.keep - 1
 	}
 	pools := pool.NewManager(log)
 	metrics := admin.NewMetrics(pools)
@@ -111,7 +122,8 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	linker.OnError = metrics.HostcallError
 	loader := &server.Loader{Engine: eng, Linker: linker, Pools: pools, Logger: log, Env: server.GuestEnv("test")}
 	srv := server.New(server.Config{Logger: log, Metrics: metrics})
-	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: o.token, MaxUploadBytes: o.maxBytes, Logger: log})
+	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: o.token, MaxUploadBytes: o.maxBytes, Logger: log,
+		KeptVersions: kept})
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +132,18 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	}
 	ds := httptest.NewServer(srv)
 	as := httptest.NewServer(adm.Handler())
-	h := &testHost{dir: dir, url: ds.URL, adminURL: as.URL, token: o.token, admin: adm, store: st, pools: pools}
-	h.stop = func() {
+	h := &testHost{dir: dir, url: ds.URL, adminURL: as.URL, token: o.token, admin: adm, store: st, pools: pools, eng: eng}
+	var once sync.Once
+	var stop func()
+	h.stop = func() { once.Do(stop) } // idempotent: a test may stop the host before its cleanup
+	stop = func() {
 		as.Close()
 		ds.Close()
 		adm.Close(context.Background())
-		if v := srv.Active(); v != nil {
-			v.Module.Close(context.Background())
+		// Retire, not only close, the active version: a parked ServeMany
+		// sandbox must end before its module's code goes.
+		if v := srv.Activate(nil); v != nil {
+			server.Retire(context.Background(), v)
 		}
 		pools.Close()
 		eng.Close(context.Background())

@@ -391,6 +391,7 @@ allowed_backend_targets = [ #<-d
 sandbox_memory_mib = 0 #<-e
 sandbox_timeout_ms = -1 #<-f
 max_concurrent_sandboxes = 0 #<-g
+kept_versions = 65 #<-h
 `,
 			want: []problem{
 				{"a", `key "edgehost.addr": want host:port: address 7676: missing port in address`},
@@ -402,6 +403,7 @@ max_concurrent_sandboxes = 0 #<-g
 				{"e", `key "edgehost.sandbox_memory_mib": 0 is below the minimum 1`},
 				{"f", `key "edgehost.sandbox_timeout_ms": -1 is below the minimum 1`},
 				{"g", `key "edgehost.max_concurrent_sandboxes": 0 is below the minimum 1`},
+				{"h", `key "edgehost.kept_versions": 65 is above the maximum 64`},
 			},
 		},
 		{
@@ -609,6 +611,7 @@ sandbox_timeout_ms = 1500
 max_pending_requests = 3
 max_header_bytes = 4096
 max_body_bytes = 5000000000
+kept_versions = 0
 `,
 			want: func(h *Host) {
 				h.Addr = "0.0.0.0:8080"
@@ -624,8 +627,9 @@ max_body_bytes = 5000000000
 				h.MaxPendingRequests = 3
 				h.MaxHeaderBytes = 4096
 				h.MaxBodyBytes = 5000000000
+				h.KeptVersions = 0
 			},
-			wantSet: []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
+			wantSet: []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine", "kept_versions",
 				"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
 				"max_waiting_sandboxes", "sandbox_memory_mib", "sandbox_timeout_ms"},
 		},
@@ -639,7 +643,7 @@ max_body_bytes = 5000000000
 			wantSet: []string{"allowed_backend_targets", "data_dir"},
 		},
 	}
-	keys := []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine",
+	keys := []string{"addr", "admin_addr", "allow_private_backends", "allowed_backend_targets", "data_dir", "engine", "kept_versions",
 		"max_body_bytes", "max_concurrent_sandboxes", "max_header_bytes", "max_pending_requests",
 		"max_waiting_sandboxes", "sandbox_memory_mib", "sandbox_timeout_ms"}
 	for _, tt := range tests {
@@ -672,7 +676,7 @@ func TestDefaults(t *testing.T) {
 	h := DefaultHost()
 	if h.Addr != "127.0.0.1:7676" || h.AdminAddr != "127.0.0.1:7677" || h.Engine != "wazero" ||
 		h.SandboxMemoryMiB != 128 || h.SandboxTimeout != 60*time.Second || h.DataDir != "" ||
-		h.AllowedBackendTargets != nil || h.AllowPrivateBackends {
+		h.AllowedBackendTargets != nil || h.AllowPrivateBackends || h.KeptVersions != 1 {
 		t.Errorf("DefaultHost() = %+v, not what README.md and fastly.toml.example document", h)
 	}
 	m := Default()

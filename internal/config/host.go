@@ -49,6 +49,9 @@ const (
 	// a hundred times one on optimized code) are not (README.md,
 	// Benchmarks).
 	DefaultTieredCompileMinKiB = 8192
+	// DefaultKeptVersions is how many replaced versions keep their
+	// compiled module loaded for an instant re-activation (kept_versions).
+	DefaultKeptVersions = 1
 	// DefaultClientStall is the downstream read and write stall timeout
 	// (client_read_stall_ms, client_write_stall_ms): a client that sends
 	// or takes nothing for that long is cut.
@@ -144,6 +147,12 @@ type Host struct {
 	// TieredCompileMinKiB is the smallest module, in KiB, TieredCompile
 	// applies to (tiered_compile_min_kib, 0 to 1048576; 0: every module).
 	TieredCompileMinKiB int
+	// KeptVersions is how many of the most recently replaced versions
+	// keep their compiled module loaded, so that re-activating one
+	// (a rollback) switches to it without compiling or loading
+	// (kept_versions, 0 to 64, default DefaultKeptVersions; 0 turns it
+	// off; README.md, "Deploying").
+	KeptVersions int
 
 	// Downstream HTTPS and HTTP/2 (README.md, "HTTPS and HTTP/2"). Paths
 	// in the file are resolved against the manifest's directory.
@@ -262,6 +271,7 @@ func DefaultHost() Host {
 		CacheMemoryMiB:         DefaultCacheMemoryMiB,
 		TieredCompile:          true,
 		TieredCompileMinKiB:    DefaultTieredCompileMinKiB,
+		KeptVersions:           DefaultKeptVersions,
 		ClientReadStall:        DefaultClientStall,
 		ClientWriteStall:       DefaultClientStall,
 		MaxHandles:             DefaultMaxHandles,
@@ -351,6 +361,9 @@ func (p *parser) host(t *table, dir string, h *Host) {
 	}
 	if n, ok := t.integer("tiered_compile_min_kib", 0, 1<<20); ok {
 		h.TieredCompileMinKiB = int(n)
+	}
+	if n, ok := t.integer("kept_versions", 0, 64); ok {
+		h.KeptVersions = int(n)
 	}
 	if n, ok := t.integer("client_read_stall_ms", 1, maxMillis); ok {
 		h.ClientReadStall = time.Duration(n) * time.Millisecond

@@ -141,6 +141,18 @@ type Module interface {
 	Close(ctx context.Context) error
 }
 
+// Trimmer is a Module that keeps, beside its compiled code, resources for
+// its next sandboxes (wazero: reset instances and memory reservations,
+// README.md "Engines") and can release them.
+type Trimmer interface {
+	Module
+	// Trim releases what the module keeps for its next sandboxes and keeps
+	// its compiled code: the next sandbox is made as the first one was.
+	// Call it when no sandbox runs on the module (a version replaced and
+	// drained whose module is kept for a re-activation).
+	Trim(ctx context.Context)
+}
+
 // RunConfig is the WASI view of one sandbox.
 type RunConfig struct {
 	Args           []string

@@ -71,11 +71,7 @@ type Loader struct {
 // import, a backend that cannot be set up, KV stores without l.KV or a
 // failed KV database write.
 func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
-	cfg := l.envConfig(id, m)
-	if err := l.storesConfig(m, &cfg); err != nil {
-		return nil, err
-	}
-	env, err := hostcall.NewEnv(cfg)
+	env, err := l.newEnv(id, m)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +122,33 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 		}()
 	}
 	return v, nil
+}
+
+// Rebind returns a new Version of drained's compiled module bound to
+// manifest m as version id, without compiling: a new Env made from m as
+// Load makes it (backends, stores, services, FASTLY_SERVICE_VERSION, the
+// cache generation Server.Activate applies), no sandbox, no request. m
+// must be the manifest drained's module was loaded with (the stored
+// version's). drained must have been replaced and drained (Drain, not
+// Retire); it is not used again, and the new Version owns the module (its
+// Retire closes it). Errors: those of Load's Env (a backend that cannot
+// be set up, KV stores without l.KV or a failed KV database write); the
+// module is then still open, for the caller to close.
+func (l *Loader) Rebind(id string, drained *Version, m *config.Manifest) (*Version, error) {
+	env, err := l.newEnv(id, m)
+	if err != nil {
+		return nil, err
+	}
+	return &Version{ID: id, Module: drained.Module, Env: env, inline: drained.inline, noVCPU: drained.noVCPU}, nil
+}
+
+// newEnv makes the Env of version id from manifest m (Load, Rebind).
+func (l *Loader) newEnv(id string, m *config.Manifest) (*hostcall.Env, error) {
+	cfg := l.envConfig(id, m)
+	if err := l.storesConfig(m, &cfg); err != nil {
+		return nil, err
+	}
+	return hostcall.NewEnv(cfg)
 }
 
 func (l *Loader) envConfig(id string, m *config.Manifest) hostcall.EnvConfig {

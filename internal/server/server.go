@@ -147,6 +147,15 @@ func (s *Server) Active() *Version { return s.active.Load() }
 // v has ended (parked ones are told to end), then closes its compiled
 // module. Call it after Activate replaced v.
 func Retire(ctx context.Context, v *Version) error {
+	Drain(v)
+	return v.Module.Close(ctx)
+}
+
+// Drain is Retire without the close: it returns once no request runs on
+// v any more and every sandbox of v has ended (parked ones are told to
+// end), leaving v's compiled module open for Loader.Rebind. v serves no
+// request again. Call it after Activate replaced v.
+func Drain(v *Version) {
 	v.mu.Lock()
 	v.retiring = true
 	v.mu.Unlock()
@@ -159,7 +168,6 @@ func Retire(ctx context.Context, v *Version) error {
 		sb.inbox <- nil // ends its wait
 	}
 	v.sandboxes.Wait()
-	return v.Module.Close(ctx)
 }
 
 // acquire takes the active version for one request. The Add happens

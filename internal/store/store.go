@@ -231,14 +231,39 @@ func (s *Store) Load(n int) (Version, []byte, *config.Manifest, error) {
 	if sum := sha256.Sum256(wasm); hex.EncodeToString(sum[:]) != v.SHA256 {
 		return Version{}, nil, nil, fmt.Errorf("%w: version %d: module sha256 is %x, want %s", ErrCorrupt, n, sum, v.SHA256)
 	}
-	m := config.Default()
-	if v.Package {
-		m, err = parseManifest(s.path("versions", strconv.Itoa(n), "package"))
-		if err != nil {
-			return Version{}, nil, nil, fmt.Errorf("version %d: %w", n, err)
-		}
+	m, err := s.manifestOf(v)
+	if err != nil {
+		return Version{}, nil, nil, err
 	}
 	return v, wasm, m, nil
+}
+
+// Manifest returns version n's record and manifest, as Load does, without
+// reading its module: for a host that still holds the version's compiled
+// code. Errors: ErrNotFound, ErrCorrupt, the manifest's parse errors.
+func (s *Store) Manifest(n int) (Version, *config.Manifest, error) {
+	v, err := s.Get(n)
+	if err != nil {
+		return Version{}, nil, err
+	}
+	m, err := s.manifestOf(v)
+	if err != nil {
+		return Version{}, nil, err
+	}
+	return v, m, nil
+}
+
+// manifestOf reads stored version v's manifest: its package's
+// fastly.toml, or config.Default() for a raw module.
+func (s *Store) manifestOf(v Version) (*config.Manifest, error) {
+	if !v.Package {
+		return config.Default(), nil
+	}
+	m, err := parseManifest(s.path("versions", strconv.Itoa(v.Number), "package"))
+	if err != nil {
+		return nil, fmt.Errorf("version %d: %w", v.Number, err)
+	}
+	return m, nil
 }
 
 // Active returns the active version's number, 0 when none was activated.

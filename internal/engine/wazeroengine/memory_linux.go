@@ -259,6 +259,18 @@ func (a *memAllocator) release(buf []byte, used uint64) {
 	unix.Munmap(buf)
 }
 
+// trim unmaps the kept reservations; later ones are kept again.
+func (a *memAllocator) trim() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, l := range a.free {
+		for _, b := range l {
+			unix.Munmap(b)
+		}
+		delete(a.free, k)
+	}
+}
+
 // close unmaps the kept reservations and closes the image. Memories still
 // in use are unmapped when freed.
 func (a *memAllocator) close() {
