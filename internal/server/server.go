@@ -322,8 +322,8 @@ type sandbox struct {
 	isHeld bool                    // held is set
 	timer  *time.Timer             // the current request's wall-clock limit, reused
 	park   *time.Timer             // Next's wait, reused
-	logs   [2]*LogWriter // point at logw
-	logw   [2]LogWriter  // stdout's and stderr's, in the sandbox's allocation
+	logs   [2]*LogWriter           // point at logw
+	logw   [2]LogWriter            // stdout's and stderr's, in the sandbox's allocation
 }
 
 // newSandbox makes the sandbox for first, a request no parked sandbox
