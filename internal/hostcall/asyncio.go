@@ -145,10 +145,10 @@ func (s *Session) selectUnlocked(cases []reflect.SelectCase) int {
 
 // isAsyncItem checks that h is a pending request or a body. Errors: badf.
 func (s *Session) isAsyncItem(h uint32) error {
-	if _, ok := s.pending.m[h]; ok {
+	if _, ok := s.pending.lookup(h); ok {
 		return nil
 	}
-	if _, ok := s.bodies.m[h]; ok {
+	if _, ok := s.bodies.lookup(h); ok {
 		return nil
 	}
 	if s.isKVPending(h) {
@@ -164,13 +164,13 @@ func (s *Session) isAsyncItem(h uint32) error {
 // without blocking; when not, wait is closed once that may have changed.
 // Errors: badf for a handle that is not an async item.
 func (s *Session) readiness(h uint32) (ready bool, wait <-chan struct{}, err error) {
-	if p, ok := s.pending.m[h]; ok {
+	if p, ok := s.pending.lookup(h); ok {
 		if p.isDone() {
 			return true, nil, nil
 		}
 		return false, p.done, nil
 	}
-	if b, ok := s.bodies.m[h]; ok {
+	if b, ok := s.bodies.lookup(h); ok {
 		if b.sink != nil {
 			ready, wait = b.buffered().ready()
 		} else {
@@ -245,7 +245,7 @@ func (s *Session) stopDownstreamReads() {
 	if !s.downstreamReadaheads {
 		return // no body ever read a downstream request body ahead
 	}
-	for _, b := range s.bodies.m {
+	for _, b := range s.bodies.all {
 		for _, part := range b.parts {
 			if ra, ok := part.r.(*readahead); ok && ra.interrupt != nil {
 				ra.stop()

@@ -412,7 +412,7 @@ func TestSelectDownstreamReadStops(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-		ra := s.bodies.m[bh].parts[0].r.(*readahead)
+		ra := bodyOf(s, bh).parts[0].r.(*readahead)
 		start := time.Now()
 		s.Close()
 		ra.mu.Lock()

@@ -63,9 +63,9 @@ func (s *Session) cacheReadiness(h uint32) (isCache, ready bool, wait <-chan str
 	if s.cache == nil {
 		return false, false, nil
 	}
-	cl, ok := s.cache.lookups.m[h]
+	cl, ok := s.cache.lookups.lookup(h)
 	if !ok {
-		cl, ok = s.cache.busy.m[h]
+		cl, ok = s.cache.busy.lookup(h)
 	}
 	if !ok {
 		return false, false, nil
@@ -85,14 +85,14 @@ func (s *Session) closeCache() {
 		return
 	}
 	for _, t := range []*handles[*cacheLookup]{&s.cache.lookups, &s.cache.busy, &s.cache.replace} {
-		for h, cl := range t.m {
+		for h, cl := range t.all {
 			s.env.cacheRelease(cl)
-			delete(t.m, h)
+			t.drop(h)
 		}
 	}
-	for h, hl := range s.cache.http.m {
+	for h, hl := range s.cache.http.all {
 		s.env.cacheRelease(&cacheLookup{l: hl.l})
-		delete(s.cache.http.m, h)
+		s.cache.http.drop(h)
 	}
 }
 

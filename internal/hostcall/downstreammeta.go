@@ -101,7 +101,7 @@ func ipBytes(ip net.IP) []byte {
 // sent it, before the guest changed anything: names lower case, sorted,
 // with the Host header (which net/http keeps apart) last.
 func originalHeader(r *http.Request) *header {
-	h := headerFrom(r.Header)
+	h := headerOf(r.Header, false, 1)
 	if r.Host != "" {
 		h.set("host", []string{r.Host})
 	}

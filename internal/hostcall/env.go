@@ -217,6 +217,13 @@ func (e *Env) Pools() *pool.Manager { return e.pools }
 // order, for engine.RunConfig.
 func (e *Env) GuestEnv() [][2]string { return append([][2]string(nil), e.envVars...) }
 
+// AppendGuestEnv appends the guest environment (EnvConfig.Env), in order,
+// to dst; GuestEnvLen is how many variables that is.
+func (e *Env) AppendGuestEnv(dst [][2]string) [][2]string { return append(dst, e.envVars...) }
+
+// GuestEnvLen is how many variables the guest environment holds.
+func (e *Env) GuestEnvLen() int { return len(e.envVars) }
+
 // backend is a static or dynamic backend resolved to its pool.
 type backend struct {
 	name     string

@@ -26,16 +26,18 @@ type header struct {
 func newHeader() *header { return &header{vals: map[string][]string{}} }
 
 // headerFrom copies h, names sorted for a stable order.
-func headerFrom(h http.Header) *header { return headerOf(h, false) }
+func headerFrom(h http.Header) *header { return headerOf(h, false, 0) }
 
 // headerOwned is headerFrom for an h nobody changes afterwards (an origin
 // or cache response's, handed over whole): the block shares h's value
 // slices, capped at their length, so that neither side's appends reach
 // the other. Neither side changes a value in place.
-func headerOwned(h http.Header) *header { return headerOf(h, true) }
+func headerOwned(h http.Header) *header { return headerOf(h, true, 0) }
 
-func headerOf(h http.Header, share bool) *header {
-	out := &header{names: make([]string, 0, len(h)), vals: make(map[string][]string, len(h))}
+// headerOf is headerFrom (share false) or headerOwned (share true), with
+// room for extra more names.
+func headerOf(h http.Header, share bool, extra int) *header {
+	out := &header{names: make([]string, 0, len(h)+extra), vals: make(map[string][]string, len(h)+extra)}
 	var stack [16]string
 	keys := stack[:0]
 	for k := range h {

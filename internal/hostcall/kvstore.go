@@ -69,8 +69,8 @@ func (s *Session) isKVPending(h uint32) bool {
 	if s.kv == nil {
 		return false
 	}
-	for _, t := range []map[uint32]*kvResult{s.kv.lookups.m, s.kv.inserts.m, s.kv.deletes.m, s.kv.lists.m} {
-		if _, ok := t[h]; ok {
+	for _, t := range []*handles[*kvResult]{&s.kv.lookups, &s.kv.inserts, &s.kv.deletes, &s.kv.lists} {
+		if _, ok := t.lookup(h); ok {
 			return true
 		}
 	}

@@ -100,16 +100,16 @@ func limitHandles(all []impl) []impl {
 // liveHandles counts what the sandbox holds: handles of every kind and
 // dynamic backends.
 func (s *Session) liveHandles() int {
-	n := len(s.reqs.m) + len(s.resps.m) + len(s.bodies.m) + len(s.pending.m) +
-		len(s.logs.m) + len(s.stores.m) + len(s.promises.m) + len(s.dynamic) + len(s.acls.m)
+	n := s.reqs.len() + s.resps.len() + s.bodies.len() + s.pending.len() +
+		s.logs.len() + s.stores.len() + s.promises.len() + len(s.dynamic) + s.acls.len()
 	if kv := s.kv; kv != nil {
-		n += len(kv.stores.m) + len(kv.lookups.m) + len(kv.inserts.m) + len(kv.deletes.m) + len(kv.lists.m)
+		n += kv.stores.len() + kv.lookups.len() + kv.inserts.len() + kv.deletes.len() + kv.lists.len()
 	}
 	if sec := s.secrets; sec != nil {
-		n += len(sec.stores.m) + len(sec.secrets.m)
+		n += sec.stores.len() + sec.secrets.len()
 	}
 	if ch := s.cache; ch != nil {
-		n += len(ch.lookups.m) + len(ch.busy.m) + len(ch.replace.m) + len(ch.http.m)
+		n += ch.lookups.len() + ch.busy.len() + ch.replace.len() + ch.http.len()
 	}
 	return n
 }
@@ -220,7 +220,7 @@ func (s *Session) releaseDownstream(d *downstream) {
 		s.reqs.remove(d.reqH)
 	}
 	for _, h := range d.bodyHs {
-		if b, ok := s.bodies.m[h]; ok {
+		if b, ok := s.bodies.lookup(h); ok {
 			b.abandon()
 			s.bodies.remove(h)
 		}

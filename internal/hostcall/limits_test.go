@@ -28,7 +28,7 @@ func TestHeaderAppendIsLinear(t *testing.T) {
 	if allocs > 8 {
 		t.Errorf("header_append on a 20,000-field block: %v allocations per call, want a few", allocs)
 	}
-	if got := len(h.s.resps.m[uint32(resp)].hdr.get("x-h")); got != 20201 { // AllocsPerRun runs once more
+	if got := len(respOf(h.s, uint32(resp)).hdr.get("x-h")); got != 20201 { // AllocsPerRun runs once more
 		t.Errorf("%d values, want 20201", got)
 	}
 }
@@ -200,3 +200,9 @@ func TestReusedSandboxReleasesRequestHandles(t *testing.T) {
 		t.Fatalf("%d handles held after 100 requests", live)
 	}
 }
+
+// respOf is the response handle h of s holds (nil for none).
+func respOf(s *Session, h uint32) *response { r, _ := s.resps.lookup(h); return r }
+
+// bodyOf is the body handle h of s holds (nil for none).
+func bodyOf(s *Session, h uint32) *body { b, _ := s.bodies.lookup(h); return b }

@@ -16,12 +16,27 @@ import (
 // every table of a session, so no handle is reused within a session and a
 // handle of one kind is never valid as another (badf).
 type handles[V any] struct {
-	m    map[uint32]V
+	// few holds the first handles of the table without a map: most
+	// tables of a sandbox hold at most two at once (a hello's request,
+	// response and bodies), and a map costs two allocations.
+	few  [fewHandles]slot[V]
+	m    map[uint32]V // the handles few has no room for
 	next *uint32
 }
 
-// newHandles returns an empty table; its map is made by the first add
-// (most of a sandbox's tables stay empty).
+// fewHandles is how many handles a table holds before it makes a map.
+const fewHandles = 2
+
+// slot is one of handles.few: h is live while used is set.
+type slot[V any] struct {
+	h    uint32
+	used bool
+	v    V
+}
+
+// newHandles returns an empty table; its map is made when the table first
+// holds more than fewHandles handles (most of a sandbox's tables stay
+// empty).
 func newHandles[V any](next *uint32) handles[V] {
 	return handles[V]{next: next}
 }
@@ -31,15 +46,33 @@ func (t *handles[V]) add(v V) uint32 {
 	if *t.next == abi.NoHandle {
 		*t.next++
 	}
+	h := *t.next
+	for i := range t.few {
+		if sl := &t.few[i]; !sl.used {
+			*sl = slot[V]{h: h, used: true, v: v}
+			return h
+		}
+	}
 	if t.m == nil {
 		t.m = map[uint32]V{}
 	}
-	t.m[*t.next] = v
-	return *t.next
+	t.m[h] = v
+	return h
+}
+
+// lookup returns the value of h, if the table holds it.
+func (t *handles[V]) lookup(h uint32) (V, bool) {
+	for i := range t.few {
+		if sl := &t.few[i]; sl.used && sl.h == h {
+			return sl.v, true
+		}
+	}
+	v, ok := t.m[h]
+	return v, ok
 }
 
 func (t *handles[V]) get(h uint32) (V, error) {
-	v, ok := t.m[h]
+	v, ok := t.lookup(h)
 	if !ok {
 		var zero V
 		return zero, statusErr(abi.Badf, "no such handle %d", h)
@@ -47,17 +80,54 @@ func (t *handles[V]) get(h uint32) (V, error) {
 	return v, nil
 }
 
+// drop takes h out of the table, if it holds it, releasing nothing.
+func (t *handles[V]) drop(h uint32) {
+	for i := range t.few {
+		if sl := &t.few[i]; sl.used && sl.h == h {
+			*sl = slot[V]{}
+			return
+		}
+	}
+	delete(t.m, h)
+}
+
 // remove takes h out of the table; a value that counts against a
 // sandbox bound (its header blocks) stops counting.
 func (t *handles[V]) remove(h uint32) (V, error) {
 	v, err := t.get(h)
 	if err == nil {
-		delete(t.m, h)
+		t.drop(h)
 		if r, ok := any(v).(interface{ release() }); ok {
 			r.release()
 		}
 	}
 	return v, err
+}
+
+// len is how many handles the table holds.
+func (t *handles[V]) len() int {
+	n := len(t.m)
+	for i := range t.few {
+		if t.few[i].used {
+			n++
+		}
+	}
+	return n
+}
+
+// all yields every handle the table holds and its value, in no set
+// order; the loop may drop the handle it is given.
+func (t *handles[V]) all(yield func(uint32, V) bool) {
+	for i := range t.few {
+		if sl := t.few[i]; sl.used && !yield(sl.h, sl.v) {
+			return
+		}
+	}
+	for h, v := range t.m {
+		if !yield(h, v) {
+			return
+		}
+	}
 }
 
 // Downstream describes the downstream request a session serves (for a
@@ -173,15 +243,18 @@ func (s *Session) logger() *slog.Logger { return s.env.Logger.With("request_id",
 // downstream body left open is abandoned) and backend requests in flight
 // (cancelled, their goroutines waited for).
 func (s *Session) Close() {
-	for h, b := range s.bodies.m {
+	for h, b := range s.bodies.all {
 		b.abandon()
-		delete(s.bodies.m, h)
+		s.bodies.drop(h)
 	}
-	left := make([]*pendingRequest, 0, len(s.pending.m))
-	for h, p := range s.pending.m {
+	var left []*pendingRequest
+	if n := s.pending.len(); n > 0 {
+		left = make([]*pendingRequest, 0, n)
+	}
+	for h, p := range s.pending.all {
 		p.cancel()
 		left = append(left, p)
-		delete(s.pending.m, h)
+		s.pending.drop(h)
 	}
 	s.wg.Wait()
 	s.closeCache()

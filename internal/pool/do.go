@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,8 +147,19 @@ func RemoveHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopByHop {
-		h.Del(k)
+	// hopByHop's names are canonical, so deleting them as they are is
+	// h.Del; a block with fewer fields than that list (most responses)
+	// is walked instead, each field looked for in the list.
+	if len(h) > len(hopByHop) {
+		for _, k := range hopByHop {
+			delete(h, k)
+		}
+		return
+	}
+	for k := range h {
+		if slices.Contains(hopByHop, k) {
+			delete(h, k)
+		}
 	}
 }
 

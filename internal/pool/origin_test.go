@@ -250,25 +250,66 @@ func testPool(t *testing.T, s Settings) *Pool {
 }
 
 // TestRemoveHopByHop: the hop-by-hop fields and every field Connection
-// names go; the message's own fields stay.
+// names go; the message's own fields stay. Blocks with more fields than
+// the hop-by-hop list and with fewer (removed by a walk of the block)
+// both lose exactly what http.Header.Del of each name removes: a field
+// spelled other than canonically stays.
 func TestRemoveHopByHop(t *testing.T) {
-	h := http.Header{
-		"Connection":        {"close, X-Conn-Only", " x-other "},
-		"X-Conn-Only":       {"1"},
-		"X-Other":           {"2"},
-		"Keep-Alive":        {"timeout=5"},
-		"Proxy-Connection":  {"keep-alive"},
-		"Te":                {"trailers"},
-		"Trailer":           {"X-T"},
-		"Transfer-Encoding": {"chunked"},
-		"Upgrade":           {"h2c"},
-		"X-Kept":            {"3"},
-		"Content-Type":      {"text/plain"},
-	}
-	RemoveHopByHop(h)
-	want := http.Header{"X-Kept": {"3"}, "Content-Type": {"text/plain"}}
-	if !reflect.DeepEqual(h, want) {
-		t.Errorf("after RemoveHopByHop: %v, want %v", h, want)
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		want http.Header
+	}{
+		{"many fields", http.Header{
+			"Connection":        {"close, X-Conn-Only", " x-other "},
+			"X-Conn-Only":       {"1"},
+			"X-Other":           {"2"},
+			"Keep-Alive":        {"timeout=5"},
+			"Proxy-Connection":  {"keep-alive"},
+			"Te":                {"trailers"},
+			"Trailer":           {"X-T"},
+			"Transfer-Encoding": {"chunked"},
+			"Upgrade":           {"h2c"},
+			"X-Kept":            {"3"},
+			"Content-Type":      {"text/plain"},
+		}, http.Header{"X-Kept": {"3"}, "Content-Type": {"text/plain"}}},
+		{"few fields", http.Header{
+			"Transfer-Encoding": {"chunked"},
+			"Content-Type":      {"text/plain"},
+			"Upgrade":           {"h2c"},
+		}, http.Header{"Content-Type": {"text/plain"}}},
+		{"few fields, Connection names one", http.Header{
+			"Connection":  {"X-Conn-Only"},
+			"X-Conn-Only": {"1"},
+			"X-Kept":      {"3"},
+		}, http.Header{"X-Kept": {"3"}}},
+		{"a name spelled otherwise stays", http.Header{
+			"transfer-encoding": {"chunked"},
+			"Te":                {"trailers"},
+		}, http.Header{"transfer-encoding": {"chunked"}}},
+		{"empty", http.Header{}, http.Header{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := tc.h.Clone()
+			for _, f := range ref.Values("Connection") {
+				for _, name := range strings.Split(f, ",") {
+					if name = strings.TrimSpace(name); name != "" {
+						ref.Del(name)
+					}
+				}
+			}
+			for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+				ref.Del(k)
+			}
+			if !reflect.DeepEqual(ref, tc.want) {
+				t.Fatalf("the case's want %v is not what http.Header.Del leaves, %v", tc.want, ref)
+			}
+			h := tc.h.Clone()
+			RemoveHopByHop(h)
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Errorf("after RemoveHopByHop: %v, want %v", h, tc.want)
+			}
+		})
 	}
 }
 

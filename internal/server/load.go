@@ -271,7 +271,8 @@ func guestEnv(h config.Host) [][2]string {
 // of the first request it serves). The server and edgehost run both use
 // it, so a guest sees the same variables under each.
 func SandboxEnv(v *Version, traceID string, extra [][2]string) [][2]string {
-	env := v.Env.GuestEnv()
+	env := make([][2]string, 0, v.Env.GuestEnvLen()+len(extra)+1)
+	env = v.Env.AppendGuestEnv(env)
 	env = append(env, extra...)
 	return append(env, [2]string{"FASTLY_TRACE_ID", traceID})
 }

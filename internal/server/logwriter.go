@@ -21,10 +21,17 @@ type LogWriter struct {
 // NewLogWriter returns a writer logging at info level to log; a nil log
 // discards the lines.
 func NewLogWriter(log *slog.Logger, requestID, stream string) *LogWriter {
+	w := new(LogWriter)
+	w.init(log, requestID, stream)
+	return w
+}
+
+// init makes the zero w what NewLogWriter returns.
+func (w *LogWriter) init(log *slog.Logger, requestID, stream string) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LogWriter{log: log, id: requestID, stream: stream}
+	w.log, w.id, w.stream = log, requestID, stream
 }
 
 const maxLogLine = 16 << 10

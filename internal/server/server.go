@@ -330,7 +330,8 @@ type sandbox struct {
 	isHeld bool                    // held is set
 	timer  *time.Timer             // the current request's wall-clock limit, reused
 	park   *time.Timer             // Next's wait, reused
-	logs   [2]*LogWriter
+	logs   [2]*LogWriter           // point at logw
+	logw   [2]LogWriter            // stdout's and stderr's, in the sandbox's allocation
 }
 
 // newSandbox makes the sandbox for first, a request no parked sandbox
@@ -339,7 +340,9 @@ func (s *Server) newSandbox(v *Version, first *handoff) *sandbox {
 	v.sandboxes.Add(1)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sb := &sandbox{srv: s, v: v, inbox: make(chan *handoff, 1), ctx: ctx, cancel: cancel}
-	sb.logs = [2]*LogWriter{NewLogWriter(s.log, first.id, "stdout"), NewLogWriter(s.log, first.id, "stderr")}
+	sb.logw[0].init(s.log, first.id, "stdout")
+	sb.logw[1].init(s.log, first.id, "stderr")
+	sb.logs = [2]*LogWriter{&sb.logw[0], &sb.logw[1]}
 	sb.begin(first)
 	return sb
 }
