@@ -32,10 +32,17 @@ import (
 // which a busy shared machine disturbs less than wall-clock time.
 
 // benchServer serves the guest module wasm with manifest (config text,
-// "" for none), with no network.
+// "" for none), with no network. With EDGEHOST_BENCH_NO_CACHE set it uses
+// no compiled-code cache, so that the engine compiles the module itself:
+// wazero built with -tags perfmap names guest functions for perf only in
+// code it compiled (README.md, Benchmarks).
 func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
+	cacheDir := compileCache
+	if os.Getenv("EDGEHOST_BENCH_NO_CACHE") != "" {
+		cacheDir = ""
+	}
 	return testhost.New(b, wasm, testhost.Config{
-		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: manifest, DiscardLogs: true,
+		EngineConfig: engine.Config{CacheDir: cacheDir}, Manifest: manifest, DiscardLogs: true,
 		Policy: localDev(b),
 	}).Server
 }
