@@ -48,16 +48,29 @@ func (t *handles[V]) get(h uint32) (V, error) {
 }
 
 // remove takes h out of the table; a value that counts against a
-// sandbox bound (its header blocks) stops counting.
+// sandbox bound (its header blocks) stops counting. It returns get's
+// error for a handle not in the table.
 func (t *handles[V]) remove(h uint32) (V, error) {
 	v, err := t.get(h)
 	if err == nil {
-		delete(t.m, h)
-		if r, ok := any(v).(interface{ release() }); ok {
-			r.release()
-		}
+		t.drop(h)
 	}
 	return v, err
+}
+
+// drop is remove for a caller that has no use for the value or the
+// error: a handle not in the table (a request handle a send already
+// consumed) is no error, and no error is made for it (a formatted error
+// per request in a reused sandbox's release of its request).
+func (t *handles[V]) drop(h uint32) {
+	v, ok := t.m[h]
+	if !ok {
+		return
+	}
+	delete(t.m, h)
+	if r, ok := any(v).(interface{ release() }); ok {
+		r.release()
+	}
 }
 
 // Downstream describes the downstream request a session serves (for a
