@@ -14,7 +14,7 @@
 // server, a native Go reverse proxy (net/http's server and
 // httputil.ReverseProxy) to ORIGIN, whose Transport keeps up to
 // -proxy-conns (default 64) idle connections to it and opens no more
-// than that many at once: the ceiling a Go host on net/http can reach on
+// than that many at once, its copy buffers pooled: the ceiling a Go host on net/http can reach on
 // the proxy path, beside nginx's "keepalive 64" (README.md, Benchmarks,
 // "Session 9, proxy ceiling").
 //
@@ -34,6 +34,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -141,6 +142,10 @@ func reverseProxy(target string, conns int) *httputil.ReverseProxy {
 			}
 			w.WriteHeader(http.StatusBadGateway)
 		},
+		// Without a pool, ReverseProxy allocates a 32 KiB copy buffer per
+		// request, and the collector's work for it is a large part of the
+		// proxy's CPU (README.md, Benchmarks, "Session 9, proxy ceiling").
+		BufferPool: &bufferPool{},
 		Transport: &http.Transport{
 			Proxy:               nil,
 			MaxIdleConns:        conns,
@@ -151,3 +156,18 @@ func reverseProxy(target string, conns int) *httputil.ReverseProxy {
 		},
 	}
 }
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers, reused through
+// a sync.Pool.
+type bufferPool struct{ p sync.Pool }
+
+// Get returns a 32 KiB buffer, reused when one was put back.
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+// Put gives buf back for a later Get.
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
