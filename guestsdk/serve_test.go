@@ -662,7 +662,8 @@ func TestDownstreamRequestOneBuffer(t *testing.T) {
 
 // TestHeaderBlockSizes reads downstream request and backend response
 // header blocks of every size the one-allocation read takes (a few
-// fields, a dozen, up to the getter buffer) and of sizes it leaves to the
+// fields, seven or eight as a usual origin response has, a dozen, up to
+// the getter buffer) and of sizes it leaves to the
 // general read (too many values, more bytes than the buffer): each gives
 // the same Header, and appending to one name's values never changes
 // another's.
@@ -681,6 +682,9 @@ func TestHeaderBlockSizes(t *testing.T) {
 		{"none", nil},
 		{"one", []fakeField{{"host", "example.com"}}},
 		{"five", fields(5, 10)},
+		{"seven", fields(7, 12)},
+		{"eight, near 256 bytes", fields(8, 20)},
+		{"nine", fields(9, 5)},
 		{"fifteen", fields(15, 20)},
 		{"twenty, too many strings", fields(20, 5)},
 		{"one long value", []fakeField{{"host", "example.com"}, {"x-long", strings.Repeat("v", initialBufSize-200)}}},

@@ -8,11 +8,17 @@
 # through examples/proxy (the readthrough cache on the send path) beside
 # nginx with proxy_cache on the same origin, with the cost of a miss
 # (a new URL per request) against a pass (an answer the origin marks
-# private). Every edgehost row
+# private). Beside nginx keepalive 64 runs the ceiling a Go host on
+# net/http can reach on that path: a native Go reverse proxy
+# (benchorigin -proxy: net/http's server and httputil.ReverseProxy, its
+# Transport pooling up to 64 connections to the same origin), with its
+# ratio to nginx and its origin connection count. Every edgehost row
 # runs on each engine in ENGINES. Everything runs on 127.0.0.1, in one go.
 # With TinyGo (../shared/tools/tinygo/tinygo beside the repository, or
 # $EDGEHOST_TINYGO, or tinygo on PATH) it adds hello and hellomany built
-# with TinyGo; with node and npm, Fastly's JS SDK hello
+# with TinyGo, and the proxy rows (dynamic-backend's pass and cache hit,
+# proxy's cache hit) with both guests built with TinyGo, each checked to
+# answer the origin's body before it is measured; with node and npm, Fastly's JS SDK hello
 # (testdata/jsguests/hello.js, a sandbox per request) and the same with
 # the SDK's sandbox reuse (hellomany.js, setReusableSandboxOptions).
 # It ends with every ratio to its anchor (plain net/http, nginx)
@@ -63,7 +69,10 @@ if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 	# edgehost build passes the flags edgehost chooses (README.md, TinyGo).
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hello-tinygo.wasm" examples/hello >/dev/null
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hellomany-tinygo.wasm" testdata/guests/hellomany >/dev/null
-	guests="$guests hello-tinygo hellomany-tinygo"
+	for g in proxy dynamic-backend; do
+		EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/$g-tinygo.wasm" "examples/$g" >/dev/null
+	done
+	guests="$guests hello-tinygo hellomany-tinygo proxy-tinygo dynamic-backend-tinygo"
 fi
 if [ -z "${NOJS:-}" ] && need node && need npm; then
 	(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
@@ -74,6 +83,7 @@ fi
 
 ORIGIN=127.0.0.1:18080
 "$work/benchorigin" -origin $ORIGIN -plain 127.0.0.1:18081 & pids+=($!)
+"$work/benchorigin" -proxy 127.0.0.1:18087 -proxy-to $ORIGIN -proxy-conns 64 & pids+=($!)
 cat > "$work/proxy.toml" <<TOML
 [local_server.backends.origin]
 url = "http://$ORIGIN"
@@ -94,7 +104,7 @@ port=18090
 declare -A url
 for e in $ENGINES; do
 	for g in $guests; do
-		case $g in proxy) conf="$work/proxy.toml" ;; dynamic-backend) conf="$work/dyn.toml" ;; *-js) conf="$work/untiered.toml" ;; *) conf=/dev/null ;; esac
+		case $g in proxy | proxy-tinygo) conf="$work/proxy.toml" ;; dynamic-backend | dynamic-backend-tinygo) conf="$work/dyn.toml" ;; *-js) conf="$work/untiered.toml" ;; *) conf=/dev/null ;; esac
 		"$work/edgehost" serve --engine "$e" --log-level warn --admin-addr "" --addr 127.0.0.1:$port -C "$conf" "$work/$g.wasm" >/dev/null 2>"$work/$e-$g.log" & pids+=($!)
 		url[$e-$g]=http://127.0.0.1:$port
 		port=$((port + 1))
@@ -132,12 +142,20 @@ http {
 NGINX
 "$NGINX" -c "$work/nginx.conf" -g 'daemon on;'
 
-for u in http://127.0.0.1:18080 http://127.0.0.1:18081 http://127.0.0.1:18089 "${url[@]}"; do
+for u in http://127.0.0.1:18080 http://127.0.0.1:18081 http://127.0.0.1:18087 http://127.0.0.1:18089 "${url[@]}"; do
 	# The JS guest's 11 MB compile cold (no --data-dir here) takes a while.
 	for _ in $(seq 3000); do curl -fsS -o /dev/null "$u/" 2>/dev/null && break; sleep 0.1; done
 done
 
 conns() { curl -fsS "http://$ORIGIN/__conns"; }
+# answers URL: stops the run unless URL answers the origin's own body.
+answers() {
+	local want got
+	want=$(curl -fsS "http://$ORIGIN/hello")
+	got=$(curl -fsS "$1") || { echo "load.sh: $1 failed" >&2; exit 1; }
+	[ "$got" = "$want" ] || { echo "load.sh: $1 answered '$got', not the origin's '$want'" >&2; exit 1; }
+}
+xcache() { curl -fsS -o /dev/null -D - "$1" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'; }
 # A new URL per request, for cache misses (per wrk thread: its own prefix).
 cat > "$work/miss.lua" <<'LUA'
 local n, id = 0, 0
@@ -151,7 +169,7 @@ rps() { # name url -> prints "name rps requests"; leaves "rps requests" in $work
 	r=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	n=$(echo "$out" | awk '/requests in/ {print $1}')
 	errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-	printf '%-44s %10s req/s  %9s requests  %s\n' "$1" "$r" "$n" "$errs"
+	printf '%-58s %10s req/s  %9s requests  %s\n' "$1" "$r" "$n" "$errs"
 	echo "$r $n" > "$work/last"
 }
 
@@ -167,6 +185,36 @@ row() { # label engine guest anchor goal
 	read -r r _ < "$work/last"
 	ratio "$2 $1" "$r" "plain net/http" "$plain_rps" "$4"
 }
+# proxyrows engine flavour proxy-guest dynamic-backend-guest: the pass,
+# cache hit and cache miss rows of examples/proxy and the pass and
+# cache hit rows of examples/dynamic-backend, each guest checked first.
+proxyrows() {
+	local e=$1 f=$2 p=$3 d=$4 r n c0 c1 pass_r miss_r dn="dynamic-backend proxy (ServeMany)"
+	if [ -n "$f" ]; then dn="dynamic-backend proxy (ServeMany, ${f# (}"; fi
+	answers "${url[$e-$p]}/hello"
+	rps "edgehost $e proxy$f (static backend, a pass)" "${url[$e-$p]}/hello"
+	read -r pass_r _ < "$work/last"
+	curl -fsS -o /dev/null "${url[$e-$p]}/cached/x"
+	echo "  (X-Cache of /cached/x now: $(xcache "${url[$e-$p]}/cached/x"))"
+	answers "${url[$e-$p]}/cached/x"
+	rps "edgehost $e proxy$f, cache hit" "${url[$e-$p]}/cached/x"
+	read -r r _ < "$work/last"
+	echo "$e|proxy$f, cache hit (fresh sandbox)|$r|-" >> "$work/hit"
+	rps "edgehost $e proxy$f, cache miss (new URL each)" "-s $work/miss.lua ${url[$e-$p]}"
+	read -r miss_r _ < "$work/last"
+	ratio "$e proxy$f cache miss, against a pass" "$miss_r" "$e pass" "$pass_r" -
+	answers "${url[$e-$d]}/hello"
+	c0=$(conns)
+	rps "edgehost $e $dn" "${url[$e-$d]}/hello"
+	c1=$(conns)
+	read -r r n < "$work/last"
+	echo "$e|$dn|$r|$n|$((c1 - c0 - 1))" >> "$work/dyn"
+	curl -fsS -o /dev/null "${url[$e-$d]}/cached/x"
+	answers "${url[$e-$d]}/cached/x"
+	rps "edgehost $e $dn, cache hit" "${url[$e-$d]}/cached/x"
+	read -r r _ < "$work/last"
+	echo "$e|$dn, cache hit|$r|1.0" >> "$work/hit"
+}
 for e in $ENGINES; do
 	row "hello (Go), fresh sandbox" "$e" hello -
 	row "hello (Go), reused sandbox (ServeMany)" "$e" hellomany "0.8 (goal 2)"
@@ -174,25 +222,8 @@ for e in $ENGINES; do
 	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -
 	has hello-js && row "hello (JS SDK), fresh sandbox" "$e" hello-js -
 	has hellomany-js && row "hello (JS SDK), reused sandbox (setReusableSandboxOptions)" "$e" hellomany-js -
-	rps "edgehost $e proxy (static backend, a pass)" "${url[$e-proxy]}/hello"
-	read -r pass_r _ < "$work/last"
-	curl -fsS -o /dev/null "${url[$e-proxy]}/cached/x"
-	echo "  (X-Cache of /cached/x now: $(curl -fsS -o /dev/null -D - "${url[$e-proxy]}/cached/x" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'))"
-	rps "edgehost $e proxy, cache hit" "${url[$e-proxy]}/cached/x"
-	read -r r _ < "$work/last"
-	echo "$e|proxy, cache hit (fresh sandbox)|$r|-" >> "$work/hit"
-	rps "edgehost $e proxy, cache miss (new URL each)" "-s $work/miss.lua ${url[$e-proxy]}"
-	read -r miss_r _ < "$work/last"
-	ratio "$e proxy cache miss, against a pass" "$miss_r" "$e pass" "$pass_r" -
-	c0=$(conns)
-	rps "edgehost $e dynamic-backend proxy (ServeMany)" "${url[$e-dynamic-backend]}/hello"
-	c1=$(conns)
-	read -r r n < "$work/last"
-	echo "$e $r $n $((c1 - c0))" >> "$work/dyn"
-	curl -fsS -o /dev/null "${url[$e-dynamic-backend]}/cached/x"
-	rps "edgehost $e dynamic-backend proxy (ServeMany), cache hit" "${url[$e-dynamic-backend]}/cached/x"
-	read -r r _ < "$work/last"
-	echo "$e|dynamic-backend proxy (ServeMany), cache hit|$r|1.0" >> "$work/hit"
+	proxyrows "$e" "" proxy dynamic-backend
+	has proxy-tinygo && proxyrows "$e" " (TinyGo)" proxy-tinygo dynamic-backend-tinygo
 done
 curl -fsS -o /dev/null http://127.0.0.1:18088/cached/x
 echo "  (nginx X-Cache of /cached/x now: $(curl -fsS -o /dev/null -D - http://127.0.0.1:18088/cached/x | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}'))"
@@ -205,9 +236,16 @@ c0=$(conns)
 rps "nginx keepalive reverse proxy" http://127.0.0.1:18089/hello
 c1=$(conns)
 read -r ngx_rps ngx_n < "$work/last"
-while read -r e r n c; do
-	ratio "$e dynamic-backend proxy (ServeMany), $c origin connections" "$r" "nginx keepalive 64" "$ngx_rps" "1.0 (goal 3; and at most $CONNS origin connections)"
-	echo "$e $c" >> "$work/dynconns"
+ngx_c=$((c1 - c0 - 1))
+answers http://127.0.0.1:18087/hello
+c0=$(conns)
+rps "Go net/http reverse proxy (ceiling)" http://127.0.0.1:18087/hello
+c1=$(conns)
+read -r go_rps _ < "$work/last"
+ratio "Go net/http reverse proxy (ceiling), $((c1 - c0 - 1)) origin connections" "$go_rps" "nginx keepalive 64" "$ngx_rps" -
+while IFS='|' read -r e dn r n c; do
+	ratio "$e $dn, $c origin connections" "$r" "nginx keepalive 64" "$ngx_rps" "1.0 (goal 3; and at most $CONNS origin connections)"
+	ratio "$e $dn" "$r" "Go reverse proxy" "$go_rps" -
 done < "$work/dyn"
 echo
 echo "ratios, this run (goal: issue 14's minimum ratio to the anchor)"
@@ -221,7 +259,7 @@ while IFS='|' read -r name r aname ar goal; do
 			}
 			verdict = (ok ? "meets " : "misses ") goal
 		}
-		printf "  %-62s %7.3f of %-18s %s\n", name, x, an, verdict }'
+		printf "  %-76s %7.3f of %-18s %s\n", name, x, an, verdict }'
 done < "$work/ratios"
-awk -v c="$((c1 - c0))" -v n="$ngx_n" 'BEGIN { printf "nginx origin connections during its run: %d (%.1f per 100,000 requests)\n", c, c * 100000 / n }'
+awk -v c="$ngx_c" -v n="$ngx_n" 'BEGIN { printf "nginx origin connections during its run: %d (%.1f per 100,000 requests)\n", c, c * 100000 / n }'
 echo "goal 1 (time per fresh sandbox) and goals 4-5 are Go benchmarks: see README.md, Benchmarks"

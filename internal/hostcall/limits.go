@@ -217,12 +217,12 @@ func (s *Session) storeHandle(key string, st map[string]string) uint32 {
 // bodies handed out for it that the guest still holds.
 func (s *Session) releaseDownstream(d *downstream) {
 	if d.taken {
-		s.reqs.remove(d.reqH)
+		s.reqs.discard(d.reqH)
 	}
 	for _, h := range d.bodyHs {
 		if b, ok := s.bodies.lookup(h); ok {
 			b.abandon()
-			s.bodies.remove(h)
+			s.bodies.discard(h)
 		}
 	}
 }

@@ -92,16 +92,34 @@ func (t *handles[V]) drop(h uint32) {
 }
 
 // remove takes h out of the table; a value that counts against a
-// sandbox bound (its header blocks) stops counting.
+// sandbox bound (its header blocks) stops counting. It returns get's
+// error for a handle not in the table.
 func (t *handles[V]) remove(h uint32) (V, error) {
 	v, err := t.get(h)
 	if err == nil {
 		t.drop(h)
-		if r, ok := any(v).(interface{ release() }); ok {
-			r.release()
-		}
+		releaseValue(v)
 	}
 	return v, err
+}
+
+// discard is remove for a caller that has no use for the value or the
+// error: a handle not in the table (a request handle a send already
+// consumed) is no error, and no error is formatted for it (a reused
+// sandbox releases its request's handles after every request).
+func (t *handles[V]) discard(h uint32) {
+	if v, ok := t.lookup(h); ok {
+		t.drop(h)
+		releaseValue(v)
+	}
+}
+
+// releaseValue lets a value that counts against a sandbox bound (a
+// header block) stop counting.
+func releaseValue(v any) {
+	if r, ok := v.(interface{ release() }); ok {
+		r.release()
+	}
 }
 
 // len is how many handles the table holds.
