@@ -1,9 +1,7 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,7 +39,7 @@ func BenchmarkActivateJS(b *testing.B) {
 			b.ResetTimer()
 			stop := guesttest.ReportCPU(b)
 			for b.Loop() {
-				code, out := benchPost(b, fmt.Sprintf("%s/v1/modules/%d/activate", h.adminURL, n), nil)
+				code, out := post(b, fmt.Sprintf("%s/v1/modules/%d/activate", h.adminURL, n), "application/wasm", nil)
 				if code != http.StatusOK {
 					b.Fatalf("activate %d: %d %v", n, code, out)
 				}
@@ -116,7 +114,7 @@ func benchHost(b *testing.B, kept int, wasm []byte, deploys int) *testHost {
 	}
 	b.Cleanup(h.stop)
 	for range deploys {
-		if code, out := benchPost(b, h.adminURL+"/v1/modules", wasm); code != http.StatusCreated {
+		if code, out := post(b, h.adminURL+"/v1/modules", "application/wasm", wasm); code != http.StatusCreated {
 			b.Fatalf("deploy: %d %v", code, out)
 		}
 	}
@@ -136,19 +134,6 @@ func settledMB() float64 {
 	runtime.GC()
 	debug.FreeOSMemory()
 	return residentMB()
-}
-
-// benchPost POSTs body (a module, or nothing) and decodes the JSON answer.
-func benchPost(b *testing.B, url string, body []byte) (int, map[string]any) {
-	b.Helper()
-	resp, err := http.Post(url, "application/wasm", bytes.NewReader(body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
 }
 
 // residentMB is the process's VmRSS in MiB (Linux), 0 when unknown.

@@ -114,7 +114,8 @@ func body(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func post(t *testing.T, url, kind string, data []byte) (int, map[string]any) {
+// post POSTs data as kind and decodes the JSON answer (tests and benchmarks).
+func post(t testing.TB, url, kind string, data []byte) (int, map[string]any) {
 	t.Helper()
 	resp, err := http.Post(url, kind, bytes.NewReader(data))
 	if err != nil {
