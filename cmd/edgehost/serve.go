@@ -81,6 +81,13 @@ func newServeCmd() *cobra.Command {
 }
 
 func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
+	if !isTerminal(cmd.ErrOrStderr()) {
+		// Request log lines leave in batches; everything serve writes to
+		// stderr goes through the one writer, so lines keep their order.
+		bw := newBatchWriter(cmd.ErrOrStderr())
+		defer bw.Close()
+		cmd.SetErr(bw)
+	}
 	if f.verbose >= 2 && !cmd.Flags().Changed("log-level") {
 		c.logLevel = "debug"
 	}
