@@ -2,6 +2,7 @@ package gcfloor
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -98,5 +99,25 @@ func TestKeepOff(t *testing.T) {
 	Keep(context.Background(), 0, 100)
 	if p := debug.SetGCPercent(120); p != 120 {
 		t.Errorf("percentage after Keep with floor 0: %d, want 120 untouched", p)
+	}
+}
+
+// BenchmarkChurn is a 4 KiB allocation, none kept, at Go's default and
+// under a 32 MiB floor, with the collections per 1,000.
+func BenchmarkChurn(b *testing.B) {
+	for _, floor := range []uint64{0, 32 << 20} {
+		b.Run(fmt.Sprintf("floor=%dMiB", floor>>20), func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			Keep(ctx, floor, 100)
+			runtime.GC()
+			b.ReportAllocs()
+			n := cycles(func() {
+				for b.Loop() {
+					sink = make([]byte, 4<<10)
+				}
+			})
+			b.ReportMetric(float64(n)*1000/float64(b.N), "gcs/1000ops")
+		})
 	}
 }
