@@ -81,12 +81,14 @@ func newServeCmd() *cobra.Command {
 }
 
 func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
+	flushStderr := func() {}
 	if !isTerminal(cmd.ErrOrStderr()) {
 		// Request log lines leave in batches; everything serve writes to
 		// stderr goes through the one writer, so lines keep their order.
 		bw := newBatchWriter(cmd.ErrOrStderr())
 		defer bw.Close()
 		cmd.SetErr(bw)
+		flushStderr = bw.flush
 	}
 	if f.verbose >= 2 && !cmd.Flags().Changed("log-level") {
 		c.logLevel = "debug"
@@ -338,6 +340,9 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	}
 	log.Info("serving", append([]any{"addr", scheme + ln.Addr().String(), "module", serving, "engine", eng.Name(),
 		"admin", adminURL, "data_dir", dataDirOf(st), "max_origin_requests", loader.Pools.MaxInFlight()}, append(server.StoresLogAttrs(srv.Active(), loader.KV), "services", srv.Active().Env.Services().String())...)...)
+	// The start-up lines are on stderr before the banner is on stdout: a
+	// supervisor that waits for the banner finds them.
+	flushStderr()
 	fmt.Fprintf(cmd.OutOrStdout(), "edgehost: serving %s on %s%s (Ctrl-C to stop)\n", serving, scheme, ln.Addr())
 	if adminURL != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "edgehost: admin API on %s, data in %s\n", adminURL, st.Dir())
