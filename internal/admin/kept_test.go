@@ -190,6 +190,7 @@ func TestReactivateKept(t *testing.T) {
 	if open := h.eng.open(); len(open) != 2 {
 		t.Fatalf("modules open after two deploys and a staged one: %v, want two (the active and the kept one)", open)
 	}
+	statusKept(t, h, []int{1}, 1)
 
 	compiles := h.eng.compiles()
 	r := h.activate(t, 1)
@@ -205,6 +206,7 @@ func TestReactivateKept(t *testing.T) {
 		t.Errorf("GET /v1/modules says of version 1: %v, want active, from_kept", l[1])
 	}
 	waitFor(t, 5*time.Second, "version 2 to be listed kept", func() bool { return slices.Equal(keptListed(t, h), []int{2}) })
+	statusKept(t, h, []int{2}, 2)
 
 	r = h.activate(t, 2)
 	if r.body["from_kept"] != true {
@@ -234,6 +236,35 @@ func TestReactivateKept(t *testing.T) {
 		t.Errorf("activating an evicted version made %d compiles, want 1", got-compiles)
 	}
 	requireNoLeak(t, h)
+}
+
+// statusKept fails t unless the status page (GET /) marks exactly the
+// versions want as kept in its versions table, and its roll-back button,
+// to version rollback, says that one is kept.
+func statusKept(t *testing.T, h *testHost, want []int, rollback int) {
+	t.Helper()
+	r := h.call(t, "GET", "/", nil, "", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /: %d", r.status)
+	}
+	table, _, _ := strings.Cut(r.raw[strings.Index(r.raw, `<table id="versions">`)+1:], "</table>")
+	var got []int
+	for _, row := range strings.Split(table, "<tr")[1:] {
+		var n int
+		if _, err := fmt.Sscanf(row[strings.Index(row, "<td>")+4:], "%d", &n); err != nil {
+			continue // the heading
+		}
+		if strings.Contains(row, `class="kept">kept: activates without compiling`) {
+			got = append(got, n)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("status page marks versions %v kept, want %v", got, want)
+	}
+	button := fmt.Sprintf(`id="rollback">Roll back to version %d (active before this one; kept, so it switches at once)`, rollback)
+	if !strings.Contains(r.raw, button) {
+		t.Errorf("status page has no roll-back button to kept version %d:\n%s", rollback, r.raw)
+	}
 }
 
 // TestKeptBound: after four deploys, the versions listed kept are the

@@ -49,9 +49,10 @@ type statusData struct {
 	Message   string // after an activation from the page
 	Error     string
 
-	Active   VersionInfo // Number 0: nothing stored is active
-	RollBack int         // the version the roll-back button activates, 0 for none
-	Versions []VersionInfo
+	Active       VersionInfo   // Number 0: nothing stored is active
+	RollBack     int           // the version the roll-back button activates, 0 for none
+	RollBackKept bool          // that version's module is kept: activating it compiles nothing
+	Versions     []VersionInfo // Kept set as in GET /v1/modules (kept.go)
 
 	Running, Parked, Limit int
 
@@ -86,9 +87,11 @@ func (a *Admin) statusData(r *http.Request) (statusData, error) {
 	a.mu.Lock()
 	active, previous := a.active, a.previous
 	a.mu.Unlock()
+	kept := a.keptNumbers()
 	stored := map[int]bool{}
 	for _, v := range versions {
 		info := VersionInfo{Version: v, Active: v.Number == active}
+		info.Kept = !info.Active && kept[v.Number]
 		d.Versions = append(d.Versions, info)
 		stored[v.Number] = true
 		if info.Active {
@@ -102,6 +105,7 @@ func (a *Admin) statusData(r *http.Request) (statusData, error) {
 	if previous != 0 && previous != active && stored[previous] {
 		d.RollBack = previous
 	}
+	d.RollBackKept = kept[d.RollBack]
 	d.Running, d.Parked, d.Limit = a.cfg.Server.Sandboxes()
 	if a.cfg.Metrics != nil {
 		d.PerSecond, d.Mix, d.Total = a.cfg.Metrics.traffic.snapshot(d.Now)
