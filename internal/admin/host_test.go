@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/internal/admin"
+	"github.com/edgehost/edgehost/internal/cache"
 	"github.com/edgehost/edgehost/internal/config"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/guesttest"
@@ -93,6 +94,8 @@ type hostOpts struct {
 	// keep is admin.Config.KeptVersions plus one: 0 takes the default
 	// (config.DefaultKeptVersions, as edgehost serve does), 1 keeps none.
 	keep int
+	// cache gives the host a readthrough cache (as edgehost serve has).
+	cache bool
 }
 
 // newHost assembles a host the way edgehost serve does; logs go to w.
@@ -102,11 +105,11 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	if err != nil {
 		return nil, err
 	}
-	cache := sharedCache
-	if o.ownCache || cache == "" {
-		cache = st.CacheDir()
+	compileCache := sharedCache
+	if o.ownCache || compileCache == "" {
+		compileCache = st.CacheDir()
 	}
-	inner, err := guesttest.Engine(engine.Config{CacheDir: cache, Tiered: o.tiered})
+	inner, err := guesttest.Engine(engine.Config{CacheDir: compileCache, Tiered: o.tiered})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -121,8 +124,13 @@ func newHost(ctx context.Context, dir string, o hostOpts, w io.Writer) (*testHos
 	linker := hostcall.NewLinker(log)
 	linker.OnError = metrics.HostcallError
 	loader := &server.Loader{Engine: eng, Linker: linker, Pools: pools, Logger: log, Env: server.GuestEnv("test")}
+	var rc *cache.Cache
+	if o.cache {
+		rc = cache.New(cache.Config{MaxBytes: 16 << 20})
+		loader.Cache = rc
+	}
 	srv := server.New(server.Config{Logger: log, Metrics: metrics})
-	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Metrics: metrics, Token: o.token, MaxUploadBytes: o.maxBytes, Logger: log,
+	adm, err := admin.New(admin.Config{Store: st, Server: srv, Loader: loader, Cache: rc, Metrics: metrics, Token: o.token, MaxUploadBytes: o.maxBytes, Logger: log,
 		KeptVersions: kept})
 	if err != nil {
 		return nil, err

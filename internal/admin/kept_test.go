@@ -238,6 +238,48 @@ func TestReactivateKept(t *testing.T) {
 	requireNoLeak(t, h)
 }
 
+// TestKeptCacheGeneration: a version re-activated from its kept module
+// applies its own cache generation as a loaded one does: activating a
+// version whose generation differs from the one in force empties the
+// service's cached objects, so the next request goes to the origin.
+func TestKeptCacheGeneration(t *testing.T) {
+	var fetched atomic.Int64
+	origin := guesttest.NewOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		n := fetched.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprintf(w, "fetch %d", n)
+	})
+	h := startHost(t, t.TempDir(), hostOpts{keep: 1 + 1, cache: true})
+	withGen := func(gen int) []byte {
+		m := string(originManifest(origin.URL)) + fmt.Sprintf("\n[edgehost]\ncache_generation = %d\n", gen)
+		return pack(t, tarEntry{name: "fastly.toml", data: []byte(m)}, tarEntry{name: "bin/main.wasm", data: guests["proxy"]})
+	}
+	serves := func(when, want string) {
+		t.Helper()
+		if resp, body := h.get(t, "/c"); resp.StatusCode != http.StatusOK || body != want {
+			t.Fatalf("%s: downstream answers %d %q, want %q", when, resp.StatusCode, body, want)
+		}
+	}
+	h.deploy(t, withGen(1), "") // 1
+	serves("version 1", "fetch 1")
+	serves("version 1 again", "fetch 1") // a hit
+	h.deploy(t, withGen(2), "")          // 2: generation 2 empties the service's objects
+	serves("version 2", "fetch 2")
+	serves("version 2 again", "fetch 2")
+	waitFor(t, 5*time.Second, "version 1 to be listed kept", func() bool { return slices.Equal(keptListed(t, h), []int{1}) })
+	if r := h.activate(t, 1); r.body["from_kept"] != true {
+		t.Fatalf("rollback to 1: %s, want from_kept true", r.raw)
+	}
+	serves("version 1 from its kept module (generation 1 again)", "fetch 3")
+	serves("version 1 from its kept module, again", "fetch 3")
+	waitFor(t, 5*time.Second, "version 2 to be listed kept", func() bool { return slices.Equal(keptListed(t, h), []int{2}) })
+	if r := h.activate(t, 2); r.body["from_kept"] != true {
+		t.Fatalf("forward to 2: %s, want from_kept true", r.raw)
+	}
+	serves("version 2 from its kept module (generation 2 again)", "fetch 4")
+	requireNoLeak(t, h)
+}
+
 // statusKept fails t unless the status page (GET /) marks exactly the
 // versions want as kept in its versions table, and its roll-back button,
 // to version rollback, says that one is kept.
