@@ -92,9 +92,7 @@ func (c *common) manifest(moduleDir string) (*config.Manifest, error) {
 // engine returns the engine --engine (else the manifest) names, keeping
 // compiled code in --cache-dir, else in cacheDir ("" keeps none).
 func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, error) {
-	if c.cacheDir != "" {
-		cacheDir = c.cacheDir
-	}
+	cacheDir = c.compileCache(cacheDir)
 	name := c.engineName
 	if name == "" {
 		name = m.Host.Engine
@@ -108,6 +106,15 @@ func (c *common) engine(m *config.Manifest, cacheDir string) (engine.Engine, err
 		return wasmtimeengine.New(cfg)
 	}
 	return nil, fmt.Errorf("--engine %q: this build knows wazero and wasmtime", name)
+}
+
+// compileCache is the folder that keeps compiled code (and the snapshots
+// of pre-initialized guests): --cache-dir, else cacheDir ("" keeps none).
+func (c *common) compileCache(cacheDir string) string {
+	if c.cacheDir != "" {
+		return c.cacheDir
+	}
+	return cacheDir
 }
 
 // loadModule resolves MODULE (a .wasm file or a folder with a Go main

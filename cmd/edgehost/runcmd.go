@@ -45,6 +45,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			loader.CacheDir = c.compileCache("")
 			defer loader.Pools.Close()
 			if needsKV(m) {
 				db, err := openKV(m.Host.DataDir)

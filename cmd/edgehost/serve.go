@@ -232,6 +232,7 @@ func serve(cmd *cobra.Command, c *common, f *serveFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	loader.CacheDir = c.compileCache(cacheDir)
 	defer loader.Pools.Close()
 	// The KV database lives in the data dir: opened whenever there is one
 	// (a deploy may bring KV stores), or when the manifest declares stores.

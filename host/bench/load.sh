@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark on loopback: requests per second for examples/hello
-# (one sandbox per request, and the same handler with sandbox reuse,
+# (one sandbox per request; the same handler pre-initialized,
+# testdata/guests/hellopreinit; and with sandbox reuse,
 # testdata/guests/hellomany) and examples/proxy beside a plain Go net/http
 # server, and proxying through a dynamic backend (examples/dynamic-backend)
 # beside nginx as a keepalive reverse proxy to the same origin, with origin
@@ -61,7 +62,10 @@ for g in hello proxy dynamic-backend; do
 	(cd examples && GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./$g")
 done
 (cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./hellomany)
-guests="hello hellomany proxy dynamic-backend"
+# The hello handler as a pre-initialized guest (README.md, "Pre-initialized
+# Go guests"): every fresh sandbox starts from the deploy-time snapshot.
+(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$work/hellopreinit.wasm" ./hellopreinit)
+guests="hello hellopreinit hellomany proxy dynamic-backend"
 TINYGO=${EDGEHOST_TINYGO:-}
 [ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
 [ -z "$TINYGO" ] && need tinygo && TINYGO=tinygo
@@ -217,6 +221,7 @@ proxyrows() {
 }
 for e in $ENGINES; do
 	row "hello (Go), fresh sandbox" "$e" hello -
+	row "hello (Go, pre-initialized), fresh sandbox" "$e" hellopreinit -
 	row "hello (Go), reused sandbox (ServeMany)" "$e" hellomany "0.8 (goal 2)"
 	has hello-tinygo && row "hello (TinyGo), fresh sandbox" "$e" hello-tinygo "0.5 (goal 2)"
 	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,12 +166,45 @@ func goCompiler(ctx context.Context) (Compiler, error) {
 
 // Args returns the compiler's command line (after the command) that
 // builds the package in the working directory to out; for TinyGo, the
-// first one Build tries (with TinyGoNoScheduler).
-func (c Compiler) Args(out string) []string {
+// first one Build tries (with TinyGoNoScheduler). For Go, preinit
+// (the package imports PreinitPackage: ImportsPreinit) adds
+// -buildmode=c-shared, which makes the WASI reactor a pre-initialized
+// guest is.
+func (c Compiler) Args(out string, preinit bool) []string {
 	if c.Toolchain == TinyGo {
 		return c.tinygoArgs(out, true)
 	}
+	if preinit {
+		return []string{"build", "-buildmode=c-shared", "-o", out, "."}
+	}
 	return []string{"build", "-o", out, "."}
+}
+
+// PreinitPackage is the import path of the guest package that makes a Go
+// guest pre-initialized (README.md, "Pre-initialized Go guests").
+const PreinitPackage = "github.com/edgehost/edgehost/guestsdk/preinit"
+
+// ImportsPreinit reports whether a non-test Go file of the folder dir
+// imports PreinitPackage. Files that do not parse are skipped (the
+// compiler reports them).
+func ImportsPreinit(dir string) bool {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	fset := token.NewFileSet()
+	for _, m := range matches {
+		if strings.HasSuffix(m, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, m, nil, parser.ImportsOnly)
+		if err != nil {
+			continue
+		}
+		for _, imp := range f.Imports {
+			if p, err := strconv.Unquote(imp.Path.Value); err == nil && p == PreinitPackage {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c Compiler) tinygoArgs(out string, noScheduler bool) []string {
@@ -180,7 +215,9 @@ func (c Compiler) tinygoArgs(out string, noScheduler bool) []string {
 	return append(args, "-o", out, ".")
 }
 
-// Build compiles the main package in dir to out (a .wasm path). With
+// Build compiles the main package in dir to out (a .wasm path). With Go,
+// a package that imports PreinitPackage is built with -buildmode=c-shared
+// (Args). With
 // TinyGo it first builds with TinyGoNoScheduler, and builds again with
 // TinyGo's default scheduler when that fails (the guest starts a
 // goroutine, which TinyGo refuses to compile without a scheduler) or when
@@ -202,7 +239,7 @@ func (c Compiler) Build(ctx context.Context, dir, out string) error {
 		return err
 	}
 	if c.Toolchain != TinyGo {
-		return c.run(ctx, dir, c.Args(absOut))
+		return c.run(ctx, dir, c.Args(absOut, ImportsPreinit(dir)))
 	}
 	if err := c.run(ctx, dir, c.tinygoArgs(absOut, true)); err == nil {
 		if wasm, err := os.ReadFile(absOut); err == nil && !mayUseTimers(wasm) {

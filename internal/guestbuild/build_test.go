@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
 
 func TestParseToolchain(t *testing.T) {
@@ -118,6 +120,38 @@ func TestMayUseTimers(t *testing.T) {
 	for _, tc := range tests {
 		if got := mayUseTimers(tc.wasm); got != tc.want {
 			t.Errorf("%s: mayUseTimers = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestBuildPreinitGoGuest builds testdata/guests/hellopreinit (which
+// imports guestsdk/preinit) and examples/hello (which does not) with Go:
+// the first comes out a pre-initialized reactor, the second a command.
+func TestBuildPreinitGoGuest(t *testing.T) {
+	c, err := goCompiler(context.Background())
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		dir     string
+		preinit bool
+	}{
+		{"../../testdata/guests/hellopreinit", true},
+		{"../../examples/hello", false},
+	} {
+		if got := ImportsPreinit(tc.dir); got != tc.preinit {
+			t.Fatalf("ImportsPreinit(%s) = %v", tc.dir, got)
+		}
+		out := filepath.Join(t.TempDir(), "out.wasm")
+		if err := c.Build(context.Background(), tc.dir, out); err != nil {
+			t.Fatal(err)
+		}
+		wasm, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := wasmopt.IsPreinit(wasm); got != tc.preinit {
+			t.Errorf("%s: built module IsPreinit = %v, want %v", tc.dir, got, tc.preinit)
 		}
 	}
 }

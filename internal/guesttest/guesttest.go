@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/edgehost/edgehost/internal/guestbuild"
 )
 
 // RepoRoot returns the repository's root: the nearest directory at or
@@ -67,7 +69,9 @@ func Build(rel, outDir string) ([]byte, error) {
 }
 
 // Fixtures builds the main packages at rels (relative to the repository
-// root) with Go's wasip1 target in one go command, into dir, and returns
+// root) with Go's wasip1 target in one go command (those that import
+// guestsdk/preinit with -buildmode=c-shared, one command each, as
+// guestbuild builds them), into dir, and returns
 // each module by the last element of its path ("examples/hello" ->
 // "hello"). Errors carry the compiler's output.
 func Fixtures(dir string, rels ...string) (map[string][]byte, error) {
@@ -79,12 +83,25 @@ func Fixtures(dir string, rels ...string) (map[string][]byte, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
+	// A package that imports guestsdk/preinit is built as a reactor, as
+	// guestbuild builds it: one go command each (the go command builds
+	// one c-shared package at a time), one for the rest.
 	args := []string{"build", "-o", out + string(filepath.Separator)}
+	plain := len(args)
 	for _, rel := range rels {
-		args = append(args, "./"+rel)
+		if !guestbuild.ImportsPreinit(filepath.Join(root, filepath.FromSlash(rel))) {
+			args = append(args, "./"+rel)
+			continue
+		}
+		o := filepath.Join(out, filepath.Base(rel))
+		if err := goWasm(root, "build", "-buildmode=c-shared", "-o", o, "./"+rel); err != nil {
+			return nil, err
+		}
 	}
-	if err := goWasm(root, args...); err != nil {
-		return nil, err
+	if len(args) > plain {
+		if err := goWasm(root, args...); err != nil {
+			return nil, err
+		}
 	}
 	mods := make(map[string][]byte, len(rels))
 	for _, rel := range rels {

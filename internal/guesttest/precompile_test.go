@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/preinit"
 )
 
 // PrecompileEnv, set to 1, makes TestPrecompileFixtures run (.ci/run sets
@@ -27,7 +28,9 @@ const PrecompileEnv = "EDGEHOST_TEST_PRECOMPILE"
 // package compiled its guests that way; run without -race first, this
 // leaves the suite only cache hits for them. The compiled code does not
 // depend on the compiler's build (the cache is keyed by module, engine
-// version and CPU; a test binary's wazero is always "dev"). A guest that
+// version and CPU; a test binary's wazero is always "dev"); a
+// pre-initialized guest's snapshot is made and kept there first, as the
+// loader does (package preinit). A guest that
 // does not compile (the fixtures of bad imports) is skipped; one that
 // does not build fails the test. Without PrecompileEnv it skips.
 func TestPrecompileFixtures(t *testing.T) {
@@ -79,6 +82,13 @@ func TestPrecompileFixtures(t *testing.T) {
 		}
 		for name, wasm := range mods {
 			start := time.Now()
+			// A pre-initialized guest is compiled as the loader compiles
+			// it: its snapshot, kept beside the compiled code.
+			wasm, _, err := preinit.Prepare(ctx, wasm, preinit.Options{CacheDir: dir})
+			if err != nil {
+				t.Logf("%s: not pre-initialized: %v", name, err)
+				continue
+			}
 			m, err := eng.Compile(ctx, wasm, link)
 			if err != nil {
 				t.Logf("%s: not compiled: %v", name, err)

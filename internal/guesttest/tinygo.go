@@ -165,7 +165,7 @@ func sourceKey(root, rel string, c guestbuild.Compiler) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", c.Version, c.Path, strings.Join(c.Args("out.wasm"), " "), rel)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", c.Version, c.Path, strings.Join(c.Args("out.wasm", false), " "), rel)
 	dirs := []string{mod, filepath.Join(root, "abi"), filepath.Join(root, "guestsdk")}
 	sort.Strings(dirs)
 	for _, d := range dirs {

@@ -48,14 +48,16 @@ func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 }
 
 // BenchmarkSandbox measures one request's sandbox cost, no network:
-// examples/hello (instantiate, _start, respond), the same handler with
+// examples/hello (instantiate, _start, respond), the same handler in a
+// pre-initialized guest (testdata/guests/hellopreinit: every sandbox
+// starts from the deploy-time snapshot, package preinit), the same handler with
 // sandbox reuse (testdata/guests/hellomany: a parked sandbox serves it),
 // the same reading its CPU time (testdata/guests/vcpumany: the host runs
 // it with the thread CPU clock, see hostcall.Session.RunGuest), and
 // examples/hello built with TinyGo (skipped without TinyGo, see
 // guesttest.RequireTinyGo).
 func BenchmarkSandbox(b *testing.B) {
-	for _, guest := range []string{"hello", "hellomany", "vcpumany", "hello-tinygo"} {
+	for _, guest := range []string{"hello", "hellopreinit", "hellomany", "vcpumany", "hello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
 			wasm := guests[guest]
 			if guest == "hello-tinygo" {

@@ -18,6 +18,7 @@ import (
 	"github.com/edgehost/edgehost/internal/hostcall"
 	"github.com/edgehost/edgehost/internal/kvstore"
 	"github.com/edgehost/edgehost/internal/pool"
+	"github.com/edgehost/edgehost/internal/preinit"
 )
 
 // Loader compiles guest modules into Versions: one engine, one hostcall
@@ -62,14 +63,25 @@ type Loader struct {
 	// version's manifest says (a package deployed through the admin API
 	// carries its own fastly.toml). Nil takes each version's own.
 	Host *config.Host
+	// CacheDir, when set, keeps the snapshots of pre-initialized guests
+	// (package preinit) by module hash, so that a restart or a re-deploy
+	// of the same module starts from the same snapshot (and the engine's
+	// compiled code for it) without running the guest's _initialize
+	// again; the serve command points it at the compiled-code cache.
+	// Empty makes each snapshot again at each load.
+	CacheDir string
 }
 
-// Load compiles wasm and binds it to manifest m as version id. Parts of
-// m that edgehost does not implement (m.Ignored) are named in one warning.
-// m's KV stores are made in l.KV (storesConfig). Errors: an invalid
-// module (wrapping engine.ErrInvalidModule), a link error naming the
-// import, a backend that cannot be set up, KV stores without l.KV or a
-// failed KV database write.
+// Load compiles wasm and binds it to manifest m as version id; a
+// pre-initialized guest (abi/README.md, "Pre-initialized modules") is
+// first run to the end of its _initialize and compiled from the snapshot
+// that leaves (preinit.Prepare). Parts of m that edgehost does not
+// implement (m.Ignored) are named in one warning. m's KV stores are made
+// in l.KV (storesConfig). Errors: an invalid module (wrapping
+// engine.ErrInvalidModule), a failed pre-initialization (wrapping
+// preinit.ErrInit or wasmopt.ErrNotSnapshottable), a link error naming
+// the import, a backend that cannot be set up, KV stores without l.KV or
+// a failed KV database write.
 func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Manifest) (*Version, error) {
 	env, err := l.newEnv(id, m)
 	if err != nil {
@@ -82,6 +94,17 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 	var done func(engine.Module, error)
 	if l.Progress != nil {
 		done = l.Progress(id, len(wasm))
+	}
+	orig := wasm
+	wasm, pre, err := preinit.Prepare(ctx, wasm, preinit.Options{CacheDir: l.CacheDir, MemoryLimitBytes: l.memoryLimit(m)})
+	if err != nil {
+		if done != nil {
+			done(nil, err)
+		}
+		return nil, err
+	}
+	if pre && l.Logger != nil {
+		l.Logger.Debug("pre-initialized guest: sandboxes start from its deploy-time snapshot", "version", id, "snapshot_bytes", len(wasm))
 	}
 	link := l.Linker.Link()
 	reuses, vcpu := false, false
@@ -102,7 +125,7 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 	}
 	v := &Version{ID: id, Module: mod, Env: env, inline: !reuses, noVCPU: !vcpu}
 	if t, ok := mod.(engine.Tiered); ok && l.Logger != nil {
-		sum := sha256.Sum256(wasm)
+		sum := sha256.Sum256(orig) // the module deployed, not its snapshot
 		sha := hex.EncodeToString(sum[:])
 		l.Logger.Info("serving on the interpreter while the optimized code compiles in the background",
 			"version", id, "sha256", sha, "size", len(wasm))
@@ -122,6 +145,16 @@ func (l *Loader) Load(ctx context.Context, id string, wasm []byte, m *config.Man
 		}()
 	}
 	return v, nil
+}
+
+// memoryLimit is the sandbox memory limit in bytes that applies to m's
+// sandboxes (l.Host's, else m's), 0 for the engines' default.
+func (l *Loader) memoryLimit(m *config.Manifest) uint64 {
+	h := m.Host
+	if l.Host != nil {
+		h = *l.Host
+	}
+	return uint64(h.SandboxMemoryMiB) << 20
 }
 
 // Rebind returns a new Version of drained's compiled module bound to

@@ -107,7 +107,10 @@ func New(tb testing.TB, wasm []byte, cfg Config) *Host {
 		env = server.GuestEnvFor(m)
 	}
 	h.Cache = cfg.Cache
-	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: cfg.Cache}
+	// Pre-initialized guests keep their snapshots beside the compiled
+	// code, so each is made once per test run.
+	h.Loader = &server.Loader{Engine: h.Engine, Linker: hostcall.NewLinker(h.Log), Pools: h.Pools, Logger: h.Log, Env: env, Policy: cfg.Policy, Cache: cfg.Cache,
+		CacheDir: cfg.EngineConfig.CacheDir}
 	v, err := h.Loader.Load(context.Background(), "1", wasm, m)
 	if err != nil {
 		tb.Fatalf("load: %v", err)
