@@ -2,7 +2,6 @@ package wasmopt
 
 import (
 	"encoding/binary"
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -65,28 +64,9 @@ func RewriteForReuse(wasm []byte) (out []byte, ok bool, names []string, resettab
 // exportGlobalsForReset is ExportGlobalsForReset; with scanCode false it
 // takes the code section as checked.
 func exportGlobalsForReset(wasm []byte, scanCode bool) (out []byte, names []string, ok bool, err error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, nil, false, errors.New("wasmopt: not a wasm module")
-	}
-	type section struct {
-		id         byte
-		start, end int // the whole section, id included
-		body       []byte
-	}
-	var secs []section
-	for pos := 8; pos < len(wasm); {
-		id := wasm[pos]
-		size, n := binary.Uvarint(wasm[pos+1:])
-		if n <= 0 {
-			return nil, nil, false, errors.New("wasmopt: bad section size")
-		}
-		body := pos + 1 + n
-		end := body + int(size)
-		if end > len(wasm) || end < body {
-			return nil, nil, false, errors.New("wasmopt: section past the end")
-		}
-		secs = append(secs, section{id, pos, end, wasm[body:end]})
-		pos = end
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	scan := &rewriter{nImp: ^uint32(0)} // copies indices as they are
 	var mutable []uint32
