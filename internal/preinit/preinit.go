@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/edgehost/edgehost/internal/cachefile"
 	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
 
@@ -73,7 +73,7 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (out []byte, made b
 	var path string
 	if opts.CacheDir != "" {
 		path = filepath.Join(opts.CacheDir, "edgehost-"+wasmopt.PreinitVersion, hex.EncodeToString(sum[:]))
-		if b, err := os.ReadFile(path); err == nil && len(b) > 4 && crc32.Checksum(b[4:], crcTable) == binary.LittleEndian.Uint32(b) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 4 && cachefile.Checksum(b[4:]) == binary.LittleEndian.Uint32(b) {
 			return b[4:], true, nil
 		}
 	}
@@ -82,13 +82,11 @@ func Prepare(ctx context.Context, wasm []byte, opts Options) (out []byte, made b
 		return nil, false, err
 	}
 	if path != "" {
-		entry := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(out)), crc32.Checksum(out, crcTable))
-		writeFile(path, append(entry, out...))
+		entry := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(out)), cachefile.Checksum(out))
+		cachefile.Write(path, append(entry, out...))
 	}
 	return out, true, nil
 }
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // snapshot is Prepare without the cache.
 func snapshot(ctx context.Context, wasm []byte, opts Options) ([]byte, error) {
@@ -223,21 +221,3 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *limitedBuffer) String() string { return string(bytes.TrimSpace(l.b.Bytes())) }
-
-// writeFile writes b at path atomically (a temporary file renamed);
-// failing to is not an error: the snapshot is made again next time.
-func writeFile(path string, b []byte) {
-	dir := filepath.Dir(path)
-	if os.MkdirAll(dir, 0o700) != nil {
-		return
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(b)
-	if cerr := f.Close(); werr == nil && cerr == nil && os.Rename(f.Name(), path) == nil {
-		return
-	}
-	os.Remove(f.Name())
-}

@@ -4,7 +4,6 @@ package wasmopt
 
 import (
 	"encoding/binary"
-	"errors"
 	"sort"
 )
 
@@ -102,30 +101,20 @@ type dataInfo struct {
 // scan finds the data section of wasm and parses its segments. It returns
 // nil when the module has none or a condition of CoalesceData fails.
 func scan(wasm []byte) (*dataInfo, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("wasmopt: not a wasm module")
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, err
 	}
 	d := &dataInfo{wasm: wasm}
 	hasMemory := false
-	pos := 8
-	for pos < len(wasm) {
-		id := wasm[pos]
-		size, n := binary.Uvarint(wasm[pos+1:])
-		if n <= 0 {
-			return nil, errors.New("wasmopt: bad section size")
-		}
-		body := pos + 1 + n
-		end := body + int(size)
-		if end > len(wasm) || end < body {
-			return nil, errors.New("wasmopt: section past the end")
-		}
-		switch id {
+	for _, sec := range secs {
+		switch sec.id {
 		case 2: // import: an imported memory may already hold data
-			if importsMemory(wasm[body:end]) {
+			if importsMemory(sec.body) {
 				return nil, nil
 			}
 		case 5: // memory: one memory, limits flag, min pages
-			b := wasm[body:end]
+			b := sec.body
 			if len(b) < 3 || b[0] != 1 || b[1] > 1 {
 				return nil, nil
 			}
@@ -136,11 +125,10 @@ func scan(wasm []byte) (*dataInfo, error) {
 			d.minMemBytes = min * 65536
 			hasMemory = true
 		case 12: // data count: instructions may refer to segments by index
-			d.countStart, d.countEnd = pos, end
+			d.countStart, d.countEnd = sec.start, sec.end
 		case 11:
-			d.dataStart, d.dataEnd = pos, end
+			d.dataStart, d.dataEnd = sec.start, sec.end
 		}
-		pos = end
 	}
 	if d.dataStart == 0 || !hasMemory {
 		return nil, nil

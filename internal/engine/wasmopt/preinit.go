@@ -140,14 +140,7 @@ func ExportForSnapshot(wasm []byte) (out []byte, names []string, err error) {
 	if exportAt < 0 {
 		return refuse("it exports nothing")
 	}
-	var added []byte
-	for _, g := range mutable {
-		name := SnapshotGlobalPrefix + strconv.FormatUint(uint64(g), 10)
-		names = append(names, name)
-		added = appendName(added, name)
-		added = append(added, 0x03)
-		added = binary.AppendUvarint(added, uint64(g))
-	}
+	names, added := globalExports(SnapshotGlobalPrefix, mutable)
 	body := secs[exportAt].body
 	count, n := binary.Uvarint(body)
 	b := binary.AppendUvarint(nil, count+uint64(len(names)))

@@ -96,14 +96,7 @@ func exportGlobalsForReset(wasm []byte, scanCode bool) (out []byte, names []stri
 			return wasm, nil, false, nil
 		}
 	}
-	var exports []byte
-	for _, g := range mutable {
-		name := ResetGlobalPrefix + strconv.FormatUint(uint64(g), 10)
-		names = append(names, name)
-		exports = appendName(exports, name)
-		exports = append(exports, 0x03)
-		exports = binary.AppendUvarint(exports, uint64(g))
-	}
+	names, exports := globalExports(ResetGlobalPrefix, mutable)
 	if len(names) == 0 {
 		return wasm, nil, true, nil
 	}
@@ -145,40 +138,40 @@ func exportGlobalsForReset(wasm []byte, scanCode bool) (out []byte, names []stri
 // their order: the names ExportGlobalsForReset returned for the module it
 // made. Nil for a malformed module.
 func ResetExports(wasm []byte) []string {
-	if len(wasm) < 8 {
+	secs, err := sections(wasm)
+	if err != nil {
 		return nil
 	}
-	for pos := 8; pos < len(wasm); {
-		id := wasm[pos]
-		size, n := binary.Uvarint(wasm[pos+1:])
-		if n <= 0 {
+	for _, sec := range secs {
+		if sec.id != 7 {
+			continue
+		}
+		exps, ok := readExports(sec.body)
+		if !ok {
 			return nil
 		}
-		body := pos + 1 + n
-		end := body + int(size)
-		if end > len(wasm) || end < body {
-			return nil
-		}
-		if id == 7 {
-			var names []string
-			r := &reader{b: wasm[body:end]}
-			count := r.u32()
-			for i := uint32(0); i < count && !r.bad; i++ {
-				name := r.name()
-				r.byte()
-				r.u32()
-				if strings.HasPrefix(name, ResetGlobalPrefix) {
-					names = append(names, name)
-				}
+		var names []string
+		for _, e := range exps {
+			if strings.HasPrefix(e.name, ResetGlobalPrefix) {
+				names = append(names, e.name)
 			}
-			if r.bad {
-				return nil
-			}
-			return names
 		}
-		pos = end
+		return names
 	}
 	return nil
+}
+
+// globalExports is the export entries that export each global of idx as
+// prefix followed by its index in decimal, and those names.
+func globalExports(prefix string, idx []uint32) (names []string, entries []byte) {
+	for _, g := range idx {
+		name := prefix + strconv.FormatUint(uint64(g), 10)
+		names = append(names, name)
+		entries = appendName(entries, name)
+		entries = append(entries, 0x03)
+		entries = binary.AppendUvarint(entries, uint64(g))
+	}
+	return names, entries
 }
 
 // funcImportsOnly reports whether every import of the import section b is

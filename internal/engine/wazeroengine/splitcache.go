@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 
+	"github.com/edgehost/edgehost/internal/cachefile"
 	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
 
@@ -15,12 +15,6 @@ import (
 // directory; a change to wasmopt.DataImageUnverified's output, or to the
 // entry's layout, must change it.
 const splitVersion = "edgehost-split-v1"
-
-// cacheCRC is the CRC-32C table of the checksums of edgehost's cache
-// entries. A checksum guards against damage (a flipped bit, a truncated
-// file), as wazero's own cache entries are guarded; the entries' names,
-// SHA-256 sums of their inputs, are what tells one module from another.
-var cacheCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // splitModule is wasmopt.DataImageUnverified's split of a module with the
 // SHA-256 sums a load keys its caches by.
@@ -68,8 +62,8 @@ func (e *Engine) split(wasm []byte) splitModule {
 	copy(entry[4:], sp.codeSum[:])
 	binary.LittleEndian.PutUint64(entry[4+sha256.Size:], uint64(len(image)))
 	entry = append(append(entry, image...), code...)
-	binary.LittleEndian.PutUint32(entry, crc32.Checksum(entry[4:], cacheCRC))
-	writeCacheFile(dir, path, entry)
+	binary.LittleEndian.PutUint32(entry, cachefile.Checksum(entry[4:]))
+	cachefile.Write(path, entry)
 	return sp
 }
 
@@ -80,7 +74,7 @@ const splitHead = 4 + sha256.Size + 8
 // decodeSplit reads an entry of Engine.split; ok is false when it is
 // short or does not match its checksum.
 func decodeSplit(b []byte) (sp splitModule, ok bool) {
-	if len(b) < splitHead || crc32.Checksum(b[4:], cacheCRC) != binary.LittleEndian.Uint32(b) {
+	if len(b) < splitHead || cachefile.Checksum(b[4:]) != binary.LittleEndian.Uint32(b) {
 		return sp, false
 	}
 	n := binary.LittleEndian.Uint64(b[4+sha256.Size:])
@@ -92,22 +86,4 @@ func decodeSplit(b []byte) (sp splitModule, ok bool) {
 	sp.code = b[splitHead+int(n):]
 	sp.ok = true
 	return sp, true
-}
-
-// writeCacheFile writes entry to path, in dir, through a temporary file
-// renamed into place, so that a reader never sees half an entry. Failing
-// is not an error: the entry is computed again next time.
-func writeCacheFile(dir, path string, entry []byte) {
-	if os.MkdirAll(dir, 0o700) != nil {
-		return
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(entry)
-	if cerr := f.Close(); werr == nil && cerr == nil && os.Rename(f.Name(), path) == nil {
-		return
-	}
-	os.Remove(f.Name())
 }

@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/edgehost/edgehost/internal/cachefile"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
@@ -85,7 +85,7 @@ func TestSplitCache(t *testing.T) {
 	planted := bytes.Clone(good)
 	off := splitHead + bytes.Index(wantImage, []byte("AAAA"))
 	copy(planted[off:], "BBBB")
-	binary.LittleEndian.PutUint32(planted, crc32.Checksum(planted[4:], cacheCRC))
+	binary.LittleEndian.PutUint32(planted, cachefile.Checksum(planted[4:]))
 	if err := os.WriteFile(entries[0], planted, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSplitCache(t *testing.T) {
 		"truncated":          func(b []byte) []byte { return b[:len(b)/2] },
 		"image length past the end": func(b []byte) []byte {
 			binary.LittleEndian.PutUint64(b[4+sha256.Size:], 1<<40)
-			binary.LittleEndian.PutUint32(b, crc32.Checksum(b[4:], cacheCRC))
+			binary.LittleEndian.PutUint32(b, cachefile.Checksum(b[4:]))
 			return b
 		},
 		"empty": func([]byte) []byte { return nil },

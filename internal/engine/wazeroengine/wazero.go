@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/edgehost/edgehost/internal/cachefile"
 	"github.com/edgehost/edgehost/internal/engine"
 	"github.com/edgehost/edgehost/internal/engine/wasmopt"
 )
@@ -225,7 +225,7 @@ const rewriteFolder = "edgehost-" + rewriteVersion + "-crc"
 // has one) beside wazero's compiled code, so that a restart or
 // re-activation does not rewrite the module again (0.17 s of CPU for an
 // 11 MB JS SDK guest; README.md, Benchmarks). An entry is the CRC-32C of
-// the rest (4 bytes, little endian; cacheCRC), then a byte (1:
+// the rest (4 bytes, little endian; cachefile.Checksum), then a byte (1:
 // resettable), then the rewritten module, in a file named for key, the
 // SHA-256 of wasm, under rewriteFolder; one that is short or does not
 // match its checksum is rewritten again. Failing to write the cache is
@@ -237,7 +237,7 @@ func (e *Engine) rewrite(wasm []byte, key [sha256.Size]byte) (out []byte, ok, re
 	dir := filepath.Join(e.cfg.CacheDir, rewriteFolder)
 	path := filepath.Join(dir, hex.EncodeToString(key[:]))
 	if b, err := os.ReadFile(path); err == nil && len(b) > 4+1 {
-		if crc32.Checksum(b[4:], cacheCRC) == binary.LittleEndian.Uint32(b) {
+		if cachefile.Checksum(b[4:]) == binary.LittleEndian.Uint32(b) {
 			return b[4+1:], true, b[4] == 1, nil
 		}
 	}
@@ -250,8 +250,8 @@ func (e *Engine) rewrite(wasm []byte, key [sha256.Size]byte) (out []byte, ok, re
 		entry[4] = 1
 	}
 	entry = append(entry, out...)
-	binary.LittleEndian.PutUint32(entry, crc32.Checksum(entry[4:], cacheCRC))
-	writeCacheFile(dir, path, entry)
+	binary.LittleEndian.PutUint32(entry, cachefile.Checksum(entry[4:]))
+	cachefile.Write(path, entry)
 	return out, true, reset, nil
 }
 
