@@ -219,6 +219,7 @@ func TestBadInput(t *testing.T) {
 		{"package unpacking over the cap", "POST", "/v1/modules", bytes.NewReader(pack(t,
 			tarEntry{name: "fastly.toml", data: goodManifest}, tarEntry{name: "bin/main.wasm", data: hello},
 			tarEntry{name: "big", data: make([]byte, maxBytes)})), token, 413, "unpacks to more than 8388608 bytes"},
+		{"pre-initialized module whose init calls a hostcall", "POST", "/v1/modules", bytes.NewReader(guests["preinitbad"]), token, 400, "fastly_http_req.new"},
 		{"bad activate flag", "POST", "/v1/modules?activate=maybe", bytes.NewReader(hello), token, 400, `?activate="maybe"`},
 		{"no token", "POST", "/v1/modules", bytes.NewReader(guests["fastlystyle"]), "", 401, "Authorization: Bearer TOKEN"},
 		{"wrong token", "POST", "/v1/modules", bytes.NewReader(guests["fastlystyle"]), "s3cret-tokeN", 403, "wrong admin token"},

@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 	// The compiled code outlives the run (guesttest.SharedCompileCache),
 	// in a directory of this package's own: TestRestart copies it whole.
 	sharedCache = filepath.Join(guesttest.SharedCompileCache(tmp), "admin")
-	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/hellomany"); err != nil {
+	if guests, err = guesttest.Fixtures(tmp, "examples/hello", "examples/proxy", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/hellomany", "testdata/guests/preinitbad"); err != nil {
 		fmt.Fprintln(os.Stderr, "building guest fixtures:", err)
 		os.Exit(1)
 	}

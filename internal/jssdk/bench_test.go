@@ -2,6 +2,7 @@ package jssdk_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/edgehost/edgehost/internal/guesttest"
 	"github.com/edgehost/edgehost/internal/guesttest/testhost"
 	"github.com/edgehost/edgehost/internal/hostcall"
+	"github.com/edgehost/edgehost/internal/pool"
 )
 
 // The benchmarks run testdata/jsguests/hello.js on every engine:
@@ -76,6 +78,46 @@ func BenchmarkJSSandbox(b *testing.B) {
 // every request did not start a sandbox of its own.
 func BenchmarkJSSandboxReused(b *testing.B) {
 	benchRequests(b, "hellomany", func(body string) bool { return strings.HasPrefix(body, "served ") })
+}
+
+// BenchmarkJSProxy: GET /static of testdata/jsguests/app.js on each
+// engine, a fresh sandbox per request whose fetch goes through the static
+// backend "origin" to a loopback origin (the origin pool, a real HTTP/1.1
+// round trip on a kept-alive connection), the answer's body read in the
+// guest and sent downstream. No downstream network, no readthrough cache.
+func BenchmarkJSProxy(b *testing.B) {
+	wasm := jsGuest(b, "app")
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Origin", "bench")
+		io.WriteString(w, "from the origin\n")
+	}))
+	defer origin.Close()
+	manifest := fmt.Sprintf("manifest_version = 3\n[local_server.backends.origin]\nurl = %q\n", origin.URL)
+	guard, err := pool.NewGuard(pool.GuardConfig{AllowPrivate: true}) // the origin is on loopback
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, engName := range guesttest.EngineNames() {
+		b.Run(engName, func(b *testing.B) {
+			eng, err := guesttest.NewEngine(engName, engine.Config{CacheDir: shared.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { eng.Close(context.Background()) })
+			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, Manifest: manifest, DiscardLogs: true,
+				Policy: &hostcall.Policy{Guard: guard}}).Server
+			req := httptest.NewRequest(http.MethodGet, "/static", nil)
+			b.ReportAllocs()
+			defer guesttest.ReportCPU(b)()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || w.Body.String() != "from the origin\n" || w.Header().Get("X-Origin-Header") != "bench" {
+					b.Fatalf("status %d: %q %v", w.Code, w.Body, w.Header())
+				}
+			}
+		})
+	}
 }
 
 // benchRequests serves GET /bench to the JS guest name on each engine

@@ -144,7 +144,9 @@ func BenchmarkReuseParallel(b *testing.B) {
 // answering a short body: the guest's hostcalls, the origin pool and a
 // real HTTP/1.1 round trip on a kept-alive connection. The downstream
 // side has no network, as in BenchmarkSandbox. The host has no
-// readthrough cache (see BenchmarkProxyCache).
+// readthrough cache (see BenchmarkProxyCache). Each runs the guest built
+// with Go (go) and with TinyGo (tinygo, skipped without TinyGo, see
+// guesttest.RequireTinyGo).
 func BenchmarkProxy(b *testing.B) {
 	benchProxy(b, nil, "")
 }
@@ -155,21 +157,21 @@ func BenchmarkProxy(b *testing.B) {
 // pass (the first one marks the URL hit-for-pass), so it is the cache's
 // cost on a request it does not answer.
 func BenchmarkProxyCache(b *testing.B) {
-	benchProxy(b, cache.New(cache.Config{MaxBytes: 16 << 20}), "private")
+	benchProxy(b, func() *cache.Cache { return cache.New(cache.Config{MaxBytes: 16 << 20}) }, "private")
 }
 
 // BenchmarkProxyCacheHit is BenchmarkProxyCache with an origin answering
 // Cache-Control: max-age=3600, as host/bench/load.sh's /cached/ URLs: the
 // first request stores the answer and every other one is a hit.
 func BenchmarkProxyCacheHit(b *testing.B) {
-	benchProxy(b, cache.New(cache.Config{MaxBytes: 16 << 20}), "max-age=3600")
+	benchProxy(b, func() *cache.Cache { return cache.New(cache.Config{MaxBytes: 16 << 20}) }, "max-age=3600")
 }
 
-// benchProxy runs BenchmarkProxy's requests with the host's cache c (nil:
-// none), the origin answering with Cache-Control cc ("" for none): with
-// a cache, each request must be a pass (X-Cache MISS) or, for cc
-// max-age=N, a hit after the first.
-func benchProxy(b *testing.B, c *cache.Cache, cc string) {
+// benchProxy runs BenchmarkProxy's requests, for each build of the guest,
+// with a host cache from newCache (nil: none), the origin answering with
+// Cache-Control cc ("" for none): with a cache, each request must be a
+// pass (X-Cache MISS) or, for cc max-age=N, a hit after the first.
+func benchProxy(b *testing.B, newCache func() *cache.Cache, cc string) {
 	want := "MISS"
 	if strings.HasPrefix(cc, "max-age=") {
 		want = "HIT"
@@ -182,26 +184,42 @@ func benchProxy(b *testing.B, c *cache.Cache, cc string) {
 		io.WriteString(w, "hello from the origin\n")
 	}))
 	defer origin.Close()
-	srv := testhost.New(b, guests["dynamic-backend"], testhost.Config{
-		EngineConfig: engine.Config{CacheDir: compileCache}, Manifest: exampleDynManifest(origin.Listener.Addr().String()),
-		DiscardLogs: true, Policy: localDev(b), Cache: c,
-	}).Server
-	req := httptest.NewRequest(http.MethodGet, "/bench", nil)
-	if want == "HIT" {
-		srv.ServeHTTP(httptest.NewRecorder(), req) // stores the answer
+	cacheDir := compileCache
+	if os.Getenv("EDGEHOST_BENCH_NO_CACHE") != "" {
+		cacheDir = ""
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	defer guesttest.ReportCPU(b)()
-	for i := 0; i < b.N; i++ {
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-		if c != nil && w.Header().Get("X-Cache") != want {
-			b.Fatalf("X-Cache %q, want %s", w.Header().Get("X-Cache"), want)
-		}
+	for _, build := range []string{"go", "tinygo"} {
+		b.Run(build, func(b *testing.B) {
+			wasm := guests["dynamic-backend"]
+			if build == "tinygo" {
+				wasm = guesttest.RequireTinyGoFixtures(b, "examples/dynamic-backend")["dynamic-backend"]
+			}
+			var c *cache.Cache
+			if newCache != nil {
+				c = newCache()
+			}
+			srv := testhost.New(b, wasm, testhost.Config{
+				EngineConfig: engine.Config{CacheDir: cacheDir}, Manifest: exampleDynManifest(origin.Listener.Addr().String()),
+				DiscardLogs: true, Policy: localDev(b), Cache: c,
+			}).Server
+			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			if want == "HIT" {
+				srv.ServeHTTP(httptest.NewRecorder(), req) // stores the answer
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer guesttest.ReportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+				if c != nil && w.Header().Get("X-Cache") != want {
+					b.Fatalf("X-Cache %q, want %s", w.Header().Get("X-Cache"), want)
+				}
+			}
+		})
 	}
 }
 
