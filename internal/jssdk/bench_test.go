@@ -69,7 +69,7 @@ func BenchmarkJSCompile(b *testing.B) {
 // engine, no network: instantiate, run the JS runtime's start-up and the
 // handler, respond.
 func BenchmarkJSSandbox(b *testing.B) {
-	benchRequests(b, "hello", func(body string) bool { return body == "hello from js\n" })
+	benchRequests(b, "hello", "/bench", testhost.Config{}, func(w *httptest.ResponseRecorder) bool { return w.Body.String() == "hello from js\n" })
 }
 
 // BenchmarkJSSandboxReused: requests to testdata/jsguests/hellomany.js,
@@ -77,7 +77,7 @@ func BenchmarkJSSandbox(b *testing.B) {
 // sandbox serves them in turn, as BenchmarkJSSandbox's hello would if
 // every request did not start a sandbox of its own.
 func BenchmarkJSSandboxReused(b *testing.B) {
-	benchRequests(b, "hellomany", func(body string) bool { return strings.HasPrefix(body, "served ") })
+	benchRequests(b, "hellomany", "/bench", testhost.Config{}, func(w *httptest.ResponseRecorder) bool { return strings.HasPrefix(w.Body.String(), "served ") })
 }
 
 // BenchmarkJSProxy: GET /static of testdata/jsguests/app.js on each
@@ -86,7 +86,6 @@ func BenchmarkJSSandboxReused(b *testing.B) {
 // round trip on a kept-alive connection), the answer's body read in the
 // guest and sent downstream. No downstream network, no readthrough cache.
 func BenchmarkJSProxy(b *testing.B) {
-	wasm := jsGuest(b, "app")
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Origin", "bench")
 		io.WriteString(w, "from the origin\n")
@@ -97,34 +96,17 @@ func BenchmarkJSProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, engName := range guesttest.EngineNames() {
-		b.Run(engName, func(b *testing.B) {
-			eng, err := guesttest.NewEngine(engName, engine.Config{CacheDir: shared.cache})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { eng.Close(context.Background()) })
-			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, Manifest: manifest, DiscardLogs: true,
-				Policy: &hostcall.Policy{Guard: guard}}).Server
-			req := httptest.NewRequest(http.MethodGet, "/static", nil)
-			b.ReportAllocs()
-			defer guesttest.ReportCPU(b)()
-			for b.Loop() {
-				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || w.Body.String() != "from the origin\n" || w.Header().Get("X-Origin-Header") != "bench" {
-					b.Fatalf("status %d: %q %v", w.Code, w.Body, w.Header())
-				}
-			}
-		})
-	}
+	benchRequests(b, "app", "/static", testhost.Config{Manifest: manifest, Policy: &hostcall.Policy{Guard: guard}}, func(w *httptest.ResponseRecorder) bool {
+		return w.Body.String() == "from the origin\n" && w.Header().Get("X-Origin-Header") == "bench"
+	})
 }
 
-// benchRequests serves GET /bench to the JS guest name on each engine
-// (httptest recorder, no network), each answer 200 with a body ok takes.
-// It reports the process's CPU time per request (cpu-ns/op, with its
-// system part and minor page faults: guesttest.ReportCPU).
-func benchRequests(b *testing.B, name string, ok func(body string) bool) {
+// benchRequests serves GET path to the JS guest name on each engine
+// (httptest recorder, no network) on a test host configured by cfg (its
+// Engine is set per engine), each answer 200 and one ok takes. It reports
+// the process's CPU time per request (cpu-ns/op, with its system part and
+// minor page faults: guesttest.ReportCPU).
+func benchRequests(b *testing.B, name, path string, cfg testhost.Config, ok func(w *httptest.ResponseRecorder) bool) {
 	wasm := jsGuest(b, name)
 	for _, engName := range guesttest.EngineNames() {
 		b.Run(engName, func(b *testing.B) {
@@ -133,15 +115,17 @@ func benchRequests(b *testing.B, name string, ok func(body string) bool) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { eng.Close(context.Background()) })
-			srv := testhost.New(b, wasm, testhost.Config{Engine: eng, DiscardLogs: true}).Server
-			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+			cfg := cfg
+			cfg.Engine, cfg.DiscardLogs = eng, true
+			srv := testhost.New(b, wasm, cfg).Server
+			req := httptest.NewRequest(http.MethodGet, path, nil)
 			b.ReportAllocs()
 			defer guesttest.ReportCPU(b)()
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				srv.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || !ok(w.Body.String()) {
-					b.Fatalf("status %d: %q", w.Code, w.Body)
+				if w.Code != http.StatusOK || !ok(w) {
+					b.Fatalf("status %d: %q %v", w.Code, w.Body, w.Header())
 				}
 			}
 		})

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,19 +64,30 @@ func BenchmarkSandbox(b *testing.B) {
 			if guest == "hello-tinygo" {
 				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
 			}
-			srv := benchServer(b, wasm, "")
-			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
-			b.ReportAllocs()
-			b.ResetTimer()
-			defer guesttest.ReportCPU(b)()
-			for i := 0; i < b.N; i++ {
-				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, req)
-				if w.Code != 200 {
-					b.Fatalf("status %d: %s", w.Code, w.Body)
-				}
-			}
+			benchServe(b, benchServer(b, wasm, ""), httptest.NewRequest(http.MethodGet, "/bench", nil), nil)
 		})
+	}
+}
+
+// benchServe serves req to srv b.N times, timed with the process's CPU
+// (guesttest.ReportCPU) and allocations reported; each answer must be 200
+// and pass check (nil: any), which returns what is wrong ("" when
+// nothing).
+func benchServe(b *testing.B, srv *server.Server, req *http.Request, check func(w *httptest.ResponseRecorder) string) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer guesttest.ReportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		if check != nil {
+			if bad := check(w); bad != "" {
+				b.Fatal(bad)
+			}
+		}
 	}
 }
 
@@ -206,19 +218,12 @@ func benchProxy(b *testing.B, newCache func() *cache.Cache, cc string) {
 			if want == "HIT" {
 				srv.ServeHTTP(httptest.NewRecorder(), req) // stores the answer
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			defer guesttest.ReportCPU(b)()
-			for i := 0; i < b.N; i++ {
-				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, req)
-				if w.Code != 200 {
-					b.Fatalf("status %d: %s", w.Code, w.Body)
-				}
+			benchServe(b, srv, req, func(w *httptest.ResponseRecorder) string {
 				if c != nil && w.Header().Get("X-Cache") != want {
-					b.Fatalf("X-Cache %q, want %s", w.Header().Get("X-Cache"), want)
+					return fmt.Sprintf("X-Cache %q, want %s", w.Header().Get("X-Cache"), want)
 				}
-			}
+				return ""
+			})
 		})
 	}
 }
