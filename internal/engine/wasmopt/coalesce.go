@@ -263,14 +263,6 @@ func sleb32(b []byte) (int32, int) {
 	return 0, 0
 }
 
-func appendSleb32(b []byte, v int32) []byte {
-	x := int64(v)
-	for {
-		c := byte(x & 0x7f)
-		x >>= 7
-		if (x == 0 && c&0x40 == 0) || (x == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+// appendSleb32 appends v as a signed LEB128: an i32's encoding is its
+// sign-extended i64's (appendSleb64).
+func appendSleb32(b []byte, v int32) []byte { return appendSleb64(b, int64(v)) }
