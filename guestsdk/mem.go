@@ -409,7 +409,7 @@ type block[T, S, B any] struct {
 // Content-Type, Content-Length, Cache-Control and the cache's Age,
 // X-Cache, X-Cache-Hits) in a 512-byte hostResponse block, half the
 // next size's. In Wasm each allocation
-// is a large part of a request's guest time (README.md, Benchmarks).
+// is a large part of a request's guest time (host/bench/README.md).
 // Strings made of the bytes keep the whole block alive, which Go's
 // collector and TinyGo's allow; the bytes are never written again once
 // copied in.
@@ -436,7 +436,7 @@ func newBlock[T any](nstr, nbyte int) (*T, []string, []byte) {
 // all into the one buffer (the names put in canonical form in place), and
 // records where each name's values end in g.ends. In Wasm each allocation
 // and each string conversion is a large part of a request's guest time
-// (README.md, Benchmarks); reading a block this way lets the caller make
+// (host/bench/README.md); reading a block this way lets the caller make
 // it one string. ok is false when something did not fit in g.buf in one
 // call or the block has more than maxFastNames names: the caller then
 // reads the block the general way (getters can be asked again).

@@ -54,7 +54,7 @@ func TestServeManyServesQueuedRequests(t *testing.T) {
 
 // TestServeManyHostcalls checks the hostcalls each request of a reused
 // sandbox makes for a handler that reads nothing and writes a 200 body
-// (README.md, Benchmarks lists them): the next request and its method,
+// (host/bench/README.md lists them): the next request and its method,
 // URI and header block (names, then each name's values), then the
 // response (no status_set for a 200: a new response is 200), its body
 // and its end. A status other than 200 adds status_set.

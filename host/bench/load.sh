@@ -267,4 +267,4 @@ while IFS='|' read -r name r aname ar goal; do
 		printf "  %-76s %7.3f of %-18s %s\n", name, x, an, verdict }'
 done < "$work/ratios"
 awk -v c="$ngx_c" -v n="$ngx_n" 'BEGIN { printf "nginx origin connections during its run: %d (%.1f per 100,000 requests)\n", c, c * 100000 / n }'
-echo "goal 1 (time per fresh sandbox) and goals 4-5 are Go benchmarks: see README.md, Benchmarks"
+echo "goal 1 (time per fresh sandbox) and goals 4-5 are host/bench/gobench.sh and host/bench/deploy.sh: see README.md, Benchmarks"

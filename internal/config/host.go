@@ -46,8 +46,7 @@ const (
 	// that JS SDK guests (11 MiB, about 12 s of CPU to compile optimized)
 	// are tiered and TinyGo and most Go guests (a Go hello is 3 MiB and
 	// about 3 s of CPU, but a request on the interpreter costs it about
-	// a hundred times one on optimized code) are not (README.md,
-	// Benchmarks).
+	// a hundred times one on optimized code) are not (host/bench/README.md).
 	DefaultTieredCompileMinKiB = 8192
 	// DefaultKeptVersions is how many replaced versions keep their
 	// compiled module loaded for an instant re-activation (kept_versions).

@@ -5,7 +5,7 @@
 // (default 100) of the live heap, with a heap goal of at least 4 MiB times
 // GOGC/100. A host serving small guests keeps a live heap of a few MiB
 // while every request allocates a few KiB: at the default, a collection
-// every few hundred requests (README.md, Benchmarks, "Session 11,
+// every few hundred requests (host/bench/README.md, "Session 11,
 // throughput"). Keep sets the GC percentage after each collection so that
 // the next heap goal is at least the floor, and no more than the base
 // percentage once the live heap alone is large enough; the collector's

@@ -276,7 +276,7 @@ func BenchmarkCompile(b *testing.B) {
 // TinyGo): 1,000 concurrent requests each wait in their sandbox for an
 // origin that answers only once all of them have reached it, and RSS is
 // read then. Sandboxes at once are bounded by max_concurrent_sandboxes
-// (README.md, Benchmarks): a request beyond it is refused. The figure is
+// (README.md, Limits): a request beyond it is refused. The figure is
 // the mean in B/sandbox; b.N is ignored (run with -benchtime 1x).
 func BenchmarkSandboxMemory(b *testing.B) {
 	const n = 1000
@@ -335,7 +335,7 @@ func BenchmarkSandboxMemory(b *testing.B) {
 // each waiting in next_request for another request after its response
 // was delivered ("B/parked"). The parked figure is reported only when all
 // 1,000 were parked at once (the guest waits 2 s for a next request).
-// Both are bounded by max_concurrent_sandboxes (README.md, Benchmarks).
+// Both are bounded by max_concurrent_sandboxes (README.md, Limits).
 // b.N is ignored (run with -benchtime 1x).
 func BenchmarkSandboxMemoryParked(b *testing.B) {
 	const n = 1000

@@ -4,7 +4,7 @@
 // the baseline. Both listen on loopback only.
 //
 // -plain-work and -plain-hop make the plain server a control for the
-// response write's cost (README.md, Benchmarks, "Session 8, response
+// response write's cost (host/bench/README.md, "Session 8, response
 // write"): a CPU-only loop of that many iterations per request before
 // answering, and the answer written by one of that many worker goroutines
 // the handler hands the request to and waits for, as edgehost's parked
@@ -15,7 +15,7 @@
 // httputil.ReverseProxy) to ORIGIN, whose Transport keeps up to
 // -proxy-conns (default 64) idle connections to it and opens no more
 // than that many at once, its copy buffers pooled: the ceiling a Go host on net/http can reach on
-// the proxy path, beside nginx's "keepalive 64" (README.md, Benchmarks,
+// the proxy path, beside nginx's "keepalive 64" (host/bench/README.md,
 // "Session 9, proxy ceiling").
 //
 // The origin's answers under /cached/ and /miss/ may be cached for an hour
@@ -144,7 +144,7 @@ func reverseProxy(target string, conns int) *httputil.ReverseProxy {
 		},
 		// Without a pool, ReverseProxy allocates a 32 KiB copy buffer per
 		// request, and the collector's work for it is a large part of the
-		// proxy's CPU (README.md, Benchmarks, "Session 9, proxy ceiling").
+		// proxy's CPU (host/bench/README.md, "Session 9, proxy ceiling").
 		BufferPool: &bufferPool{},
 		Transport: &http.Transport{
 			Proxy:               nil,

@@ -88,7 +88,7 @@ func TestResetWritten(t *testing.T) {
 }
 
 // BenchmarkMemoryReset is the reset of a memory shaped as a TinyGo
-// hello's (README.md, Benchmarks): 128 KiB, an image of 96 KiB whose
+// hello's (host/bench/README.md): 128 KiB, an image of 96 KiB whose
 // first 64 KiB (the stack) are zero, six pages written between resets.
 // inplace is what reset does at this size; pagemap the page-by-page
 // reset of memories over keepResident (resetWritten: one read of the

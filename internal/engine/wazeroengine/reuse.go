@@ -16,7 +16,7 @@ import (
 // into the state instantiation leaves, when one is kept: instantiating
 // costs a third of a TinyGo hello's engine time (resolving imports,
 // filling the table, the WASI context, the _start function's call engine;
-// README.md, Benchmarks), and a reset only what differs from it. After a
+// host/bench/README.md), and a reset only what differs from it. After a
 // sandbox that returned from _start with the memory at its initial size,
 // the instance is reset:
 //   - its linear memory, which the engine's allocator owns: the module's

@@ -16,9 +16,9 @@ import (
 // guest its arguments and environment: those read the sandbox's own
 // (engine.RunConfig's Args and Env) from its run's context. wazero keeps
 // them in the ModuleConfig instead, where each WithEnv copies the whole
-// configuration (15 µs of a 175 µs TinyGo sandbox; README.md,
-// Benchmarks) and a configuration cannot be shared between sandboxes
-// whose environments differ.
+// configuration (15 µs of a 175 µs TinyGo sandbox; host/bench/README.md)
+// and a configuration cannot be shared between sandboxes whose
+// environments differ.
 //
 // The functions that can change the WASI state wazero keeps per instance
 // (changesWASIState) are wazero's own, called through a function that

@@ -224,7 +224,7 @@ const rewriteFolder = "edgehost-" + rewriteVersion + "-crc"
 // module is resettable), kept in the engine's cache directory (when it
 // has one) beside wazero's compiled code, so that a restart or
 // re-activation does not rewrite the module again (0.17 s of CPU for an
-// 11 MB JS SDK guest; README.md, Benchmarks). An entry is the CRC-32C of
+// 11 MB JS SDK guest; host/bench/README.md). An entry is the CRC-32C of
 // the rest (4 bytes, little endian; cachefile.Checksum), then a byte (1:
 // resettable), then the rewritten module, in a file named for key, the
 // SHA-256 of wasm, under rewriteFolder; one that is short or does not
