@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark on loopback: requests per second for examples/hello
 # (one sandbox per request; the same handler pre-initialized,
-# testdata/guests/hellopreinit; and with sandbox reuse,
-# testdata/guests/hellomany) and examples/proxy beside a plain Go net/http
+# testdata/guests/hellopreinit; with sandbox reuse,
+# testdata/guests/hellomany; and the same handler on the raw hostcalls
+# with no SDK, testdata/guests/rawhello) and examples/proxy beside a plain Go net/http
 # server, and proxying through a dynamic backend (examples/dynamic-backend)
 # beside nginx as a keepalive reverse proxy to the same origin, with origin
 # TCP connections accepted per 100,000 proxied requests, and cache hits
@@ -17,7 +18,7 @@
 # runs on each engine in ENGINES. Everything runs on 127.0.0.1, in one go.
 # With TinyGo (../shared/tools/tinygo/tinygo beside the repository, or
 # $EDGEHOST_TINYGO, or tinygo on PATH) it adds hello and hellomany built
-# with TinyGo, and the proxy rows (dynamic-backend's pass and cache hit,
+# with TinyGo (and rawhello), and the proxy rows (dynamic-backend's pass and cache hit,
 # proxy's cache hit) with both guests built with TinyGo, each checked to
 # answer the origin's body before it is measured; with node and npm, Fastly's JS SDK hello
 # (testdata/jsguests/hello.js, a sandbox per request) and the same with
@@ -62,10 +63,13 @@ for g in hello proxy dynamic-backend; do
 	(cd examples && GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./$g")
 done
 (cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./hellomany)
+# The hello's handler on the raw hostcalls, no SDK: what the hello costs
+# without guestsdk (README.md, Benchmarks).
+(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/rawhello.wasm" ./rawhello)
 # The hello handler as a pre-initialized guest (README.md, "Pre-initialized
 # Go guests"): every fresh sandbox starts from the deploy-time snapshot.
 (cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$work/hellopreinit.wasm" ./hellopreinit)
-guests="hello hellopreinit hellomany proxy dynamic-backend"
+guests="hello hellopreinit hellomany rawhello proxy dynamic-backend"
 TINYGO=${EDGEHOST_TINYGO:-}
 [ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
 [ -z "$TINYGO" ] && need tinygo && TINYGO=tinygo
@@ -73,10 +77,11 @@ if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 	# edgehost build passes the flags edgehost chooses (README.md, TinyGo).
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hello-tinygo.wasm" examples/hello >/dev/null
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hellomany-tinygo.wasm" testdata/guests/hellomany >/dev/null
+	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/rawhello-tinygo.wasm" testdata/guests/rawhello >/dev/null
 	for g in proxy dynamic-backend; do
 		EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/$g-tinygo.wasm" "examples/$g" >/dev/null
 	done
-	guests="$guests hello-tinygo hellomany-tinygo proxy-tinygo dynamic-backend-tinygo"
+	guests="$guests hello-tinygo hellomany-tinygo rawhello-tinygo proxy-tinygo dynamic-backend-tinygo"
 fi
 if [ -z "${NOJS:-}" ] && need node && need npm; then
 	(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
@@ -223,7 +228,9 @@ for e in $ENGINES; do
 	row "hello (Go), fresh sandbox" "$e" hello -
 	row "hello (Go, pre-initialized), fresh sandbox" "$e" hellopreinit -
 	row "hello (Go), reused sandbox (ServeMany)" "$e" hellomany "0.8 (goal 2)"
+	row "hello (Go, raw hostcalls, no SDK), fresh sandbox" "$e" rawhello -
 	has hello-tinygo && row "hello (TinyGo), fresh sandbox" "$e" hello-tinygo "0.5 (goal 2)"
+	has rawhello-tinygo && row "hello (TinyGo, raw hostcalls, no SDK), fresh sandbox" "$e" rawhello-tinygo -
 	has hellomany-tinygo && row "hello (TinyGo), reused sandbox (ServeMany)" "$e" hellomany-tinygo -
 	has hello-js && row "hello (JS SDK), fresh sandbox" "$e" hello-js -
 	has hellomany-js && row "hello (JS SDK), reused sandbox (setReusableSandboxOptions)" "$e" hellomany-js -

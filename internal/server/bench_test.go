@@ -56,13 +56,18 @@ func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 // the same reading its CPU time (testdata/guests/vcpumany: the host runs
 // it with the thread CPU clock, see hostcall.Session.RunGuest), and
 // examples/hello built with TinyGo (skipped without TinyGo, see
-// guesttest.RequireTinyGo).
+// guesttest.RequireTinyGo), and beside each build of the hello the same
+// handler on the raw hostcalls, no SDK (testdata/guests/rawhello): what a
+// hello costs without guestsdk.
 func BenchmarkSandbox(b *testing.B) {
-	for _, guest := range []string{"hello", "hellopreinit", "hellomany", "vcpumany", "hello-tinygo"} {
+	for _, guest := range []string{"hello", "rawhello", "hellopreinit", "hellomany", "vcpumany", "hello-tinygo", "rawhello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
 			wasm := guests[guest]
-			if guest == "hello-tinygo" {
+			switch guest {
+			case "hello-tinygo":
 				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+			case "rawhello-tinygo":
+				wasm = guesttest.RequireTinyGoFixtures(b, "testdata/guests/rawhello")["rawhello"]
 			}
 			benchServe(b, benchServer(b, wasm, ""), httptest.NewRequest(http.MethodGet, "/bench", nil), nil)
 		})

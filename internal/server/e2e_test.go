@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(guesttest.Main(m, func(dir string, g map[string][]byte) {
 		guests = g
 		compileCache = guesttest.SharedCompileCache(dir + "/compile-cache")
-	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/vcpumany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta", "testdata/guests/flood", "testdata/guests/hellopreinit", "testdata/guests/preinitbad"))
+	}, "examples/hello", "examples/proxy", "examples/dynamic-backend", "testdata/guests/dynbackend", "testdata/guests/hellomany", "testdata/guests/vcpumany", "testdata/guests/fastlystyle", "testdata/guests/badimport", "testdata/guests/badsig", "testdata/guests/tlsmeta", "testdata/guests/flood", "testdata/guests/hellopreinit", "testdata/guests/preinitbad", "testdata/guests/rawhello"))
 }
 
 type host struct {

@@ -100,3 +100,43 @@ func do(t *testing.T, base, method, path, body string) answer {
 	resp.Header.Del("Date")
 	return answer{resp.StatusCode, resp.Header, string(b)}
 }
+
+// TestRawHelloAnswersAsHello serves examples/hello and
+// testdata/guests/rawhello (the same handler written on the raw hostcalls,
+// no SDK: the floor BenchmarkSandbox and load.sh set the hello's cost
+// beside), each built with Go and with TinyGo, on the engine
+// EDGEHOST_TEST_ENGINE selects, and requires the same status, header
+// fields and body from all four for every request.
+func TestRawHelloAnswersAsHello(t *testing.T) {
+	tiny := guesttest.RequireTinyGoFixtures(t, "examples/hello", "testdata/guests/rawhello")
+	builds := []struct {
+		name string
+		wasm []byte
+	}{
+		{"hello (Go)", guests["hello"]},
+		{"rawhello (Go)", guests["rawhello"]},
+		{"hello (TinyGo)", tiny["hello"]},
+		{"rawhello (TinyGo)", tiny["rawhello"]},
+	}
+	hosts := make([]*host, len(builds))
+	for i, b := range builds {
+		hosts[i] = startHost(t, b.wasm, "", hostOpts{})
+	}
+	for _, rq := range []struct{ method, path, body string }{
+		{"GET", "/a/b?c=d", ""},
+		{"GET", "/", ""},
+		{"POST", "/post", "ignored"},
+		{"DELETE", "/x/y", ""},
+	} {
+		want := do(t, hosts[0].url, rq.method, rq.path, rq.body)
+		if want.status != 200 || !strings.Contains(want.body, "path: "+strings.SplitN(rq.path, "?", 2)[0]+"\n") {
+			t.Fatalf("%s %s: %s answered %d %q\nlogs:\n%s", rq.method, rq.path, builds[0].name, want.status, want.body, hosts[0].logs)
+		}
+		for i, h := range hosts[1:] {
+			if got := do(t, h.url, rq.method, rq.path, rq.body); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s %s: %s answered\n%d %v %q\n%s answered\n%d %v %q\nlogs:\n%s", rq.method, rq.path,
+					builds[i+1].name, got.status, got.header, got.body, builds[0].name, want.status, want.header, want.body, h.logs)
+			}
+		}
+	}
+}
