@@ -8,9 +8,9 @@ import "net/url"
 // hyphens with an optional numeric port, and a path and query without
 // percent escapes or a fragment, it builds the url.URL directly, equal to
 // what url.Parse returns, at a fraction of url.Parse's cost in Wasm (the
-// performance log, host/bench/README.md: url.Parse is the largest single item of a
-// reused request's guest time). Any other URI goes to url.Parse, whose
-// errors it returns.
+// performance log, host/bench/README.md: url.Parse is the largest single
+// item of a reused request's guest time). Any other URI goes to
+// url.Parse, whose errors it returns.
 func parseURI(uri string) (*url.URL, error) {
 	if u, ok := parseSimpleURI(uri); ok {
 		return u, nil

@@ -62,10 +62,11 @@ go build -o "$work/benchorigin" ./host/bench/benchorigin
 for g in hello proxy dynamic-backend; do
 	(cd examples && GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./$g")
 done
-(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/hellomany.wasm" ./hellomany)
-# The hello's handler on the raw hostcalls, no SDK: what the hello costs
-# without guestsdk (README.md, Benchmarks).
-(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/rawhello.wasm" ./rawhello)
+# rawhello is the hello's handler on the raw hostcalls, no SDK: what the
+# hello costs without guestsdk (README.md, Benchmarks).
+for g in hellomany rawhello; do
+	(cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -o "$work/$g.wasm" "./$g")
+done
 # The hello handler as a pre-initialized guest (README.md, "Pre-initialized
 # Go guests"): every fresh sandbox starts from the deploy-time snapshot.
 (cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$work/hellopreinit.wasm" ./hellopreinit)
@@ -76,8 +77,9 @@ TINYGO=${EDGEHOST_TINYGO:-}
 if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 	# edgehost build passes the flags edgehost chooses (README.md, TinyGo).
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hello-tinygo.wasm" examples/hello >/dev/null
-	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hellomany-tinygo.wasm" testdata/guests/hellomany >/dev/null
-	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/rawhello-tinygo.wasm" testdata/guests/rawhello >/dev/null
+	for g in hellomany rawhello; do
+		EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/$g-tinygo.wasm" "testdata/guests/$g" >/dev/null
+	done
 	for g in proxy dynamic-backend; do
 		EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/$g-tinygo.wasm" "examples/$g" >/dev/null
 	done
