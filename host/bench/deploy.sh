@@ -17,6 +17,7 @@
 # stopped when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. host/bench/lib.sh
 RESTARTS=${1:-3}
 ENGINES=${ENGINES:-wazero wasmtime}
 PORT=19481
@@ -31,8 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/edgehost" ./cmd/edgehost
-(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
-	node_modules/.bin/js-compute-runtime hello.js "$work/hello-js.wasm" >/dev/null)
+build_js "$work" hello
 
 # start ENGINE CACHE LOG: serve the JS hello; pid is the server's.
 start() {
@@ -40,7 +40,8 @@ start() {
 		--addr "127.0.0.1:$PORT" --admin-addr "" --log-level info >"$3" 2>&1 &
 	pid=$!
 }
-# first200 LABEL: wait for the first 200 (at most 120 s), print the time and CPU.
+# first200 T0 LABEL: wait for the first 200 (at most 120 s), print the time
+# since T0 (date +%s%N) and the server's CPU.
 first200() {
 	local t0=$1 label=$2 i=0 t1 cpu
 	until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" 2>/dev/null)" = 200 ]; do

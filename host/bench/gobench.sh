@@ -25,11 +25,13 @@
 # the JS ones build their guests with node and npm (skipped with NOJS=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. host/bench/lib.sh
 N=${N:-2000x}
 ENGINES=${ENGINES:-wazero wasmtime}
-TINYGO=${EDGEHOST_TINYGO:-}
-[ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
-[ -n "$TINYGO" ] && export EDGEHOST_TINYGO=$TINYGO
+TINYGO=$(find_tinygo)
+if [ -n "$TINYGO" ]; then
+	export EDGEHOST_TINYGO=$TINYGO
+fi
 
 bench() { # bench ENGINE ARGS...: go test's benchmark lines, the engine in front
 	local e=$1

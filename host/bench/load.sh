@@ -34,12 +34,12 @@
 # Every process it starts is stopped when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. host/bench/lib.sh
 DURATION=${1:-10s}
 CONNS=${2:-64}
 THREADS=2
 ENGINES=${ENGINES:-wazero wasmtime}
 
-need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx && [ ! -x /usr/sbin/nginx ]; then
 	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
@@ -71,9 +71,7 @@ done
 # Go guests"): every fresh sandbox starts from the deploy-time snapshot.
 (cd testdata/guests && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$work/hellopreinit.wasm" ./hellopreinit)
 guests="hello hellopreinit hellomany rawhello proxy dynamic-backend"
-TINYGO=${EDGEHOST_TINYGO:-}
-[ -z "$TINYGO" ] && [ -x ../shared/tools/tinygo/tinygo ] && TINYGO=$(cd ../shared/tools/tinygo && pwd)/tinygo
-[ -z "$TINYGO" ] && need tinygo && TINYGO=tinygo
+TINYGO=$(find_tinygo)
 if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 	# edgehost build passes the flags edgehost chooses (README.md, TinyGo).
 	EDGEHOST_TINYGO=$TINYGO "$work/edgehost" build --toolchain tinygo -o "$work/hello-tinygo.wasm" examples/hello >/dev/null
@@ -86,9 +84,7 @@ if [ -z "${NOTINYGO:-}" ] && [ -n "$TINYGO" ]; then
 	guests="$guests hello-tinygo hellomany-tinygo rawhello-tinygo proxy-tinygo dynamic-backend-tinygo"
 fi
 if [ -z "${NOJS:-}" ] && need node && need npm; then
-	(cd testdata/jsguests && { [ -d node_modules ] || npm ci --silent >/dev/null; } &&
-		node_modules/.bin/js-compute-runtime hello.js "$work/hello-js.wasm" >/dev/null &&
-		node_modules/.bin/js-compute-runtime hellomany.js "$work/hellomany-js.wasm" >/dev/null)
+	build_js "$work" hello hellomany
 	guests="$guests hello-js hellomany-js"
 fi
 
