@@ -4,7 +4,9 @@
 #
 #   internal/server  BenchmarkSandbox (fresh Go hello, the same handler
 #                    pre-initialized, reused Go hello, reused vcpu guest,
-#                    fresh TinyGo hello), BenchmarkReuseParallel,
+#                    fresh TinyGo hello), BenchmarkSandboxEscapedURI (a
+#                    request URI with and without percent escapes),
+#                    BenchmarkReuseParallel,
 #                    BenchmarkProxy / ProxyCache / ProxyCacheHit (Go and
 #                    TinyGo builds of examples/dynamic-backend), on each
 #                    engine in ENGINES (EDGEHOST_TEST_ENGINE);
@@ -39,7 +41,7 @@ bench() { # bench ENGINE ARGS...: go test's benchmark lines, the engine in front
 	EDGEHOST_TEST_ENGINE=$e go test -run '^$' "$@" 2>&1 | grep -E '^Benchmark|^--- (FAIL|SKIP)|^FAIL|^panic' | sed "s/^/$e  /"
 }
 for e in $ENGINES; do
-	bench "$e" -bench 'BenchmarkSandbox$|BenchmarkReuseParallel|BenchmarkProxy' -benchmem -benchtime "$N" ./internal/server/
+	bench "$e" -bench 'BenchmarkSandbox$|BenchmarkSandboxEscapedURI|BenchmarkReuseParallel|BenchmarkProxy' -benchmem -benchtime "$N" ./internal/server/
 	bench "$e" -bench 'BenchmarkSandboxMemory' -benchtime 1x ./internal/server/
 	if [ -z "${NOJS:-}" ]; then
 		bench "$e" -bench 'BenchmarkActivateJS' -benchtime 20x ./internal/admin/

@@ -74,6 +74,26 @@ func BenchmarkSandbox(b *testing.B) {
 	}
 }
 
+// BenchmarkSandboxEscapedURI is BenchmarkSandbox/hellomany and
+// /hello-tinygo for a request whose path and query hold percent escapes
+// (/caf%C3%A9/a%20b?q=x%2Fy) beside one that holds none: guestsdk's
+// URI fast path takes both, so the two should cost about the same
+// (url.Parse, which took the escaped one before, costs five times the
+// fast path natively; host/bench/README.md, "Session 15").
+func BenchmarkSandboxEscapedURI(b *testing.B) {
+	for _, guest := range []string{"hellomany", "hello-tinygo"} {
+		for _, uri := range []struct{ name, target string }{{"plain", "/bench?q=ab"}, {"escaped", "/caf%C3%A9/a%20b?q=x%2Fy"}} {
+			b.Run(guest+"/"+uri.name, func(b *testing.B) {
+				wasm := guests[guest]
+				if guest == "hello-tinygo" {
+					wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+				}
+				benchServe(b, benchServer(b, wasm, ""), httptest.NewRequest(http.MethodGet, uri.target, nil), nil)
+			})
+		}
+	}
+}
+
 // benchServe serves req to srv b.N times, timed with the process's CPU
 // (guesttest.ReportCPU) and allocations reported; each answer must be 200
 // and pass check (nil: any), which returns what is wrong ("" when
