@@ -68,7 +68,8 @@ func parseSimpleURIInto(u *url.URL, uri string) (ok bool) {
 	}
 	host := rest[:i]
 	rest = rest[i:]
-	// Path: up to an optional '?'; the query after it is kept as it is.
+	// Path: up to an optional '?'; the query after it is RawQuery as it
+	// stands.
 	j := 0
 	for j < len(rest) && rest[j] != '?' {
 		j++
@@ -113,8 +114,8 @@ func unescapePath(p string) (path, rawPath string, ok bool) {
 			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
 				return "", "", false
 			}
-			b := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if byteClasses[b]&classPath != 0 || 'a' <= p[i+1] || 'a' <= p[i+2] {
+			v := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if byteClasses[v]&classPath != 0 || 'a' <= p[i+1] || 'a' <= p[i+2] {
 				keepRaw = true // EscapedPath would write it otherwise
 			}
 			escapes++
