@@ -207,7 +207,7 @@ func TestSendDownstreamStreaming(t *testing.T) {
 	// A hostcall other than a body write, append or close flushes what
 	// waits (the guest may block there).
 	h.want(abi.None, abi.ModuleHTTPBody, "known_length", uint64(b), h.out())
-	if !h.rec.Flushed {
+	if !h.flushed() {
 		t.Fatal("head and first bytes not flushed before the next hostcall")
 	}
 	// The body handle stays open: writes go to the client at once.
@@ -225,6 +225,17 @@ func TestSendDownstreamStreaming(t *testing.T) {
 	}
 }
 
+// flushed reports whether the client's recorder was flushed, read under
+// the streamed response's flushWriter lock: its flushDelay timer flushes
+// the recorder under that lock from a goroutine of its own, and may fire
+// while a test runs its next hostcalls.
+func (h *harness) flushed() bool {
+	fw := h.s.down.flush
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return h.rec.Flushed
+}
+
 // TestSendDownstreamFlushTimer: a streamed head and body the guest
 // leaves without another hostcall (computing, or in a WASI call) still
 // reach the client, flushDelay later.
@@ -232,14 +243,8 @@ func TestSendDownstreamFlushTimer(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	r, b := h.respWithBody(200, "first ")
 	h.want(abi.OK, abi.ModuleHTTPResp, "send_downstream", uint64(r), uint64(b), 1)
-	fw := h.s.down.flush
-	flushed := func() bool {
-		fw.mu.Lock() // the timer flushes the recorder under it
-		defer fw.mu.Unlock()
-		return h.rec.Flushed
-	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !flushed() {
+	for !h.flushed() {
 		if time.Now().After(deadline) {
 			t.Fatal("the streamed head was never flushed")
 		}
