@@ -99,15 +99,8 @@ func parseSimpleURIInto(u *url.URL, uri string) (ok bool) {
 // of a byte that does not). ok is false for a byte parseSimpleURI leaves
 // to url.Parse (a control byte, '#', a '%' without two hex digits).
 func unescapePath(p string) (path, rawPath string, ok bool) {
-	i := 0
-	for i < len(p) && byteClasses[p[i]]&classPath != 0 {
-		i++
-	}
-	if i == len(p) {
-		return p, "", true // the usual path: nothing to decode
-	}
 	escapes, keepRaw := 0, false
-	for ; i < len(p); i++ {
+	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case byteClasses[c]&classPath != 0:
 		case c == '%':
@@ -130,7 +123,7 @@ func unescapePath(p string) (path, rawPath string, ok bool) {
 		rawPath = p
 	}
 	if escapes == 0 {
-		return p, rawPath, true
+		return p, rawPath, true // the usual path: nothing to decode
 	}
 	b := make([]byte, 0, len(p)-2*escapes)
 	for i := 0; i < len(p); i++ {

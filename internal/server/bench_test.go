@@ -62,14 +62,7 @@ func benchServer(b *testing.B, wasm []byte, manifest string) *server.Server {
 func BenchmarkSandbox(b *testing.B) {
 	for _, guest := range []string{"hello", "rawhello", "hellopreinit", "hellomany", "vcpumany", "hello-tinygo", "rawhello-tinygo"} {
 		b.Run(guest, func(b *testing.B) {
-			wasm := guests[guest]
-			switch guest {
-			case "hello-tinygo":
-				wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
-			case "rawhello-tinygo":
-				wasm = guesttest.RequireTinyGoFixtures(b, "testdata/guests/rawhello")["rawhello"]
-			}
-			benchServe(b, benchServer(b, wasm, ""), httptest.NewRequest(http.MethodGet, "/bench", nil), nil)
+			benchServe(b, benchServer(b, benchGuest(b, guest), ""), httptest.NewRequest(http.MethodGet, "/bench", nil), nil)
 		})
 	}
 }
@@ -84,14 +77,23 @@ func BenchmarkSandboxEscapedURI(b *testing.B) {
 	for _, guest := range []string{"hellomany", "hello-tinygo"} {
 		for _, uri := range []struct{ name, target string }{{"plain", "/bench?q=ab"}, {"escaped", "/caf%C3%A9/a%20b?q=x%2Fy"}} {
 			b.Run(guest+"/"+uri.name, func(b *testing.B) {
-				wasm := guests[guest]
-				if guest == "hello-tinygo" {
-					wasm = guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
-				}
-				benchServe(b, benchServer(b, wasm, ""), httptest.NewRequest(http.MethodGet, uri.target, nil), nil)
+				benchServe(b, benchServer(b, benchGuest(b, guest), ""), httptest.NewRequest(http.MethodGet, uri.target, nil), nil)
 			})
 		}
 	}
+}
+
+// benchGuest returns the module named guest: a Go fixture of TestMain,
+// or "hello-tinygo" and "rawhello-tinygo", examples/hello and
+// testdata/guests/rawhello built with TinyGo (skipped without it).
+func benchGuest(b *testing.B, guest string) []byte {
+	switch guest {
+	case "hello-tinygo":
+		return guesttest.RequireTinyGoFixtures(b, "examples/hello")["hello"]
+	case "rawhello-tinygo":
+		return guesttest.RequireTinyGoFixtures(b, "testdata/guests/rawhello")["rawhello"]
+	}
+	return guests[guest]
 }
 
 // benchServe serves req to srv b.N times, timed with the process's CPU
